@@ -1,0 +1,1 @@
+//! warren-device (being written).

@@ -1,0 +1,3 @@
+//! Sans-IO WireGuard mesh core (being written).
+pub mod drops;
+pub mod key;

@@ -1,0 +1,1 @@
+//! warren-uapi (being written).

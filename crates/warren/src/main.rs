@@ -1,0 +1,2 @@
+//! The warren CLI.
+fn main() {}
