@@ -1,0 +1,567 @@
+//! The mesh node: a sans-IO WireGuard interface.
+//!
+//! [`Node`] owns the peer table, the cryptokey routing table (allowed IPs →
+//! peer) and one boringtun `Tunn` per peer. It never touches a socket, a TUN
+//! device or the clock: the driver feeds it datagrams from the UDP socket
+//! ([`Node::handle_datagram`]), IP packets from the TUN ([`Node::send_ip`]) and
+//! the current time ([`Node::handle_timeout`]), and sends what it returns.
+//!
+//! # Driving it
+//! After every input, drain [`Node::poll_transmit`] and send each datagram,
+//! then sleep until [`Node::poll_timeout`] and call [`Node::handle_timeout`].
+//! The data path returns its output in the caller's buffer (no allocation
+//! per packet); only handshakes, keepalives and cookie replies are queued.
+//!
+//! boringtun's `Tunn` reads the monotonic clock itself for handshake and
+//! rekey timers; everything decided here (keepalives, ticks, paths, roaming)
+//! uses the `now` it is given.
+
+use crate::drops::{DropCounters, DropReason};
+use crate::key::PeerKey;
+use crate::peer::{Path, Peer, PeerConfig, PeerStats};
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use ip_network::IpNetwork;
+use ip_network_table::IpNetworkTable;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often WireGuard's timers are checked (boringtun's own device uses 250 ms).
+pub const TIMER_TICK: Duration = Duration::from_millis(250);
+
+/// How often the handshake rate limiter's window restarts (as in boringtun's device).
+const RATE_LIMIT_WINDOW: Duration = Duration::from_secs(1);
+
+/// Handshakes per second the node accepts from unknown addresses before it
+/// answers with cookies instead (boringtun's device default).
+const HANDSHAKE_RATE_LIMIT: u64 = 100;
+
+/// Session indexes are 24 bits: boringtun puts its own counter in the low byte.
+const INDEX_MASK: u32 = 0x00ff_ffff;
+
+/// Smallest buffer boringtun can write a handshake initiation into.
+const MIN_OUT_BUFFER: usize = 148;
+
+/// WireGuard's per-data-packet overhead: header, counter and AEAD tag.
+pub const DATA_OVERHEAD: usize = 32;
+
+/// A datagram to send on the device's UDP socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit<B> {
+    /// Where to send it.
+    pub dst: SocketAddr,
+    /// The WireGuard message.
+    pub payload: B,
+}
+
+/// A packet the node refused; it has already been counted under `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("packet dropped: {reason}")]
+pub struct Dropped {
+    /// Why the packet was dropped.
+    pub reason: DropReason,
+}
+
+/// A configuration change the node could not apply; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The change names a peer the node does not have.
+    #[error("no peer with public key {0}")]
+    UnknownPeer(PeerKey),
+    /// A peer with this key already exists.
+    #[error("peer {0} already exists")]
+    DuplicatePeer(PeerKey),
+    /// The key is the node's own public key; a node cannot be its own peer.
+    #[error("peer {0} is this node's own public key")]
+    OwnKey(PeerKey),
+}
+
+/// What boringtun did with an incoming datagram, without borrowing its buffer.
+enum Decapsulated {
+    Nothing,
+    Reply(Vec<u8>),
+    Deliver { len: usize, source: IpAddr },
+    Failed(DropReason),
+}
+
+/// A userspace WireGuard interface without I/O. See the module docs.
+pub struct Node {
+    private_key: StaticSecret,
+    public_key: PublicKey,
+    peers: HashMap<u32, Peer>,
+    index_by_key: HashMap<PeerKey, u32>,
+    routes: IpNetworkTable<u32>,
+    next_index: u32,
+    rate_limiter: Arc<RateLimiter>,
+    queued: VecDeque<Transmit<Vec<u8>>>,
+    drops: DropCounters,
+    next_tick: Instant,
+    next_rate_limit_reset: Instant,
+    scratch: Box<[u8; MIN_OUT_BUFFER]>,
+}
+
+impl Node {
+    /// A node with `private_key` and no peers. `seed` picks the first session
+    /// index (use a random value so indexes are not predictable across restarts).
+    pub fn new(private_key: [u8; 32], seed: u64, now: Instant) -> Self {
+        let private_key = StaticSecret::from(private_key);
+        let public_key = PublicKey::from(&private_key);
+        Node {
+            rate_limiter: Arc::new(RateLimiter::new(&public_key, HANDSHAKE_RATE_LIMIT)),
+            private_key,
+            public_key,
+            peers: HashMap::new(),
+            index_by_key: HashMap::new(),
+            routes: IpNetworkTable::new(),
+            next_index: (seed as u32) & INDEX_MASK,
+            queued: VecDeque::new(),
+            drops: DropCounters::default(),
+            next_tick: now,
+            next_rate_limit_reset: now + RATE_LIMIT_WINDOW,
+            scratch: Box::new([0; MIN_OUT_BUFFER]),
+        }
+    }
+
+    /// The node's public key.
+    pub fn public_key(&self) -> PeerKey {
+        PeerKey::from(self.public_key)
+    }
+
+    /// The node's private key (for the UAPI `get`, which reports it).
+    pub fn private_key(&self) -> [u8; 32] {
+        self.private_key.to_bytes()
+    }
+
+    /// Replaces the node's private key. Every session is dropped (they were
+    /// keyed to the old identity); a peer whose key is the new public key is
+    /// removed, as a node cannot be its own peer.
+    pub fn set_private_key(&mut self, private_key: [u8; 32]) {
+        self.private_key = StaticSecret::from(private_key);
+        self.public_key = PublicKey::from(&self.private_key);
+        self.rate_limiter = Arc::new(RateLimiter::new(&self.public_key, HANDSHAKE_RATE_LIMIT));
+        let own = self.public_key();
+        self.remove_peer(&own);
+        for peer in self.peers.values_mut() {
+            peer.tunn = Tunn::new(
+                self.private_key.clone(),
+                peer.key.into(),
+                peer.preshared_key,
+                None,
+                peer.index,
+                None,
+            );
+        }
+    }
+
+    /// Adds a peer. Its allowed IPs are taken from any peer that had them.
+    pub fn add_peer(&mut self, key: PeerKey, config: PeerConfig) -> Result<(), ConfigError> {
+        if key == self.public_key() {
+            return Err(ConfigError::OwnKey(key));
+        }
+        if self.index_by_key.contains_key(&key) {
+            return Err(ConfigError::DuplicatePeer(key));
+        }
+        let index = self.allocate_index();
+        let peer = Peer {
+            key,
+            index,
+            tunn: Tunn::new(
+                self.private_key.clone(),
+                key.into(),
+                config.preshared_key,
+                None,
+                index,
+                None,
+            ),
+            preshared_key: config.preshared_key,
+            path: config.endpoint.map_or(Path::Unknown, Path::Direct),
+            persistent_keepalive: config.persistent_keepalive,
+            last_sent: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            drops: DropCounters::default(),
+        };
+        self.peers.insert(index, peer);
+        self.index_by_key.insert(key, index);
+        for network in config.allowed_ips {
+            self.routes.insert(network, index);
+        }
+        tracing::debug!(peer = ?key, index, "peer added");
+        Ok(())
+    }
+
+    /// Whether the node has a peer with this key.
+    pub fn has_peer(&self, key: &PeerKey) -> bool {
+        self.index_by_key.contains_key(key)
+    }
+
+    /// Removes a peer, its session and its allowed IPs. Returns whether it existed.
+    pub fn remove_peer(&mut self, key: &PeerKey) -> bool {
+        let Some(index) = self.index_by_key.remove(key) else {
+            return false;
+        };
+        self.peers.remove(&index);
+        self.routes.retain(|_, owner| *owner != index);
+        tracing::debug!(peer = ?key, "peer removed");
+        true
+    }
+
+    /// Removes every peer.
+    pub fn remove_all_peers(&mut self) {
+        self.peers.clear();
+        self.index_by_key.clear();
+        self.routes = IpNetworkTable::new();
+    }
+
+    /// Sets the peer's path (see [`Path`]). The WireGuard session is kept.
+    pub fn set_path(&mut self, key: &PeerKey, path: Path) -> Result<(), ConfigError> {
+        self.peer_mut(key)?.path = path;
+        Ok(())
+    }
+
+    /// Sets the persistent keepalive interval in seconds (0 turns it off).
+    pub fn set_persistent_keepalive(
+        &mut self,
+        key: &PeerKey,
+        seconds: u16,
+    ) -> Result<(), ConfigError> {
+        self.peer_mut(key)?.persistent_keepalive = seconds;
+        Ok(())
+    }
+
+    /// Sets or clears the pre-shared key. A changed key restarts the session,
+    /// since the current one was keyed without it.
+    pub fn set_preshared_key(
+        &mut self,
+        key: &PeerKey,
+        preshared_key: Option<[u8; 32]>,
+    ) -> Result<(), ConfigError> {
+        let private_key = self.private_key.clone();
+        let peer = self.peer_mut(key)?;
+        if peer.preshared_key != preshared_key {
+            peer.preshared_key = preshared_key;
+            peer.tunn = Tunn::new(
+                private_key,
+                peer.key.into(),
+                preshared_key,
+                None,
+                peer.index,
+                None,
+            );
+        }
+        Ok(())
+    }
+
+    /// Replaces the peer's allowed IPs.
+    pub fn set_allowed_ips(
+        &mut self,
+        key: &PeerKey,
+        networks: Vec<IpNetwork>,
+    ) -> Result<(), ConfigError> {
+        let index = self.index_of(key)?;
+        self.routes.retain(|_, owner| *owner != index);
+        for network in networks {
+            self.routes.insert(network, index);
+        }
+        Ok(())
+    }
+
+    /// Adds one allowed IP network to the peer, taking it from any other peer.
+    pub fn add_allowed_ip(&mut self, key: &PeerKey, network: IpNetwork) -> Result<(), ConfigError> {
+        let index = self.index_of(key)?;
+        self.routes.insert(network, index);
+        Ok(())
+    }
+
+    /// A snapshot of one peer.
+    pub fn peer(&self, key: &PeerKey) -> Option<PeerStats> {
+        let index = self.index_by_key.get(key)?;
+        self.peers.get(index).map(|peer| self.stats_of(peer))
+    }
+
+    /// Snapshots of every peer, ordered by public key.
+    pub fn peers(&self) -> Vec<PeerStats> {
+        let mut all: Vec<PeerStats> = self.peers.values().map(|p| self.stats_of(p)).collect();
+        all.sort_by_key(|peer| peer.key);
+        all
+    }
+
+    /// Drops counted for the whole node, by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Handles a datagram that arrived on the UDP socket from `from`.
+    ///
+    /// Returns the decrypted IP packet to write to the TUN (inside `out`), or
+    /// `None` when the datagram was protocol traffic (its replies are queued
+    /// for [`Node::poll_transmit`]). A refused datagram is counted and changes
+    /// no session, endpoint or counter other than the drop counters. `out`
+    /// must be at least as long as `datagram`.
+    pub fn handle_datagram<'a>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Option<&'a mut [u8]>, Dropped> {
+        if out.len() < datagram.len() || out.len() < MIN_OUT_BUFFER {
+            return Err(self.drop_unattributed(DropReason::TooLarge));
+        }
+        let index = match self.identify_sender(from, datagram) {
+            Ok(index) => index,
+            Err(reason) => return Err(self.drop_unattributed(reason)),
+        };
+        let Some(peer) = self.peers.get_mut(&index) else {
+            return Err(self.drop_unattributed(DropReason::UnknownPeer));
+        };
+        let outcome = match peer.tunn.decapsulate(Some(from.ip()), datagram, out) {
+            TunnResult::Done => Decapsulated::Nothing,
+            TunnResult::Err(error) => Decapsulated::Failed(DropReason::from_wireguard(&error)),
+            TunnResult::WriteToNetwork(reply) => Decapsulated::Reply(reply.to_vec()),
+            TunnResult::WriteToTunnelV4(packet, source) => Decapsulated::Deliver {
+                len: packet.len(),
+                source: source.into(),
+            },
+            TunnResult::WriteToTunnelV6(packet, source) => Decapsulated::Deliver {
+                len: packet.len(),
+                source: source.into(),
+            },
+        };
+        if let Decapsulated::Failed(reason) = outcome {
+            peer.note_drop(reason);
+            self.drops.count(reason);
+            return Err(Dropped { reason });
+        }
+
+        // The datagram authenticated as this peer: it may roam to `from`.
+        peer.rx_bytes += datagram.len() as u64;
+        if peer.path != Path::Direct(from) {
+            tracing::debug!(peer = ?peer.key, %from, "peer endpoint roamed");
+            peer.path = Path::Direct(from);
+        }
+
+        match outcome {
+            Decapsulated::Reply(reply) => {
+                peer.note_sent(now, reply.len());
+                self.queued.push_back(Transmit {
+                    dst: from,
+                    payload: reply,
+                });
+                // A completed handshake releases packets boringtun queued while waiting.
+                while let TunnResult::WriteToNetwork(packet) = peer.tunn.decapsulate(None, &[], out)
+                {
+                    peer.note_sent(now, packet.len());
+                    self.queued.push_back(Transmit {
+                        dst: from,
+                        payload: packet.to_vec(),
+                    });
+                }
+                Ok(None)
+            }
+            Decapsulated::Deliver { len, source } => {
+                let owner = self.routes.longest_match(source).map(|(_, owner)| *owner);
+                if owner != Some(index) {
+                    peer.note_drop(DropReason::SourceNotAllowed);
+                    self.drops.count(DropReason::SourceNotAllowed);
+                    return Err(Dropped {
+                        reason: DropReason::SourceNotAllowed,
+                    });
+                }
+                Ok(out.get_mut(..len))
+            }
+            Decapsulated::Nothing | Decapsulated::Failed(_) => Ok(None),
+        }
+    }
+
+    /// Handles an IP packet read from the TUN: routes it to the peer whose
+    /// allowed IPs contain its destination and encrypts it into `out`.
+    ///
+    /// Returns the datagram to send, or `None` if the packet waits for a
+    /// handshake (which is then queued for [`Node::poll_transmit`]). `out` must
+    /// be at least `packet.len() + DATA_OVERHEAD` and 148 bytes long.
+    pub fn send_ip<'a>(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Option<Transmit<&'a mut [u8]>>, Dropped> {
+        let Some(destination) = Tunn::dst_address(packet) else {
+            return Err(self.drop_unattributed(DropReason::NotIp));
+        };
+        if out.len() < packet.len() + DATA_OVERHEAD || out.len() < MIN_OUT_BUFFER {
+            return Err(self.drop_unattributed(DropReason::TooLarge));
+        }
+        let Some(peer) = self
+            .routes
+            .longest_match(destination)
+            .and_then(|(_, index)| self.peers.get_mut(index))
+        else {
+            return Err(self.drop_unattributed(DropReason::NoRoute));
+        };
+        let reason = match peer.tunn.encapsulate(packet, out) {
+            TunnResult::WriteToNetwork(datagram) => match peer.path.destination() {
+                Some(dst) => {
+                    peer.note_sent(now, datagram.len());
+                    return Ok(Some(Transmit {
+                        dst,
+                        payload: datagram,
+                    }));
+                }
+                None => DropReason::NoEndpoint,
+            },
+            TunnResult::Err(error) => DropReason::from_wireguard(&error),
+            TunnResult::Done
+            | TunnResult::WriteToTunnelV4(..)
+            | TunnResult::WriteToTunnelV6(..) => return Ok(None),
+        };
+        peer.note_drop(reason);
+        self.drops.count(reason);
+        Err(Dropped { reason })
+    }
+
+    /// Advances timers to `now`: handshake retries, rekeys, keepalives and
+    /// persistent keepalives. Their datagrams are queued for [`Node::poll_transmit`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_rate_limit_reset {
+            self.rate_limiter.reset_count();
+            self.next_rate_limit_reset = now + RATE_LIMIT_WINDOW;
+        }
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + TIMER_TICK;
+        for peer in self.peers.values_mut() {
+            let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
+            match peer.tunn.update_timers(&mut self.scratch[..]) {
+                TunnResult::WriteToNetwork(datagram) => outputs[0] = Some(datagram.to_vec()),
+                TunnResult::Err(error) => {
+                    tracing::trace!(peer = ?peer.key, ?error, "timer");
+                }
+                _ => {}
+            }
+            if peer.keepalive_due(now) {
+                if let TunnResult::WriteToNetwork(datagram) =
+                    peer.tunn.encapsulate(&[], &mut self.scratch[..])
+                {
+                    outputs[1] = Some(datagram.to_vec());
+                }
+            }
+            for datagram in outputs.into_iter().flatten() {
+                match peer.path.destination() {
+                    Some(dst) => {
+                        peer.note_sent(now, datagram.len());
+                        self.queued.push_back(Transmit {
+                            dst,
+                            payload: datagram,
+                        });
+                    }
+                    None => {
+                        peer.note_drop(DropReason::NoEndpoint);
+                        self.drops.count(DropReason::NoEndpoint);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next queued datagram to send (handshakes, keepalives, cookie replies).
+    pub fn poll_transmit(&mut self) -> Option<Transmit<Vec<u8>>> {
+        self.queued.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick.min(self.next_rate_limit_reset)
+    }
+
+    /// Works out which peer a datagram claims to come from, checking MAC1
+    /// (and the cookie when under load) before doing any expensive work.
+    fn identify_sender(&mut self, from: SocketAddr, datagram: &[u8]) -> Result<u32, DropReason> {
+        let mut cookie = [0u8; 64];
+        let packet = match self
+            .rate_limiter
+            .verify_packet(Some(from.ip()), datagram, &mut cookie)
+        {
+            Ok(packet) => packet,
+            Err(TunnResult::WriteToNetwork(reply)) => {
+                // Under load: answer with a cookie (64 bytes, smaller than the
+                // 148-byte initiation it answers, so never an amplifier).
+                self.queued.push_back(Transmit {
+                    dst: from,
+                    payload: reply.to_vec(),
+                });
+                return Err(DropReason::UnderLoad);
+            }
+            Err(TunnResult::Err(error)) => return Err(DropReason::from_wireguard(&error)),
+            Err(_) => return Err(DropReason::Malformed),
+        };
+        match packet {
+            Packet::HandshakeInit(init) => {
+                let half = parse_handshake_anon(&self.private_key, &self.public_key, &init)
+                    .map_err(|error| DropReason::from_wireguard(&error))?;
+                self.index_by_key
+                    .get(&PeerKey(half.peer_static_public))
+                    .copied()
+                    .ok_or(DropReason::UnknownPeer)
+            }
+            Packet::HandshakeResponse(response) => Ok(response.receiver_idx >> 8),
+            Packet::PacketCookieReply(reply) => Ok(reply.receiver_idx >> 8),
+            Packet::PacketData(data) => Ok(data.receiver_idx >> 8),
+        }
+    }
+
+    fn drop_unattributed(&mut self, reason: DropReason) -> Dropped {
+        self.drops.count(reason);
+        Dropped { reason }
+    }
+
+    fn index_of(&self, key: &PeerKey) -> Result<u32, ConfigError> {
+        self.index_by_key
+            .get(key)
+            .copied()
+            .ok_or(ConfigError::UnknownPeer(*key))
+    }
+
+    fn peer_mut(&mut self, key: &PeerKey) -> Result<&mut Peer, ConfigError> {
+        let index = self.index_of(key)?;
+        self.peers
+            .get_mut(&index)
+            .ok_or(ConfigError::UnknownPeer(*key))
+    }
+
+    fn allocate_index(&mut self) -> u32 {
+        loop {
+            let candidate = self.next_index;
+            self.next_index = (self.next_index + 1) & INDEX_MASK;
+            if !self.peers.contains_key(&candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    fn stats_of(&self, peer: &Peer) -> PeerStats {
+        let mut allowed_ips: Vec<IpNetwork> = self
+            .routes
+            .iter()
+            .filter(|(_, owner)| **owner == peer.index)
+            .map(|(network, _)| network)
+            .collect();
+        allowed_ips.sort();
+        PeerStats {
+            key: peer.key,
+            preshared_key: peer.preshared_key,
+            path: peer.path,
+            last_handshake: peer.tunn.time_since_last_handshake(),
+            rx_bytes: peer.rx_bytes,
+            tx_bytes: peer.tx_bytes,
+            persistent_keepalive: peer.persistent_keepalive,
+            allowed_ips,
+            drops: peer.drops.clone(),
+        }
+    }
+}

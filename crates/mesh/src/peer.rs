@@ -1,0 +1,108 @@
+//! One WireGuard peer: its session (a boringtun `Tunn`), where to send its
+//! packets, and its counters.
+
+use crate::drops::{DropCounters, DropReason};
+use crate::key::PeerKey;
+use boringtun::noise::Tunn;
+use ip_network::IpNetwork;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Where a peer's encrypted packets are sent.
+///
+/// This is the seam that path selection works through: changing a peer's
+/// path changes only where datagrams go, never the WireGuard session, so a
+/// transfer in flight survives the switch. Relayed paths join `Direct` when
+/// the relay exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// No way to reach the peer is known yet (it may still reach us).
+    Unknown,
+    /// Straight to the peer's UDP endpoint.
+    Direct(SocketAddr),
+}
+
+impl Path {
+    /// The UDP address datagrams for this path are sent to, if any.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        match self {
+            Path::Unknown => None,
+            Path::Direct(addr) => Some(*addr),
+        }
+    }
+}
+
+/// The configuration of a peer, as `wg set` or a config file gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Optional pre-shared key mixed into the handshake.
+    pub preshared_key: Option<[u8; 32]>,
+    /// The peer's UDP endpoint, if known in advance.
+    pub endpoint: Option<SocketAddr>,
+    /// Send a keepalive after this many seconds without sending anything (0 = off).
+    pub persistent_keepalive: u16,
+    /// The inner addresses this peer may use as a source and is routed for.
+    pub allowed_ips: Vec<IpNetwork>,
+}
+
+/// A snapshot of one peer's state, for `wg show`, metrics and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerStats {
+    /// The peer's public key.
+    pub key: PeerKey,
+    /// The pre-shared key, if one is set.
+    pub preshared_key: Option<[u8; 32]>,
+    /// The current path to the peer.
+    pub path: Path,
+    /// Time since the last completed handshake (`None` if never).
+    pub last_handshake: Option<Duration>,
+    /// Bytes of WireGuard datagrams received from the peer and accepted.
+    pub rx_bytes: u64,
+    /// Bytes of WireGuard datagrams sent to the peer.
+    pub tx_bytes: u64,
+    /// Persistent keepalive interval in seconds (0 = off).
+    pub persistent_keepalive: u16,
+    /// The peer's allowed IPs, sorted.
+    pub allowed_ips: Vec<IpNetwork>,
+    /// Packets to or from this peer that were dropped, by reason.
+    pub drops: DropCounters,
+}
+
+/// A peer inside the node. Owned and driven by [`crate::Node`].
+pub(crate) struct Peer {
+    pub(crate) key: PeerKey,
+    pub(crate) index: u32,
+    pub(crate) tunn: Tunn,
+    pub(crate) preshared_key: Option<[u8; 32]>,
+    pub(crate) path: Path,
+    pub(crate) persistent_keepalive: u16,
+    pub(crate) last_sent: Option<Instant>,
+    pub(crate) rx_bytes: u64,
+    pub(crate) tx_bytes: u64,
+    pub(crate) drops: DropCounters,
+}
+
+impl Peer {
+    /// Records a datagram sent to this peer.
+    pub(crate) fn note_sent(&mut self, now: Instant, bytes: usize) {
+        self.tx_bytes += bytes as u64;
+        self.last_sent = Some(now);
+    }
+
+    /// Records a drop attributed to this peer.
+    pub(crate) fn note_drop(&mut self, reason: DropReason) {
+        self.drops.count(reason);
+    }
+
+    /// Whether a persistent keepalive is due at `now`.
+    pub(crate) fn keepalive_due(&self, now: Instant) -> bool {
+        if self.persistent_keepalive == 0 {
+            return false;
+        }
+        let interval = Duration::from_secs(u64::from(self.persistent_keepalive));
+        match self.last_sent {
+            None => true,
+            Some(sent) => now.saturating_duration_since(sent) >= interval,
+        }
+    }
+}
