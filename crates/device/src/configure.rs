@@ -1,0 +1,122 @@
+//! Translation between UAPI requests and the mesh core.
+//!
+//! A `set` request is parsed completely (by `warren-uapi`) before anything
+//! here runs, and applying it to the [`Node`] cannot fail half-way: every
+//! change is one the node accepts. A `get` is answered from a snapshot.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use warren_mesh::{Node, Path, PeerConfig, PeerKey, PeerStats};
+use warren_uapi::{DeviceState, PeerChange, PeerState, SetRequest};
+
+/// Applies the peer and key parts of a `set` request. The socket parts
+/// (listen port, fwmark) are the driver's, applied before this runs, and
+/// so is the refusal of a request to remove the private key (a warren
+/// device always has one).
+pub fn apply(node: &mut Node, request: &SetRequest) {
+    if let Some(Some(private_key)) = request.private_key {
+        node.set_private_key(private_key.0);
+    }
+    if request.replace_peers {
+        node.remove_all_peers();
+    }
+    let own_key = node.public_key();
+    for change in &request.peers {
+        let key = PeerKey(change.public_key.0);
+        if key == own_key {
+            // As wireguard-go does: a device is never its own peer.
+            continue;
+        }
+        if change.remove {
+            node.remove_peer(&key);
+        } else if node.has_peer(&key) {
+            update_peer(node, &key, change);
+        } else if !change.update_only {
+            let config = PeerConfig {
+                preshared_key: preshared_key(change).flatten(),
+                endpoint: change.endpoint,
+                persistent_keepalive: change.persistent_keepalive_interval.unwrap_or(0),
+                allowed_ips: change.allowed_ips.clone(),
+            };
+            // Neither our own key (skipped above) nor a duplicate (checked).
+            let _ = node.add_peer(key, config);
+        }
+    }
+}
+
+fn update_peer(node: &mut Node, key: &PeerKey, change: &PeerChange) {
+    // The peer exists and is not us, so none of these can fail.
+    if let Some(psk) = preshared_key(change) {
+        let _ = node.set_preshared_key(key, psk);
+    }
+    if let Some(endpoint) = change.endpoint {
+        let _ = node.set_path(key, Path::Direct(endpoint));
+    }
+    if let Some(seconds) = change.persistent_keepalive_interval {
+        let _ = node.set_persistent_keepalive(key, seconds);
+    }
+    if change.replace_allowed_ips {
+        let _ = node.set_allowed_ips(key, change.allowed_ips.clone());
+    } else {
+        for network in &change.allowed_ips {
+            let _ = node.add_allowed_ip(key, *network);
+        }
+    }
+}
+
+/// The requested PSK change: `None` = unchanged, `Some(None)` = remove.
+fn preshared_key(change: &PeerChange) -> Option<Option<[u8; 32]>> {
+    change
+        .preshared_key
+        .map(|key| if key.is_zero() { None } else { Some(key.0) })
+}
+
+/// The device as `get=1` reports it.
+pub fn snapshot(node: &Node, listen_port: u16, fwmark: u32, wall_clock: SystemTime) -> DeviceState {
+    DeviceState {
+        private_key: Some(warren_uapi::Key(node.private_key())),
+        listen_port,
+        fwmark,
+        peers: node
+            .peers()
+            .iter()
+            .map(|peer| peer_state(peer, wall_clock))
+            .collect(),
+    }
+}
+
+fn peer_state(peer: &PeerStats, wall_clock: SystemTime) -> PeerState {
+    PeerState {
+        public_key: warren_uapi::Key(peer.key.0),
+        preshared_key: peer.preshared_key.map(warren_uapi::Key),
+        endpoint: peer.path.destination(),
+        last_handshake: peer
+            .last_handshake
+            .and_then(|ago| wall_clock.checked_sub(ago))
+            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+            .filter(|since_epoch| *since_epoch > Duration::ZERO),
+        rx_bytes: peer.rx_bytes,
+        tx_bytes: peer.tx_bytes,
+        persistent_keepalive_interval: peer.persistent_keepalive,
+        allowed_ips: peer.allowed_ips.clone(),
+    }
+}
+
+/// warren's `stats=1` answer: `drop_<reason>=N` for the device, then for
+/// each peer `public_key=<hex>` followed by its own `drop_<reason>=N` lines.
+pub fn format_stats(node: &Node) -> String {
+    let mut text = String::new();
+    for (reason, count) in node.drops().nonzero() {
+        text.push_str(&format!("drop_{reason}={count}\n"));
+    }
+    for peer in node.peers() {
+        text.push_str(&format!(
+            "public_key={}\n",
+            warren_uapi::Key(peer.key.0).to_hex()
+        ));
+        for (reason, count) in peer.drops.nonzero() {
+            text.push_str(&format!("drop_{reason}={count}\n"));
+        }
+    }
+    text.push_str("errno=0\n\n");
+    text
+}

@@ -1,0 +1,137 @@
+//! `warren device`: run a userspace WireGuard interface by hand.
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use warren_device::netlink::IfAddress;
+use warren_device::{Device, DeviceOptions, DEFAULT_MTU};
+
+/// Userspace WireGuard interfaces.
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Create a WireGuard interface and serve it in the foreground.
+    ///
+    /// Creates the TUN interface IFACE, gives it its addresses and MTU, and
+    /// serves WireGuard on one UDP port until interrupted (SIGINT or SIGTERM),
+    /// then removes the interface, its routes and its UAPI socket.
+    ///
+    /// Peers come from --config (a wg(8)/wg-quick file) and can be changed
+    /// at any time with the standard tools through the UAPI socket
+    /// /var/run/wireguard/IFACE.sock, e.g. `wg show IFACE` or
+    /// `wg set IFACE peer KEY allowed-ips 10.9.0.2/32 endpoint 203.0.113.2:51820`.
+    /// A route through IFACE is added for every allowed-IPs prefix outside
+    /// the interface's own subnets (default routes excepted).
+    ///
+    /// Without a private key in the configuration, a random one is used;
+    /// `wg show IFACE public-key` prints its public key.
+    #[command(
+        after_help = "Examples:\n  warren device up wg0 --address 10.9.0.1/24 --config /etc/warren/wg0.conf\n  \
+         warren device up wg0 --address 10.9.0.1/24 --listen-port 51820 &\n  \
+         wg set wg0 private-key ./key peer <PUBKEY> allowed-ips 10.9.0.2/32 endpoint 203.0.113.2:51820"
+    )]
+    Up(UpArgs),
+}
+
+/// Arguments of `warren device up`.
+#[derive(Args)]
+pub struct UpArgs {
+    /// Interface name (at most 15 characters).
+    #[arg(default_value = "warren0")]
+    iface: String,
+    /// Address of the interface with its subnet, e.g. 10.9.0.1/24 (repeatable).
+    /// Adds to the `Address =` lines of --config.
+    #[arg(long = "address", value_name = "IP/PREFIX", value_parser = parse_if_address)]
+    addresses: Vec<IfAddress>,
+    /// Interface MTU [default: the config's `MTU =`, else 1420].
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// UDP port to listen on; 0 picks a free port [default: the config's
+    /// `ListenPort =`, else 0].
+    #[arg(long, value_name = "PORT")]
+    listen_port: Option<u16>,
+    /// A wg(8) configuration file ([Interface] PrivateKey, ListenPort,
+    /// FwMark, and wg-quick's Address and MTU; [Peer] sections).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Runs a `warren device` subcommand.
+pub fn run(command: DeviceCommand) -> Result<()> {
+    match command {
+        DeviceCommand::Up(args) => up(args),
+    }
+}
+
+fn up(args: UpArgs) -> Result<()> {
+    let mut options = DeviceOptions::new(args.iface);
+    if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file = warren_uapi::parse_config_file(&text)
+            .with_context(|| format!("in {}", path.display()))?;
+        options
+            .addresses
+            .extend(file.addresses.iter().map(|address| IfAddress {
+                address: address.addr,
+                prefix_len: address.prefix_len,
+            }));
+        options.mtu = file.mtu.unwrap_or(DEFAULT_MTU);
+        options.config = Some(file.set);
+    }
+    options.addresses.extend(args.addresses);
+    if let Some(mtu) = args.mtu {
+        options.mtu = mtu;
+    }
+    if let Some(port) = args.listen_port {
+        options.listen_port = port;
+        if let Some(config) = options.config.as_mut() {
+            config.listen_port = Some(port);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let name = options.name.clone();
+        let device = Device::create(options)
+            .await
+            .with_context(|| format!("bringing up {name}"))?;
+        device.run(shutdown_signal()?).await?;
+        Ok(())
+    })
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Parses `10.9.0.1/24` (an address with its subnet's prefix length).
+fn parse_if_address(text: &str) -> Result<IfAddress> {
+    let (address, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| anyhow!("expected ADDRESS/PREFIX, e.g. 10.9.0.1/24"))?;
+    let address: IpAddr = address
+        .parse()
+        .map_err(|_| anyhow!("{address:?} is not an IP address"))?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix_len: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|len| *len <= max)
+        .ok_or_else(|| anyhow!("prefix length must be 0..={max}"))?;
+    Ok(IfAddress {
+        address,
+        prefix_len,
+    })
+}

@@ -1,0 +1,4 @@
+//! The `warren` subcommands, one module each.
+
+pub mod device;
+pub mod keys;
