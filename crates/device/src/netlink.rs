@@ -21,7 +21,7 @@ use std::pin::pin;
 
 use futures::{StreamExt, TryStreamExt};
 use ip_network::IpNetwork;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope, RouteType,
@@ -280,6 +280,7 @@ impl Netlink {
     /// IPv4 or IPv6. The kernel also installs the route to the subnet
     /// (`10.9.0.0/24 dev …`, `proto kernel`).
     ///
+    /// IPv6 addresses are added with `nodad`, so they are usable at once.
     /// Adding an address the interface already has with that prefix length
     /// is not an error.
     pub async fn add_address(
@@ -300,13 +301,19 @@ impl Netlink {
             address,
             prefix_len,
         };
-        let result = self
-            .handle
-            .address()
-            .add(index, address, prefix_len)
-            .execute()
-            .await
-            .map_err(to_io);
+        let mut request = self.handle.address().add(index, address, prefix_len);
+        if address.is_ipv6() {
+            // Without NODAD the address is "tentative" until the kernel's
+            // DAD work runs (even on a NOARP link such as a TUN, where it
+            // then skips DAD), and binding or sending from it fails with
+            // EADDRNOTAVAIL meanwhile. Mesh addresses are unique by
+            // allocation; there is no neighbour on a TUN to ask anyway.
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        let result = request.execute().await.map_err(to_io);
         let source = match result {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => match self.addresses(index).await {
