@@ -8,6 +8,7 @@
 //! - [`topology`]: two hosts on a link, or a "public" segment with hosts
 //!   behind cone, symmetric or carrier-grade NAT routers;
 //! - [`impair`]: UDP blocking, loss and delay;
+//! - [`tcp`]: known data both ways, checked byte for byte;
 //! - [`udp`]: traffic helpers (reflexive-address discovery, hole punching,
 //!   DF datagrams);
 //! - [`wg`]: reference WireGuard peers (wireguard-go, boringtun-cli) and
@@ -25,6 +26,7 @@ pub mod lab;
 pub mod netns;
 pub mod process;
 pub mod sweep;
+pub mod tcp;
 pub mod topology;
 pub mod udp;
 pub mod wg;

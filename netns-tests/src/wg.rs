@@ -265,6 +265,25 @@ impl WgIface {
             .with_context(|| format!("parsing `wg show {} dump`:\n{text}", self.name))
     }
 
+    /// Polls `wg show dump` until the peer with `public_key` reports a
+    /// handshake (boringtun-cli reports none during the first second after
+    /// one), and returns that peer.
+    pub fn wait_for_handshake(&self, public_key: &str, timeout: Duration) -> Result<WgPeer> {
+        let mut last = None;
+        let found = crate::process::wait_for_value(
+            &format!("a handshake with {public_key} on {}", self.name),
+            timeout,
+            || match self.peer(public_key) {
+                Ok(p) if p.latest_handshake.is_some() => Some(p),
+                other => {
+                    last = Some(other);
+                    None
+                }
+            },
+        );
+        found.with_context(|| format!("last seen: {last:?}; {}", self.proc.describe()))
+    }
+
     /// `wg show IFACE dump` for the peer with `public_key`.
     pub fn peer(&self, public_key: &str) -> Result<WgPeer> {
         let dump = self.dump()?;
@@ -296,6 +315,10 @@ pub struct WgPeer {
     /// Allowed IPs as printed.
     pub allowed_ips: Vec<String>,
     /// Time of the latest handshake, `None` if there was none.
+    ///
+    /// boringtun-cli 0.7.1 reports the *age* of the handshake in seconds where
+    /// the UAPI wants a UNIX time (and 0 during its first second); values too
+    /// small to be a UNIX time are taken as an age, see [`WgDump::parse_at`].
     pub latest_handshake: Option<SystemTime>,
     /// Bytes received from the peer.
     pub rx_bytes: u64,
@@ -305,6 +328,10 @@ pub struct WgPeer {
     pub keepalive: Option<u16>,
 }
 
+/// Latest-handshake values below this are ages, not UNIX times (see
+/// [`WgPeer::latest_handshake`]).
+pub const AGE_BELOW: u64 = 1_000_000_000;
+
 fn none_if_off(s: &str) -> Option<&str> {
     match s {
         "(none)" | "off" | "" => None,
@@ -313,8 +340,15 @@ fn none_if_off(s: &str) -> Option<&str> {
 }
 
 impl WgDump {
-    /// Parses the tab-separated output of `wg show IFACE dump`.
+    /// Parses the tab-separated output of `wg show IFACE dump` read now.
     pub fn parse(text: &str) -> Result<WgDump> {
+        WgDump::parse_at(text, SystemTime::now())
+    }
+
+    /// Parses `wg show IFACE dump` output read at `now`. A latest-handshake
+    /// value below [`AGE_BELOW`] (2001-09-09 as a UNIX time) is an age in
+    /// seconds (boringtun-cli's way), turned into `now - age`.
+    pub fn parse_at(text: &str, now: SystemTime) -> Result<WgDump> {
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let head = lines.next().context("empty dump")?;
         let f: Vec<&str> = head.split('\t').collect();
@@ -349,7 +383,11 @@ impl WgDump {
                 allowed_ips: none_if_off(allowed)
                     .map(|a| a.split(',').map(str::to_owned).collect())
                     .unwrap_or_default(),
-                latest_handshake: (secs != 0).then(|| UNIX_EPOCH + Duration::from_secs(secs)),
+                latest_handshake: match secs {
+                    0 => None,
+                    age if age < AGE_BELOW => now.checked_sub(Duration::from_secs(age)),
+                    t => Some(UNIX_EPOCH + Duration::from_secs(t)),
+                },
                 rx_bytes: rx.parse().with_context(|| format!("rx bytes {rx:?}"))?,
                 tx_bytes: tx.parse().with_context(|| format!("tx bytes {tx:?}"))?,
                 keepalive: none_if_off(keepalive)
@@ -391,6 +429,17 @@ mod tests {
             (None, None, None)
         );
         assert!(q.allowed_ips.is_empty());
+    }
+
+    #[test]
+    fn takes_small_handshake_values_as_ages() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let text = "x\ty\t1\toff\np\t(none)\t(none)\t(none)\t7\t0\t0\toff\n";
+        let d = WgDump::parse_at(text, now).expect("parse");
+        assert_eq!(
+            d.peers[0].latest_handshake,
+            Some(now - Duration::from_secs(7))
+        );
     }
 
     #[test]

@@ -301,3 +301,92 @@ fn random_loss_drops_a_plausible_share() {
         started.elapsed()
     );
 }
+
+#[test]
+fn wireguard_go_and_boringtun_cli_interoperate() {
+    use warren_netns_tests::tcp;
+    use warren_netns_tests::wg::{start_wg, KeyPair, PeerConfig, WgImpl};
+
+    let lab = Lab::new("interop").expect("lab");
+    let net = two_hosts(&lab).expect("topology");
+    let go = start_wg(&lab, &net.a.ns, WgImpl::WireguardGo, "10.9.0.1/24", 1420)
+        .expect("wireguard-go (run scripts/setup if missing)");
+    let bt = start_wg(&lab, &net.b.ns, WgImpl::BoringtunCli, "10.9.0.2/24", 1420)
+        .expect("boringtun-cli (run scripts/setup if missing)");
+    let (ka, kb) = (
+        KeyPair::generate().expect("key"),
+        KeyPair::generate().expect("key"),
+    );
+    go.set_key(&ka, 51820, lab.dir()).expect("wireguard-go key");
+    bt.set_key(&kb, 51821, lab.dir())
+        .expect("boringtun-cli key");
+    go.add_peer(&PeerConfig {
+        public_key: kb.public.clone(),
+        allowed_ips: vec!["10.9.0.2/32".into()],
+        endpoint: Some((net.b.ip, 51821).into()),
+        keepalive: None,
+    })
+    .expect("wireguard-go peer");
+    bt.add_peer(&PeerConfig {
+        public_key: ka.public.clone(),
+        allowed_ips: vec!["10.9.0.1/32".into()],
+        endpoint: Some((net.a.ip, 51820).into()),
+        keepalive: None,
+    })
+    .expect("boringtun-cli peer");
+
+    let timeout = Duration::from_secs(10);
+    let (up, down) = (tcp::pattern(300_000, 1), tcp::pattern(200_000, 2));
+    tcp::exchange(
+        &net.b.ns,
+        (bt.ip(), 9000).into(),
+        &net.a.ns,
+        &up,
+        &down,
+        timeout,
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "wireguard-go -> boringtun-cli: {e:#}\n{}\n{}",
+            go.proc.describe(),
+            bt.proc.describe()
+        )
+    });
+    tcp::exchange(
+        &net.a.ns,
+        (go.ip(), 9001).into(),
+        &net.b.ns,
+        &down,
+        &up,
+        timeout,
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "boringtun-cli -> wireguard-go: {e:#}\n{}\n{}",
+            go.proc.describe(),
+            bt.proc.describe()
+        )
+    });
+
+    // Each side moved at least 400 kB of payload each way, plus overhead.
+    for (iface, peer) in [(&go, &kb.public), (&bt, &ka.public)] {
+        let p = iface
+            .wait_for_handshake(peer, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{:?}: {e:#}", iface.imp));
+        let age = p.latest_handshake.and_then(|t| t.elapsed().ok());
+        assert!(
+            age.is_some_and(|a| a < Duration::from_secs(60)),
+            "{:?}: handshake age {age:?}",
+            iface.imp
+        );
+        assert!(
+            p.rx_bytes > 400_000 && p.tx_bytes > 400_000,
+            "{:?}: counters {p:?}",
+            iface.imp
+        );
+    }
+    assert_eq!(
+        go.peer(&kb.public).expect("dump").endpoint,
+        Some((net.b.ip, 51821).into())
+    );
+}

@@ -1,0 +1,104 @@
+//! TCP traffic helpers: move known data both ways between two namespaces and
+//! check every byte (e.g. through a WireGuard tunnel).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::netns::Netns;
+
+/// `len` bytes of a pattern that differs per `seed` and per position, so a
+/// reordered, truncated or mixed-up stream is noticed.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8))
+        .collect()
+}
+
+/// Where two byte strings first differ, for messages.
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => format!("first difference at byte {i}"),
+        None => format!("lengths {} and {}", a.len(), b.len()),
+    }
+}
+
+/// Listens on `listen` inside `server_ns`, connects from `client_ns`, sends
+/// `up` from client to server and then `down` back, and checks both arrive
+/// intact. Every step is bounded by `timeout`.
+pub fn exchange(
+    server_ns: &Netns,
+    listen: SocketAddr,
+    client_ns: &Netns,
+    up: &[u8],
+    down: &[u8],
+    timeout: Duration,
+) -> Result<()> {
+    let listener = server_ns
+        .run_in(|| TcpListener::bind(listen))?
+        .with_context(|| format!("listen on {listen} in {server_ns}"))?;
+    std::thread::scope(|s| {
+        let server = s.spawn(|| -> Result<()> {
+            listener.set_nonblocking(false)?;
+            let (mut conn, _) = accept_within(&listener, timeout)?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            let mut got = vec![0u8; up.len()];
+            conn.read_exact(&mut got)
+                .with_context(|| format!("server on {listen}: read {} bytes", up.len()))?;
+            if got != up {
+                bail!(
+                    "server on {listen} received corrupt data: {}",
+                    first_difference(&got, up)
+                );
+            }
+            conn.write_all(down).context("server: write")?;
+            conn.shutdown(Shutdown::Write).context("server: shutdown")?;
+            Ok(())
+        });
+        let client = (|| -> Result<()> {
+            let mut conn = client_ns
+                .run_in(|| TcpStream::connect_timeout(&listen, timeout))?
+                .with_context(|| format!("connect to {listen} from {client_ns}"))?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            conn.write_all(up).context("client: write")?;
+            let mut got = Vec::with_capacity(down.len());
+            conn.read_to_end(&mut got).context("client: read")?;
+            if got != down {
+                bail!(
+                    "client received corrupt data from {listen}: {}",
+                    first_difference(&got, down)
+                );
+            }
+            Ok(())
+        })();
+        let server = server
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        client.and(server)
+    })
+}
+
+/// `accept` that gives up after `timeout`.
+fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
+    listener.set_nonblocking(true)?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((c, a)) => {
+                c.set_nonblocking(false)?;
+                return Ok((c, a));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() >= deadline {
+                    bail!("no connection within {timeout:?}");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e).context("accept"),
+        }
+    }
+}
