@@ -390,3 +390,87 @@ fn wireguard_go_and_boringtun_cli_interoperate() {
         Some((net.b.ip, 51821).into())
     );
 }
+
+/// Root-namespace state a lab must never change: link names, iptables rules
+/// (filter and nat) and IPv4 forwarding. Read-only.
+fn root_namespace_snapshot() -> String {
+    let links = run_args(["ip", "-br", "link"]).expect("ip link");
+    let mut snap: Vec<String> = links
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|n| format!("link {n}"))
+        .collect();
+    for table in ["filter", "nat"] {
+        snap.push(run_args(["iptables", "-w", "-t", table, "-S"]).expect("iptables -S"));
+    }
+    snap.push(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("ip_forward"));
+    snap.join("\n")
+}
+
+fn http_get(ns: &Netns, addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    ns.run_in(|| {
+        let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        c.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(c, "GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+        let mut body = String::new();
+        c.read_to_string(&mut body)?;
+        Ok(body)
+    })
+    .map_err(std::io::Error::other)?
+}
+
+#[test]
+fn dockerd_runs_host_network_containers_inside_its_namespace_only() {
+    use warren_netns_tests::{import_busybox_image, start_dockerd};
+
+    let before = root_namespace_snapshot();
+    {
+        let lab = Lab::new("docker").expect("lab");
+        let net = two_hosts(&lab).expect("topology");
+        let dockerd =
+            start_dockerd(&lab, &net.a.ns).expect("dockerd (run scripts/setup if missing)");
+        import_busybox_image(&dockerd, "local/busybox:1").expect("import busybox image");
+        dockerd
+            .docker(&[
+                "run",
+                "-d",
+                "--network",
+                "host",
+                "local/busybox:1",
+                "sh",
+                "-c",
+                "echo hello from the worker > /www/hello.txt && exec httpd -f -p 8080 -h /www",
+            ])
+            .expect("docker run");
+        // From the other host: the container's port is bound in the worker's namespace.
+        let url = SocketAddr::from((net.a.ip, 8080));
+        let body = warren_netns_tests::wait_for_value(
+            "httpd in the container",
+            Duration::from_secs(10),
+            || http_get(&net.b.ns, url, "/hello.txt").ok(),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", dockerd.proc.describe()));
+        assert!(
+            body.starts_with("HTTP/1.1 200") && body.contains("hello from the worker"),
+            "{body}"
+        );
+        let ps = dockerd.docker(&["ps", "-q"]).expect("docker ps");
+        assert_eq!(ps.lines().count(), 1, "one container running: {ps}");
+        let pid = dockerd.proc.pid();
+        dockerd.stop().expect("stop dockerd");
+        assert!(process_gone(pid), "dockerd {pid} still running");
+        drop(dockerd);
+        // Nothing is left in the worker's namespace (containerd, shims, httpd).
+        let left = net.a.ns.pids().expect("pids");
+        assert!(
+            left.is_empty(),
+            "processes left in the worker's namespace: {left:?}"
+        );
+    }
+    assert_eq!(
+        before,
+        root_namespace_snapshot(),
+        "the root namespace changed"
+    );
+}
