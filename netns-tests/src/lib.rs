@@ -7,7 +7,8 @@
 //! - [`process`]: long-running programs in a namespace, stopped by pid;
 //! - [`topology`]: two hosts on a link, or a "public" segment with hosts
 //!   behind cone, symmetric or carrier-grade NAT routers;
-//! - [`impair`]: UDP blocking, loss and delay;
+//! - [`impair`]: UDP blocking, loss and delay (the `lab-nfq-delay` helper
+//!   binary of this package holds NFQUEUE packets, since there is no netem);
 //! - [`tcp`]: known data both ways, checked byte for byte;
 //! - [`udp`]: traffic helpers (reflexive-address discovery, hole punching,
 //!   DF datagrams);

@@ -153,3 +153,40 @@ pub fn drain(sock: &UdpSocket, quiet: Duration) -> Result<Vec<usize>> {
 pub fn is_emsgsize(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EMSGSIZE)
 }
+
+/// Round-trip times of `probes` sequential datagrams to an echoing server
+/// (e.g. a [`Reflector`]); a probe unanswered within `timeout` is an error.
+pub fn round_trips(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    probes: u32,
+    timeout: Duration,
+) -> Result<Vec<Duration>> {
+    let mut buf = [0u8; 1500];
+    let mut rtts = Vec::new();
+    for i in 0..probes {
+        let sent = Instant::now();
+        sock.send_to(&i.to_be_bytes(), server)
+            .with_context(|| format!("probe to {server}"))?;
+        loop {
+            let left = timeout.checked_sub(sent.elapsed()).unwrap_or_default();
+            if left.is_zero() {
+                bail!("probe {i} to {server} unanswered within {timeout:?}");
+            }
+            sock.set_read_timeout(Some(left))?;
+            if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                if from == server {
+                    rtts.push(sent.elapsed());
+                    break;
+                }
+            }
+        }
+    }
+    Ok(rtts)
+}
+
+/// The median of some durations (zero if empty).
+pub fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d.get(d.len() / 2).copied().unwrap_or_default()
+}

@@ -474,3 +474,22 @@ fn dockerd_runs_host_network_containers_inside_its_namespace_only() {
         "the root namespace changed"
     );
 }
+
+#[test]
+fn nfqueue_delay_adds_latency_each_way() {
+    let lab = Lab::new("delay").expect("lab");
+    let net = two_hosts(&lab).expect("topology");
+    let echo = Reflector::start(&net.b.ns, (net.b.ip, 3478).into()).expect("echo");
+    let sock = bind(&net.a.ns, (net.a.ip, 0));
+    let base =
+        udp::median(udp::round_trips(&sock, echo.addr, 5, Duration::from_secs(1)).expect("rtt"));
+    let by = Duration::from_millis(20);
+    let _a = impair::delay(&lab, &net.a.ns, &net.a.iface, by).expect("delay on a");
+    let _b = impair::delay(&lab, &net.b.ns, &net.b.iface, by).expect("delay on b");
+    let rtts = udp::round_trips(&sock, echo.addr, 15, Duration::from_secs(2)).expect("rtt");
+    let med = udp::median(rtts.clone());
+    assert!(
+        med >= Duration::from_millis(40) && med < Duration::from_millis(80),
+        "20 ms each way: median RTT {med:?} (baseline {base:?}), all {rtts:?}"
+    );
+}

@@ -1,0 +1,197 @@
+//! Command-line options and the `--help` text.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::paths::PathKind;
+
+/// The manual page printed by `--help`.
+pub const HELP: &str = "\
+NAME
+    warren-bench - data-plane benchmark of warren against wireguard-go and boringtun-cli
+
+SYNOPSIS
+    warren-bench [--runs N] [--seconds S] [--probes N] [--quick]
+                 [--only PATH[,PATH...]] [--write FILE]
+
+DESCRIPTION
+    Builds one pair of network namespaces joined by a veth link per path, and
+    measures, in the same run and interleaving the paths run by run:
+
+      veth           iperf3 straight between the two hosts (no tunnel): the ceiling
+      warren         warren device <-> warren device
+      wireguard-go   wireguard-go <-> wireguard-go (the baseline of every ratio)
+      boringtun-cli  boringtun-cli <-> boringtun-cli
+
+    Tunnels use MTU 1420. For each path it reports: iperf3 TCP single-stream
+    throughput; iperf3 UDP throughput received and loss, with 1392-byte
+    datagrams (1420 - 20 IP - 8 UDP) sent as fast as iperf3 can (-b 0);
+    UDP ping-pong round-trip time p50/p99 through the tunnel, idle and while
+    an iperf3 TCP stream runs through it; and the CPU seconds both tunnel
+    processes spend per GiB moved by TCP (utime+stime from /proc/PID/stat).
+    Throughput figures are medians over the runs. The table on stdout gives
+    each figure's ratio against wireguard-go. Progress goes to stderr.
+
+    Everything happens inside network namespaces the benchmark creates and
+    removes on exit; nothing touches the root namespace. Needs root.
+
+OPTIONS
+    --runs N         iperf3 runs per path and protocol (default 3)
+    --seconds S      length of each iperf3 run in seconds (default 5)
+    --probes N       round-trip probes per latency measurement (default 2000)
+    --quick          1 run of 2 s and 300 probes, for development
+                     (flags given after --quick still apply)
+    --only LIST      comma-separated subset of: warren, wireguard-go,
+                     boringtun-cli, veth (default: all four)
+    --write FILE     also write the results, as Markdown, between the
+                     <!-- bench:start --> and <!-- bench:end --> markers of
+                     FILE (created if missing; the rest of FILE is kept)
+    -h, --help       print this text
+
+ENVIRONMENT
+    WARREN_BIN       the warren binary to benchmark (default: target/release/warren
+                     next to this binary; `make bench` builds it first)
+
+EXIT STATUS
+    0 on success; 1 on any failure (a one-line reason on stderr), including
+    Ctrl-C, after the lab has been cleaned up.
+
+EXAMPLES
+    make bench
+    cargo run --release -p warren-netns-tests --bin warren-bench -- --write docs/benchmarks.md
+    cargo run --release -p warren-netns-tests --bin warren-bench -- --quick --only warren,wireguard-go
+";
+
+/// What to run, from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// iperf3 runs per path and protocol.
+    pub runs: usize,
+    /// Length of each iperf3 run, in seconds.
+    pub seconds: u32,
+    /// Probes per latency measurement.
+    pub probes: usize,
+    /// The paths to measure, in canonical order.
+    pub paths: Vec<PathKind>,
+    /// The Markdown file to update, if any.
+    pub write: Option<PathBuf>,
+    /// Whether `--quick` was given (noted in the report).
+    pub quick: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            runs: 3,
+            seconds: 5,
+            probes: 2000,
+            paths: PathKind::ALL.to_vec(),
+            write: None,
+            quick: false,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Print [`HELP`].
+    Help,
+    /// Run the benchmark.
+    Run(Options),
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
+    let mut o = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .with_context(|| format!("{flag} needs a value (see --help)"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--quick" => {
+                o.quick = true;
+                o.runs = 1;
+                o.seconds = 2;
+                o.probes = 300;
+            }
+            "--runs" => o.runs = positive(&flag, &value()?)?,
+            "--seconds" => o.seconds = positive(&flag, &value()?)?,
+            "--probes" => o.probes = positive(&flag, &value()?)?,
+            "--write" => o.write = Some(PathBuf::from(value()?)),
+            "--only" => o.paths = only(&value()?)?,
+            _ => bail!("unknown argument {arg:?} (see --help)"),
+        }
+    }
+    Ok(Command::Run(o))
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) -> Result<T> {
+    match v.parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => bail!("{flag} wants a positive whole number, not {v:?}"),
+    }
+}
+
+fn only(list: &str) -> Result<Vec<PathKind>> {
+    let mut wanted = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let kind = PathKind::from_name(name).with_context(|| {
+            format!("unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth")
+        })?;
+        wanted.push(kind);
+    }
+    if wanted.is_empty() {
+        bail!("--only needs at least one path");
+    }
+    Ok(PathKind::ALL
+        .into_iter()
+        .filter(|k| wanted.contains(k))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Options> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Command::Run(o) => Ok(o),
+            Command::Help => bail!("help"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags() -> Result<()> {
+        assert_eq!(run(&[])?, Options::default());
+        let o = run(&["--quick", "--runs=2", "--only", "veth,warren", "--write", "x.md"])?;
+        assert_eq!((o.runs, o.seconds, o.probes, o.quick), (2, 2, 300, true));
+        assert_eq!(o.paths, vec![PathKind::Warren, PathKind::Veth]);
+        assert_eq!(o.write, Some(PathBuf::from("x.md")));
+        assert_eq!(parse(["-h".to_string()])?, Command::Help);
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            &["--runs"][..],
+            &["--runs", "0"],
+            &["--seconds", "x"],
+            &["--only", "kernel"],
+            &["--frobnicate"],
+        ] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
+    }
+}
