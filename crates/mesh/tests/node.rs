@@ -50,8 +50,7 @@ fn non_ip_packet_from_the_tun_is_dropped() {
 #[test]
 fn decrypted_packet_with_a_source_outside_allowed_ips_is_dropped() {
     let mut net = Net::full_mesh(2);
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"ok"))
-        .unwrap();
+    net.send_0_to_1(b"ok");
     net.drive();
     // Host 0 spoofs an inner source it is not allowed to use on host 1.
     let spoofed = ipv4_packet("10.0.0.77".parse().unwrap(), mesh_ip(1), b"spoof");
@@ -71,16 +70,13 @@ fn decrypted_packet_with_a_source_outside_allowed_ips_is_dropped() {
 #[test]
 fn authenticated_packet_from_a_new_address_moves_the_endpoint() {
     let mut net = Net::full_mesh(2);
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a"))
-        .unwrap();
-    net.drive();
+    net.establish();
     let handshake_before = net.hosts[1].node.peer(&net.key(0)).unwrap().last_handshake;
 
     // Host 0 changes address (a NAT rebinding, a new Wi-Fi).
     let roamed: std::net::SocketAddr = "198.51.100.7:4000".parse().unwrap();
     net.hosts[0].addr = roamed;
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"b"))
-        .unwrap();
+    net.send_0_to_1(b"b");
     net.drive();
     let seen = net.hosts[1].node.peer(&net.key(0)).unwrap();
     assert_eq!(seen.path, Path::Direct(roamed));
@@ -99,11 +95,8 @@ fn authenticated_packet_from_a_new_address_moves_the_endpoint() {
 #[test]
 fn unauthenticated_datagram_from_a_new_address_does_not_move_the_endpoint() {
     let mut net = Net::full_mesh(2);
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a"))
-        .unwrap();
-    net.drive();
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"b"))
-        .unwrap();
+    net.establish();
+    net.send_0_to_1(b"b");
     let (_, mut t) = net.in_flight.pop_front().unwrap();
     let last = t.payload.len() - 1;
     t.payload[last] ^= 1; // break the AEAD tag
@@ -117,9 +110,7 @@ fn unauthenticated_datagram_from_a_new_address_does_not_move_the_endpoint() {
 #[test]
 fn changing_a_peers_path_keeps_its_session() {
     let mut net = Net::full_mesh(2);
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a"))
-        .unwrap();
-    net.drive();
+    net.establish();
     // Host 1 is also reachable at a second address; host 0 switches to it.
     let second: std::net::SocketAddr = "198.51.100.2:7000".parse().unwrap();
     net.aliases.push((second, 1));
@@ -128,8 +119,7 @@ fn changing_a_peers_path_keeps_its_session() {
         .node
         .set_path(&key1, Path::Direct(second))
         .unwrap();
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"b"))
-        .unwrap();
+    net.send_0_to_1(b"b");
     let (_, t) = net.in_flight.front().unwrap();
     assert_eq!(t.dst, second);
     assert_eq!(
@@ -143,11 +133,8 @@ fn changing_a_peers_path_keeps_its_session() {
 #[test]
 fn replayed_data_is_dropped_and_counted() {
     let mut net = Net::full_mesh(2);
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a"))
-        .unwrap();
-    net.drive();
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"b"))
-        .unwrap();
+    net.establish();
+    net.send_0_to_1(b"b");
     let (from, t) = net.in_flight.pop_front().unwrap();
     assert_eq!(net.deliver(from, t.clone()).unwrap(), Ok(true));
     let before = net.hosts[1].node.peer(&net.key(0)).unwrap();
@@ -196,9 +183,7 @@ fn peer_without_endpoint_cannot_be_sent_to_until_it_calls_in() {
 #[test]
 fn persistent_keepalive_is_sent_after_the_interval_of_silence() {
     let mut net = Net::full_mesh(2);
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a"))
-        .unwrap();
-    net.drive();
+    net.establish();
     let key1 = net.key(1);
     net.hosts[0]
         .node
@@ -238,13 +223,11 @@ fn allowed_ip_moves_to_the_peer_that_claims_it_last() {
 #[test]
 fn every_truncation_of_valid_messages_is_dropped() {
     let mut net = Net::full_mesh(2);
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a"))
-        .unwrap();
+    net.send_0_to_1(b"a");
     let (from, init) = net.in_flight.pop_front().unwrap();
     net.deliver(from, init.clone());
     net.drive();
-    net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"data"))
-        .unwrap();
+    net.send_0_to_1(b"data");
     let (_, data) = net.in_flight.pop_front().unwrap();
     for message in [init, data] {
         for len in 0..message.payload.len() {
@@ -273,8 +256,7 @@ proptest! {
         from_port in 1u16..,
     ) {
         let mut net = Net::full_mesh(2);
-        net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a")).unwrap();
-        net.drive();
+        net.establish();
         let before = net.hosts[1].node.peer(&net.key(0)).unwrap();
         let drops_before = net.hosts[1].node.drops().total();
         let from = std::net::SocketAddr::from(([203, 0, 113, 9], from_port));
@@ -297,7 +279,7 @@ proptest! {
         prop_assert_eq!(after.path, before.path);
         prop_assert_eq!(after.rx_bytes, before.rx_bytes);
         prop_assert_eq!(net.hosts[1].node.drops().total(), drops_before + junk.len() as u64);
-        net.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"still works")).unwrap();
+        net.send_0_to_1(b"still works");
         net.drive();
         prop_assert_eq!(net.hosts[1].delivered.len(), 2);
     }

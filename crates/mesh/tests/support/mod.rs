@@ -102,6 +102,20 @@ impl Net {
         Ok(())
     }
 
+    /// Host 0 sends a small packet to host 1's mesh address.
+    pub fn send_0_to_1(&mut self, payload: &[u8]) {
+        self.send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), payload))
+            .unwrap();
+    }
+
+    /// Host 0 sends host 1 a first packet and the network runs until the
+    /// handshake is complete and the packet delivered.
+    pub fn establish(&mut self) {
+        self.send_0_to_1(b"first");
+        self.drive();
+        assert_eq!(self.hosts[1].delivered.len(), 1, "session established");
+    }
+
     /// Moves queued transmits of host `i` onto the wire.
     pub fn collect(&mut self, i: usize) {
         let src = self.hosts[i].addr;
