@@ -493,3 +493,93 @@ fn nfqueue_delay_adds_latency_each_way() {
         "20 ms each way: median RTT {med:?} (baseline {base:?}), all {rtts:?}"
     );
 }
+
+#[test]
+fn programs_start_with_sigint_at_default_and_report_how_they_exit() {
+    use std::os::unix::process::ExitStatusExt;
+    use warren_netns_tests::Signal;
+
+    let lab = Lab::new("signal").expect("lab");
+    let ns = lab.netns("h").expect("netns");
+    // Even if the test process ignores SIGINT (as a background job of a
+    // non-interactive shell does), the program must get the default.
+    // SAFETY: plain signal(2) calls; restored right after the spawn.
+    let old = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let sleeper = lab.spawn(&ns, Spawn::new("sleep").arg("100").name("sleeper"));
+    unsafe { libc::signal(libc::SIGINT, old) };
+    let sleeper = sleeper.expect("spawn");
+    assert!(sleeper.is_running());
+    sleeper.signal(Signal::Int).expect("SIGINT");
+    let status = sleeper
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits on SIGINT");
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert!(
+        sleeper.signal(Signal::Term).is_err(),
+        "signalling an exited process fails"
+    );
+
+    // A clean exit with output: the log is there to read.
+    let talker = lab
+        .spawn(
+            &ns,
+            Spawn::new("sh")
+                .args(["-c", "echo starting; echo \"x=$X\"; exit 3"])
+                .env("X", "42"),
+        )
+        .expect("spawn");
+    let status = talker.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(talker.log(), "starting\nx=42\n");
+    assert!(talker.describe().contains("exit code 3") && talker.describe().contains("x=42"));
+
+    // Waiting on a process that dies says so, with its log.
+    let dying = lab
+        .spawn(
+            &ns,
+            Spawn::new("sh").args(["-c", "echo fatal: no config; exit 1"]),
+        )
+        .expect("spawn");
+    let err = dying
+        .wait_for("a file that never appears", Duration::from_secs(5), || {
+            false
+        })
+        .expect_err("the process exits first");
+    assert!(format!("{err:#}").contains("fatal: no config"), "{err:#}");
+}
+
+#[test]
+fn block_udp_cuts_the_direct_path_but_not_the_relay() {
+    let lab = Lab::new("block").expect("lab");
+    let net = Internet::new(&lab).expect("internet");
+    let relay = net.add_public_host(&lab, "relay").expect("relay");
+    let reflector = Reflector::start(&relay.ns, (relay.ip, 3478).into()).expect("reflector");
+    let a = net.add_host(&lab, "a", Nat::Cone).expect("a");
+    let b = net.add_host(&lab, "b", Nat::Cone).expect("b");
+    let sa = bind(&a.ns, (Ipv4Addr::UNSPECIFIED, 7000));
+    let sb = bind(&b.ns, (Ipv4Addr::UNSPECIFIED, 7000));
+    let rules = impair::block_udp(&a, &b).expect("block");
+    let ra = udp::reflexive_addr(&sa, reflector.addr, Duration::from_secs(3))
+        .expect("relay reachable from a");
+    let rb = udp::reflexive_addr(&sb, reflector.addr, Duration::from_secs(3))
+        .expect("relay reachable from b");
+    let interval = Duration::from_millis(100);
+    let blocked = std::thread::scope(|s| {
+        let ta = s.spawn(|| udp::punch(&sa, rb, 5, interval).expect("punch"));
+        let tb = s.spawn(|| udp::punch(&sb, ra, 5, interval).expect("punch"));
+        (ta.join().expect("a"), tb.join().expect("b"))
+    });
+    assert_eq!(blocked, (0, 0), "blocked path must not carry UDP");
+    for r in &rules {
+        r.remove().expect("unblock");
+    }
+    let open = std::thread::scope(|s| {
+        let ta = s.spawn(|| udp::punch(&sa, rb, 10, interval).expect("punch"));
+        let tb = s.spawn(|| udp::punch(&sb, ra, 10, interval).expect("punch"));
+        (ta.join().expect("a"), tb.join().expect("b"))
+    });
+    assert!(
+        open.0 > 0 && open.1 > 0,
+        "unblocked path should punch again: {open:?}"
+    );
+}
