@@ -100,23 +100,3 @@ fn peer_state(peer: &PeerStats, wall_clock: SystemTime) -> PeerState {
         allowed_ips: peer.allowed_ips.clone(),
     }
 }
-
-/// warren's `stats=1` answer: `drop_<reason>=N` for the device, then for
-/// each peer `public_key=<hex>` followed by its own `drop_<reason>=N` lines.
-pub fn format_stats(node: &Node) -> String {
-    let mut text = String::new();
-    for (reason, count) in node.drops().nonzero() {
-        text.push_str(&format!("drop_{reason}={count}\n"));
-    }
-    for peer in node.peers() {
-        text.push_str(&format!(
-            "public_key={}\n",
-            warren_uapi::Key(peer.key.0).to_hex()
-        ));
-        for (reason, count) in peer.drops.nonzero() {
-            text.push_str(&format!("drop_{reason}={count}\n"));
-        }
-    }
-    text.push_str("errno=0\n\n");
-    text
-}

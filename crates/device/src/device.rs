@@ -8,6 +8,7 @@
 use crate::configure;
 use crate::netlink::{IfAddress, Netlink, NetlinkError};
 use crate::routes::Routes;
+use crate::stats;
 use crate::tun::{Tun, TunError};
 use crate::uapi_server::{self, UapiCommand, UapiListener, UapiRequest, UapiSocketError};
 use crate::udp::WgSocket;
@@ -230,7 +231,7 @@ impl Device {
 
     async fn handle_uapi(&mut self, request: UapiRequest) -> String {
         match request {
-            UapiRequest::Stats => configure::format_stats(&self.node),
+            UapiRequest::Stats => stats::format_stats(&self.node),
             UapiRequest::Uapi(Request::Get) => warren_uapi::format_get_response(
                 &configure::snapshot(&self.node, self.listen_port, self.fwmark, SystemTime::now()),
             ),

@@ -10,6 +10,7 @@ pub mod configure;
 mod device;
 pub mod netlink;
 pub mod routes;
+pub mod stats;
 pub mod tun;
 pub mod uapi_server;
 pub mod udp;

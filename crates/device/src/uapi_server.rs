@@ -4,8 +4,9 @@
 //! Each connection gets a task that frames requests and forwards them to the
 //! device loop, which owns all state; the task writes back the answer.
 //! Besides `get=1` and `set=1`, warren answers `stats=1` (drop counters by
-//! reason, see `docs/architecture.md`); `wg` never sends it.
+//! reason, see [`crate::stats`]); `wg` never sends it.
 
+use crate::stats::STATS_REQUEST;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,9 +17,6 @@ use warren_uapi::{errno, Request};
 
 /// Where UAPI sockets live, shared with wireguard-go and boringtun-cli.
 pub const DEFAULT_UAPI_DIR: &str = "/var/run/wireguard";
-
-/// The first line of warren's own statistics request.
-const STATS_REQUEST: &[u8] = b"stats=1\n\n";
 
 /// What a connection asks of the device loop.
 #[derive(Debug)]

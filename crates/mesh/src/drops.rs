@@ -104,6 +104,22 @@ impl DropReason {
     }
 }
 
+/// A drop reason name that is not one of [`DropReason::as_str`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown drop reason {0:?}")]
+pub struct UnknownDropReason(pub String);
+
+impl std::str::FromStr for DropReason {
+    type Err = UnknownDropReason;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        DropReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == name)
+            .ok_or_else(|| UnknownDropReason(name.to_owned()))
+    }
+}
+
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -148,6 +164,14 @@ mod tests {
         for (index, reason) in DropReason::ALL.iter().enumerate() {
             assert_eq!(reason.slot(), index);
         }
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for reason in DropReason::ALL {
+            assert_eq!(reason.as_str().parse::<DropReason>(), Ok(reason));
+        }
+        assert!("nonsense".parse::<DropReason>().is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod key;
 mod node;
 mod peer;
 
-pub use drops::{DropCounters, DropReason};
+pub use drops::{DropCounters, DropReason, UnknownDropReason};
 pub use key::{KeyParseError, PeerKey};
 pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, TIMER_TICK};
 pub use peer::{Path, PeerConfig, PeerStats};

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use warren_device::stats::{query_stats, DropReport};
 use warren_netns_tests::{
     start_wg, two_hosts, KeyPair, Lab, Netns, PeerConfig, TwoHosts, WgIface, WgImpl,
 };
@@ -167,63 +168,11 @@ pub fn transfer(client: &Netns, server_ns: &Netns, server_ip: Ipv4Addr, len: usi
     Ok(())
 }
 
-/// warren's drop counters (`stats=1` on the UAPI socket): device-wide
-/// counters, and per peer (hex key) counters.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub device: Vec<(String, u64)>,
-    pub peers: Vec<(String, Vec<(String, u64)>)>,
-}
-
-impl Stats {
-    /// Device-wide count for a reason (`"replayed"`), 0 if absent.
-    pub fn device(&self, reason: &str) -> u64 {
-        self.device
-            .iter()
-            .find(|(r, _)| r == reason)
-            .map_or(0, |(_, n)| *n)
-    }
-
-    /// Total device-wide drops.
-    pub fn device_total(&self) -> u64 {
-        self.device.iter().map(|(_, n)| n).sum()
-    }
-}
-
-/// Asks a warren interface for its drop counters.
-pub fn warren_stats(iface: &WgIface) -> Result<Stats> {
-    let path = warren_netns_tests::wg::uapi_socket(&iface.name);
-    let mut conn = std::os::unix::net::UnixStream::connect(&path)
-        .with_context(|| format!("connecting to {}", path.display()))?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    conn.write_all(b"stats=1\n\n")?;
-    let mut text = String::new();
-    let mut buf = [0u8; 4096];
-    while !text.ends_with("\n\n") {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    let mut stats = Stats::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if key == "public_key" {
-            stats.peers.push((value.to_owned(), Vec::new()));
-        } else if let Some(reason) = key.strip_prefix("drop_") {
-            let entry = (reason.to_owned(), value.parse()?);
-            match stats.peers.last_mut() {
-                Some((_, counters)) => counters.push(entry),
-                None => stats.device.push(entry),
-            }
-        } else if key == "errno" && value != "0" {
-            bail!("stats=1 answered errno={value}");
-        }
-    }
-    Ok(stats)
+/// warren's drop counters for an interface (its `stats=1` answer).
+pub fn warren_stats(iface: &WgIface) -> Result<DropReport> {
+    Ok(query_stats(&warren_netns_tests::wg::uapi_socket(
+        &iface.name,
+    ))?)
 }
 
 /// Captures UDP payloads leaving `ns` from `src` towards port `dst_port`

@@ -3,9 +3,12 @@
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use warren_device::netlink::IfAddress;
+use warren_device::stats::{query_stats, DropReport};
+use warren_device::uapi_server::DEFAULT_UAPI_DIR;
 use warren_device::{Device, DeviceOptions, DEFAULT_MTU};
+use warren_mesh::DropReason;
 
 /// Userspace WireGuard interfaces.
 #[derive(Subcommand)]
@@ -31,6 +34,27 @@ pub enum DeviceCommand {
          wg set wg0 private-key ./key peer <PUBKEY> allowed-ips 10.9.0.2/32 endpoint 203.0.113.2:51820"
     )]
     Up(UpArgs),
+    /// Show why packets were dropped, for the interface and each peer.
+    ///
+    /// Counts every datagram and packet the device refused since it started,
+    /// by reason: malformed, invalid_mac (not addressed to this key),
+    /// unknown_peer, unauthenticated, replayed, unexpected, no_session,
+    /// under_load, source_not_allowed (inner source outside the peer's
+    /// allowed IPs), no_route (no peer for the destination), no_endpoint,
+    /// not_ip, too_large. Endpoints, handshakes and byte counts are in
+    /// `wg show IFACE`.
+    Stats(StatsArgs),
+}
+
+/// Arguments of `warren device stats`.
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Interface name.
+    #[arg(default_value = "warren0")]
+    iface: String,
+    /// Print JSON: {"interface", "drops": {reason: count}, "peers": [{"public_key", "drops"}]}.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `warren device up`.
@@ -60,6 +84,7 @@ pub struct UpArgs {
 pub fn run(command: DeviceCommand) -> Result<()> {
     match command {
         DeviceCommand::Up(args) => up(args),
+        DeviceCommand::Stats(args) => stats(args),
     }
 }
 
@@ -101,6 +126,64 @@ fn up(args: UpArgs) -> Result<()> {
         device.run(shutdown_signal()?).await?;
         Ok(())
     })
+}
+
+fn stats(args: StatsArgs) -> Result<()> {
+    let socket = Path::new(DEFAULT_UAPI_DIR).join(format!("{}.sock", args.iface));
+    let report =
+        query_stats(&socket).with_context(|| format!("reading the counters of {}", args.iface))?;
+    if args.json {
+        println!("{}", stats_json(&args.iface, &report));
+    } else {
+        print!("{}", stats_text(&args.iface, &report));
+    }
+    Ok(())
+}
+
+fn stats_text(iface: &str, report: &DropReport) -> String {
+    let mut text = format!("interface: {iface}\n  dropped: {}\n", report.device_total());
+    for (reason, count) in &report.device {
+        text.push_str(&format!("    {reason:<20} {count}\n"));
+    }
+    for peer in &report.peers {
+        let total: u64 = peer.drops.iter().map(|(_, count)| count).sum();
+        text.push_str(&format!(
+            "\npeer: {}\n  dropped: {total}\n",
+            peer.public_key
+        ));
+        for (reason, count) in &peer.drops {
+            text.push_str(&format!("    {reason:<20} {count}\n"));
+        }
+    }
+    text
+}
+
+fn stats_json(iface: &str, report: &DropReport) -> String {
+    // Every string here is an interface name, a base64 key or a reason name:
+    // none needs escaping beyond what `{:?}` does for ASCII.
+    let counts = |drops: &[(DropReason, u64)]| {
+        let fields: Vec<String> = drops
+            .iter()
+            .map(|(reason, count)| format!("\"{reason}\":{count}"))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    };
+    let peers: Vec<String> = report
+        .peers
+        .iter()
+        .map(|peer| {
+            format!(
+                "{{\"public_key\":\"{}\",\"drops\":{}}}",
+                peer.public_key,
+                counts(&peer.drops)
+            )
+        })
+        .collect();
+    format!(
+        "{{\"interface\":{iface:?},\"drops\":{},\"peers\":[{}]}}",
+        counts(&report.device),
+        peers.join(",")
+    )
 }
 
 /// Completes on the first SIGINT or SIGTERM.
