@@ -424,7 +424,14 @@ proptest! {
         ],
         0..12,
     )) {
-        let _ = parse_config_file(&lines.join("\n"));
+        // Whatever is accepted is a request the UAPI codec carries intact.
+        if let Ok(file) = parse_config_file(&lines.join("\n")) {
+            let text = crate::format_set_request(&file.set);
+            prop_assert_eq!(
+                crate::parse_request(text.as_bytes()),
+                Ok(crate::Request::Set(file.set))
+            );
+        }
     }
 
     #[test]

@@ -512,9 +512,15 @@ proptest! {
     #[test]
     fn plausible_lines_never_panic(lines in proptest::collection::vec(arb_line(), 0..12)) {
         let text = format!("set=1\n{}\n\n", lines.join("\n"));
-        if let Err(err) = parse_request(text.as_bytes()) {
+        match parse_request(text.as_bytes()) {
             // Whatever went wrong, it is reported with an errno wg(8) knows.
-            prop_assert!(err.errno() < 0);
+            Err(err) => prop_assert!(err.errno() < 0),
+            // Whatever was accepted renders to text that parses back the same.
+            Ok(Request::Set(set)) => {
+                let again = format_set_request(&set);
+                prop_assert_eq!(parse_request(again.as_bytes()), Ok(Request::Set(set)));
+            }
+            Ok(Request::Get) => prop_assert!(false, "set parsed as get"),
         }
     }
 

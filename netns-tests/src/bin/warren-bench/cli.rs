@@ -93,6 +93,13 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The longest a latency-under-load measurement may take, in seconds.
+    pub fn load_cap(&self) -> u32 {
+        2 * self.seconds.max(5)
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
