@@ -121,8 +121,9 @@ impl std::str::FromStr for DropReason {
 }
 
 impl fmt::Display for DropReason {
+    /// The snake_case name; honours width and alignment (`{:<20}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
