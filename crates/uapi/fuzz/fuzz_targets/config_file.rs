@@ -10,5 +10,8 @@ fuzz_target!(|text: &str| {
         return;
     };
     let request = format_set_request(&file.set);
-    assert_eq!(parse_request(request.as_bytes()), Ok(Request::Set(file.set)));
+    assert_eq!(
+        parse_request(request.as_bytes()),
+        Ok(Request::Set(file.set))
+    );
 });
