@@ -278,6 +278,49 @@ fn junk_truncated_replayed_and_unknown_datagrams_are_dropped_and_counted_during_
     );
 }
 
+#[test]
+fn handshake_is_retried_until_the_peer_knows_us_and_keepalives_flow_when_idle() {
+    let lab = Lab::new("dev-timers").unwrap();
+    let p = pair(&lab, WgImpl::Warren, WgImpl::Warren).unwrap();
+    // b forgets a: a's first handshakes go unanswered.
+    p.b.set(["peer", &p.key_a.public, "remove"]).unwrap();
+    let server = echo_server(&p.hosts.b.ns).unwrap();
+    let client = echo_transfer(
+        &p.hosts.a.ns,
+        p.b.ip(),
+        Arc::new(pattern(5, 64 * 1024)),
+        Arc::new(AtomicU64::new(0)),
+    )
+    .unwrap();
+    wait_for("b to refuse a's handshake", Duration::from_secs(10), || {
+        warren_stats(&p.b)
+            .map(|stats| stats.device_count(DropReason::UnknownPeer) > 0)
+            .unwrap_or(false)
+    })
+    .unwrap();
+    // b learns a again; a's next handshake retry (every 5 s) gets through.
+    p.b.add_peer(&PeerConfig {
+        public_key: p.key_a.public.clone(),
+        allowed_ips: vec!["10.9.0.1/32".into()],
+        endpoint: None,
+        keepalive: None,
+    })
+    .unwrap();
+    client.join().unwrap().unwrap();
+    server.join().unwrap().unwrap();
+
+    // Persistent keepalive: with no traffic at all, a keeps talking to b.
+    p.a.set(["peer", &p.key_b.public, "persistent-keepalive", "1"])
+        .unwrap();
+    let before = p.b.peer(&p.key_a.public).unwrap().rx_bytes;
+    std::thread::sleep(Duration::from_millis(3500));
+    let after = p.b.peer(&p.key_a.public).unwrap().rx_bytes;
+    assert!(
+        after >= before + 2 * 32,
+        "keepalives arrived: {before} -> {after} bytes"
+    );
+}
+
 /// A valid handshake initiation to `responder` from a fresh key it does not know.
 fn handshake_initiation_from_unknown_key(responder: &str) -> Vec<u8> {
     use base64::Engine as _;
