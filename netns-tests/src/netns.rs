@@ -11,12 +11,16 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Context, Result};
 
 use crate::cmd;
+
+/// Next explicit veth interface index (see [`Netns::veth_to`]).
+static VETH_INDEX: AtomicU32 = AtomicU32::new(0);
 
 /// Directory where `ip netns` keeps its namespace handles.
 pub const NETNS_DIR: &str = "/var/run/netns";
@@ -132,20 +136,68 @@ impl Netns {
     /// Creates a veth pair with `local_if` in this namespace and `remote_if`
     /// in `remote`, directly inside the namespaces (nothing touches the root
     /// namespace). Both ends stay down.
+    ///
+    /// The two ends get distinct, explicit interface indexes: the kernel
+    /// starts transmitting on the end brought up first only when its
+    /// link-watch work runs, which it does at once for a stacked device whose
+    /// index differs from its peer's but up to a second later otherwise (two
+    /// fresh namespaces' first interfaces would both be index 2).
     pub fn veth_to(&self, local_if: &str, remote: &Netns, remote_if: &str) -> Result<()> {
-        self.ip([
-            "link",
-            "add",
-            local_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            remote_if,
-            "netns",
-            remote.name(),
-        ])
-        .map(drop)
+        let mut last = None;
+        for _ in 0..4 {
+            let i = VETH_INDEX.fetch_add(2, Ordering::Relaxed) % 1_000_000 + 1_000;
+            let r = self.ip([
+                "link",
+                "add",
+                local_if,
+                "index",
+                &i.to_string(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                remote_if,
+                "netns",
+                remote.name(),
+                "index",
+                &(i + 1).to_string(),
+            ]);
+            match r {
+                Ok(_) => return Ok(()),
+                // An index already taken in one of the namespaces reads the
+                // same as a name taken: retry with other indexes.
+                Err(e) if format!("{e:#}").contains("File exists") => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("veth {local_if}: no attempt made")))
+    }
+
+    /// Waits until every interface in `ifaces` is operationally up.
+    ///
+    /// Needed after bringing up a veth pair: the end brought up first gets
+    /// its carrier from the second, and the kernel only starts transmitting
+    /// on it (and reports it UP) when its link-watch work runs, which is
+    /// rate-limited to once a second when both ends share an ifindex (as two
+    /// fresh namespaces' first interfaces do). Until then its packets are
+    /// silently dropped.
+    pub fn wait_oper_up(&self, ifaces: &[&str], timeout: std::time::Duration) -> Result<()> {
+        let mut last = String::new();
+        let up = crate::process::wait_for(
+            &format!("{ifaces:?} in {} to be up", self.name),
+            timeout,
+            || {
+                last = self.ip(["-br", "link"]).unwrap_or_default();
+                ifaces.iter().all(|want| {
+                    last.lines().any(|l| {
+                        let mut f = l.split_whitespace();
+                        let name = f.next().unwrap_or("").split('@').next().unwrap_or("");
+                        name == *want && f.next() == Some("UP")
+                    })
+                })
+            },
+        );
+        up.with_context(|| format!("links:\n{last}"))
     }
 
     /// Creates a bridge `name` in this namespace, stops bridged frames from

@@ -11,6 +11,7 @@
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -21,6 +22,19 @@ use crate::netns::Netns;
 pub const PUBLIC_NET: &str = "203.0.113.0/24";
 /// Prefix length of the public segment.
 const PUBLIC_PREFIX: u8 = 24;
+
+/// How long builders wait for new links to come up (see
+/// [`Netns::wait_oper_up`]; normally at most a second).
+const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits until the listed links are up, so a builder returns a topology
+/// that carries its first packet.
+fn wait_up(links: &[(&Netns, &[&str])]) -> Result<()> {
+    for (ns, ifaces) in links {
+        ns.wait_oper_up(ifaces, LINK_UP_TIMEOUT)?;
+    }
+    Ok(())
+}
 
 /// A host: a namespace with one interface and one address.
 #[derive(Clone, Debug)]
@@ -136,10 +150,12 @@ pub fn two_hosts(lab: &Lab) -> Result<TwoHosts> {
             reflexive: ip,
         })
     };
-    Ok(TwoHosts {
+    let hosts = TwoHosts {
         a: mk(a, "a", Ipv4Addr::new(10, 0, 0, 1))?,
         b: mk(b, "b", Ipv4Addr::new(10, 0, 0, 2))?,
-    })
+    };
+    wait_up(&[(&hosts.a.ns, &["eth0"]), (&hosts.b.ns, &["eth0"])])?;
+    Ok(hosts)
 }
 
 #[derive(Debug)]
@@ -192,14 +208,15 @@ impl Internet {
         Ok((ip, port))
     }
 
-    /// Connects `iface` of `ns` to the bridge and gives it a public address.
-    fn attach(&self, ns: &Netns, iface: &str) -> Result<Ipv4Addr> {
+    /// Connects `iface` of `ns` to the bridge and gives it a public
+    /// address; returns it and the bridge port's name.
+    fn attach(&self, ns: &Netns, iface: &str) -> Result<(Ipv4Addr, String)> {
         let (ip, port) = self.next_public()?;
         self.ns.veth_to(&port, ns, iface)?;
         self.ns.attach_to_bridge(&port, "br0")?;
         ns.add_addr(iface, &format!("{ip}/{PUBLIC_PREFIX}"))?;
         ns.link_up(iface)?;
-        Ok(ip)
+        Ok((ip, port))
     }
 
     /// A host directly on the public segment (`eth0`, a 203.0.113.x address).
@@ -219,7 +236,8 @@ impl Internet {
             if opts.mtu.is_some() {
                 bail!("host {name}: an MTU needs a routed link, i.e. a router (not Nat::None)");
             }
-            let ip = self.attach(&ns, "eth0")?;
+            let (ip, port) = self.attach(&ns, "eth0")?;
+            wait_up(&[(&self.ns, &[&port]), (&ns, &["eth0"])])?;
             return Ok(Host {
                 name: name.to_owned(),
                 ns,
@@ -230,15 +248,15 @@ impl Internet {
             });
         }
         let rns = lab.netns(&format!("{name}gw"))?;
-        let (wan_ip, reflexive) = match &nat {
+        let (wan_ip, reflexive, upstream, port) = match &nat {
             Nat::CarrierGrade(carrier) => {
-                let ip = carrier.attach_home(&rns, "wan")?;
+                let (ip, port) = carrier.attach_home(&rns, "wan")?;
                 rns.default_route(carrier.lan_ip)?;
-                (ip, carrier.wan_ip)
+                (ip, carrier.wan_ip, &carrier.ns, port)
             }
             _ => {
-                let ip = self.attach(&rns, "wan")?;
-                (ip, ip)
+                let (ip, port) = self.attach(&rns, "wan")?;
+                (ip, ip, &self.ns, port)
             }
         };
         let k = {
@@ -260,6 +278,11 @@ impl Internet {
         ns.link_up("eth0")?;
         ns.default_route(lan_ip)?;
         nat_rules(&rns, "wan", matches!(nat, Nat::Symmetric))?;
+        wait_up(&[
+            (upstream, &[&port]),
+            (&rns, &["wan", "lan"]),
+            (&ns, &["eth0"]),
+        ])?;
         Ok(Host {
             name: name.to_owned(),
             ns,
@@ -286,7 +309,8 @@ impl Internet {
             c
         };
         let ns = lab.netns(name)?;
-        let wan_ip = self.attach(&ns, "wan")?;
+        let (wan_ip, port) = self.attach(&ns, "wan")?;
+        wait_up(&[(&self.ns, &[&port]), (&ns, &["wan"])])?;
         ns.add_bridge("br0")?;
         let lan_ip = Ipv4Addr::new(100, 64, index, 1);
         ns.add_addr("br0", &format!("{lan_ip}/24"))?;
@@ -303,8 +327,8 @@ impl Internet {
 
 impl Carrier {
     /// Connects a home router's `iface` to the carrier's bridge and gives it
-    /// the next 100.64.c.x address.
-    fn attach_home(&self, router: &Netns, iface: &str) -> Result<Ipv4Addr> {
+    /// the next 100.64.c.x address; returns it and the bridge port's name.
+    fn attach_home(&self, router: &Netns, iface: &str) -> Result<(Ipv4Addr, String)> {
         let host = {
             let mut n = self.next_home.lock().unwrap_or_else(|e| e.into_inner());
             let h = *n;
@@ -317,7 +341,7 @@ impl Carrier {
         let ip = Ipv4Addr::new(100, 64, self.index, host);
         router.add_addr(iface, &format!("{ip}/24"))?;
         router.link_up(iface)?;
-        Ok(ip)
+        Ok((ip, port))
     }
 }
 
