@@ -16,6 +16,31 @@
 //!   warren's own device, configured through `wg`;
 //! - [`docker`]: one Docker daemon per simulated worker.
 //!
+//! ```no_run
+//! use std::net::{Ipv4Addr, UdpSocket};
+//! use std::time::Duration;
+//! use warren_netns_tests::{udp, Internet, Lab, Nat};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let lab = Lab::new("example")?; // everything below goes when `lab` drops
+//! let net = Internet::new(&lab)?;
+//! let relay = net.add_public_host(&lab, "relay")?;
+//! let home = net.add_host(&lab, "home", Nat::Cone)?;
+//! let reflector = udp::Reflector::start(&relay.ns, (relay.ip, 3478).into())?;
+//! // Sockets made inside `in_ns` live in that namespace.
+//! let sock = lab.in_ns(&home.ns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))??;
+//! let seen = udp::reflexive_addr(&sock, reflector.addr, Duration::from_secs(2))?;
+//! assert_eq!(seen.ip(), home.reflexive_ip());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Interface names for anything that has a UAPI socket come from
+//! [`Lab::iface_name`] (the sockets in /var/run/wireguard are shared by all
+//! namespaces); reference peers start with [`wg::start_wg`]; a worker's
+//! Docker daemon with [`docker::start_dockerd`]. Test failures keep the lab's
+//! logs (`/tmp/wl/...`, path printed); `WARREN_LAB_KEEP=1` keeps them always.
+//!
 //! Hard rules (see shared/LAB.md): nothing is added to the root namespace,
 //! every address used belongs to a lab namespace, and processes are only
 //! ever signalled by pid.
