@@ -32,11 +32,13 @@ fn warren_devices_move_10_mib_both_ways_with_content_intact() {
 fn interop(reference: WgImpl) {
     let lab = Lab::new(&format!("dev-{}", reference.short())).unwrap();
     let p = pair(&lab, WgImpl::Warren, reference).unwrap();
-    // The reference peer initiates the handshake, then warren does after a rekey-free reuse.
+    // The reference peer initiates the first connection, warren the second.
     transfer(&p.hosts.b.ns, &p.hosts.a.ns, p.a.ip(), 4 * MIB).unwrap();
     transfer(&p.hosts.a.ns, &p.hosts.b.ns, p.b.ip(), 4 * MIB).unwrap();
+    // boringtun-cli reports no handshake in the first second of a session: poll.
+    p.b.wait_for_handshake(&p.key_a.public, Duration::from_secs(5))
+        .unwrap();
     let seen_by_reference = p.b.peer(&p.key_a.public).unwrap();
-    assert!(seen_by_reference.latest_handshake.is_some());
     assert!(seen_by_reference.rx_bytes > 8 * MIB as u64);
 }
 
