@@ -154,7 +154,9 @@ fn only(list: &str) -> Result<Vec<PathKind>> {
     let mut wanted = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let kind = PathKind::from_name(name).with_context(|| {
-            format!("unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth")
+            format!(
+                "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth"
+            )
         })?;
         wanted.push(kind);
     }
@@ -181,7 +183,14 @@ mod tests {
     #[test]
     fn defaults_and_flags() -> Result<()> {
         assert_eq!(run(&[])?, Options::default());
-        let o = run(&["--quick", "--runs=2", "--only", "veth,warren", "--write", "x.md"])?;
+        let o = run(&[
+            "--quick",
+            "--runs=2",
+            "--only",
+            "veth,warren",
+            "--write",
+            "x.md",
+        ])?;
         assert_eq!((o.runs, o.seconds, o.probes, o.quick), (2, 2, 300, true));
         assert_eq!(o.paths, vec![PathKind::Warren, PathKind::Veth]);
         assert_eq!(o.write, Some(PathBuf::from("x.md")));

@@ -27,7 +27,9 @@ impl Json {
             s: text.as_bytes(),
             i: 0,
         };
-        let v = p.value().with_context(|| format!("invalid JSON near byte {}", p.i))?;
+        let v = p
+            .value()
+            .with_context(|| format!("invalid JSON near byte {}", p.i))?;
         p.ws();
         if p.i != p.s.len() {
             bail!("invalid JSON: trailing data at byte {}", p.i);

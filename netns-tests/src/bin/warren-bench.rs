@@ -1,0 +1,280 @@
+//! `warren-bench`: the data-plane benchmark of warren against wireguard-go
+//! and boringtun-cli (and raw veth as the ceiling), run by `make bench`.
+//!
+//! Each path is two lab namespaces on a veth link; the paths are measured
+//! in the same run, interleaved run by run: iperf3 TCP and UDP throughput,
+//! UDP round-trip latency idle and under load, and the tunnel processes'
+//! CPU seconds per GiB. See `--help` (the [`cli::HELP`] text) for details.
+
+// A binary's root module looks for modules beside it; these live in
+// `warren-bench/`.
+#[path = "warren-bench/about.rs"]
+mod about;
+#[path = "warren-bench/cli.rs"]
+mod cli;
+#[path = "warren-bench/cpu.rs"]
+mod cpu;
+#[path = "warren-bench/iperf.rs"]
+mod iperf;
+#[path = "warren-bench/json.rs"]
+mod json;
+#[path = "warren-bench/latency.rs"]
+mod latency;
+#[path = "warren-bench/paths.rs"]
+mod paths;
+#[path = "warren-bench/report.rs"]
+mod report;
+#[path = "warren-bench/stats.rs"]
+mod stats;
+
+use std::path::Path as FsPath;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::about::About;
+use crate::cli::{Command, Options};
+use crate::paths::{Path, PathKind};
+use crate::report::PathResults;
+
+/// How long a new tunnel gets to carry its first round trip (handshake).
+const WARM_UP: Duration = Duration::from_secs(15);
+/// How long a background TCP stream runs before latency under load is probed.
+const LOAD_RAMP_UP: Duration = Duration::from_secs(1);
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGINT or SIGTERM arrived; long steps poll this and stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Turns SIGINT and SIGTERM into [`interrupted`], so that the run unwinds
+/// through the labs' drops (which remove namespaces and stop processes)
+/// instead of dying with them in place.
+fn catch_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            )
+        };
+    }
+}
+
+fn check_interrupt() -> Result<()> {
+    if interrupted() {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) if interrupted() => {
+            eprintln!("warren-bench: interrupted; the lab was cleaned up");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("warren-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match cli::parse(args.clone())? {
+        Command::Help => {
+            print!("{}", cli::HELP);
+            return Ok(());
+        }
+        Command::Run(opts) => opts,
+    };
+    preflight(&opts)?;
+    catch_signals();
+    let started = Instant::now();
+    let about = About::gather(&opts.paths)?;
+    let results = {
+        let paths = setup(&opts)?;
+        measure(&opts, &paths)?
+        // The paths (namespaces, tunnel processes) go here.
+    };
+    println!("{}", report::tables(&results));
+    if let Some(file) = &opts.write {
+        let block = report::document(&about, &opts, &args.join(" "), &results);
+        write_report(file, &block)?;
+        eprintln!("wrote {}", file.display());
+    }
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Fails early, with what to do, if something the run needs is missing.
+fn preflight(opts: &Options) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the benchmark needs root (network namespaces): run it as root");
+    }
+    warren_netns_tests::require_bin("iperf3")?;
+    for kind in &opts.paths {
+        match kind {
+            PathKind::Warren => {
+                let bin = warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren")
+                    .context(
+                        "no warren binary to benchmark: run `cargo build --release -p warren` \
+                         (make bench does) or set WARREN_BIN",
+                    )?;
+                if bin.components().any(|c| c.as_os_str() == "debug") {
+                    eprintln!(
+                        "warning: benchmarking a debug build ({}); use --release",
+                        bin.display()
+                    );
+                }
+            }
+            PathKind::WireguardGo => drop(warren_netns_tests::require_bin("wireguard-go")?),
+            PathKind::BoringtunCli => drop(warren_netns_tests::require_bin("boringtun-cli")?),
+            PathKind::Veth => {}
+        }
+        if kind.wg_impl().is_some() {
+            warren_netns_tests::require_bin("wg")?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds every path and checks it carries a round trip.
+fn setup(opts: &Options) -> Result<Vec<Path>> {
+    let mut paths = Vec::new();
+    for &kind in &opts.paths {
+        check_interrupt()?;
+        eprintln!("setting up {}", kind.name());
+        let path = Path::setup(kind)?;
+        latency::warm_up(&path, WARM_UP)?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// Numbered progress lines on stderr.
+struct Progress {
+    step: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn report(&mut self, msg: &str) {
+        self.step += 1;
+        eprintln!("[{}/{}] {msg}", self.step, self.total);
+    }
+}
+
+/// Runs every measurement, interleaving the paths run by run.
+fn measure(opts: &Options, paths: &[Path]) -> Result<Vec<PathResults>> {
+    let mut results: Vec<PathResults> = paths.iter().map(|p| PathResults::new(p.kind)).collect();
+    let mut progress = Progress {
+        step: 0,
+        total: paths.len() * (2 * opts.runs + 2),
+    };
+    for run in 1..=opts.runs {
+        for (path, r) in paths.iter().zip(&mut results) {
+            let (tcp, cpu) = step(path, |p| {
+                let pids = p.tunnel_pids();
+                let before = cpu::cpu_seconds(&pids)?;
+                let tcp = iperf::tcp(p, opts.seconds)?;
+                Ok((tcp, cpu::cpu_seconds(&pids)? - before))
+            })
+            .with_context(|| format!("{} tcp run {run}", path.kind.name()))?;
+            r.tcp.push(tcp.gbps);
+            r.tcp_bytes += tcp.bytes;
+            r.cpu_secs += cpu;
+            progress.report(&format!(
+                "{} tcp run {run}: {:.2} Gbit/s, {cpu:.1} CPU s",
+                path.kind.name(),
+                tcp.gbps
+            ));
+        }
+    }
+    for run in 1..=opts.runs {
+        for (path, r) in paths.iter().zip(&mut results) {
+            let udp = step(path, |p| iperf::udp(p, opts.seconds))
+                .with_context(|| format!("{} udp run {run}", path.kind.name()))?;
+            r.udp.push(udp);
+            progress.report(&format!(
+                "{} udp run {run}: {:.2} Gbit/s received, {:.1} % lost",
+                path.kind.name(),
+                udp.gbps,
+                udp.loss_pct
+            ));
+        }
+    }
+    for (path, r) in paths.iter().zip(&mut results) {
+        r.idle = step(path, |p| {
+            latency::measure(p, opts.probes, Duration::from_secs(60))
+        })
+        .with_context(|| format!("{} idle latency", path.kind.name()))?;
+        progress.report(&latency_line(path.kind, "idle", &r.idle));
+    }
+    for (path, r) in paths.iter().zip(&mut results) {
+        r.loaded = step(path, |p| latency_under_load(p, opts))
+            .with_context(|| format!("{} latency under load", path.kind.name()))?;
+        progress.report(&latency_line(path.kind, "under load", &r.loaded));
+    }
+    Ok(results)
+}
+
+/// Runs one measurement on a path that must be alive before and after.
+fn step<T>(path: &Path, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    check_interrupt()?;
+    path.check_alive()?;
+    let out = f(path)?;
+    path.check_alive()?;
+    Ok(out)
+}
+
+fn latency_under_load(path: &Path, opts: &Options) -> Result<latency::Rtts> {
+    let cap = opts.load_cap();
+    let _load = iperf::start_load(path, cap + 10)?;
+    let ramp = Instant::now() + LOAD_RAMP_UP;
+    while Instant::now() < ramp {
+        check_interrupt()?;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    latency::measure(path, opts.probes, Duration::from_secs(u64::from(cap)))
+}
+
+fn latency_line(kind: PathKind, what: &str, rtts: &latency::Rtts) -> String {
+    let pct = |p| stats::percentile(&rtts.micros, p).unwrap_or(f64::NAN);
+    format!(
+        "{} latency {what}: p50 {:.0} µs, p99 {:.0} µs ({} probes, {} lost)",
+        kind.name(),
+        pct(50.0),
+        pct(99.0),
+        rtts.micros.len(),
+        rtts.lost
+    )
+}
+
+/// Replaces the generated part of `file` with `block` (see
+/// [`report::splice`]), through a temporary file and a rename.
+fn write_report(file: &FsPath, block: &str) -> Result<()> {
+    let existing = match std::fs::read_to_string(file) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let text = report::splice(existing.as_deref(), block);
+    let tmp = file.with_extension("md.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot replace {}", file.display()))
+}

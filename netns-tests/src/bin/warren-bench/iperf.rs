@@ -1,0 +1,229 @@
+//! iperf3 runs across a path: a one-shot server (`iperf3 -s -1`) in the
+//! server namespace, a `-J` client in the client namespace, the JSON report
+//! read with [`crate::json`].
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use warren_netns_tests::{Proc, Spawn};
+
+use crate::json::Json;
+use crate::paths::{Path, MTU};
+
+/// The iperf3 port (in the path's own namespaces).
+const PORT: u16 = 5201;
+/// UDP datagram size: fills a 1420-byte tunnel MTU (1420 − 20 IP − 8 UDP).
+pub const UDP_LEN: u32 = MTU - 28;
+/// How long a client may take beyond its test length before it is killed.
+const CLIENT_SLACK: Duration = Duration::from_secs(30);
+
+/// The outcome of a TCP run.
+#[derive(Clone, Copy, Debug)]
+pub struct Tcp {
+    /// Received throughput, Gbit/s.
+    pub gbps: f64,
+    /// Bytes the receiver got.
+    pub bytes: u64,
+}
+
+/// The outcome of a UDP run.
+#[derive(Clone, Copy, Debug)]
+pub struct Udp {
+    /// Throughput of the datagrams that arrived, Gbit/s.
+    pub gbps: f64,
+    /// Datagrams lost, percent of those sent.
+    pub loss_pct: f64,
+}
+
+/// `iperf3 --version`'s first line.
+pub fn version() -> Result<String> {
+    let out = warren_netns_tests::run_args(["iperf3", "--version"])?;
+    Ok(out.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+/// Starts `iperf3 -s -1` in the path's server namespace and waits until it
+/// listens. The guard stops it on drop (it also exits after one test).
+fn server(path: &Path) -> Result<Proc> {
+    let spec = Spawn::new("iperf3")
+        .args(["-s", "-1", "-p", &PORT.to_string()])
+        .name("iperf3-server");
+    let proc = path.lab().spawn(path.server(), spec)?;
+    let pid = proc.pid();
+    proc.wait_for(
+        &format!("iperf3 to listen on port {PORT}"),
+        Duration::from_secs(10),
+        || listening(pid, PORT),
+    )?;
+    Ok(proc)
+}
+
+/// Whether process `pid`'s network namespace has a TCP socket listening on
+/// `port` (`/proc/PID/net/tcp{,6}` show the process's namespace). Polling
+/// this, rather than connecting, keeps the one-shot server's one test free.
+fn listening(pid: u32, port: u16) -> bool {
+    let port = format!("{port:04X}");
+    ["tcp", "tcp6"].iter().any(|f| {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
+        table.lines().skip(1).any(|line| {
+            // Columns: sl, local_address (ADDR:PORT in hex), rem_address, st (0A = LISTEN).
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.len() > 3
+                && cols[1].rsplit_once(':').is_some_and(|(_, p)| p == port)
+                && cols[3] == "0A"
+        })
+    })
+}
+
+/// The client's arguments for a `seconds`-long test, TCP or UDP.
+fn client_args(path: &Path, udp: bool, seconds: u32) -> Vec<String> {
+    let mut args = vec![
+        "-c".to_owned(),
+        path.server_ip().to_string(),
+        "-p".to_owned(),
+        PORT.to_string(),
+        "-t".to_owned(),
+        seconds.to_string(),
+        "-J".to_owned(),
+    ];
+    if udp {
+        args.extend(["-u", "-b", "0", "-l"].map(str::to_owned));
+        args.push(UDP_LEN.to_string());
+    }
+    args
+}
+
+/// Runs one iperf3 test over `path` and returns the client's JSON report.
+fn run(path: &Path, udp: bool, seconds: u32) -> Result<Json> {
+    let _server = server(path)?;
+    let mut cmd = path.client().command("iperf3");
+    cmd.args(client_args(path, udp, seconds));
+    let limit = Duration::from_secs(u64::from(seconds)) + CLIENT_SLACK;
+    let out = run_with_timeout(&mut cmd, limit)?;
+    let report = Json::parse(&out.stdout).with_context(|| {
+        format!(
+            "iperf3 over {} printed no JSON report: {} {}",
+            path.kind.name(),
+            out.stdout.trim(),
+            out.stderr.trim()
+        )
+    })?;
+    if let Some(err) = report.str_at(&["error"]) {
+        bail!("iperf3 over {}: {err}", path.kind.name());
+    }
+    if !out.ok {
+        bail!(
+            "iperf3 over {} failed: {}",
+            path.kind.name(),
+            out.stderr.trim()
+        );
+    }
+    Ok(report)
+}
+
+/// One TCP single-stream run.
+pub fn tcp(path: &Path, seconds: u32) -> Result<Tcp> {
+    let r = run(path, false, seconds)?;
+    let recv = ["end", "sum_received"];
+    Ok(Tcp {
+        gbps: r.num(&[recv[0], recv[1], "bits_per_second"])? / 1e9,
+        bytes: r.num(&[recv[0], recv[1], "bytes"])? as u64,
+    })
+}
+
+/// One UDP run at full offered rate with [`UDP_LEN`]-byte datagrams: the
+/// receiver's rate (`end.sum_received`, iperf3 ≥ 3.11) and the datagrams
+/// lost (`end.sum`, counted by the receiver, in percent of those sent).
+pub fn udp(path: &Path, seconds: u32) -> Result<Udp> {
+    let r = run(path, true, seconds)?;
+    let packets = r.num(&["end", "sum", "packets"])?;
+    let lost = r.num(&["end", "sum", "lost_packets"])?.max(0.0);
+    if packets <= 0.0 {
+        bail!("iperf3 UDP over {} sent nothing", path.kind.name());
+    }
+    let gbps = match r.num(&["end", "sum_received", "bits_per_second"]) {
+        Ok(bps) => bps / 1e9,
+        // Older iperf3: what was sent, scaled by what arrived.
+        Err(_) => r.num(&["end", "sum", "bits_per_second"])? * (1.0 - lost / packets) / 1e9,
+    };
+    Ok(Udp {
+        gbps,
+        loss_pct: 100.0 * lost / packets,
+    })
+}
+
+/// A TCP stream running through a path in the background (server and
+/// client processes), for latency under load. Dropping it stops both.
+pub struct Load {
+    _client: Proc,
+    _server: Proc,
+}
+
+/// Starts an iperf3 TCP stream over `path` lasting up to `seconds`.
+pub fn start_load(path: &Path, seconds: u32) -> Result<Load> {
+    let server = server(path)?;
+    let mut args = client_args(path, false, seconds);
+    args.retain(|a| a != "-J");
+    let spec = Spawn::new("iperf3").args(args).name("iperf3-load");
+    let client = path.lab().spawn(path.client(), spec)?;
+    Ok(Load {
+        _client: client,
+        _server: server,
+    })
+}
+
+/// What a finished command printed.
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` with its output captured, killing it after `limit` (or when
+/// the benchmark is interrupted).
+fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Result<Output> {
+    let line = warren_netns_tests::cmd::display(cmd);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    let mut stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut stderr = child.stderr.take().context("no stderr pipe")?;
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().context("waitpid")? {
+            break Some(s);
+        }
+        if Instant::now() >= deadline || crate::interrupted() {
+            // Our own child, signalled through its handle (by pid).
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    match status {
+        Some(s) => Ok(Output {
+            ok: s.success(),
+            stdout,
+            stderr,
+        }),
+        None if crate::interrupted() => bail!("interrupted"),
+        None => bail!("`{line}` did not finish within {limit:?}; killed"),
+    }
+}

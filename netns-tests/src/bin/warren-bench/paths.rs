@@ -1,0 +1,176 @@
+//! The measured paths: two lab hosts on a veth link, joined by nothing (raw
+//! veth) or by a WireGuard tunnel of one implementation on both ends.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use anyhow::{bail, Context, Result};
+use warren_netns_tests::{
+    start_wg, two_hosts, KeyPair, Lab, Netns, PeerConfig, TwoHosts, WgIface, WgImpl,
+};
+
+/// MTU of every tunnel interface.
+pub const MTU: u32 = 1420;
+/// WireGuard listen port on both hosts.
+const WG_PORT: u16 = 51820;
+
+/// One of the measured paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PathKind {
+    /// warren ↔ warren.
+    Warren,
+    /// wireguard-go ↔ wireguard-go: the baseline of the ratios.
+    WireguardGo,
+    /// boringtun-cli ↔ boringtun-cli.
+    BoringtunCli,
+    /// No tunnel: the two hosts' veth addresses.
+    Veth,
+}
+
+impl PathKind {
+    /// Every path, in the order runs are interleaved and reported.
+    pub const ALL: [PathKind; 4] = [
+        PathKind::Warren,
+        PathKind::WireguardGo,
+        PathKind::BoringtunCli,
+        PathKind::Veth,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKind::Warren => "warren",
+            PathKind::WireguardGo => "wireguard-go",
+            PathKind::BoringtunCli => "boringtun-cli",
+            PathKind::Veth => "veth",
+        }
+    }
+
+    /// Parses a name as [`PathKind::name`] prints it (`boringtun` and `wg-go`
+    /// are accepted too).
+    pub fn from_name(name: &str) -> Option<PathKind> {
+        match name {
+            "warren" => Some(PathKind::Warren),
+            "wireguard-go" | "wg-go" => Some(PathKind::WireguardGo),
+            "boringtun-cli" | "boringtun" => Some(PathKind::BoringtunCli),
+            "veth" => Some(PathKind::Veth),
+            _ => None,
+        }
+    }
+
+    /// The WireGuard implementation on both ends, `None` for raw veth.
+    pub fn wg_impl(self) -> Option<WgImpl> {
+        match self {
+            PathKind::Warren => Some(WgImpl::Warren),
+            PathKind::WireguardGo => Some(WgImpl::WireguardGo),
+            PathKind::BoringtunCli => Some(WgImpl::BoringtunCli),
+            PathKind::Veth => None,
+        }
+    }
+}
+
+/// A built path: its lab (namespaces `a` and `b`) and, for tunnels, the two
+/// interfaces. Traffic goes from `a` (client) to `b` (server). Dropping it
+/// stops the tunnel processes and removes the namespaces.
+pub struct Path {
+    /// Which path this is.
+    pub kind: PathKind,
+    // Fields drop in order: the interfaces' processes stop before the lab
+    // removes their namespaces.
+    tunnel: Option<(WgIface, WgIface)>,
+    hosts: TwoHosts,
+    lab: Lab,
+}
+
+impl Path {
+    /// Builds the path in a lab of its own.
+    pub fn setup(kind: PathKind) -> Result<Path> {
+        let lab = Lab::new(&format!("bench{}", kind.name()))?;
+        let hosts = two_hosts(&lab)?;
+        let tunnel = match kind.wg_impl() {
+            None => None,
+            Some(imp) => Some(
+                tunnel(&lab, &hosts, imp)
+                    .with_context(|| format!("setting up the {} tunnel", kind.name()))?,
+            ),
+        };
+        Ok(Path {
+            kind,
+            tunnel,
+            hosts,
+            lab,
+        })
+    }
+
+    /// The path's lab.
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// The sending side's namespace.
+    pub fn client(&self) -> &Netns {
+        &self.hosts.a.ns
+    }
+
+    /// The receiving side's namespace.
+    pub fn server(&self) -> &Netns {
+        &self.hosts.b.ns
+    }
+
+    /// The address the client sends to: the server's tunnel address, or its
+    /// veth address without a tunnel.
+    pub fn server_ip(&self) -> Ipv4Addr {
+        match &self.tunnel {
+            Some((_, b)) => b.ip(),
+            None => self.hosts.b.ip,
+        }
+    }
+
+    /// The pids of the two tunnel processes (none for raw veth).
+    pub fn tunnel_pids(&self) -> Vec<u32> {
+        match &self.tunnel {
+            Some((a, b)) => vec![a.proc.pid(), b.proc.pid()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Fails, quoting its log, if a tunnel process has exited.
+    pub fn check_alive(&self) -> Result<()> {
+        for iface in self.tunnel.iter().flat_map(|(a, b)| [a, b]) {
+            if !iface.proc.is_running() {
+                bail!(
+                    "{} tunnel process died: {}",
+                    self.kind.name(),
+                    iface.proc.describe()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts `imp` on both hosts (10.9.0.1 on `a`, 10.9.0.2 on `b`), each with
+/// the other as its one peer.
+fn tunnel(lab: &Lab, hosts: &TwoHosts, imp: WgImpl) -> Result<(WgIface, WgIface)> {
+    let a = start_wg(lab, &hosts.a.ns, imp, "10.9.0.1/24", MTU)?;
+    let b = start_wg(lab, &hosts.b.ns, imp, "10.9.0.2/24", MTU)?;
+    for iface in [&a, &b] {
+        crate::cpu::check_is_program(iface.proc.pid(), imp)?;
+    }
+    let key_a = KeyPair::generate()?;
+    let key_b = KeyPair::generate()?;
+    a.set_key(&key_a, WG_PORT, lab.dir())?;
+    b.set_key(&key_b, WG_PORT, lab.dir())?;
+    a.add_peer(&PeerConfig {
+        public_key: key_b.public.clone(),
+        allowed_ips: vec!["10.9.0.2/32".into()],
+        endpoint: Some(SocketAddr::from((hosts.b.ip, WG_PORT))),
+        keepalive: None,
+    })?;
+    b.add_peer(&PeerConfig {
+        public_key: key_a.public.clone(),
+        allowed_ips: vec!["10.9.0.1/32".into()],
+        endpoint: Some(SocketAddr::from((hosts.a.ip, WG_PORT))),
+        keepalive: None,
+    })?;
+    Ok((a, b))
+}

@@ -1,0 +1,383 @@
+//! The results of a run, their tables (aligned Markdown, for stdout and the
+//! file alike), and the Markdown document written by `--write`.
+
+use crate::about::About;
+use crate::cli::Options;
+use crate::iperf::{Udp, UDP_LEN};
+use crate::latency::Rtts;
+use crate::paths::{PathKind, MTU};
+use crate::stats::{median, percentile};
+
+/// Marks the start of the generated part of the Markdown file.
+pub const START: &str = "<!-- bench:start -->";
+/// Marks its end.
+pub const END: &str = "<!-- bench:end -->";
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Everything measured on one path.
+#[derive(Clone, Debug)]
+pub struct PathResults {
+    /// Which path.
+    pub kind: PathKind,
+    /// TCP throughput of each run, Gbit/s.
+    pub tcp: Vec<f64>,
+    /// Bytes received over all TCP runs.
+    pub tcp_bytes: u64,
+    /// CPU seconds of both tunnel processes over the TCP runs.
+    pub cpu_secs: f64,
+    /// Each UDP run.
+    pub udp: Vec<Udp>,
+    /// Round trips with the path idle.
+    pub idle: Rtts,
+    /// Round trips while a TCP stream runs through the path.
+    pub loaded: Rtts,
+}
+
+impl PathResults {
+    /// An empty record for `kind`.
+    pub fn new(kind: PathKind) -> PathResults {
+        PathResults {
+            kind,
+            tcp: Vec::new(),
+            tcp_bytes: 0,
+            cpu_secs: 0.0,
+            udp: Vec::new(),
+            idle: Rtts::default(),
+            loaded: Rtts::default(),
+        }
+    }
+
+    fn tcp_median(&self) -> Option<f64> {
+        median(&self.tcp)
+    }
+
+    fn udp_median(&self) -> Option<f64> {
+        median(&self.udp.iter().map(|u| u.gbps).collect::<Vec<_>>())
+    }
+
+    fn udp_loss_median(&self) -> Option<f64> {
+        median(&self.udp.iter().map(|u| u.loss_pct).collect::<Vec<_>>())
+    }
+
+    /// CPU seconds per GiB moved; `None` without a tunnel process.
+    fn cpu_per_gib(&self) -> Option<f64> {
+        (self.kind != PathKind::Veth && self.tcp_bytes > 0)
+            .then(|| self.cpu_secs / (self.tcp_bytes as f64 / GIB))
+    }
+}
+
+fn p(rtts: &Rtts, pct: f64) -> Option<f64> {
+    percentile(&rtts.micros, pct)
+}
+
+/// A Markdown table whose columns are padded to line up in a terminal too.
+struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn render(&self) -> String {
+        let widths: Vec<usize> = (0..self.header.len())
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([self.header[i].chars().count(), 3])
+                    .max()
+                    .unwrap_or(3)
+            })
+            .collect();
+        let line = |cells: Vec<String>| -> String {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (c, w))| {
+                    let pad = " ".repeat(w - c.chars().count());
+                    // The first column (names) left-aligned, numbers right-aligned.
+                    if i == 0 {
+                        format!("{c}{pad}")
+                    } else {
+                        format!("{pad}{c}")
+                    }
+                })
+                .collect();
+            format!("| {} |\n", padded.join(" | "))
+        };
+        let mut out = line(self.header.iter().map(|h| h.to_string()).collect());
+        out.push_str(&line(
+            widths
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    if i == 0 {
+                        "-".repeat(*w)
+                    } else {
+                        format!("{}:", "-".repeat(w - 1))
+                    }
+                })
+                .collect(),
+        ));
+        for r in &self.rows {
+            out.push_str(&line(r.clone()));
+        }
+        out
+    }
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "—".to_owned(), |x| format!("{x:.decimals$}"))
+}
+
+/// `x / base` as "1.23×"; "—" if either is missing or the base is zero.
+fn ratio(x: Option<f64>, base: Option<f64>) -> String {
+    match (x, base) {
+        (Some(x), Some(b)) if b > 0.0 => {
+            let r = x / b;
+            // Two significant digits at least: veth's latency is a tiny fraction.
+            let decimals = if r >= 10.0 {
+                1
+            } else if r >= 0.1 {
+                2
+            } else {
+                3
+            };
+            format!("{r:.decimals$}×")
+        }
+        _ => "—".to_owned(),
+    }
+}
+
+/// The results as three tables: throughput, latency, CPU; each figure's
+/// ratio is against wireguard-go's (absent if wireguard-go was not run).
+pub fn tables(results: &[PathResults]) -> String {
+    let base = results.iter().find(|r| r.kind == PathKind::WireguardGo);
+    let b = |f: &dyn Fn(&PathResults) -> Option<f64>| base.and_then(f);
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    let throughput = Table {
+        header: vec![
+            "path",
+            "TCP Gbit/s",
+            "vs wg-go",
+            "UDP Gbit/s",
+            "UDP loss %",
+            "vs wg-go",
+            "TCP runs",
+            "UDP runs",
+        ],
+        rows: results
+            .iter()
+            .map(|r| {
+                vec![
+                    r.kind.name().to_owned(),
+                    num(r.tcp_median(), 2),
+                    ratio(r.tcp_median(), b(&PathResults::tcp_median)),
+                    num(r.udp_median(), 2),
+                    num(r.udp_loss_median(), 1),
+                    ratio(r.udp_median(), b(&PathResults::udp_median)),
+                    list(&r.tcp),
+                    list(&r.udp.iter().map(|u| u.gbps).collect::<Vec<_>>()),
+                ]
+            })
+            .collect(),
+    };
+
+    let lat = |x: &Rtts| format!("{} / {}", num(p(x, 50.0), 0), num(p(x, 99.0), 0));
+    let lat_ratio = |x: &Rtts, base: Option<&Rtts>| {
+        format!(
+            "{} / {}",
+            ratio(p(x, 50.0), base.and_then(|b| p(b, 50.0))),
+            ratio(p(x, 99.0), base.and_then(|b| p(b, 99.0)))
+        )
+    };
+    let latency = Table {
+        header: vec![
+            "path",
+            "idle p50 / p99 µs",
+            "vs wg-go",
+            "loaded p50 / p99 µs",
+            "vs wg-go",
+            "probes idle / loaded (lost)",
+        ],
+        rows: results
+            .iter()
+            .map(|r| {
+                vec![
+                    r.kind.name().to_owned(),
+                    lat(&r.idle),
+                    lat_ratio(&r.idle, base.map(|b| &b.idle)),
+                    lat(&r.loaded),
+                    lat_ratio(&r.loaded, base.map(|b| &b.loaded)),
+                    format!(
+                        "{} ({}) / {} ({})",
+                        r.idle.micros.len(),
+                        r.idle.lost,
+                        r.loaded.micros.len(),
+                        r.loaded.lost
+                    ),
+                ]
+            })
+            .collect(),
+    };
+
+    let cpu = Table {
+        header: vec!["path", "CPU s / GiB", "vs wg-go", "CPU s", "GiB moved"],
+        rows: results
+            .iter()
+            .map(|r| {
+                let tunnel = r.kind != PathKind::Veth;
+                vec![
+                    r.kind.name().to_owned(),
+                    num(r.cpu_per_gib(), 2),
+                    ratio(r.cpu_per_gib(), b(&PathResults::cpu_per_gib)),
+                    num(tunnel.then_some(r.cpu_secs), 1),
+                    num(Some(r.tcp_bytes as f64 / GIB), 2),
+                ]
+            })
+            .collect(),
+    };
+
+    format!(
+        "Throughput (median of runs; vs wg-go: higher is better)\n\n{}\n\
+         Round-trip latency (UDP ping-pong; vs wg-go: lower is better)\n\n{}\n\
+         CPU of both tunnel processes per GiB moved by TCP (vs wg-go: lower is better)\n\n{}",
+        throughput.render(),
+        latency.render(),
+        cpu.render()
+    )
+}
+
+/// The generated part of the Markdown file, markers included.
+pub fn document(about: &About, opts: &Options, args: &str, results: &[PathResults]) -> String {
+    let mut d = String::new();
+    d.push_str(START);
+    d.push_str("\n<!-- Generated by `make bench` (warren-bench); edits between these markers are overwritten. -->\n\n");
+    d.push_str(&format!(
+        "## Results\n\nMeasured {} with\n\n```\nmake bench\n```\n\n",
+        about.date
+    ));
+    d.push_str(
+        "which runs `cargo build --release -p warren` and then\n\n\
+         ```\ncargo run --release -p warren-netns-tests --bin warren-bench -- --write docs/benchmarks.md\n```\n\n",
+    );
+    if args != "--write docs/benchmarks.md" {
+        d.push_str(&format!("This run's arguments: `warren-bench {args}`.\n\n"));
+    }
+    d.push_str(&format!(
+        "**Machine:** {} ({} cores available), {} memory, {}; load average {} when the \
+         run started.\n\n",
+        about.cpu, about.nproc, about.memory, about.kernel, about.loadavg
+    ));
+    d.push_str("**Versions:**\n\n");
+    for (name, version) in &about.versions {
+        d.push_str(&format!("- {name}: `{version}`\n"));
+    }
+    d.push_str(
+        "\nDebian's wireguard-go 0.0.20220316 predates upstream's offload and batching work \
+         (batched UDP I/O with `sendmmsg`/`recvmmsg` and TUN GSO/GRO, released from \
+         0.0.20230223 on), so it is slower than current upstream wireguard-go; it is the \
+         version this lab's tests interoperate with, and the baseline of every ratio below.\n\n",
+    );
+    d.push_str(&format!(
+        "**Method:** {} run(s) of {} s per path and protocol, interleaved path by path \
+         (warren, wireguard-go, boringtun-cli, veth, then again); iperf3 TCP with one stream; \
+         iperf3 UDP with {UDP_LEN}-byte datagrams sent as fast as iperf3 can (`-b 0`); \
+         {} UDP round-trip probes of 64 bytes, one at a time, idle and while an iperf3 TCP \
+         stream runs through the same tunnel (capped at {} s). Tunnels at MTU {MTU}, the \
+         veth link at 1500. Each path is two network namespaces on one veth pair.\n\n",
+        opts.runs,
+        opts.seconds,
+        opts.probes,
+        opts.load_cap(),
+    ));
+    d.push_str(&tables(results));
+    d.push_str(HOW_TO_READ);
+    d.push_str(END);
+    d.push('\n');
+    d
+}
+
+const HOW_TO_READ: &str = "
+### How to read this
+
+- Every figure comes from the same machine in the same run, the paths interleaved run by
+  run, so slow moments of a shared machine spread over all of them. Absolute numbers move
+  by 1.5× or more between machines of the same kind, and on one machine from run to run;
+  **the ratios are the result**, the absolute figures are context.
+- Throughput is the median of the runs (each run listed); latency is p50 / p99 of all
+  answered probes; CPU is utime + stime of both tunnel processes over all TCP runs, divided
+  by the GiB the receiver got.
+- Raw veth is the ceiling: the same link without any tunnel (no encryption, no userspace
+  hop, a 1500-byte MTU). Its CPU column is empty because the work happens in the kernel.
+- UDP loss is high by design: iperf3 offers datagrams faster than any of the userspace
+  tunnels forwards them; the received rate is what counts.
+- All of this runs on 2 cores shared by iperf3, both tunnel ends and the kernel, so a
+  tunnel that uses more threads does not get more cores.
+
+";
+
+/// `existing` with its generated part replaced by `block`: between the
+/// markers if present, else appended; a new file gets a title.
+pub fn splice(existing: Option<&str>, block: &str) -> String {
+    let Some(text) = existing else {
+        return format!(
+            "# Benchmarks\n\nwarren's data plane against wireguard-go and boringtun-cli. \
+             Everything between the markers below is regenerated by `make bench`; \
+             the rest of this file is kept.\n\n{block}"
+        );
+    };
+    match (text.find(START), text.find(END)) {
+        (Some(s), Some(e)) if s < e => {
+            format!(
+                "{}{}{}",
+                &text[..s],
+                block.trim_end(),
+                &text[e + END.len()..]
+            )
+        }
+        _ => format!("{}\n\n{block}", text.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splices_between_markers_and_keeps_the_rest() {
+        let old = format!("# B\n\nintro\n\n{START}\nold\n{END}\n\n## Profile\n\nhand-written\n");
+        let new = splice(Some(&old), &format!("{START}\nnew\n{END}\n"));
+        assert_eq!(
+            new,
+            format!("# B\n\nintro\n\n{START}\nnew\n{END}\n\n## Profile\n\nhand-written\n")
+        );
+        let appended = splice(Some("# B\n"), &format!("{START}\nx\n{END}\n"));
+        assert_eq!(appended, format!("# B\n\n{START}\nx\n{END}\n"));
+        assert!(splice(None, "blk").ends_with("blk"));
+    }
+
+    #[test]
+    fn ratios_and_tables() {
+        assert_eq!(ratio(Some(1.3), Some(1.0)), "1.30×");
+        assert_eq!(ratio(Some(1.0), None), "—");
+        let mut wg = PathResults::new(PathKind::WireguardGo);
+        wg.tcp = vec![0.4, 0.5, 0.3];
+        wg.tcp_bytes = 1 << 30;
+        wg.cpu_secs = 4.0;
+        let mut wr = PathResults::new(PathKind::Warren);
+        wr.tcp = vec![0.8];
+        wr.tcp_bytes = 1 << 31;
+        wr.cpu_secs = 4.0;
+        let t = tables(&[wr, wg]);
+        assert!(t.contains("2.00×"), "{t}");
+        assert!(t.contains("0.50×"), "{t}");
+    }
+}
