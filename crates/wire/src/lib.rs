@@ -1,0 +1,27 @@
+//! warren's wire formats: codecs only, no I/O, no crypto.
+//!
+//! - [`frame`]: the frames between nodes and a relay (registration,
+//!   forwarding, keepalive, refusals), with their byte layouts;
+//! - [`ticket`]: the control plane's signed permission to register a key;
+//! - [`Reader`]: the bounds-checked cursor every decoder reads through, so
+//!   no input can make a decoder panic.
+//!
+//! Every decoder refuses what it cannot parse with a [`DecodeError`];
+//! `docs/protocol.md` describes the protocol these frames carry.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod frame;
+pub mod key;
+pub mod reader;
+pub mod ticket;
+
+pub use error::DecodeError;
+pub use frame::{
+    is_warren_frame, send_to_recv_in_place, write_send_header, Challenge, ErrorCode, Frame,
+    FrameType, RegisterProof, RegisterRequest, Registered,
+};
+pub use key::{KeyParseError, NodeKey};
+pub use reader::Reader;
+pub use ticket::{Ticket, TicketParseError};

@@ -1,0 +1,1 @@
+//! warren's relay (work in progress).
