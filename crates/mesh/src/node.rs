@@ -80,6 +80,38 @@ pub enum ConfigError {
     OwnKey(PeerKey),
 }
 
+/// A `Tunn` for one peer. Its own handshake rate limiter never trips: the
+/// node's limiter, checked before any peer is looked up, is the only one
+/// that answers with cookies. (A per-peer limiter would answer an
+/// unauthenticated flood with cookie replies that look, to the caller, like
+/// authenticated protocol traffic.)
+fn new_session(
+    private_key: &StaticSecret,
+    peer: PeerKey,
+    preshared_key: Option<[u8; 32]>,
+    index: u32,
+) -> Tunn {
+    let public_key = PublicKey::from(private_key);
+    let unlimited = Arc::new(RateLimiter::new(&public_key, u64::MAX));
+    Tunn::new(
+        private_key.clone(),
+        peer.into(),
+        preshared_key,
+        None,
+        index,
+        Some(unlimited),
+    )
+}
+
+/// The kind of WireGuard message a datagram claims to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageKind {
+    HandshakeInitiation,
+    HandshakeResponse,
+    CookieReply,
+    Data,
+}
+
 /// What boringtun did with an incoming datagram, without borrowing its buffer.
 enum Decapsulated {
     Nothing,
@@ -140,20 +172,17 @@ impl Node {
     /// keyed to the old identity); a peer whose key is the new public key is
     /// removed, as a node cannot be its own peer.
     pub fn set_private_key(&mut self, private_key: [u8; 32]) {
+        if private_key == self.private_key.to_bytes() {
+            // `wg setconf` and friends resend the key: keep the sessions.
+            return;
+        }
         self.private_key = StaticSecret::from(private_key);
         self.public_key = PublicKey::from(&self.private_key);
         self.rate_limiter = Arc::new(RateLimiter::new(&self.public_key, HANDSHAKE_RATE_LIMIT));
         let own = self.public_key();
         self.remove_peer(&own);
         for peer in self.peers.values_mut() {
-            peer.tunn = Tunn::new(
-                self.private_key.clone(),
-                peer.key.into(),
-                peer.preshared_key,
-                None,
-                peer.index,
-                None,
-            );
+            peer.tunn = new_session(&self.private_key, peer.key, peer.preshared_key, peer.index);
         }
     }
 
@@ -169,14 +198,7 @@ impl Node {
         let peer = Peer {
             key,
             index,
-            tunn: Tunn::new(
-                self.private_key.clone(),
-                key.into(),
-                config.preshared_key,
-                None,
-                index,
-                None,
-            ),
+            tunn: new_session(&self.private_key, key, config.preshared_key, index),
             preshared_key: config.preshared_key,
             path: config.endpoint.map_or(Path::Unknown, Path::Direct),
             persistent_keepalive: config.persistent_keepalive,
@@ -244,14 +266,7 @@ impl Node {
         let peer = self.peer_mut(key)?;
         if peer.preshared_key != preshared_key {
             peer.preshared_key = preshared_key;
-            peer.tunn = Tunn::new(
-                private_key,
-                peer.key.into(),
-                preshared_key,
-                None,
-                peer.index,
-                None,
-            );
+            peer.tunn = new_session(&private_key, peer.key, preshared_key, peer.index);
         }
         Ok(())
     }
@@ -299,9 +314,12 @@ impl Node {
     ///
     /// Returns the decrypted IP packet to write to the TUN (inside `out`), or
     /// `None` when the datagram was protocol traffic (its replies are queued
-    /// for [`Node::poll_transmit`]). A refused datagram is counted and changes
-    /// no session, endpoint or counter other than the drop counters. `out`
-    /// must be at least as long as `datagram`.
+    /// for [`Node::poll_transmit`]). A datagram that fails to authenticate is
+    /// counted and changes no session, endpoint or counter other than the
+    /// drop counters. One that authenticates but carries an inner source
+    /// outside the sender's allowed IPs is dropped after it has counted as
+    /// received and moved the endpoint, as in the kernel's WireGuard: the
+    /// sender proved its key. `out` must be at least as long as `datagram`.
     pub fn handle_datagram<'a>(
         &mut self,
         now: Instant,
@@ -312,8 +330,8 @@ impl Node {
         if out.len() < datagram.len() || out.len() < MIN_OUT_BUFFER {
             return Err(self.drop_unattributed(DropReason::TooLarge));
         }
-        let index = match self.identify_sender(from, datagram) {
-            Ok(index) => index,
+        let (index, kind) = match self.identify_sender(from, datagram) {
+            Ok(identified) => identified,
             Err(reason) => return Err(self.drop_unattributed(reason)),
         };
         let Some(peer) = self.peers.get_mut(&index) else {
@@ -339,8 +357,10 @@ impl Node {
         }
 
         // The datagram authenticated as this peer: it may roam to `from`.
+        // A cookie reply is not proof of the peer's key (anyone who saw our
+        // initiation's MAC1 can make one), so it never moves the endpoint.
         peer.rx_bytes += datagram.len() as u64;
-        if peer.path != Path::Direct(from) {
+        if kind != MessageKind::CookieReply && peer.path != Path::Direct(from) {
             tracing::debug!(peer = ?peer.key, %from, "peer endpoint roamed");
             peer.path = Path::Direct(from);
         }
@@ -374,6 +394,7 @@ impl Node {
                 }
                 Ok(out.get_mut(..len))
             }
+            // `Failed` returned above.
             Decapsulated::Nothing | Decapsulated::Failed(_) => Ok(None),
         }
     }
@@ -381,9 +402,11 @@ impl Node {
     /// Handles an IP packet read from the TUN: routes it to the peer whose
     /// allowed IPs contain its destination and encrypts it into `out`.
     ///
-    /// Returns the datagram to send, or `None` if the packet waits for a
-    /// handshake (which is then queued for [`Node::poll_transmit`]). `out` must
-    /// be at least `packet.len() + DATA_OVERHEAD` and 148 bytes long.
+    /// Returns the datagram to send: the encrypted packet, or, without a
+    /// session, a handshake initiation (boringtun keeps the packet until the
+    /// handshake completes). `None` means the packet is waiting on a
+    /// handshake already under way. `out` must be at least
+    /// `packet.len() + DATA_OVERHEAD` and 148 bytes long.
     pub fn send_ip<'a>(
         &mut self,
         now: Instant,
@@ -481,7 +504,11 @@ impl Node {
 
     /// Works out which peer a datagram claims to come from, checking MAC1
     /// (and the cookie when under load) before doing any expensive work.
-    fn identify_sender(&mut self, from: SocketAddr, datagram: &[u8]) -> Result<u32, DropReason> {
+    fn identify_sender(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(u32, MessageKind), DropReason> {
         let mut cookie = [0u8; 64];
         let packet = match self
             .rate_limiter
@@ -504,14 +531,20 @@ impl Node {
             Packet::HandshakeInit(init) => {
                 let half = parse_handshake_anon(&self.private_key, &self.public_key, &init)
                     .map_err(|error| DropReason::from_wireguard(&error))?;
-                self.index_by_key
+                let index = self
+                    .index_by_key
                     .get(&PeerKey(half.peer_static_public))
                     .copied()
-                    .ok_or(DropReason::UnknownPeer)
+                    .ok_or(DropReason::UnknownPeer)?;
+                Ok((index, MessageKind::HandshakeInitiation))
             }
-            Packet::HandshakeResponse(response) => Ok(response.receiver_idx >> 8),
-            Packet::PacketCookieReply(reply) => Ok(reply.receiver_idx >> 8),
-            Packet::PacketData(data) => Ok(data.receiver_idx >> 8),
+            Packet::HandshakeResponse(response) => {
+                Ok((response.receiver_idx >> 8, MessageKind::HandshakeResponse))
+            }
+            Packet::PacketCookieReply(reply) => {
+                Ok((reply.receiver_idx >> 8, MessageKind::CookieReply))
+            }
+            Packet::PacketData(data) => Ok((data.receiver_idx >> 8, MessageKind::Data)),
         }
     }
 

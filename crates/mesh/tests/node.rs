@@ -45,6 +45,7 @@ fn non_ip_packet_from_the_tun_is_dropped() {
     let mut net = Net::full_mesh(2);
     let err = net.send_ip(0, &[0x10, 0, 0, 0]).unwrap_err();
     assert_eq!(err.reason, DropReason::NotIp);
+    assert_eq!(net.hosts[0].node.drops().get(DropReason::NotIp), 1);
 }
 
 #[test]
@@ -138,10 +139,13 @@ fn replayed_data_is_dropped_and_counted() {
     let (from, t) = net.in_flight.pop_front().unwrap();
     assert_eq!(net.deliver(from, t.clone()).unwrap(), Ok(true));
     let before = net.hosts[1].node.peer(&net.key(0)).unwrap();
-    let err = net.deliver(from, t).unwrap().unwrap_err();
+    // The replay comes from somewhere else: it must not move the endpoint.
+    let attacker: std::net::SocketAddr = "203.0.113.66:9999".parse().unwrap();
+    let err = net.deliver(attacker, t).unwrap().unwrap_err();
     assert_eq!(err.reason, DropReason::Replayed);
     let after = net.hosts[1].node.peer(&net.key(0)).unwrap();
     assert_eq!(after.rx_bytes, before.rx_bytes);
+    assert_eq!(after.path, Path::Direct(from));
     assert_eq!(net.hosts[1].delivered.len(), 2);
 }
 
@@ -242,6 +246,52 @@ fn every_truncation_of_valid_messages_is_dropped() {
     assert_eq!(net.hosts[1].delivered.len(), 1);
 }
 
+#[test]
+fn forged_handshake_responses_never_move_the_endpoint_even_in_a_flood() {
+    let mut net = Net::full_mesh(2);
+    net.establish();
+    let real = net.hosts[0].addr;
+    let attacker: std::net::SocketAddr = "203.0.113.66:9999".parse().unwrap();
+    let victim = net.key(1);
+    // Session indexes are visible in every data message's header; try the
+    // whole range a peer index owns, well past any per-peer rate limit.
+    for nonce in 0..300u32 {
+        let receiver_index = (1000 << 8) | (nonce & 0xff);
+        let forged = support::forged_handshake_response(&victim, receiver_index, nonce);
+        let t = warren_mesh::Transmit {
+            dst: net.hosts[1].addr,
+            payload: forged,
+        };
+        assert!(net.deliver(attacker, t).unwrap().is_err());
+    }
+    let seen = net.hosts[1].node.peer(&net.key(0)).unwrap();
+    assert_eq!(seen.path, Path::Direct(real));
+    // Past the node's handshake rate limit the forger gets cookie replies
+    // (type 3, 64 bytes): smaller than what it sent, and nothing else.
+    for (_, t) in net.in_flight.iter().filter(|(_, t)| t.dst == attacker) {
+        assert_eq!((t.payload[0], t.payload.len()), (3, 64));
+    }
+}
+
+#[test]
+fn resetting_the_same_private_key_keeps_sessions_and_a_new_key_restarts_them() {
+    let mut net = Net::full_mesh(2);
+    net.establish();
+    let own = net.hosts[0].node.private_key();
+    net.hosts[0].node.set_private_key(own);
+    net.send_0_to_1(b"same key");
+    assert_eq!(net.in_flight.front().unwrap().1.payload[0], WG_DATA);
+    net.drive();
+
+    net.hosts[0].node.set_private_key(support::key_bytes(99));
+    net.send_0_to_1(b"new key");
+    assert_eq!(
+        net.in_flight.front().unwrap().1.payload[0],
+        WG_HANDSHAKE_INIT,
+        "a new identity needs a new handshake"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -270,10 +320,10 @@ proptest! {
             let t = warren_mesh::Transmit { dst: net.hosts[1].addr, payload: datagram };
             let result = net.deliver(from, t).unwrap();
             prop_assert!(result.is_err());
-            while let Some(reply) = net.hosts[1].node.poll_transmit() {
+            // `deliver` moved host 1's replies onto the wire.
+            for (_, reply) in net.in_flight.drain(..) {
                 prop_assert!(reply.payload.len() <= len, "amplification");
             }
-            net.in_flight.clear();
         }
         let after = net.hosts[1].node.peer(&net.key(0)).unwrap();
         prop_assert_eq!(after.path, before.path);

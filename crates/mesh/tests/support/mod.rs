@@ -203,3 +203,26 @@ pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     p[28..].copy_from_slice(payload);
     p
 }
+
+/// A handshake response to the node with public key `to`, for session index
+/// `receiver_index`, with a valid MAC1 (anyone who knows `to` can compute it)
+/// and garbage everywhere else: what an attacker can forge.
+pub fn forged_handshake_response(to: &PeerKey, receiver_index: u32, nonce: u32) -> Vec<u8> {
+    use blake2::digest::{FixedOutput, KeyInit, Update};
+    use blake2::{Blake2s256, Blake2sMac, Digest};
+    let mut message = vec![0u8; 92];
+    message[0] = 2;
+    message[4..8].copy_from_slice(&nonce.to_le_bytes());
+    message[8..12].copy_from_slice(&receiver_index.to_le_bytes());
+    message[12..44].fill(nonce as u8);
+    let mut hash = Blake2s256::new();
+    Digest::update(&mut hash, b"mac1----");
+    Digest::update(&mut hash, to.0);
+    let mac1_key: [u8; 32] = hash.finalize().into();
+    let mut mac =
+        <Blake2sMac<blake2::digest::consts::U16> as KeyInit>::new_from_slice(&mac1_key).unwrap();
+    Update::update(&mut mac, &message[..60]);
+    let tag: [u8; 16] = mac.finalize_fixed().into();
+    message[60..76].copy_from_slice(&tag);
+    message
+}
