@@ -9,6 +9,7 @@
 pub mod configure;
 mod device;
 pub mod netlink;
+pub mod offload;
 pub mod routes;
 pub mod stats;
 pub mod tun;
