@@ -441,7 +441,9 @@ fn addr_len(addr: &SocketAddr) -> usize {
     }
 }
 
-fn write_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
+/// Appends the `observed addr` encoding of `addr` (family, address, port):
+/// the form cookies and proofs are computed over.
+pub fn write_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
     match addr.ip() {
         IpAddr::V4(ip) => {
             out.push(FAMILY_V4);
