@@ -19,8 +19,11 @@ pub mod core;
 pub mod crypto;
 pub mod drops;
 pub mod limit;
+pub mod metrics;
+pub mod server;
 
 pub use crate::core::{Config, Dropped, Relay, SessionInfo, Transmit};
 pub use crate::crypto::{ControlKey, SigningKey};
 pub use crate::drops::{Counters, DropCounters, DropReason};
 pub use crate::limit::RateLimit;
+pub use crate::server::{Server, ServerError, ServerOptions};

@@ -34,6 +34,8 @@ enum Command {
     /// Run or inspect a userspace WireGuard interface.
     #[command(subcommand)]
     Device(cmd::device::DeviceCommand),
+    /// Run a relay, or make its keys and tickets.
+    Relay(cmd::relay::RelayArgs),
     /// Print a new random WireGuard private key (base64), like `wg genkey`.
     Genkey,
     /// Read a private key (base64) on stdin and print its public key, like `wg pubkey`.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Device(command) => cmd::device::run(command),
+        Command::Relay(args) => cmd::relay::run(args),
         Command::Genkey => cmd::keys::genkey(),
         Command::Pubkey => cmd::keys::pubkey(),
     };
