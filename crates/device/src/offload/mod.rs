@@ -16,7 +16,7 @@
 //!   (`flags` [`VnetHdr::F_NEEDS_CSUM`], `csum_start` = IP header length,
 //!   `csum_offset` = 16). A non-GSO packet may also carry `F_NEEDS_CSUM`
 //!   (TCP or UDP alike): its checksum is completed over `csum_start..`.
-//!   [`segment`] turns either into ready-to-encrypt IP packets.
+//!   [`segment()`] turns either into ready-to-encrypt IP packets.
 //! * **Writes** may hand the kernel one super-packet for many in-order TCP
 //!   segments of one flow, which then crosses the stack as one skb.
 //!   [`Coalescer`] builds those from a batch of decrypted packets.

@@ -13,7 +13,6 @@ pub(crate) const TCP_FLAGS_OFFSET: usize = 13;
 
 pub(crate) const TCP_FIN: u8 = 0x01;
 pub(crate) const TCP_PSH: u8 = 0x08;
-#[allow(dead_code)] // until the coalescer lands
 pub(crate) const TCP_ACK: u8 = 0x10;
 pub(crate) const TCP_CWR: u8 = 0x80;
 
