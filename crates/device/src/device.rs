@@ -5,18 +5,20 @@
 //! TUN, a UAPI request, the core's next timer, or shutdown — feeds it to the
 //! [`Node`], then sends whatever the node queued.
 
+use crate::batch::TxBatch;
 use crate::configure;
 use crate::netlink::{IfAddress, Netlink, NetlinkError};
 use crate::routes::Routes;
 use crate::stats;
 use crate::tun::{Tun, TunError};
 use crate::uapi_server::{self, UapiCommand, UapiListener, UapiRequest, UapiSocketError};
-use crate::udp::WgSocket;
+use crate::udp::{Received, WgSocket};
 use std::future::Future;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use warren_mesh::{Node, DATA_OVERHEAD};
 use warren_uapi::{errno, Request, SetRequest};
 
@@ -26,6 +28,44 @@ pub const DEFAULT_MTU: u32 = 1420;
 
 /// Largest datagram or packet handled (the most a UDP datagram can carry).
 const MAX_PACKET: usize = 65535;
+
+/// How many packets (TUN reads or UDP reads) one burst handles before the
+/// loop looks at its other inputs again: large enough to amortise, small
+/// enough that UAPI requests and timers are not starved.
+const BURST: usize = 64;
+
+/// UAPI clients served at once; more are refused until one finishes.
+const MAX_UAPI_CLIENTS: usize = 16;
+
+/// Pause after a failed `accept` on the UAPI socket.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The loop's packet buffers, allocated once.
+struct Buffers {
+    /// UDP receive buffer: one datagram or one GRO batch.
+    rx: Vec<u8>,
+    /// Decrypted packet on its way to the TUN.
+    decrypted: Vec<u8>,
+    /// Packet read from the TUN.
+    tun: Vec<u8>,
+    /// Encrypted datagrams on their way out, grouped for GSO.
+    tx: TxBatch,
+}
+
+impl Buffers {
+    /// Buffers for a device whose interface MTU is `mtu`: a TUN packet
+    /// larger than that (the MTU raised behind warren's back) is dropped
+    /// and counted as too large.
+    fn new(mtu: u32) -> Buffers {
+        let slot = (mtu as usize).max(1500) + DATA_OVERHEAD;
+        Buffers {
+            rx: vec![0; MAX_PACKET],
+            decrypted: vec![0; MAX_PACKET],
+            tun: vec![0; MAX_PACKET],
+            tx: TxBatch::new(BURST, slot),
+        }
+    }
+}
 
 /// How a device is set up.
 #[derive(Debug, Clone)]
@@ -81,6 +121,9 @@ pub enum DeviceError {
     /// The configuration asks for no private key; a warren device always has one.
     #[error("the configuration removes the private key; a warren device needs one")]
     NoPrivateKey,
+    /// Reading the TUN failed for good (the interface was deleted).
+    #[error("reading the TUN interface: {0}")]
+    TunRead(io::Error),
     /// No randomness for the private key and session indexes.
     #[error("reading /dev/urandom: {0}")]
     Random(io::Error),
@@ -96,6 +139,7 @@ pub struct Device {
     fwmark: u32,
     uapi: UapiListener,
     node: Node,
+    mtu: u32,
 }
 
 impl Device {
@@ -135,7 +179,7 @@ impl Device {
         let mut node = Node::new(private_key, seed, Instant::now());
         configure::apply(&mut node, &config);
         let mut routes = Routes::new(link, options.addresses);
-        routes.sync(&netlink, allowed_ips(&node)).await?;
+        routes.sync(&netlink, allowed_ips(&node)).await;
         tracing::info!(
             iface = tun.name(),
             port = listen_port,
@@ -152,6 +196,7 @@ impl Device {
             fwmark,
             uapi,
             node,
+            mtu: options.mtu,
         })
     }
 
@@ -169,55 +214,114 @@ impl Device {
     /// removes the interface (with its addresses and routes) and the UAPI socket.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DeviceError> {
         let (commands_tx, mut commands) = mpsc::channel::<UapiCommand>(16);
-        let mut datagram = vec![0u8; MAX_PACKET];
-        let mut packet = vec![0u8; MAX_PACKET];
-        let mut out = vec![0u8; MAX_PACKET + DATA_OVERHEAD];
+        let mut buffers = Buffers::new(self.mtu);
+        let connection_slots = Arc::new(Semaphore::new(MAX_UAPI_CLIENTS));
         tokio::pin!(shutdown);
+        let timer = tokio::time::sleep_until(self.deadline());
+        tokio::pin!(timer);
         loop {
-            let deadline = tokio::time::Instant::from_std(self.node.poll_timeout());
             tokio::select! {
                 () = &mut shutdown => break,
-                received = self.socket.recv_from(&mut datagram) => match received {
-                    Ok((len, from)) => {
-                        let now = Instant::now();
-                        if let Ok(Some(decrypted)) =
-                            self.node.handle_datagram(now, from, &datagram[..len], &mut out)
-                        {
-                            if let Err(error) = self.tun.send(decrypted).await {
-                                tracing::debug!(%error, "writing to the TUN");
-                            }
-                        }
-                    }
+                received = self.socket.recv_segments(&mut buffers.rx) => match received {
+                    Ok(first) => self.on_datagrams(first, &mut buffers).await,
                     Err(error) => tracing::debug!(%error, "UDP receive"),
                 },
-                read = self.tun.recv(&mut packet) => match read {
-                    Ok(len) => {
-                        let now = Instant::now();
-                        if let Ok(Some(transmit)) = self.node.send_ip(now, &packet[..len], &mut out) {
-                            let dst = transmit.dst;
-                            if let Err(error) = self.socket.send_to(transmit.payload, dst).await {
-                                tracing::debug!(%error, %dst, "UDP send");
-                            }
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "TUN read"),
+                read = self.tun.recv(&mut buffers.tun) => match read {
+                    Ok(len) => self.on_tun_packets(len, &mut buffers).await,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    // The interface is gone (e.g. `ip link del`): nothing left to serve.
+                    Err(source) => return Err(DeviceError::TunRead(source)),
                 },
                 accepted = self.uapi.accept() => match accepted {
-                    Ok(stream) => {
-                        tokio::spawn(uapi_server::serve_connection(stream, commands_tx.clone()));
+                    Ok(stream) => match connection_slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            tokio::spawn(uapi_server::serve_connection(stream, commands_tx.clone(), slot));
+                        }
+                        Err(_) => tracing::warn!("too many UAPI clients; refusing one"),
+                    },
+                    Err(error) => {
+                        // E.g. out of file descriptors: don't spin on it.
+                        tracing::warn!(%error, "UAPI accept");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
-                    Err(error) => tracing::warn!(%error, "UAPI accept"),
                 },
                 Some(command) = commands.recv() => {
                     let answer = self.handle_uapi(command.request).await;
                     let _ = command.reply.send(answer);
                 },
-                () = tokio::time::sleep_until(deadline) => self.node.handle_timeout(Instant::now()),
+                () = &mut timer => self.node.handle_timeout(Instant::now()),
             }
             self.flush_queued().await;
+            let deadline = self.deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
         }
         tracing::info!(iface = self.tun.name(), "device shutting down");
         Ok(())
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.node.poll_timeout())
+    }
+
+    /// Decrypts a burst of datagrams (the first already read, then whatever
+    /// else is waiting, up to [`BURST`] reads) and writes them to the TUN.
+    async fn on_datagrams(&mut self, first: Received, buffers: &mut Buffers) {
+        let mut next = Some(first);
+        let mut reads = 0;
+        while let Some(received) = next.take() {
+            let now = Instant::now();
+            let batch = &buffers.rx[..received.len];
+            // An empty datagram is still one to refuse and count.
+            let empty = batch.is_empty().then_some(&[][..]);
+            for datagram in batch.chunks(received.segment_size.max(1)).chain(empty) {
+                if let Ok(Some(packet)) =
+                    self.node
+                        .handle_datagram(now, received.from, datagram, &mut buffers.decrypted)
+                {
+                    if let Err(error) = self.tun.send(packet).await {
+                        tracing::debug!(%error, "writing to the TUN");
+                    }
+                }
+            }
+            reads += 1;
+            if reads < BURST {
+                next = self.socket.try_recv_segments(&mut buffers.rx).ok();
+            }
+        }
+    }
+
+    /// Encrypts a burst of TUN packets (the first already read, then whatever
+    /// else is waiting, while the batch has room) and sends them, grouped for GSO.
+    async fn on_tun_packets(&mut self, first_len: usize, buffers: &mut Buffers) {
+        let mut next = Some(first_len);
+        while let Some(len) = next.take() {
+            // The batch was emptied after the last burst and is only read
+            // into while it has a free slot, so there is always one here.
+            let Some(slot) = buffers.tx.slot() else {
+                break;
+            };
+            if let Ok(Some(transmit)) = self.node.send_ip(Instant::now(), &buffers.tun[..len], slot)
+            {
+                let (dst, written) = (transmit.dst, transmit.payload.len());
+                buffers.tx.push(dst, written);
+            }
+            if buffers.tx.slot().is_some() {
+                next = self.tun.try_recv(&mut buffers.tun).ok();
+            }
+        }
+        for group in buffers.tx.groups() {
+            let datagrams = &buffers.tx.bytes()[group.range.clone()];
+            if let Err(error) = self
+                .socket
+                .send_segments(datagrams, group.segment_size, group.dst)
+                .await
+            {
+                tracing::debug!(%error, dst = %group.dst, "UDP send");
+            }
+        }
+        buffers.tx.clear();
     }
 
     /// Sends every datagram the node queued (handshakes, keepalives, cookies).
@@ -242,8 +346,9 @@ impl Device {
         }
     }
 
-    /// Applies a `set`: first the parts that can fail (socket), so a
-    /// failure leaves the peers untouched, then the peers and routes.
+    /// Applies a `set`: first the part that can fail (the socket), so a
+    /// failure leaves the peers untouched, then the peers, which cannot
+    /// fail, then the routes, which are best effort (see [`crate::routes`]).
     /// Answers with a negated errno, as wg(8) expects.
     async fn handle_set(&mut self, set: &SetRequest) -> Result<(), i32> {
         if set.private_key == Some(None) {
@@ -265,14 +370,9 @@ impl Device {
         }
         self.fwmark = fwmark;
         configure::apply(&mut self.node, set);
-        if let Err(error) = self
-            .routes
+        self.routes
             .sync(&self.netlink, allowed_ips(&self.node))
-            .await
-        {
-            tracing::warn!(%error, "updating routes");
-            return Err(errno::IO_ERROR);
-        }
+            .await;
         Ok(())
     }
 }

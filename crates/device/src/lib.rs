@@ -6,6 +6,7 @@
 //! ([`uapi_server`]) so that `wg show` and `wg set` work against it. All
 //! decisions — routing, sessions, timers, roaming — are the node's.
 
+mod batch;
 pub mod configure;
 mod device;
 pub mod netlink;

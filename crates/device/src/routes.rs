@@ -1,5 +1,11 @@
 //! Keeps the kernel's routes through the TUN in step with the peers'
 //! allowed IPs, so traffic for a peer is routed into the device.
+//!
+//! Routes are a convenience on top of WireGuard (wireguard-go and
+//! boringtun-cli install none): a route that cannot be installed — most
+//! often because the prefix is already routed through another interface —
+//! is logged and retried at the next sync, and never undoes or blocks a
+//! configuration change.
 
 use crate::netlink::{IfAddress, Netlink, NetlinkError};
 use ip_network::IpNetwork;
@@ -35,31 +41,44 @@ impl Routes {
             .collect()
     }
 
-    /// Adds missing routes and removes stale ones.
+    /// Adds missing routes and removes stale ones, going on past failures;
+    /// returns the failures (each also logged).
     pub async fn sync(
         &mut self,
         netlink: &Netlink,
         allowed: impl IntoIterator<Item = IpNetwork>,
-    ) -> Result<(), NetlinkError> {
+    ) -> Vec<NetlinkError> {
         let wanted = self.wanted(allowed);
+        let mut failures = Vec::new();
         for stale in self
             .installed
             .difference(&wanted)
             .copied()
             .collect::<Vec<_>>()
         {
-            netlink.delete_route(self.link, stale).await?;
-            self.installed.remove(&stale);
+            match netlink.delete_route(self.link, stale).await {
+                Ok(()) => {
+                    self.installed.remove(&stale);
+                }
+                Err(error) => failures.push(error),
+            }
         }
         for missing in wanted
             .difference(&self.installed)
             .copied()
             .collect::<Vec<_>>()
         {
-            netlink.add_route(self.link, missing).await?;
-            self.installed.insert(missing);
+            match netlink.add_route(self.link, missing).await {
+                Ok(()) => {
+                    self.installed.insert(missing);
+                }
+                Err(error) => failures.push(error),
+            }
         }
-        Ok(())
+        for error in &failures {
+            tracing::warn!(%error, "route not changed; will retry at the next configuration change");
+        }
+        failures
     }
 }
 

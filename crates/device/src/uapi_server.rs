@@ -10,9 +10,10 @@ use crate::stats::STATS_REQUEST;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use warren_uapi::{errno, Request};
 
 /// Where UAPI sockets live, shared with wireguard-go and boringtun-cli.
@@ -98,9 +99,17 @@ impl Drop for UapiListener {
     }
 }
 
-/// Serves one client connection until it closes: frames each request,
-/// forwards it to the device loop and writes the answer back.
-pub async fn serve_connection(mut stream: UnixStream, commands: mpsc::Sender<UapiCommand>) {
+/// How long a client may stay silent before its connection is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves one client connection until it closes or idles out: frames each
+/// request, forwards it to the device loop and writes the answer back. The
+/// permit (one of the device's client slots) is released on return.
+pub async fn serve_connection(
+    mut stream: UnixStream,
+    commands: mpsc::Sender<UapiCommand>,
+    _slot: OwnedSemaphorePermit,
+) {
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -117,9 +126,9 @@ pub async fn serve_connection(mut stream: UnixStream, commands: mpsc::Sender<Uap
                 .await;
             return;
         }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+        match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
+            Ok(Ok(read)) => buffer.extend_from_slice(&chunk[..read]),
         }
     }
 }

@@ -1,0 +1,264 @@
+//! The device's one UDP socket: dual-stack where the host has IPv6, with
+//! addresses normalised so the mesh core always sees plain IPv4 or IPv6,
+//! and batched with UDP GSO/GRO where the kernel offers them.
+
+mod msg;
+
+pub use msg::Received;
+
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Most datagrams handed to one GSO send (the kernel's `UDP_MAX_SEGMENTS`
+/// is 64 on older kernels).
+pub const MAX_GSO_SEGMENTS: usize = 64;
+
+/// Largest buffer one GSO send or GRO receive uses (a UDP length field).
+pub const MAX_GSO_BYTES: usize = 65535 - 8 - 40;
+
+/// Socket buffer size asked for: room for bursts while the loop is busy.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// The device's UDP socket.
+pub struct WgSocket {
+    socket: UdpSocket,
+    dual_stack: bool,
+    /// Cleared when the kernel refuses a GSO send, after which every
+    /// datagram goes in its own call.
+    gso: AtomicBool,
+}
+
+impl WgSocket {
+    /// Binds `port` (0 picks a free one) on all addresses: `[::]` accepting
+    /// IPv4 too, or `0.0.0.0` when the host has no IPv6.
+    pub fn bind(port: u16, fwmark: u32) -> io::Result<WgSocket> {
+        let (socket, dual_stack) = match bind_dual_stack(port) {
+            Ok(socket) => (socket, true),
+            Err(_) => (bind_v4(port)?, false),
+        };
+        let sock = SockRef::from(&socket);
+        // Best effort: a smaller buffer only costs throughput.
+        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+        if fwmark != 0 {
+            sock.set_mark(fwmark)?;
+        }
+        // Best effort: without GRO every datagram is simply read on its own.
+        let _ = set_udp_gro(&socket);
+        socket.set_nonblocking(true)?;
+        Ok(WgSocket {
+            socket: UdpSocket::from_std(socket)?,
+            dual_stack,
+            gso: AtomicBool::new(true),
+        })
+    }
+
+    /// The port the socket is bound to.
+    pub fn port(&self) -> io::Result<u16> {
+        Ok(self.socket.local_addr()?.port())
+    }
+
+    /// Sets the firewall mark on outgoing packets (0 clears it).
+    pub fn set_fwmark(&self, fwmark: u32) -> io::Result<()> {
+        SockRef::from(&self.socket).set_mark(fwmark)
+    }
+
+    /// Receives one datagram and the (normalised) address it came from.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (len, from) = self.socket.recv_from(buf).await?;
+        Ok((len, normalise(from)))
+    }
+
+    /// Sends one datagram to `dst`.
+    pub async fn send_to(&self, datagram: &[u8], dst: SocketAddr) -> io::Result<usize> {
+        self.socket.send_to(datagram, self.on_the_wire(dst)).await
+    }
+
+    /// Sends `datagrams`, back-to-back datagrams of `segment_size` bytes
+    /// (the last may be shorter), to `dst`: in one call with GSO, else one
+    /// call each.
+    pub async fn send_segments(
+        &self,
+        datagrams: &[u8],
+        segment_size: usize,
+        dst: SocketAddr,
+    ) -> io::Result<()> {
+        let dst = SockAddr::from(self.on_the_wire(dst));
+        let fd = self.socket.as_raw_fd();
+        let segments = datagrams.len().div_ceil(segment_size.max(1));
+        if segments > 1 && self.gso.load(Ordering::Relaxed) {
+            let size = u16::try_from(segment_size).ok();
+            let sent = self
+                .socket
+                .async_io(Interest::WRITABLE, || msg::send(fd, datagrams, &dst, size))
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                // The route's device cannot segment: fall back for good.
+                Err(error) if gso_unsupported(&error) => {
+                    tracing::info!(%error, "UDP GSO refused; sending datagrams one by one");
+                    self.gso.store(false, Ordering::Relaxed);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        for datagram in datagrams.chunks(segment_size.max(1)) {
+            self.socket
+                .async_io(Interest::WRITABLE, || msg::send(fd, datagram, &dst, None))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for and receives one datagram or GRO batch (see [`Received`]);
+    /// the source address is normalised.
+    pub async fn recv_segments(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let fd = self.socket.as_raw_fd();
+        let received = self
+            .socket
+            .async_io(Interest::READABLE, || msg::recv(fd, buf))
+            .await?;
+        Ok(normalise_received(received))
+    }
+
+    /// Like [`WgSocket::recv_segments`], but returns `WouldBlock` instead of waiting.
+    pub fn try_recv_segments(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let fd = self.socket.as_raw_fd();
+        let received = self
+            .socket
+            .try_io(Interest::READABLE, || msg::recv(fd, buf))?;
+        Ok(normalise_received(received))
+    }
+
+    /// A dual-stack socket sends to IPv4 peers through IPv4-mapped addresses.
+    fn on_the_wire(&self, dst: SocketAddr) -> SocketAddr {
+        match (self.dual_stack, dst.ip()) {
+            (true, IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), dst.port()),
+            _ => dst,
+        }
+    }
+}
+
+fn normalise_received(received: Received) -> Received {
+    Received {
+        from: normalise(received.from),
+        ..received
+    }
+}
+
+/// Errors with which the kernel refuses a GSO send it cannot do.
+fn gso_unsupported(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT)
+    )
+}
+
+fn set_udp_gro(socket: &std::net::UdpSocket) -> io::Result<()> {
+    let enable: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid int option of the declared size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&enable as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `::ffff:a.b.c.d` becomes `a.b.c.d`, so one peer has one address form.
+fn normalise(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+fn bind_dual_stack(port: u16) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(false)?;
+    socket.bind(&SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port).into())?;
+    Ok(socket.into())
+}
+
+fn bind_v4(port: u16) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into())?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_addresses_are_normalised_to_ipv4() {
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:51820".parse().unwrap();
+        assert_eq!(normalise(mapped), "10.0.0.1:51820".parse().unwrap());
+        let v6: SocketAddr = "[fd00::1]:51820".parse().unwrap();
+        assert_eq!(normalise(v6), v6);
+    }
+
+    #[tokio::test]
+    async fn ipv4_peer_reaches_a_dual_stack_socket_and_gets_answers() {
+        let device = WgSocket::bind(0, 0).unwrap();
+        let port = device.port().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        peer.send_to(b"ping", ("127.0.0.1", port)).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (len, from) = device.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..len], b"ping");
+        assert_eq!(from, peer.local_addr().unwrap());
+        device.send_to(b"pong", from).await.unwrap();
+        let (len, _) = peer.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..len], b"pong");
+    }
+
+    #[tokio::test]
+    async fn segments_sent_in_one_call_arrive_as_separate_datagrams_and_are_regrouped() {
+        let sender = WgSocket::bind(0, 0).unwrap();
+        let receiver = WgSocket::bind(0, 0).unwrap();
+        let dst: SocketAddr = format!("127.0.0.1:{}", receiver.port().unwrap())
+            .parse()
+            .unwrap();
+        // Five 1000-byte datagrams and a 300-byte tail, numbered by their first byte.
+        let mut batch = Vec::new();
+        for i in 0..6u8 {
+            let size = if i == 5 { 300 } else { 1000 };
+            batch.extend(std::iter::repeat_n(i, size));
+        }
+        sender.send_segments(&batch, 1000, dst).await.unwrap();
+
+        // A plain socket sees six datagrams on the wire.
+        let plain = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sender
+            .send_segments(&batch, 1000, plain.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        for i in 0..6u8 {
+            let (len, _) = plain.recv_from(&mut buf).await.unwrap();
+            assert_eq!(len, if i == 5 { 300 } else { 1000 });
+            assert!(buf[..len].iter().all(|b| *b == i));
+        }
+
+        // The GRO socket gets all the bytes, in order, with the segment size.
+        let mut got = Vec::new();
+        while got.len() < batch.len() {
+            let received = receiver.recv_segments(&mut buf).await.unwrap();
+            assert_eq!(received.from.port(), sender.port().unwrap());
+            for datagram in buf[..received.len].chunks(received.segment_size) {
+                got.extend_from_slice(datagram);
+            }
+        }
+        assert_eq!(got, batch);
+    }
+}
