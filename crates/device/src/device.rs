@@ -8,6 +8,7 @@
 use crate::batch::TxBatch;
 use crate::configure;
 use crate::netlink::{IfAddress, Netlink, NetlinkError};
+use crate::offload::{self, Coalescer, OffloadError, VnetHdr};
 use crate::routes::Routes;
 use crate::stats;
 use crate::tun::{Tun, TunError};
@@ -15,6 +16,7 @@ use crate::uapi_server::{self, UapiCommand, UapiListener, UapiRequest, UapiSocke
 use crate::udp::{Received, WgSocket};
 use std::future::Future;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -29,10 +31,21 @@ pub const DEFAULT_MTU: u32 = 1420;
 /// Largest datagram or packet handled (the most a UDP datagram can carry).
 const MAX_PACKET: usize = 65535;
 
-/// How many packets (TUN reads or UDP reads) one burst handles before the
-/// loop looks at its other inputs again: large enough to amortise, small
-/// enough that UAPI requests and timers are not starved.
+/// How many reads (of the TUN or of the UDP socket) one burst makes before
+/// the loop looks at its other inputs again: large enough to amortise,
+/// small enough that UAPI requests and timers are not starved.
 const BURST: usize = 64;
+
+/// Least room to leave for one decrypted packet (boringtun's minimum buffer).
+const MIN_DECRYPT_ROOM: usize = 148;
+
+/// Encrypted datagrams collected before they are sent (one TUN
+/// super-packet alone can make 45).
+const TX_BATCH: usize = 128;
+
+/// Bytes of decrypted packets collected before they are coalesced and
+/// written to the TUN.
+const RX_ARENA: usize = 256 * 1024;
 
 /// UAPI clients served at once; more are refused until one finishes.
 const MAX_UAPI_CLIENTS: usize = 16;
@@ -44,25 +57,48 @@ const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100
 struct Buffers {
     /// UDP receive buffer: one datagram or one GRO batch.
     rx: Vec<u8>,
-    /// Decrypted packet on its way to the TUN.
-    decrypted: Vec<u8>,
-    /// Packet read from the TUN.
+    /// Decrypted packets on their way to the TUN.
+    decrypted: Decrypted,
+    /// A TUN read: vnet header and (super-)packet.
     tun: Vec<u8>,
+    /// The segments of a super-packet, `stride` bytes apart.
+    segments: Vec<u8>,
+    /// Room for one segment: the interface MTU (at least 1500).
+    stride: usize,
     /// Encrypted datagrams on their way out, grouped for GSO.
     tx: TxBatch,
 }
 
+/// Decrypted packets collected during a burst, then coalesced and written.
+struct Decrypted {
+    /// The packets, back to back...
+    arena: Vec<u8>,
+    /// ...at these ranges.
+    packets: Vec<Range<usize>>,
+    /// Merges in-order TCP segments for fewer TUN writes.
+    coalescer: Coalescer,
+    /// The coalescer's output: a vnet header and a packet per TUN write.
+    coalesced: Vec<u8>,
+}
+
 impl Buffers {
     /// Buffers for a device whose interface MTU is `mtu`: a TUN packet
-    /// larger than that (the MTU raised behind warren's back) is dropped
-    /// and counted as too large.
+    /// larger than that (the MTU raised behind warren's back) is dropped.
     fn new(mtu: u32) -> Buffers {
-        let slot = (mtu as usize).max(1500) + DATA_OVERHEAD;
+        let stride = (mtu as usize).max(1500);
         Buffers {
             rx: vec![0; MAX_PACKET],
-            decrypted: vec![0; MAX_PACKET],
-            tun: vec![0; MAX_PACKET],
-            tx: TxBatch::new(BURST, slot),
+            decrypted: Decrypted {
+                arena: vec![0; RX_ARENA],
+                packets: Vec::with_capacity(RX_ARENA / 1000),
+                coalescer: Coalescer::new(),
+                // Each output adds a 10-byte header to a packet of 20 bytes or more.
+                coalesced: vec![0; RX_ARENA * 3 / 2],
+            },
+            tun: vec![0; VnetHdr::LEN + MAX_PACKET],
+            segments: vec![0; 64 * stride],
+            stride,
+            tx: TxBatch::new(TX_BATCH, stride + DATA_OVERHEAD),
         }
     }
 }
@@ -147,7 +183,7 @@ impl Device {
     /// the UAPI socket, and applies the initial configuration. Without a
     /// private key in the configuration, a random one is generated.
     pub async fn create(options: DeviceOptions) -> Result<Device, DeviceError> {
-        let tun = Tun::create(&options.name)?;
+        let tun = Tun::create_with_offload(&options.name)?;
         let netlink = Netlink::connect()?;
         let link = netlink.link_index(tun.name()).await?;
         netlink.set_mtu(link, options.mtu).await?;
@@ -266,23 +302,29 @@ impl Device {
     }
 
     /// Decrypts a burst of datagrams (the first already read, then whatever
-    /// else is waiting, up to [`BURST`] reads) and writes them to the TUN.
+    /// else is waiting, up to [`BURST`] reads) and writes them to the TUN,
+    /// coalesced.
     async fn on_datagrams(&mut self, first: Received, buffers: &mut Buffers) {
         let mut next = Some(first);
         let mut reads = 0;
         while let Some(received) = next.take() {
             let now = Instant::now();
-            let batch = &buffers.rx[..received.len];
+            let batch = buffers.rx.get(..received.len).unwrap_or_default();
             // An empty datagram is still one to refuse and count.
             let empty = batch.is_empty().then_some(&[][..]);
             for datagram in batch.chunks(received.segment_size.max(1)).chain(empty) {
+                let decrypted = &mut buffers.decrypted;
+                let mut used = decrypted.packets.last().map_or(0, |last| last.end);
+                if decrypted.arena.len() - used < datagram.len().max(MIN_DECRYPT_ROOM) {
+                    self.write_decrypted(decrypted).await;
+                    used = 0;
+                }
+                let out = &mut decrypted.arena[used..];
                 if let Ok(Some(packet)) =
-                    self.node
-                        .handle_datagram(now, received.from, datagram, &mut buffers.decrypted)
+                    self.node.handle_datagram(now, received.from, datagram, out)
                 {
-                    if let Err(error) = self.tun.send(packet).await {
-                        tracing::debug!(%error, "writing to the TUN");
-                    }
+                    let len = packet.len();
+                    decrypted.packets.push(used..used + len);
                 }
             }
             reads += 1;
@@ -290,29 +332,94 @@ impl Device {
                 next = self.socket.try_recv_segments(&mut buffers.rx).ok();
             }
         }
+        self.write_decrypted(&mut buffers.decrypted).await;
     }
 
-    /// Encrypts a burst of TUN packets (the first already read, then whatever
-    /// else is waiting, while the batch has room) and sends them, grouped for GSO.
+    /// Writes the collected decrypted packets to the TUN, merging runs of
+    /// TCP segments, and empties the collection.
+    async fn write_decrypted(&self, decrypted: &mut Decrypted) {
+        if decrypted.packets.is_empty() {
+            return;
+        }
+        let packets: Vec<&[u8]> = decrypted
+            .packets
+            .iter()
+            .filter_map(|range| decrypted.arena.get(range.clone()))
+            .collect();
+        match decrypted
+            .coalescer
+            .coalesce(&packets, &mut decrypted.coalesced)
+        {
+            Ok(writes) => {
+                for range in writes {
+                    if let Some(write) = decrypted.coalesced.get(range.clone()) {
+                        if let Err(error) = self.tun.send(write).await {
+                            tracing::debug!(%error, "writing to the TUN");
+                        }
+                    }
+                }
+            }
+            // Sized so that it cannot happen (see `Buffers::new`).
+            Err(error) => tracing::warn!(%error, "coalescing for the TUN"),
+        }
+        decrypted.packets.clear();
+    }
+
+    /// Encrypts a burst of TUN reads (the first already read, then whatever
+    /// else is waiting, up to [`BURST`]) and sends them, grouped for GSO.
     async fn on_tun_packets(&mut self, first_len: usize, buffers: &mut Buffers) {
         let mut next = Some(first_len);
+        let mut reads = 0;
         while let Some(len) = next.take() {
-            // The batch was emptied after the last burst and is only read
-            // into while it has a free slot, so there is always one here.
-            let Some(slot) = buffers.tx.slot() else {
-                break;
-            };
-            if let Ok(Some(transmit)) = self.node.send_ip(Instant::now(), &buffers.tun[..len], slot)
-            {
-                let (dst, written) = (transmit.dst, transmit.payload.len());
-                buffers.tx.push(dst, written);
-            }
-            if buffers.tx.slot().is_some() {
+            self.encrypt_tun_read(len, buffers).await;
+            reads += 1;
+            if reads < BURST {
                 next = self.tun.try_recv(&mut buffers.tun).ok();
             }
         }
-        for group in buffers.tx.groups() {
-            let datagrams = &buffers.tx.bytes()[group.range.clone()];
+        self.send_batch(&mut buffers.tx).await;
+    }
+
+    /// Cuts one TUN read into packets (segmenting a TCP super-packet) and
+    /// encrypts each into the transmit batch, sending the batch when full.
+    async fn encrypt_tun_read(&mut self, len: usize, buffers: &mut Buffers) {
+        let read = buffers.tun.get(..len).unwrap_or_default();
+        let (Ok(header), Some(packet)) = (VnetHdr::decode(read), read.get(VnetHdr::LEN..)) else {
+            tracing::debug!(len, "TUN read without a vnet header");
+            return;
+        };
+        let segments = loop {
+            match offload::segment(&header, packet, &mut buffers.segments, buffers.stride) {
+                Ok(segments) => break segments,
+                Err(OffloadError::OutputTooSmall { needed, .. }) => {
+                    buffers.segments.resize(needed, 0);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "TUN packet refused");
+                    return;
+                }
+            }
+        };
+        let now = Instant::now();
+        for range in segments.ranges() {
+            if buffers.tx.slot().is_none() {
+                self.send_batch(&mut buffers.tx).await;
+            }
+            let (Some(slot), Some(segment)) = (buffers.tx.slot(), buffers.segments.get(range))
+            else {
+                continue;
+            };
+            if let Ok(Some(transmit)) = self.node.send_ip(now, segment, slot) {
+                let (dst, written) = (transmit.dst, transmit.payload.len());
+                buffers.tx.push(dst, written);
+            }
+        }
+    }
+
+    /// Sends the batch's datagrams, grouped for GSO, and empties it.
+    async fn send_batch(&self, tx: &mut TxBatch) {
+        for group in tx.groups() {
+            let datagrams = &tx.bytes()[group.range.clone()];
             if let Err(error) = self
                 .socket
                 .send_segments(datagrams, group.segment_size, group.dst)
@@ -321,7 +428,7 @@ impl Device {
                 tracing::debug!(%error, dst = %group.dst, "UDP send");
             }
         }
-        buffers.tx.clear();
+        tx.clear();
     }
 
     /// Sends every datagram the node queued (handshakes, keepalives, cookies).

@@ -14,10 +14,16 @@
 //! Configuring the interface (MTU, addresses, routes, up) is the job of
 //! [`crate::netlink`].
 //!
+//! [`Tun::create_with_offload`] opens the device with a `virtio_net_hdr`
+//! in front of every packet (`IFF_VNET_HDR`) and TCP segmentation offload
+//! enabled (`TUNSETOFFLOAD`): reads may then return TCP "super-packets" of
+//! up to 64 KiB for the caller to segment, and writes may hand the kernel
+//! coalesced segments — see [`crate::offload`] for the header's contract.
+//!
 //! No TUN crate is used: they pull in more than we need (device
 //! configuration, cross-platform layers, their own async wrappers), and we
-//! need full control over the `TUNSETIFF` flags to add `IFF_VNET_HDR` and
-//! offloads later. All flags live in `TUN_FLAGS`.
+//! need full control over the `TUNSETIFF` flags and offloads. All flags
+//! live in `TUN_FLAGS` and `OFFLOADS`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -43,9 +49,14 @@ pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
 /// beforehand (e.g. `ip tuntap add ... user warren` to run unprivileged) can
 /// be attached to. Such a persistent device outlives the [`Tun`].
 ///
-/// `IFF_VNET_HDR` and the offload ioctls (`TUNSETOFFLOAD`) are to be added
-/// here; they change the packet format of `recv`/`send`.
+/// [`Tun::create_with_offload`] adds `IFF_VNET_HDR`, which changes the
+/// packet format of `recv`/`send`.
 const TUN_FLAGS: libc::c_short = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+
+/// Offloads asked for with a vnet header: checksum offload (required for the
+/// others) and TCP segmentation for IPv4 and IPv6. UDP segmentation
+/// (`TUN_F_USO4/6`) is not asked for: the segmenter refuses it.
+const OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
 
 /// Errors from [`Tun::create`].
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +126,7 @@ const IFREQ_UNION_REST: usize = 24 - std::mem::size_of::<libc::c_short>();
 pub struct Tun {
     fd: AsyncFd<File>,
     name: String,
+    vnet_hdr: bool,
 }
 
 impl Tun {
@@ -130,9 +142,49 @@ impl Tun {
     /// Needs `CAP_NET_ADMIN` (or a persistent TUN of that name owned by the
     /// caller) and must be called from within a tokio runtime.
     pub fn create(name: &str) -> Result<Tun, TunError> {
+        Tun::open(name, false)
+    }
+
+    /// Like [`create`](Tun::create), but every packet read or written is
+    /// preceded by a 10-byte `virtio_net_hdr`, and the kernel may hand over
+    /// TCP super-packets to segment (and accept coalesced ones): see the
+    /// module docs. If the kernel refuses the offloads, the header is still
+    /// there and every packet is a plain one (`gso_type` none).
+    pub fn create_with_offload(name: &str) -> Result<Tun, TunError> {
+        let tun = Tun::open(name, true)?;
+        // SAFETY: TUNSETOFFLOAD takes its flags as the ioctl's integer
+        // argument on an open TUN descriptor.
+        let rc = unsafe {
+            libc::ioctl(
+                tun.fd.get_ref().as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                OFFLOADS as libc::c_ulong,
+            )
+        };
+        if rc < 0 {
+            tracing::info!(
+                name = %tun.name,
+                error = %io::Error::last_os_error(),
+                "TUN offloads refused; packets go one by one"
+            );
+        }
+        Ok(tun)
+    }
+
+    /// Whether packets carry a `virtio_net_hdr` (see [`Tun::create_with_offload`]).
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    fn open(name: &str, vnet_hdr: bool) -> Result<Tun, TunError> {
+        let flags = if vnet_hdr {
+            TUN_FLAGS | libc::IFF_VNET_HDR as libc::c_short
+        } else {
+            TUN_FLAGS
+        };
         let mut req = IfReq {
             name: encode_name(name)?,
-            flags: TUN_FLAGS,
+            flags,
             _union_rest: [0; IFREQ_UNION_REST],
         };
         if tokio::runtime::Handle::try_current().is_err() {
@@ -173,8 +225,8 @@ impl Tun {
             name: name.clone(),
             source: e.into(),
         })?;
-        tracing::debug!(%name, "created TUN interface");
-        Ok(Tun { fd, name })
+        tracing::debug!(%name, vnet_hdr, "created TUN interface");
+        Ok(Tun { fd, name, vnet_hdr })
     }
 
     /// The interface name the kernel gave the device.
