@@ -226,9 +226,18 @@ fn measure(opts: &Options, paths: &[Path]) -> Result<Vec<PathResults>> {
         progress.report(&latency_line(path.kind, "idle", &r.idle));
     }
     for (path, r) in paths.iter().zip(&mut results) {
-        r.loaded = step(path, |p| latency_under_load(p, opts))
+        r.loaded = step(path, |p| latency_under_load(p, opts, None))
             .with_context(|| format!("{} latency under load", path.kind.name()))?;
         progress.report(&latency_line(path.kind, "under load", &r.loaded));
+    }
+    for (path, r) in paths.iter().zip(&mut results) {
+        r.paced = step(path, |p| latency_under_load(p, opts, Some(PACED_LOAD)))
+            .with_context(|| format!("{} latency under a paced load", path.kind.name()))?;
+        progress.report(&latency_line(
+            path.kind,
+            &format!("under {PACED_LOAD}bit/s"),
+            &r.paced,
+        ));
     }
     Ok(results)
 }
@@ -242,9 +251,15 @@ fn step<T>(path: &Path, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     Ok(out)
 }
 
-fn latency_under_load(path: &Path, opts: &Options) -> Result<latency::Rtts> {
+/// The rate of the paced load: below what every tunnel here can carry, so
+/// all of them carry the same traffic while their latency is measured.
+const PACED_LOAD: &str = "150M";
+
+/// Round trips while a TCP stream runs through the path: as fast as it can
+/// (`rate` none: each tunnel saturated by its own throughput) or paced.
+fn latency_under_load(path: &Path, opts: &Options, rate: Option<&str>) -> Result<latency::Rtts> {
     let cap = opts.load_cap();
-    let _load = iperf::start_load(path, cap + 10)?;
+    let _load = iperf::start_load(path, cap + 10, rate)?;
     let ramp = Instant::now() + LOAD_RAMP_UP;
     while Instant::now() < ramp {
         check_interrupt()?;

@@ -160,11 +160,15 @@ pub struct Load {
     _server: Proc,
 }
 
-/// Starts an iperf3 TCP stream over `path` lasting up to `seconds`.
-pub fn start_load(path: &Path, seconds: u32) -> Result<Load> {
+/// Starts an iperf3 TCP stream over `path` lasting up to `seconds`, as
+/// fast as it goes or paced at `rate` (iperf3's `-b`, e.g. `"150M"`).
+pub fn start_load(path: &Path, seconds: u32, rate: Option<&str>) -> Result<Load> {
     let server = server(path)?;
     let mut args = client_args(path, false, seconds);
     args.retain(|a| a != "-J");
+    if let Some(rate) = rate {
+        args.extend(["-b".to_owned(), rate.to_owned()]);
+    }
     let spec = Spawn::new("iperf3").args(args).name("iperf3-load");
     let client = path.lab().spawn(path.client(), spec)?;
     Ok(Load {

@@ -30,8 +30,10 @@ pub struct PathResults {
     pub udp: Vec<Udp>,
     /// Round trips with the path idle.
     pub idle: Rtts,
-    /// Round trips while a TCP stream runs through the path.
+    /// Round trips while a TCP stream runs through the path as fast as it can.
     pub loaded: Rtts,
+    /// Round trips while a TCP stream paced at the same rate for every path runs.
+    pub paced: Rtts,
 }
 
 impl PathResults {
@@ -45,6 +47,7 @@ impl PathResults {
             udp: Vec::new(),
             idle: Rtts::default(),
             loaded: Rtts::default(),
+            paced: Rtts::default(),
         }
     }
 
@@ -205,7 +208,9 @@ pub fn tables(results: &[PathResults]) -> String {
             "vs wg-go",
             "loaded p50 / p99 µs",
             "vs wg-go",
-            "probes idle / loaded (lost)",
+            "at 150 Mbit/s p50 / p99 µs",
+            "vs wg-go",
+            "probes idle / loaded / paced (lost)",
         ],
         rows: results
             .iter()
@@ -216,12 +221,16 @@ pub fn tables(results: &[PathResults]) -> String {
                     lat_ratio(&r.idle, base.map(|b| &b.idle)),
                     lat(&r.loaded),
                     lat_ratio(&r.loaded, base.map(|b| &b.loaded)),
+                    lat(&r.paced),
+                    lat_ratio(&r.paced, base.map(|b| &b.paced)),
                     format!(
-                        "{} ({}) / {} ({})",
+                        "{} ({}) / {} ({}) / {} ({})",
                         r.idle.micros.len(),
                         r.idle.lost,
                         r.loaded.micros.len(),
-                        r.loaded.lost
+                        r.loaded.lost,
+                        r.paced.micros.len(),
+                        r.paced.lost
                     ),
                 ]
             })
@@ -290,8 +299,10 @@ pub fn document(about: &About, opts: &Options, args: &str, results: &[PathResult
         "**Method:** {} run(s) of {} s per path and protocol, interleaved path by path \
          (warren, wireguard-go, boringtun-cli, veth, then again); iperf3 TCP with one stream; \
          iperf3 UDP with {UDP_LEN}-byte datagrams sent as fast as iperf3 can (`-b 0`); \
-         {} UDP round-trip probes of 64 bytes, one at a time, idle and while an iperf3 TCP \
-         stream runs through the same tunnel (capped at {} s). Tunnels at MTU {MTU}, the \
+         {} UDP round-trip probes of 64 bytes, one at a time, idle, while an iperf3 TCP \
+         stream runs through the same tunnel as fast as it can (\"loaded\": each tunnel \
+         carries what it can, so they carry different loads) and while one is paced at \
+         150 Mbit/s (the same load for every tunnel), each capped at {} s. Tunnels at MTU {MTU}, the \
          veth link at 1500. Each path is two network namespaces on one veth pair.\n\n",
         opts.runs,
         opts.seconds,
