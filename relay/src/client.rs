@@ -149,6 +149,11 @@ impl RelayClient {
         self.relay
     }
 
+    /// The ticket the client registers with.
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+
     /// Our key.
     pub fn node_key(&self) -> NodeKey {
         self.node_key

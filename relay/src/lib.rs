@@ -20,10 +20,12 @@ pub mod crypto;
 pub mod drops;
 pub mod limit;
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod server;
 
 pub use crate::core::{Config, Dropped, Relay, SessionInfo, Transmit};
 pub use crate::crypto::{ControlKey, SigningKey};
 pub use crate::drops::{Counters, DropCounters, DropReason};
 pub use crate::limit::RateLimit;
+#[cfg(feature = "server")]
 pub use crate::server::{Server, ServerError, ServerOptions};

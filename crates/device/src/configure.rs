@@ -5,7 +5,7 @@
 //! change is one the node accepts. A `get` is answered from a snapshot.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use warren_mesh::{Node, Path, PeerConfig, PeerKey, PeerStats};
+use warren_mesh::{Node, PeerConfig, PeerKey, PeerStats};
 use warren_uapi::{DeviceState, PeerChange, PeerState, SetRequest};
 
 /// Applies the peer and key parts of a `set` request. The socket parts
@@ -49,7 +49,7 @@ fn update_peer(node: &mut Node, key: &PeerKey, change: &PeerChange) {
         let _ = node.set_preshared_key(key, psk);
     }
     if let Some(endpoint) = change.endpoint {
-        let _ = node.set_path(key, Path::Direct(endpoint));
+        let _ = node.set_endpoint(key, Some(endpoint));
     }
     if let Some(seconds) = change.persistent_keepalive_interval {
         let _ = node.set_persistent_keepalive(key, seconds);
@@ -88,7 +88,9 @@ fn peer_state(peer: &PeerStats, wall_clock: SystemTime) -> PeerState {
     PeerState {
         public_key: warren_uapi::Key(peer.key.0),
         preshared_key: peer.preshared_key.map(warren_uapi::Key),
-        endpoint: peer.path.destination(),
+        // `wg show` has one endpoint field: the direct endpoint if known,
+        // else the relay the peer is reached through.
+        endpoint: peer.endpoint.or(peer.path.destination()),
         last_handshake: peer
             .last_handshake
             .and_then(|ago| wall_clock.checked_sub(ago))

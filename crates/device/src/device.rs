@@ -16,17 +16,21 @@ use crate::uapi_server::{self, UapiCommand, UapiListener, UapiRequest, UapiSocke
 use crate::udp::{Received, WgSocket};
 use std::future::Future;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
-use warren_mesh::{Node, DATA_OVERHEAD};
+use warren_mesh::{Node, MAX_OVERHEAD};
 use warren_uapi::{errno, Request, SetRequest};
+use warren_wire::Ticket;
 
-/// Default MTU of the tunnel interface: 1500 minus IPv6 (40) + UDP (8) +
-/// WireGuard (32) overheads, as wg-quick picks.
-pub const DEFAULT_MTU: u32 = 1420;
+/// Default MTU of the tunnel interface: what fits a 1500-byte path once
+/// IPv6 (40), UDP (8), the relay's `Send` header (36) and WireGuard (32)
+/// are added, so that relayed packets never need fragmenting. (wg-quick's
+/// 1420 leaves no room for the relay header.)
+pub const DEFAULT_MTU: u32 = 1384;
 
 /// Largest datagram or packet handled (the most a UDP datagram can carry).
 const MAX_PACKET: usize = 65535;
@@ -98,7 +102,7 @@ impl Buffers {
             tun: vec![0; VnetHdr::LEN + MAX_PACKET],
             segments: vec![0; 64 * stride],
             stride,
-            tx: TxBatch::new(TX_BATCH, stride + DATA_OVERHEAD),
+            tx: TxBatch::new(TX_BATCH, stride + MAX_OVERHEAD),
         }
     }
 }
@@ -116,6 +120,10 @@ pub struct DeviceOptions {
     pub listen_port: u16,
     /// Initial configuration (keys, peers), applied before the device serves.
     pub config: Option<SetRequest>,
+    /// Relays to register with, in preference order.
+    pub relays: Vec<SocketAddr>,
+    /// The ticket for this device's key that the relays require.
+    pub ticket: Option<Ticket>,
     /// Directory of the UAPI socket.
     pub uapi_dir: PathBuf,
 }
@@ -129,6 +137,8 @@ impl DeviceOptions {
             mtu: DEFAULT_MTU,
             listen_port: 0,
             config: None,
+            relays: Vec::new(),
+            ticket: None,
             uapi_dir: PathBuf::from(uapi_server::DEFAULT_UAPI_DIR),
         }
     }
@@ -154,6 +164,9 @@ pub enum DeviceError {
         /// The OS error.
         source: io::Error,
     },
+    /// Relays were given without a ticket to register with.
+    #[error("relays need a ticket for this device's key (--ticket)")]
+    NoTicket,
     /// The configuration asks for no private key; a warren device always has one.
     #[error("the configuration removes the private key; a warren device needs one")]
     NoPrivateKey,
@@ -214,6 +227,12 @@ impl Device {
         let seed = u64::from_le_bytes(random_bytes::<8>()?);
         let mut node = Node::new(private_key, seed, Instant::now());
         configure::apply(&mut node, &config);
+        if !options.relays.is_empty() {
+            let ticket = options.ticket.ok_or(DeviceError::NoTicket)?;
+            for relay in &options.relays {
+                node.add_relay(*relay, ticket, Instant::now());
+            }
+        }
         let mut routes = Routes::new(link, options.addresses);
         routes.sync(&netlink, allowed_ips(&node)).await;
         tracing::info!(
@@ -255,6 +274,8 @@ impl Device {
         tokio::pin!(shutdown);
         let timer = tokio::time::sleep_until(self.deadline());
         tokio::pin!(timer);
+        // Relay registrations queued while the device was being set up.
+        self.flush_queued().await;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,

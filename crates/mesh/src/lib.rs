@@ -17,8 +17,9 @@ pub mod drops;
 pub mod key;
 mod node;
 mod peer;
+mod relays;
 
 pub use drops::{DropCounters, DropReason, UnknownDropReason};
 pub use key::{KeyParseError, PeerKey};
-pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, TIMER_TICK};
-pub use peer::{Path, PeerConfig, PeerStats};
+pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, MAX_OVERHEAD, TIMER_TICK};
+pub use peer::{Path, PeerConfig, PeerStats, DIRECT_TRUST};

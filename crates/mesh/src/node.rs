@@ -19,6 +19,7 @@
 use crate::drops::{DropCounters, DropReason};
 use crate::key::PeerKey;
 use crate::peer::{Path, Peer, PeerConfig, PeerStats};
+use crate::relays::{framed, Relays};
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
@@ -29,6 +30,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use warren_wire::frame::{is_warren_frame, write_send_header, SEND_HEADER_LEN};
+use warren_wire::{NodeKey, Ticket};
 
 /// How often WireGuard's timers are checked (boringtun's own device uses 250 ms).
 pub const TIMER_TICK: Duration = Duration::from_millis(250);
@@ -48,6 +51,10 @@ const MIN_OUT_BUFFER: usize = 148;
 
 /// WireGuard's per-data-packet overhead: header, counter and AEAD tag.
 pub const DATA_OVERHEAD: usize = 32;
+
+/// The most bytes a packet grows by on its way out: WireGuard's overhead
+/// plus the relay's `Send` header when the peer is reached through a relay.
+pub const MAX_OVERHEAD: usize = DATA_OVERHEAD + SEND_HEADER_LEN;
 
 /// A datagram to send on the device's UDP socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +119,15 @@ enum MessageKind {
     Data,
 }
 
+/// How a WireGuard datagram reached the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Straight from this address.
+    Direct(SocketAddr),
+    /// Through the relay at `relay`, which vouches that `src` sent it.
+    Relay { relay: SocketAddr, src: PeerKey },
+}
+
 /// What boringtun did with an incoming datagram, without borrowing its buffer.
 enum Decapsulated {
     Nothing,
@@ -134,6 +150,9 @@ pub struct Node {
     next_tick: Instant,
     next_rate_limit_reset: Instant,
     scratch: Box<[u8; MIN_OUT_BUFFER]>,
+    relays: Relays,
+    /// The latest time any input brought, for snapshots (`peer`, `peers`).
+    now: Instant,
 }
 
 impl Node {
@@ -155,6 +174,8 @@ impl Node {
             next_tick: now,
             next_rate_limit_reset: now + RATE_LIMIT_WINDOW,
             scratch: Box::new([0; MIN_OUT_BUFFER]),
+            relays: Relays::default(),
+            now,
         }
     }
 
@@ -181,6 +202,7 @@ impl Node {
         self.rate_limiter = Arc::new(RateLimiter::new(&self.public_key, HANDSHAKE_RATE_LIMIT));
         let own = self.public_key();
         self.remove_peer(&own);
+        self.relays.rekey(private_key, self.now);
         for peer in self.peers.values_mut() {
             peer.tunn = new_session(&self.private_key, peer.key, peer.preshared_key, peer.index);
         }
@@ -200,7 +222,8 @@ impl Node {
             index,
             tunn: new_session(&self.private_key, key, config.preshared_key, index),
             preshared_key: config.preshared_key,
-            path: config.endpoint.map_or(Path::Unknown, Path::Direct),
+            endpoint: config.endpoint,
+            last_direct_rx: None,
             persistent_keepalive: config.persistent_keepalive,
             last_sent: None,
             rx_bytes: 0,
@@ -239,10 +262,28 @@ impl Node {
         self.routes = IpNetworkTable::new();
     }
 
-    /// Sets the peer's path (see [`Path`]). The WireGuard session is kept.
-    pub fn set_path(&mut self, key: &PeerKey, path: Path) -> Result<(), ConfigError> {
-        self.peer_mut(key)?.path = path;
+    /// Sets (or forgets) the peer's direct endpoint. The WireGuard session
+    /// is kept; until a datagram from the new endpoint authenticates, a
+    /// relay (if any) carries the traffic.
+    pub fn set_endpoint(
+        &mut self,
+        key: &PeerKey,
+        endpoint: Option<SocketAddr>,
+    ) -> Result<(), ConfigError> {
+        let peer = self.peer_mut(key)?;
+        if peer.endpoint != endpoint {
+            peer.endpoint = endpoint;
+            peer.last_direct_rx = None;
+        }
         Ok(())
+    }
+
+    /// Registers with the relay at `relay` using `ticket` (issued for this
+    /// node's key), after any relays added before (the preference order).
+    pub fn add_relay(&mut self, relay: SocketAddr, ticket: Ticket, now: Instant) {
+        self.relays
+            .add(relay, self.private_key.to_bytes(), ticket, now);
+        self.relays.handle_timeout(now, &mut self.queued);
     }
 
     /// Sets the persistent keepalive interval in seconds (0 turns it off).
@@ -310,7 +351,9 @@ impl Node {
         &self.drops
     }
 
-    /// Handles a datagram that arrived on the UDP socket from `from`.
+    /// Handles a datagram that arrived on the UDP socket from `from`: a
+    /// WireGuard message straight from a peer, or a relay's frame (which may
+    /// carry a WireGuard message from a peer).
     ///
     /// Returns the decrypted IP packet to write to the TUN (inside `out`), or
     /// `None` when the datagram was protocol traffic (its replies are queued
@@ -319,7 +362,9 @@ impl Node {
     /// drop counters. One that authenticates but carries an inner source
     /// outside the sender's allowed IPs is dropped after it has counted as
     /// received and moved the endpoint, as in the kernel's WireGuard: the
-    /// sender proved its key. `out` must be at least as long as `datagram`.
+    /// sender proved its key. Only a datagram that came straight from the
+    /// peer moves its endpoint; one relayed never does. `out` must be at
+    /// least as long as `datagram`.
     pub fn handle_datagram<'a>(
         &mut self,
         now: Instant,
@@ -327,9 +372,39 @@ impl Node {
         datagram: &[u8],
         out: &'a mut [u8],
     ) -> Result<Option<&'a mut [u8]>, Dropped> {
+        self.now = now;
+        if !is_warren_frame(datagram) {
+            return self.handle_wireguard(now, Arrival::Direct(from), datagram, out);
+        }
+        match self
+            .relays
+            .handle_frame(now, from, datagram, &mut self.queued)
+        {
+            Some(Ok(Some(received))) => {
+                let arrival = Arrival::Relay {
+                    relay: from,
+                    src: PeerKey(received.src.0),
+                };
+                self.handle_wireguard(now, arrival, received.payload, out)
+            }
+            Some(Ok(None)) => Ok(None),
+            Some(Err(())) | None => Err(self.drop_unattributed(DropReason::Malformed)),
+        }
+    }
+
+    fn handle_wireguard<'a>(
+        &mut self,
+        now: Instant,
+        arrival: Arrival,
+        datagram: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Option<&'a mut [u8]>, Dropped> {
         if out.len() < datagram.len() || out.len() < MIN_OUT_BUFFER {
             return Err(self.drop_unattributed(DropReason::TooLarge));
         }
+        let from = match arrival {
+            Arrival::Direct(from) | Arrival::Relay { relay: from, .. } => from,
+        };
         let (index, kind) = match self.identify_sender(from, datagram) {
             Ok(identified) => identified,
             Err(reason) => return Err(self.drop_unattributed(reason)),
@@ -337,6 +412,17 @@ impl Node {
         let Some(peer) = self.peers.get_mut(&index) else {
             return Err(self.drop_unattributed(DropReason::UnknownPeer));
         };
+        if let Arrival::Relay { src, .. } = arrival {
+            // The relay vouches for who sent it; a message for another
+            // peer's session arriving in someone else's name is refused.
+            if src != peer.key {
+                peer.note_drop(DropReason::Unauthenticated);
+                self.drops.count(DropReason::Unauthenticated);
+                return Err(Dropped {
+                    reason: DropReason::Unauthenticated,
+                });
+            }
+        }
         let outcome = match peer.tunn.decapsulate(Some(from.ip()), datagram, out) {
             TunnResult::Done => Decapsulated::Nothing,
             TunnResult::Err(error) => Decapsulated::Failed(DropReason::from_wireguard(&error)),
@@ -356,30 +442,40 @@ impl Node {
             return Err(Dropped { reason });
         }
 
-        // The datagram authenticated as this peer: it may roam to `from`.
-        // A cookie reply is not proof of the peer's key (anyone who saw our
-        // initiation's MAC1 can make one), so it never moves the endpoint.
+        // The datagram authenticated as this peer. Straight from an address,
+        // it proves the direct path (and may roam the endpoint there). A
+        // cookie reply is not proof of the peer's key (anyone who saw our
+        // initiation's MAC1 can make one), so it proves nothing.
         peer.rx_bytes += datagram.len() as u64;
-        if kind != MessageKind::CookieReply && peer.path != Path::Direct(from) {
-            tracing::debug!(peer = ?peer.key, %from, "peer endpoint roamed");
-            peer.path = Path::Direct(from);
+        if let (Arrival::Direct(from), true) = (arrival, kind != MessageKind::CookieReply) {
+            if peer.endpoint != Some(from) {
+                tracing::debug!(peer = ?peer.key, %from, "peer endpoint roamed");
+                peer.endpoint = Some(from);
+            }
+            peer.last_direct_rx = Some(now);
         }
 
         match outcome {
             Decapsulated::Reply(reply) => {
+                // Answers go back the way the message came.
+                let peer_key = peer.key;
+                let reply_route = |datagram: &[u8]| match arrival {
+                    Arrival::Direct(from) => Transmit {
+                        dst: from,
+                        payload: datagram.to_vec(),
+                    },
+                    Arrival::Relay { relay, .. } => Transmit {
+                        dst: relay,
+                        payload: framed(peer_key.0, datagram),
+                    },
+                };
                 peer.note_sent(now, reply.len());
-                self.queued.push_back(Transmit {
-                    dst: from,
-                    payload: reply,
-                });
+                self.queued.push_back(reply_route(&reply));
                 // A completed handshake releases packets boringtun queued while waiting.
                 while let TunnResult::WriteToNetwork(packet) = peer.tunn.decapsulate(None, &[], out)
                 {
                     peer.note_sent(now, packet.len());
-                    self.queued.push_back(Transmit {
-                        dst: from,
-                        payload: packet.to_vec(),
-                    });
+                    self.queued.push_back(reply_route(packet));
                 }
                 Ok(None)
             }
@@ -400,25 +496,28 @@ impl Node {
     }
 
     /// Handles an IP packet read from the TUN: routes it to the peer whose
-    /// allowed IPs contain its destination and encrypts it into `out`.
+    /// allowed IPs contain its destination and encrypts it into `out`,
+    /// framed for the relay when the peer's path goes through one.
     ///
     /// Returns the datagram to send: the encrypted packet, or, without a
     /// session, a handshake initiation (boringtun keeps the packet until the
     /// handshake completes). `None` means the packet is waiting on a
     /// handshake already under way. `out` must be at least
-    /// `packet.len() + DATA_OVERHEAD` and 148 bytes long.
+    /// `packet.len() + MAX_OVERHEAD` and 148 bytes long.
     pub fn send_ip<'a>(
         &mut self,
         now: Instant,
         packet: &[u8],
         out: &'a mut [u8],
     ) -> Result<Option<Transmit<&'a mut [u8]>>, Dropped> {
+        self.now = now;
         let Some(destination) = Tunn::dst_address(packet) else {
             return Err(self.drop_unattributed(DropReason::NotIp));
         };
-        if out.len() < packet.len() + DATA_OVERHEAD || out.len() < MIN_OUT_BUFFER {
+        if out.len() < packet.len() + MAX_OVERHEAD || out.len() < MIN_OUT_BUFFER + SEND_HEADER_LEN {
             return Err(self.drop_unattributed(DropReason::TooLarge));
         }
+        let relay = self.relays.preferred();
         let Some(peer) = self
             .routes
             .longest_match(destination)
@@ -426,30 +525,60 @@ impl Node {
         else {
             return Err(self.drop_unattributed(DropReason::NoRoute));
         };
-        let reason = match peer.tunn.encapsulate(packet, out) {
-            TunnResult::WriteToNetwork(datagram) => match peer.path.destination() {
-                Some(dst) => {
-                    peer.note_sent(now, datagram.len());
-                    return Ok(Some(Transmit {
-                        dst,
-                        payload: datagram,
-                    }));
-                }
-                None => DropReason::NoEndpoint,
-            },
-            TunnResult::Err(error) => DropReason::from_wireguard(&error),
-            TunnResult::Done
-            | TunnResult::WriteToTunnelV4(..)
-            | TunnResult::WriteToTunnelV6(..) => return Ok(None),
+        let path = peer.path(now, relay);
+        // The datagram starts at `out[0]` either way: after the relay's
+        // header when relayed, at once when not.
+        let header_len = match path {
+            Path::Relay(_) => SEND_HEADER_LEN,
+            Path::Direct(_) | Path::Unknown => 0,
         };
-        peer.note_drop(reason);
-        self.drops.count(reason);
-        Err(Dropped { reason })
+        let (header, body) = out.split_at_mut(header_len);
+        // (destination, WireGuard datagram length)
+        let sent = match (peer.tunn.encapsulate(packet, body), path) {
+            (TunnResult::WriteToNetwork(datagram), Path::Direct(dst)) => Ok((dst, datagram.len())),
+            (TunnResult::WriteToNetwork(datagram), Path::Relay(relay)) => {
+                // A handshake also tries the direct endpoint: if it gets
+                // through, the answer proves the direct path.
+                if let (Some(endpoint), Some(&1)) = (peer.endpoint, datagram.first()) {
+                    self.queued.push_back(Transmit {
+                        dst: endpoint,
+                        payload: datagram.to_vec(),
+                    });
+                }
+                let _ = write_send_header(header, &NodeKey(peer.key.0));
+                Ok((relay, datagram.len()))
+            }
+            (TunnResult::WriteToNetwork(_), Path::Unknown) => Err(DropReason::NoEndpoint),
+            (TunnResult::Err(error), _) => Err(DropReason::from_wireguard(&error)),
+            (
+                TunnResult::Done
+                | TunnResult::WriteToTunnelV4(..)
+                | TunnResult::WriteToTunnelV6(..),
+                _,
+            ) => return Ok(None),
+        };
+        match sent {
+            Ok((dst, len)) => {
+                peer.note_sent(now, len);
+                Ok(Some(Transmit {
+                    dst,
+                    payload: &mut out[..header_len + len],
+                }))
+            }
+            Err(reason) => {
+                peer.note_drop(reason);
+                self.drops.count(reason);
+                Err(Dropped { reason })
+            }
+        }
     }
 
-    /// Advances timers to `now`: handshake retries, rekeys, keepalives and
-    /// persistent keepalives. Their datagrams are queued for [`Node::poll_transmit`].
+    /// Advances timers to `now`: handshake retries, rekeys, keepalives,
+    /// persistent keepalives and relay registrations. Their datagrams are
+    /// queued for [`Node::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.relays.handle_timeout(now, &mut self.queued);
         if now >= self.next_rate_limit_reset {
             self.rate_limiter.reset_count();
             self.next_rate_limit_reset = now + RATE_LIMIT_WINDOW;
@@ -458,6 +587,7 @@ impl Node {
             return;
         }
         self.next_tick = now + TIMER_TICK;
+        let relay = self.relays.preferred();
         for peer in self.peers.values_mut() {
             let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
             match peer.tunn.update_timers(&mut self.scratch[..]) {
@@ -475,15 +605,27 @@ impl Node {
                 }
             }
             for datagram in outputs.into_iter().flatten() {
-                match peer.path.destination() {
-                    Some(dst) => {
-                        peer.note_sent(now, datagram.len());
+                peer.note_sent(now, datagram.len());
+                match peer.path(now, relay) {
+                    Path::Direct(dst) => self.queued.push_back(Transmit {
+                        dst,
+                        payload: datagram,
+                    }),
+                    Path::Relay(relay) => {
+                        // Keepalives and handshakes also try the direct
+                        // endpoint, so a direct path can prove itself.
+                        if let Some(endpoint) = peer.endpoint {
+                            self.queued.push_back(Transmit {
+                                dst: endpoint,
+                                payload: datagram.clone(),
+                            });
+                        }
                         self.queued.push_back(Transmit {
-                            dst,
-                            payload: datagram,
+                            dst: relay,
+                            payload: framed(peer.key.0, &datagram),
                         });
                     }
-                    None => {
+                    Path::Unknown => {
                         peer.note_drop(DropReason::NoEndpoint);
                         self.drops.count(DropReason::NoEndpoint);
                     }
@@ -499,7 +641,10 @@ impl Node {
 
     /// When [`Node::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_tick.min(self.next_rate_limit_reset)
+        let own = self.next_tick.min(self.next_rate_limit_reset);
+        self.relays
+            .poll_timeout()
+            .map_or(own, |relays| relays.min(own))
     }
 
     /// Works out which peer a datagram claims to come from, checking MAC1
@@ -588,7 +733,8 @@ impl Node {
         PeerStats {
             key: peer.key,
             preshared_key: peer.preshared_key,
-            path: peer.path,
+            path: peer.path(self.now, self.relays.preferred()),
+            endpoint: peer.endpoint,
             last_handshake: peer.tunn.time_since_last_handshake(),
             rx_bytes: peer.rx_bytes,
             tx_bytes: peer.tx_bytes,

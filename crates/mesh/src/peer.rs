@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 ///
 /// This is the seam that path selection works through: changing a peer's
 /// path changes only where datagrams go, never the WireGuard session, so a
-/// transfer in flight survives the switch. Relayed paths join `Direct` when
-/// the relay exists.
+/// transfer in flight survives the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     /// No way to reach the peer is known yet (it may still reach us).
     Unknown,
     /// Straight to the peer's UDP endpoint.
     Direct(SocketAddr),
+    /// Through the relay at this address, framed for the peer's key.
+    Relay(SocketAddr),
 }
 
 impl Path {
@@ -27,10 +28,18 @@ impl Path {
     pub fn destination(&self) -> Option<SocketAddr> {
         match self {
             Path::Unknown => None,
-            Path::Direct(addr) => Some(*addr),
+            Path::Direct(addr) | Path::Relay(addr) => Some(*addr),
         }
     }
 }
+
+/// How long a direct path stays trusted after the last authenticated
+/// datagram that came straight from the peer. Past it, and with a relay to
+/// fall back on, traffic goes through the relay until the direct path
+/// proves itself again. (Tailscale trusts a path 6.5 s after a pong; a busy
+/// WireGuard tunnel hears from its peer far more often, and an idle one at
+/// least every keepalive.)
+pub const DIRECT_TRUST: Duration = Duration::from_secs(5);
 
 /// The configuration of a peer, as `wg set` or a config file gives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +63,8 @@ pub struct PeerStats {
     pub preshared_key: Option<[u8; 32]>,
     /// The current path to the peer.
     pub path: Path,
+    /// The peer's direct UDP endpoint, configured or learned, trusted or not.
+    pub endpoint: Option<SocketAddr>,
     /// Time since the last completed handshake (`None` if never).
     pub last_handshake: Option<Duration>,
     /// Bytes of WireGuard datagrams received from the peer and accepted.
@@ -74,7 +85,10 @@ pub(crate) struct Peer {
     pub(crate) index: u32,
     pub(crate) tunn: Tunn,
     pub(crate) preshared_key: Option<[u8; 32]>,
-    pub(crate) path: Path,
+    /// The direct endpoint (configured, or where the peer last roamed to).
+    pub(crate) endpoint: Option<SocketAddr>,
+    /// When an authenticated datagram last came straight from `endpoint`.
+    pub(crate) last_direct_rx: Option<Instant>,
     pub(crate) persistent_keepalive: u16,
     pub(crate) last_sent: Option<Instant>,
     pub(crate) rx_bytes: u64,
@@ -92,6 +106,22 @@ impl Peer {
     /// Records a drop attributed to this peer.
     pub(crate) fn note_drop(&mut self, reason: DropReason) {
         self.drops.count(reason);
+    }
+
+    /// The path to use at `now`, given the relay this node would use (the
+    /// first it is registered with): direct when there is an endpoint and
+    /// either no relay to fall back on or a direct datagram was authenticated
+    /// within [`DIRECT_TRUST`]; else the relay; else nothing.
+    pub(crate) fn path(&self, now: Instant, relay: Option<SocketAddr>) -> Path {
+        let trusted = self
+            .last_direct_rx
+            .is_some_and(|at| now.saturating_duration_since(at) < DIRECT_TRUST);
+        match (self.endpoint, relay) {
+            (Some(endpoint), None) => Path::Direct(endpoint),
+            (Some(endpoint), Some(_)) if trusted => Path::Direct(endpoint),
+            (_, Some(relay)) => Path::Relay(relay),
+            (None, None) => Path::Unknown,
+        }
     }
 
     /// Whether a persistent keepalive is due at `now`.

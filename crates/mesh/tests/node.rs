@@ -116,10 +116,7 @@ fn changing_a_peers_path_keeps_its_session() {
     let second: std::net::SocketAddr = "198.51.100.2:7000".parse().unwrap();
     net.aliases.push((second, 1));
     let key1 = net.key(1);
-    net.hosts[0]
-        .node
-        .set_path(&key1, Path::Direct(second))
-        .unwrap();
+    net.hosts[0].node.set_endpoint(&key1, Some(second)).unwrap();
     net.send_0_to_1(b"b");
     let (_, t) = net.in_flight.front().unwrap();
     assert_eq!(t.dst, second);
@@ -168,7 +165,7 @@ fn handshake_from_an_unknown_key_is_refused_without_reply() {
 fn peer_without_endpoint_cannot_be_sent_to_until_it_calls_in() {
     let mut net = Net::full_mesh(2);
     let key1 = net.key(1);
-    net.hosts[0].node.set_path(&key1, Path::Unknown).unwrap();
+    net.hosts[0].node.set_endpoint(&key1, None).unwrap();
     let err = net
         .send_ip(0, &ipv4_packet(mesh_ip(0), mesh_ip(1), b"a"))
         .unwrap_err();

@@ -87,9 +87,16 @@ impl Net {
     /// from `self.hosts[from].addr`.
     pub fn send_ip(&mut self, from: usize, packet: &[u8]) -> Result<(), warren_mesh::Dropped> {
         let mut out = vec![0u8; 65536];
+        let start = out.as_ptr();
         let now = self.now;
         let src = self.hosts[from].addr;
         if let Some(t) = self.hosts[from].node.send_ip(now, packet, &mut out)? {
+            // Drivers lay datagrams back to back: each must start at `out[0]`.
+            assert_eq!(
+                t.payload.as_ptr(),
+                start,
+                "datagram not at the start of `out`"
+            );
             self.in_flight.push_back((
                 src,
                 Transmit {

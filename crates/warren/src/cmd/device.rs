@@ -2,13 +2,14 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use warren_device::netlink::IfAddress;
 use warren_device::stats::{query_stats, DropReport};
 use warren_device::uapi_server::DEFAULT_UAPI_DIR;
 use warren_device::{Device, DeviceOptions, DEFAULT_MTU};
 use warren_mesh::DropReason;
+use warren_wire::Ticket;
 
 /// Userspace WireGuard interfaces.
 #[derive(Subcommand)]
@@ -67,7 +68,8 @@ pub struct UpArgs {
     /// Adds to the `Address =` lines of --config.
     #[arg(long = "address", value_name = "IP/PREFIX", value_parser = parse_if_address)]
     addresses: Vec<IfAddress>,
-    /// Interface MTU [default: the config's `MTU =`, else 1420].
+    /// Interface MTU [default: the config's `MTU =`, else 1384, which leaves
+    /// room for the relay's framing on a 1500-byte path].
     #[arg(long)]
     mtu: Option<u32>,
     /// UDP port to listen on; 0 picks a free port [default: the config's
@@ -78,6 +80,16 @@ pub struct UpArgs {
     /// FwMark, and wg-quick's Address and MTU; [Peer] sections).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A relay to register with (repeatable; the first one registered is
+    /// used). Peers are reached through it until a direct path proves
+    /// itself, and whenever the direct path goes quiet.
+    #[arg(long = "relay", value_name = "IP:PORT")]
+    relays: Vec<SocketAddr>,
+    /// File holding this device's relay ticket (base64, as printed by
+    /// `warren relay ticket`), required with --relay. The ticket is for the
+    /// device's key, so set the key with --config.
+    #[arg(long, value_name = "FILE", requires = "relays")]
+    ticket: Option<PathBuf>,
 }
 
 /// Runs a `warren device` subcommand.
@@ -107,6 +119,14 @@ fn up(args: UpArgs) -> Result<()> {
     options.addresses.extend(args.addresses);
     if let Some(mtu) = args.mtu {
         options.mtu = mtu;
+    }
+    options.relays = args.relays;
+    if let Some(path) = &args.ticket {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let ticket = Ticket::from_base64(text.trim())
+            .map_err(|error| anyhow!("{}: not a relay ticket: {error}", path.display()))?;
+        options.ticket = Some(ticket);
     }
     if let Some(port) = args.listen_port {
         options.listen_port = port;

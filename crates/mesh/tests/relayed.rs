@@ -1,0 +1,210 @@
+//! Paths through a relay, on a virtual network with a real (sans-IO) relay:
+//! peers that cannot reach each other directly talk through it; a direct
+//! path that works takes over; when it goes quiet the relay takes back,
+//! without a new handshake.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::{ipv4_packet, key_bytes, mesh_ip, public_of};
+use warren_mesh::{Node, Path, PeerConfig};
+use warren_relay::{Config, Relay, SigningKey};
+use warren_wire::NodeKey;
+
+const WG_DATA: u8 = 4;
+
+/// Two nodes and a relay. Datagrams between the nodes' own addresses pass
+/// only while `direct_open`.
+struct World {
+    nodes: [Node; 2],
+    addrs: [SocketAddr; 2],
+    relay: Relay,
+    relay_addr: SocketAddr,
+    direct_open: bool,
+    now: Instant,
+    wall: SystemTime,
+    in_flight: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    delivered: [Vec<Vec<u8>>; 2],
+    /// Datagrams that went straight between the nodes (dropped or not).
+    direct_attempts: usize,
+}
+
+impl World {
+    fn new(direct_open: bool) -> World {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let signer = SigningKey::from_seed(&[7; 32]).unwrap();
+        let relay_addr: SocketAddr = "203.0.113.1:3478".parse().unwrap();
+        let addrs: [SocketAddr; 2] = [
+            "198.51.100.1:51820".parse().unwrap(),
+            "198.51.100.2:51820".parse().unwrap(),
+        ];
+        let keys = [key_bytes(1), key_bytes(2)];
+        let expires = wall.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+        let nodes = [0, 1].map(|i| {
+            let other = 1 - i;
+            let mut node = Node::new(keys[i], i as u64 * 77, now);
+            node.add_peer(
+                public_of(keys[other]),
+                PeerConfig {
+                    endpoint: Some(addrs[other]),
+                    allowed_ips: vec![format!("{}/32", mesh_ip(other)).parse().unwrap()],
+                    ..PeerConfig::default()
+                },
+            )
+            .unwrap();
+            let ticket = signer.mint(NodeKey(public_of(keys[i]).0), expires);
+            node.add_relay(relay_addr, ticket, now);
+            node
+        });
+        let relay = Relay::new(Config::default(), signer.control_key(), [9; 32], now);
+        let mut world = World {
+            nodes,
+            addrs,
+            relay,
+            relay_addr,
+            direct_open,
+            now,
+            wall,
+            in_flight: VecDeque::new(),
+            delivered: [Vec::new(), Vec::new()],
+            direct_attempts: 0,
+        };
+        world.pump();
+        world
+    }
+
+    fn collect(&mut self) {
+        for i in 0..2 {
+            while let Some(t) = self.nodes[i].poll_transmit() {
+                self.in_flight.push_back((self.addrs[i], t.dst, t.payload));
+            }
+        }
+        while let Some(t) = self.relay.poll_transmit() {
+            self.in_flight
+                .push_back((self.relay_addr, t.dst, t.payload));
+        }
+    }
+
+    /// Moves datagrams until the network is idle.
+    fn pump(&mut self) {
+        self.collect();
+        let mut moved = 0;
+        while let Some((from, to, mut bytes)) = self.in_flight.pop_front() {
+            moved += 1;
+            assert!(moved < 10_000, "network never idle");
+            if to == self.relay_addr {
+                if let Ok(Some(dst)) = self
+                    .relay
+                    .handle_datagram(self.now, self.wall, from, &mut bytes)
+                {
+                    self.in_flight.push_back((self.relay_addr, dst, bytes));
+                }
+            } else if let Some(i) = self.addrs.iter().position(|a| *a == to) {
+                if from == self.addrs[1 - i] {
+                    self.direct_attempts += 1;
+                    if !self.direct_open {
+                        continue;
+                    }
+                }
+                let mut out = vec![0u8; 65536];
+                if let Ok(Some(packet)) =
+                    self.nodes[i].handle_datagram(self.now, from, &bytes, &mut out)
+                {
+                    self.delivered[i].push(packet.to_vec());
+                }
+            }
+            self.collect();
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.wall += by;
+        for node in &mut self.nodes {
+            node.handle_timeout(self.now);
+        }
+        self.relay.handle_timeout(self.now);
+        self.pump();
+    }
+
+    /// Node `from` sends one packet to the other; returns where it went first.
+    fn send(&mut self, from: usize, payload: &[u8]) -> SocketAddr {
+        let packet = ipv4_packet(mesh_ip(from), mesh_ip(1 - from), payload);
+        let mut out = vec![0u8; 65536];
+        let start = out.as_ptr();
+        let t = self.nodes[from]
+            .send_ip(self.now, &packet, &mut out)
+            .unwrap()
+            .expect("a datagram to send");
+        assert_eq!(
+            t.payload.as_ptr(),
+            start,
+            "datagram not at the start of `out`"
+        );
+        let dst = t.dst;
+        self.in_flight
+            .push_back((self.addrs[from], dst, t.payload.to_vec()));
+        self.pump();
+        dst
+    }
+
+    fn path(&self, of: usize) -> Path {
+        let other = self.nodes[1 - of].public_key();
+        self.nodes[of].peer(&other).unwrap().path
+    }
+}
+
+#[test]
+fn peers_without_a_direct_path_talk_through_the_relay() {
+    let mut world = World::new(false);
+    assert_eq!(world.relay.session_count(), 2, "both nodes registered");
+    assert_eq!(world.send(0, b"first"), world.relay_addr);
+    assert_eq!(world.delivered[1].len(), 1, "delivered through the relay");
+    world.send(1, b"answer");
+    assert_eq!(world.delivered[0].len(), 1);
+    for i in 0..2 {
+        assert_eq!(world.path(i), Path::Relay(world.relay_addr));
+    }
+    assert!(
+        world.direct_attempts > 0,
+        "the handshake also tried the direct path"
+    );
+    // A relayed datagram never moves the direct endpoint.
+    let b_seen_by_a = world.nodes[0].peer(&world.nodes[1].public_key()).unwrap();
+    assert_eq!(b_seen_by_a.endpoint, Some(world.addrs[1]));
+}
+
+#[test]
+fn a_working_direct_path_takes_over_and_the_relay_takes_back_when_it_goes_quiet() {
+    let mut world = World::new(true);
+    world.send(0, b"first");
+    world.send(1, b"answer");
+    assert_eq!(world.path(0), Path::Direct(world.addrs[1]));
+    assert_eq!(world.path(1), Path::Direct(world.addrs[0]));
+    assert_eq!(world.send(0, b"direct"), world.addrs[1]);
+
+    // The direct path breaks; after DIRECT_TRUST without a direct datagram
+    // the relay carries the traffic, in the same session (a data message).
+    world.direct_open = false;
+    world.advance(Duration::from_secs(6));
+    let before = world.delivered[1].len();
+    let packet = ipv4_packet(mesh_ip(0), mesh_ip(1), b"after the break");
+    let mut out = vec![0u8; 65536];
+    let t = world.nodes[0]
+        .send_ip(world.now, &packet, &mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.dst, world.relay_addr);
+    assert_eq!(t.payload[warren_wire::frame::SEND_HEADER_LEN], WG_DATA);
+    let payload = t.payload.to_vec();
+    world
+        .in_flight
+        .push_back((world.addrs[0], world.relay_addr, payload));
+    world.pump();
+    assert_eq!(world.delivered[1].len(), before + 1);
+}
