@@ -1,7 +1,8 @@
-//! warren devices behind symmetric NATs (no direct path possible) reach each
-//! other through a `warren relay` on the public segment: a TCP transfer runs
-//! through the relay with its content intact, `wg show` names the relay as
-//! the endpoint, and the relay counts what it forwarded.
+//! warren devices with a `warren relay` on the public segment: behind
+//! symmetric NATs (no direct path possible) they move data through the
+//! relay; with reachable endpoints they go direct, and when the direct path
+//! is cut mid-transfer they fall back to the relay and the transfer
+//! completes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,7 +34,8 @@ fn public(private: [u8; 32]) -> [u8; 32] {
 }
 
 /// Starts `warren device up` on `host` with tunnel address `address`, one
-/// peer (`peer_public`, allowed `peer_ip`, no endpoint) and the relay.
+/// peer (`peer_public`, allowed `peer_ip`, at `peer_endpoint` if given) and
+/// the relay.
 #[allow(clippy::too_many_arguments)]
 fn start_device(
     lab: &Lab,
@@ -42,6 +44,7 @@ fn start_device(
     address: &str,
     peer_public: [u8; 32],
     peer_ip: &str,
+    peer_endpoint: Option<SocketAddr>,
     relay: SocketAddr,
     signer: &SigningKey,
 ) -> WgIface {
@@ -51,9 +54,10 @@ fn start_device(
     std::fs::write(
         &config,
         format!(
-            "[Interface]\nPrivateKey = {}\nListenPort = 51820\n\n[Peer]\nPublicKey = {}\nAllowedIPs = {peer_ip}/32\n",
+            "[Interface]\nPrivateKey = {}\nListenPort = 51820\n\n[Peer]\nPublicKey = {}\nAllowedIPs = {peer_ip}/32\n{}",
             B64.encode(private),
-            B64.encode(peer_public)
+            B64.encode(peer_public),
+            peer_endpoint.map_or(String::new(), |e| format!("Endpoint = {e}\n")),
         ),
     )
     .unwrap();
@@ -102,6 +106,7 @@ fn devices_behind_symmetric_nats_move_data_through_the_relay() {
         "10.9.0.1/24",
         public(key_b),
         "10.9.0.2",
+        None,
         relay,
         &signer,
     );
@@ -112,6 +117,7 @@ fn devices_behind_symmetric_nats_move_data_through_the_relay() {
         "10.9.0.2/24",
         public(key_a),
         "10.9.0.1",
+        None,
         relay,
         &signer,
     );
@@ -136,4 +142,100 @@ fn devices_behind_symmetric_nats_move_data_through_the_relay() {
         forwarded > 4 * MIB as u64 / 1400,
         "relay forwarded {forwarded} frames:\n{text}"
     );
+}
+
+#[test]
+fn a_reachable_peer_goes_direct_and_falls_back_to_the_relay_when_the_path_is_cut() {
+    let lab = Lab::new("dev-fallback").unwrap();
+    let net = Internet::new(&lab).unwrap();
+    let relay_host = net.add_public_host(&lab, "relay").unwrap();
+    let a = net.add_public_host(&lab, "a").unwrap();
+    let b = net.add_public_host(&lab, "b").unwrap();
+    let signer = SigningKey::from_seed(&[0x44; 32]).unwrap();
+    let relay_proc = start_relay(&lab, &relay_host, &B64.encode(signer.control_key().0)).unwrap();
+    let relay = SocketAddr::from((relay_host.ip, RELAY_PORT));
+    let (key_a, key_b) = (key(3), key(4));
+    let (ep_a, ep_b) = (
+        SocketAddr::from((a.ip, 51820)),
+        SocketAddr::from((b.ip, 51820)),
+    );
+    let dev_a = start_device(
+        &lab,
+        &a,
+        key_a,
+        "10.9.0.1/24",
+        public(key_b),
+        "10.9.0.2",
+        Some(ep_b),
+        relay,
+        &signer,
+    );
+    let dev_b = start_device(
+        &lab,
+        &b,
+        key_b,
+        "10.9.0.2/24",
+        public(key_a),
+        "10.9.0.1",
+        Some(ep_a),
+        relay,
+        &signer,
+    );
+    for dev in [&dev_a, &dev_b] {
+        dev.proc
+            .wait_for_log("registered with relay", Duration::from_secs(10))
+            .unwrap();
+    }
+
+    // The handshake and the direct probes try the direct path; it answers
+    // and takes over (within a probe interval or two).
+    transfer(&a.ns, &b.ns, dev_b.ip(), MIB).unwrap();
+    warren_netns_tests::wait_for(
+        "the direct path to take over",
+        Duration::from_secs(15),
+        || {
+            let before = forwarded(&lab, &relay_host);
+            transfer(&a.ns, &b.ns, dev_b.ip(), 256 * 1024).unwrap();
+            forwarded(&lab, &relay_host) - before < 20
+        },
+    )
+    .unwrap();
+    let relayed_before = forwarded(&lab, &relay_host);
+    transfer(&a.ns, &b.ns, dev_b.ip(), 4 * MIB).unwrap();
+    let relayed_direct = forwarded(&lab, &relay_host) - relayed_before;
+    assert!(
+        relayed_direct < 100,
+        "the direct path carried the transfer, the relay {relayed_direct} frames"
+    );
+
+    // Cut the direct path in the middle of a transfer: it completes through the relay.
+    let server = support::echo_server(&b.ns).unwrap();
+    let len = 24 * MIB;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let client = support::echo_transfer(
+        &a.ns,
+        dev_b.ip(),
+        std::sync::Arc::new(support::pattern(11, len)),
+        std::sync::Arc::clone(&progress),
+    )
+    .unwrap();
+    warren_netns_tests::wait_for("a quarter of the transfer", Duration::from_secs(30), || {
+        progress.load(std::sync::atomic::Ordering::Relaxed) > (len / 4) as u64
+    })
+    .unwrap();
+    let before_cut = forwarded(&lab, &relay_host);
+    let _cut = warren_netns_tests::block_udp(&a, &b).unwrap();
+    client.join().unwrap().unwrap();
+    assert_eq!(server.join().unwrap().unwrap(), len as u64);
+    let relayed_after = forwarded(&lab, &relay_host) - before_cut;
+    assert!(
+        relayed_after > (len / 4 / 1400) as u64,
+        "the relay carried the rest: {relayed_after} frames\n{}",
+        relay_proc.log_tail(5)
+    );
+}
+
+fn forwarded(lab: &Lab, relay_host: &Host) -> u64 {
+    let text = scrape(lab, relay_host).unwrap();
+    metric(&text, "warren_relay_forwarded_frames_total").unwrap_or(0)
 }

@@ -22,4 +22,4 @@ mod relays;
 pub use drops::{DropCounters, DropReason, UnknownDropReason};
 pub use key::{KeyParseError, PeerKey};
 pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, MAX_OVERHEAD, TIMER_TICK};
-pub use peer::{Path, PeerConfig, PeerStats, DIRECT_TRUST};
+pub use peer::{Path, PeerConfig, PeerStats, DIRECT_PROBE_INTERVAL, DIRECT_TRUST};

@@ -224,6 +224,7 @@ impl Node {
             preshared_key: config.preshared_key,
             endpoint: config.endpoint,
             last_direct_rx: None,
+            last_direct_probe: None,
             persistent_keepalive: config.persistent_keepalive,
             last_sent: None,
             rx_bytes: 0,
@@ -604,9 +605,22 @@ impl Node {
                     outputs[1] = Some(datagram.to_vec());
                 }
             }
+            let path = peer.path(now, relay);
+            if let (true, Some(endpoint)) = (peer.direct_probe_due(now, path), peer.endpoint) {
+                peer.last_direct_probe = Some(now);
+                if let TunnResult::WriteToNetwork(probe) =
+                    peer.tunn.encapsulate(&[], &mut self.scratch[..])
+                {
+                    peer.note_sent(now, probe.len());
+                    self.queued.push_back(Transmit {
+                        dst: endpoint,
+                        payload: probe.to_vec(),
+                    });
+                }
+            }
             for datagram in outputs.into_iter().flatten() {
                 peer.note_sent(now, datagram.len());
-                match peer.path(now, relay) {
+                match path {
                     Path::Direct(dst) => self.queued.push_back(Transmit {
                         dst,
                         payload: datagram,

@@ -41,6 +41,12 @@ impl Path {
 /// least every keepalive.)
 pub const DIRECT_TRUST: Duration = Duration::from_secs(5);
 
+/// While a peer with a known endpoint is reached through a relay, a
+/// keepalive goes straight to the endpoint this often: when it gets
+/// through, the peer's answer proves the direct path and traffic moves
+/// there. (Tailscale's heartbeat is 3 s.)
+pub const DIRECT_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The configuration of a peer, as `wg set` or a config file gives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -89,6 +95,8 @@ pub(crate) struct Peer {
     pub(crate) endpoint: Option<SocketAddr>,
     /// When an authenticated datagram last came straight from `endpoint`.
     pub(crate) last_direct_rx: Option<Instant>,
+    /// When a keepalive last went straight to `endpoint` to probe it.
+    pub(crate) last_direct_probe: Option<Instant>,
     pub(crate) persistent_keepalive: u16,
     pub(crate) last_sent: Option<Instant>,
     pub(crate) rx_bytes: u64,
@@ -122,6 +130,16 @@ impl Peer {
             (_, Some(relay)) => Path::Relay(relay),
             (None, None) => Path::Unknown,
         }
+    }
+
+    /// Whether the direct endpoint should be probed at `now` (see
+    /// [`DIRECT_PROBE_INTERVAL`]): it is known but the relay carries the traffic.
+    pub(crate) fn direct_probe_due(&self, now: Instant, path: Path) -> bool {
+        matches!(path, Path::Relay(_))
+            && self.endpoint.is_some()
+            && self
+                .last_direct_probe
+                .is_none_or(|at| now.saturating_duration_since(at) >= DIRECT_PROBE_INTERVAL)
     }
 
     /// Whether a persistent keepalive is due at `now`.

@@ -208,3 +208,22 @@ fn a_working_direct_path_takes_over_and_the_relay_takes_back_when_it_goes_quiet(
     world.pump();
     assert_eq!(world.delivered[1].len(), before + 1);
 }
+
+#[test]
+fn a_direct_path_that_opens_later_is_found_by_the_probes() {
+    let mut world = World::new(false);
+    world.send(0, b"first");
+    world.send(1, b"answer");
+    assert_eq!(world.path(0), Path::Relay(world.relay_addr));
+
+    // The direct path starts working (a NAT mapping opened, a firewall rule
+    // went away): the next probe finds it, with no new handshake.
+    world.direct_open = true;
+    world.advance(warren_mesh::DIRECT_PROBE_INTERVAL + Duration::from_millis(300));
+    assert_eq!(world.send(1, b"via the probe's proof"), world.addrs[0]);
+    world.send(0, b"and back");
+    assert_eq!(world.path(0), Path::Direct(world.addrs[1]));
+    assert_eq!(world.path(1), Path::Direct(world.addrs[0]));
+    assert_eq!(world.delivered[0].len(), 2);
+    assert_eq!(world.delivered[1].len(), 2);
+}
