@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod disco;
 pub mod drops;
 pub mod key;
 mod node;

@@ -16,6 +16,7 @@
 //! rekey timers; everything decided here (keepalives, ticks, paths, roaming)
 //! uses the `now` it is given.
 
+use crate::disco::{self, DiscoKeys};
 use crate::drops::{DropCounters, DropReason};
 use crate::key::PeerKey;
 use crate::peer::{Path, Peer, PeerConfig, PeerStats};
@@ -110,6 +111,25 @@ fn new_session(
     )
 }
 
+/// A `CallMeMaybe` telling `peer` this node's `reflexive` address, sealed
+/// and framed for the relay; records the call.
+fn call_me_maybe(
+    peer: &mut Peer,
+    now: Instant,
+    reflexive: SocketAddr,
+    prefix: [u8; 4],
+    counter: &mut u64,
+) -> Vec<u8> {
+    peer.last_call = Some(now);
+    *counter += 1;
+    let call = peer.disco.seal(
+        &disco::Message::CallMeMaybe(vec![reflexive]),
+        prefix,
+        *counter,
+    );
+    framed(peer.key.0, &call)
+}
+
 /// The kind of WireGuard message a datagram claims to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MessageKind {
@@ -153,6 +173,9 @@ pub struct Node {
     relays: Relays,
     /// The latest time any input brought, for snapshots (`peer`, `peers`).
     now: Instant,
+    /// Disco nonces: a per-run prefix (from the seed) and a counter.
+    disco_prefix: [u8; 4],
+    disco_counter: u64,
 }
 
 impl Node {
@@ -176,6 +199,8 @@ impl Node {
             scratch: Box::new([0; MIN_OUT_BUFFER]),
             relays: Relays::default(),
             now,
+            disco_prefix: ((seed >> 32) as u32).to_be_bytes(),
+            disco_counter: 0,
         }
     }
 
@@ -204,6 +229,7 @@ impl Node {
         self.remove_peer(&own);
         self.relays.rekey(private_key, self.now);
         for peer in self.peers.values_mut() {
+            peer.disco = DiscoKeys::new(&self.private_key, peer.key);
             peer.tunn = new_session(&self.private_key, peer.key, peer.preshared_key, peer.index);
         }
     }
@@ -225,6 +251,9 @@ impl Node {
             endpoint: config.endpoint,
             last_direct_rx: None,
             last_direct_probe: None,
+            candidates: Vec::new(),
+            last_call: None,
+            disco: DiscoKeys::new(&self.private_key, key),
             persistent_keepalive: config.persistent_keepalive,
             last_sent: None,
             rx_bytes: 0,
@@ -381,6 +410,10 @@ impl Node {
             .relays
             .handle_frame(now, from, datagram, &mut self.queued)
         {
+            Some(Ok(Some(received))) if disco::is_disco(received.payload) => {
+                self.handle_disco(now, PeerKey(received.src.0), received.payload)?;
+                Ok(None)
+            }
             Some(Ok(Some(received))) => {
                 let arrival = Arrival::Relay {
                     relay: from,
@@ -589,6 +622,7 @@ impl Node {
         }
         self.next_tick = now + TIMER_TICK;
         let relay = self.relays.preferred();
+        let reflexive = self.relays.reflexive();
         for peer in self.peers.values_mut() {
             let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
             match peer.tunn.update_timers(&mut self.scratch[..]) {
@@ -606,15 +640,32 @@ impl Node {
                 }
             }
             let path = peer.path(now, relay);
-            if let (true, Some(endpoint)) = (peer.direct_probe_due(now, path), peer.endpoint) {
+            if peer.direct_probe_due(now, path) {
                 peer.last_direct_probe = Some(now);
-                if let TunnResult::WriteToNetwork(probe) =
-                    peer.tunn.encapsulate(&[], &mut self.scratch[..])
-                {
-                    peer.note_sent(now, probe.len());
+                for target in peer.probe_targets() {
+                    if let TunnResult::WriteToNetwork(probe) =
+                        peer.tunn.encapsulate(&[], &mut self.scratch[..])
+                    {
+                        peer.note_sent(now, probe.len());
+                        self.queued.push_back(Transmit {
+                            dst: target,
+                            payload: probe.to_vec(),
+                        });
+                    }
+                }
+            }
+            if let (Path::Relay(relay), Some(reflexive)) = (path, reflexive) {
+                if peer.call_due(now, path) {
+                    let call = call_me_maybe(
+                        peer,
+                        now,
+                        reflexive,
+                        self.disco_prefix,
+                        &mut self.disco_counter,
+                    );
                     self.queued.push_back(Transmit {
-                        dst: endpoint,
-                        payload: probe.to_vec(),
+                        dst: relay,
+                        payload: call,
                     });
                 }
             }
@@ -659,6 +710,61 @@ impl Node {
         self.relays
             .poll_timeout()
             .map_or(own, |relays| relays.min(own))
+    }
+
+    /// Handles a disco message `src` sent through a relay: its candidates
+    /// become probe targets, probed at the next tick, and if this node has
+    /// not called the peer within a second it calls back at once, so both
+    /// ends probe together (which is what punches through cone NATs).
+    fn handle_disco(&mut self, now: Instant, src: PeerKey, message: &[u8]) -> Result<(), Dropped> {
+        let reflexive = self.relays.reflexive();
+        let relay = self.relays.preferred();
+        let Some(peer) = self
+            .index_by_key
+            .get(&src)
+            .and_then(|index| self.peers.get_mut(index))
+        else {
+            return Err(self.drop_unattributed(DropReason::UnknownPeer));
+        };
+        let opened = match disco::claimed_sender(message) {
+            Some(claimed) if claimed == src => {
+                peer.disco.open(message).map_err(|error| match error {
+                    disco::DiscoError::Malformed => DropReason::Malformed,
+                    disco::DiscoError::Unauthenticated => DropReason::Unauthenticated,
+                })
+            }
+            _ => Err(DropReason::Unauthenticated),
+        };
+        let disco::Message::CallMeMaybe(candidates) = match opened {
+            Ok(message) => message,
+            Err(reason) => {
+                peer.note_drop(reason);
+                self.drops.count(reason);
+                return Err(Dropped { reason });
+            }
+        };
+        tracing::debug!(peer = ?peer.key, ?candidates, "peer called: probing its candidates");
+        peer.candidates = candidates;
+        peer.last_direct_probe = None;
+        let answered_lately = peer
+            .last_call
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
+        if let (Some(relay), Some(reflexive), false) = (relay, reflexive, answered_lately) {
+            let call = call_me_maybe(
+                peer,
+                now,
+                reflexive,
+                self.disco_prefix,
+                &mut self.disco_counter,
+            );
+            self.queued.push_back(Transmit {
+                dst: relay,
+                payload: call,
+            });
+        }
+        // Probe at the next tick rather than wait a probe interval.
+        self.next_tick = self.next_tick.min(now);
+        Ok(())
     }
 
     /// Works out which peer a datagram claims to come from, checking MAC1

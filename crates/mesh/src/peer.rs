@@ -1,6 +1,7 @@
 //! One WireGuard peer: its session (a boringtun `Tunn`), where to send its
 //! packets, and its counters.
 
+use crate::disco::DiscoKeys;
 use crate::drops::{DropCounters, DropReason};
 use crate::key::PeerKey;
 use boringtun::noise::Tunn;
@@ -46,6 +47,12 @@ pub const DIRECT_TRUST: Duration = Duration::from_secs(5);
 /// through, the peer's answer proves the direct path and traffic moves
 /// there. (Tailscale's heartbeat is 3 s.)
 pub const DIRECT_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// While a peer is reached through a relay, this node sends it its
+/// candidate addresses (a disco `CallMeMaybe`, through the relay) this
+/// often, so both ends probe each other at once and punch through NATs
+/// that allow it.
+pub const CALL_ME_MAYBE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The configuration of a peer, as `wg set` or a config file gives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,8 +102,14 @@ pub(crate) struct Peer {
     pub(crate) endpoint: Option<SocketAddr>,
     /// When an authenticated datagram last came straight from `endpoint`.
     pub(crate) last_direct_rx: Option<Instant>,
-    /// When a keepalive last went straight to `endpoint` to probe it.
+    /// When keepalives last went straight to the endpoint and candidates to probe them.
     pub(crate) last_direct_probe: Option<Instant>,
+    /// Addresses the peer said it might be reachable at (disco `CallMeMaybe`).
+    pub(crate) candidates: Vec<SocketAddr>,
+    /// When this node last sent the peer its own candidates.
+    pub(crate) last_call: Option<Instant>,
+    /// Keys for disco messages with this peer.
+    pub(crate) disco: DiscoKeys,
     pub(crate) persistent_keepalive: u16,
     pub(crate) last_sent: Option<Instant>,
     pub(crate) rx_bytes: u64,
@@ -136,10 +149,29 @@ impl Peer {
     /// [`DIRECT_PROBE_INTERVAL`]): it is known but the relay carries the traffic.
     pub(crate) fn direct_probe_due(&self, now: Instant, path: Path) -> bool {
         matches!(path, Path::Relay(_))
-            && self.endpoint.is_some()
+            && (self.endpoint.is_some() || !self.candidates.is_empty())
             && self
                 .last_direct_probe
                 .is_none_or(|at| now.saturating_duration_since(at) >= DIRECT_PROBE_INTERVAL)
+    }
+
+    /// Where direct probes go: the endpoint and the candidates, once each.
+    pub(crate) fn probe_targets(&self) -> Vec<SocketAddr> {
+        let mut targets: Vec<SocketAddr> = self.endpoint.into_iter().collect();
+        for candidate in &self.candidates {
+            if !targets.contains(candidate) {
+                targets.push(*candidate);
+            }
+        }
+        targets
+    }
+
+    /// Whether this node should send the peer its candidates at `now`.
+    pub(crate) fn call_due(&self, now: Instant, path: Path) -> bool {
+        matches!(path, Path::Relay(_))
+            && self
+                .last_call
+                .is_none_or(|at| now.saturating_duration_since(at) >= CALL_ME_MAYBE_INTERVAL)
     }
 
     /// Whether a persistent keepalive is due at `now`.

@@ -46,6 +46,15 @@ impl Relays {
             .map(RelayClient::relay_addr)
     }
 
+    /// This node's address as the preferred relay sees it (its reflexive
+    /// address: the NAT's public mapping of the device's socket).
+    pub(crate) fn reflexive(&self) -> Option<SocketAddr> {
+        self.clients
+            .iter()
+            .find(|c| c.is_registered())
+            .and_then(RelayClient::reflexive_addr)
+    }
+
     /// Registers again with every relay under a new identity (the tickets
     /// must be for the new key, or the relays refuse them).
     pub(crate) fn rekey(&mut self, private_key: [u8; 32], now: Instant) {

@@ -35,6 +35,11 @@ struct World {
 
 impl World {
     fn new(direct_open: bool) -> World {
+        World::build(direct_open, true)
+    }
+
+    /// `endpoints_known`: whether each node is configured with the other's address.
+    fn build(direct_open: bool, endpoints_known: bool) -> World {
         let now = Instant::now();
         let wall = SystemTime::now();
         let signer = SigningKey::from_seed(&[7; 32]).unwrap();
@@ -51,7 +56,7 @@ impl World {
             node.add_peer(
                 public_of(keys[other]),
                 PeerConfig {
-                    endpoint: Some(addrs[other]),
+                    endpoint: endpoints_known.then_some(addrs[other]),
                     allowed_ips: vec![format!("{}/32", mesh_ip(other)).parse().unwrap()],
                     ..PeerConfig::default()
                 },
@@ -226,4 +231,21 @@ fn a_direct_path_that_opens_later_is_found_by_the_probes() {
     assert_eq!(world.path(1), Path::Direct(world.addrs[0]));
     assert_eq!(world.delivered[0].len(), 2);
     assert_eq!(world.delivered[1].len(), 2);
+}
+
+#[test]
+fn peers_that_know_nothing_of_each_other_find_the_direct_path_through_disco() {
+    let mut world = World::build(true, false);
+    world.send(0, b"first");
+    assert_eq!(world.path(0), Path::Relay(world.relay_addr));
+    // The next ticks exchange CallMeMaybe (each node's reflexive address, as
+    // the relay saw it) through the relay and probe the candidates.
+    world.advance(Duration::from_millis(300));
+    world.advance(Duration::from_millis(300));
+    world.send(1, b"answer");
+    world.send(0, b"again");
+    assert_eq!(world.path(0), Path::Direct(world.addrs[1]));
+    assert_eq!(world.path(1), Path::Direct(world.addrs[0]));
+    assert_eq!(world.delivered[1].len(), 2);
+    assert_eq!(world.delivered[0].len(), 1);
 }

@@ -1,0 +1,277 @@
+//! Disco: the messages two peers exchange to find a direct path, sealed end
+//! to end with a key only the two of them can compute.
+//!
+//! A disco message travels as the payload of a relay `Send` (or straight
+//! between the peers) and never looks like WireGuard or a relay frame:
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 1 | magic `0xFD` |
+//! | 1 | 1 | version `1` |
+//! | 2 | 32 | sender's public key |
+//! | 34 | 12 | nonce: a 4-byte per-run prefix, then a big-endian 64-bit counter |
+//! | 46 | n | ChaCha20-Poly1305 ciphertext of the message, then its 16-byte tag |
+//!
+//! The key for each direction is BLAKE2s over a label, the X25519 shared
+//! secret of the two static keys, the sender's and then the receiver's
+//! public key: only the two peers can seal or open, and the two directions
+//! never share a key. The 12-byte header before the ciphertext is the
+//! additional data. The nonce prefix is random per node run (from its seed),
+//! so a restarted node does not reuse nonces with its old counter.
+//!
+//! The one message so far, `CallMeMaybe` (type 1): a count byte, then that
+//! many candidate addresses (family `4` + 4 bytes or `6` + 16 bytes, then a
+//! big-endian port): "I might be reachable here; probe me there."
+
+use crate::key::PeerKey;
+use blake2::{Blake2s256, Digest};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// First byte of every disco message.
+pub const MAGIC: u8 = 0xFD;
+/// The disco version this node speaks.
+pub const VERSION: u8 = 1;
+/// Most candidates one `CallMeMaybe` carries.
+pub const MAX_CANDIDATES: usize = 8;
+
+const HEADER_LEN: usize = 2 + 32 + 12;
+const TAG_LEN: usize = 16;
+const CALL_ME_MAYBE: u8 = 1;
+const KEY_LABEL: &[u8] = b"warren disco v1";
+
+/// Whether a datagram (or relayed payload) is a disco message.
+pub fn is_disco(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&MAGIC)
+}
+
+/// The sender a disco message claims, before it is opened.
+pub fn claimed_sender(bytes: &[u8]) -> Option<PeerKey> {
+    let key: [u8; 32] = bytes.get(2..34)?.try_into().ok()?;
+    Some(PeerKey(key))
+}
+
+/// A disco message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The sender's candidate addresses for a direct path.
+    CallMeMaybe(Vec<SocketAddr>),
+}
+
+/// Why a disco message was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoError {
+    /// Not a well-formed disco message of a version this node speaks.
+    #[error("malformed disco message")]
+    Malformed,
+    /// The tag does not verify: not sealed by the peer for us, or altered.
+    #[error("disco message failed authentication")]
+    Unauthenticated,
+}
+
+/// The two directional keys between this node and one peer.
+pub struct DiscoKeys {
+    own: PeerKey,
+    seal: LessSafeKey,
+    open: LessSafeKey,
+}
+
+impl DiscoKeys {
+    /// The keys between `private_key` (this node) and `peer`.
+    pub fn new(private_key: &StaticSecret, peer: PeerKey) -> DiscoKeys {
+        let own = PeerKey::from(PublicKey::from(private_key));
+        let shared = private_key.diffie_hellman(&PublicKey::from(peer.0));
+        let derive = |from: &PeerKey, to: &PeerKey| {
+            let mut hash = Blake2s256::new();
+            hash.update(KEY_LABEL);
+            hash.update(shared.as_bytes());
+            hash.update(from.0);
+            hash.update(to.0);
+            let key: [u8; 32] = hash.finalize().into();
+            // A 32-byte key is exactly what ChaCha20-Poly1305 takes.
+            UnboundKey::new(&CHACHA20_POLY1305, &key).map(LessSafeKey::new)
+        };
+        match (derive(&own, &peer), derive(&peer, &own)) {
+            (Ok(seal), Ok(open)) => DiscoKeys { own, seal, open },
+            _ => unreachable!("ChaCha20-Poly1305 accepts every 32-byte key"),
+        }
+    }
+
+    /// Seals `message` with nonce `prefix ‖ counter` (never reuse a pair).
+    pub fn seal(&self, message: &Message, prefix: [u8; 4], counter: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 64);
+        out.push(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&self.own.0);
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&prefix);
+        nonce[4..].copy_from_slice(&counter.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        let mut body = encode(message);
+        // Sealing only fails for messages beyond ChaCha20's 256 GiB limit.
+        let _ = self.seal.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&out[..]),
+            &mut body,
+        );
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Opens a message the peer sealed for this node.
+    pub fn open(&self, bytes: &[u8]) -> Result<Message, DiscoError> {
+        if bytes.len() < HEADER_LEN + TAG_LEN || bytes.first() != Some(&MAGIC) {
+            return Err(DiscoError::Malformed);
+        }
+        if bytes.get(1) != Some(&VERSION) {
+            return Err(DiscoError::Malformed);
+        }
+        let (header, sealed) = bytes.split_at(HEADER_LEN);
+        let nonce: [u8; 12] = header[34..46]
+            .try_into()
+            .map_err(|_| DiscoError::Malformed)?;
+        let mut body = sealed.to_vec();
+        let plain = self
+            .open
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(header),
+                &mut body,
+            )
+            .map_err(|_| DiscoError::Unauthenticated)?;
+        decode(plain)
+    }
+}
+
+fn encode(message: &Message) -> Vec<u8> {
+    let Message::CallMeMaybe(candidates) = message;
+    let mut out = vec![CALL_ME_MAYBE];
+    let candidates = &candidates[..candidates.len().min(MAX_CANDIDATES)];
+    out.push(candidates.len() as u8);
+    for candidate in candidates {
+        match candidate.ip() {
+            IpAddr::V4(ip) => {
+                out.push(4);
+                out.extend_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                out.push(6);
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+        out.extend_from_slice(&candidate.port().to_be_bytes());
+    }
+    out
+}
+
+fn decode(plain: &[u8]) -> Result<Message, DiscoError> {
+    let mut rest = plain;
+    let mut take = |n: usize| -> Result<&[u8], DiscoError> {
+        if rest.len() < n {
+            return Err(DiscoError::Malformed);
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    if take(1)? != [CALL_ME_MAYBE] {
+        return Err(DiscoError::Malformed);
+    }
+    let count = usize::from(take(1)?[0]);
+    if count > MAX_CANDIDATES {
+        return Err(DiscoError::Malformed);
+    }
+    let mut candidates = Vec::with_capacity(count);
+    for _ in 0..count {
+        let ip = match take(1)? {
+            [4] => {
+                let octets: [u8; 4] = take(4)?.try_into().map_err(|_| DiscoError::Malformed)?;
+                IpAddr::V4(Ipv4Addr::from(octets))
+            }
+            [6] => {
+                let octets: [u8; 16] = take(16)?.try_into().map_err(|_| DiscoError::Malformed)?;
+                IpAddr::V6(Ipv6Addr::from(octets))
+            }
+            _ => return Err(DiscoError::Malformed),
+        };
+        let port = take(2)?;
+        candidates.push(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])));
+    }
+    if !rest.is_empty() {
+        return Err(DiscoError::Malformed);
+    }
+    Ok(Message::CallMeMaybe(candidates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pair() -> (DiscoKeys, DiscoKeys) {
+        let a = StaticSecret::from([1u8; 32]);
+        let b = StaticSecret::from([2u8; 32]);
+        let (pa, pb) = (
+            PeerKey::from(PublicKey::from(&a)),
+            PeerKey::from(PublicKey::from(&b)),
+        );
+        (DiscoKeys::new(&a, pb), DiscoKeys::new(&b, pa))
+    }
+
+    fn call() -> Message {
+        Message::CallMeMaybe(vec![
+            "203.0.113.7:51820".parse().unwrap(),
+            "[2001:db8::1]:4000".parse().unwrap(),
+        ])
+    }
+
+    #[test]
+    fn a_sealed_message_opens_only_for_its_peer_and_direction() {
+        let (a, b) = pair();
+        let sealed = a.seal(&call(), [9; 4], 1);
+        assert!(is_disco(&sealed));
+        assert_eq!(claimed_sender(&sealed), Some(a.own));
+        assert_eq!(b.open(&sealed), Ok(call()));
+        assert_eq!(
+            a.open(&sealed),
+            Err(DiscoError::Unauthenticated),
+            "not a's own direction"
+        );
+        let stranger = DiscoKeys::new(&StaticSecret::from([3u8; 32]), a.own);
+        assert_eq!(stranger.open(&sealed), Err(DiscoError::Unauthenticated));
+    }
+
+    #[test]
+    fn every_truncation_and_every_flipped_bit_is_refused() {
+        let (a, b) = pair();
+        let sealed = a.seal(&call(), [9; 4], 2);
+        for len in 0..sealed.len() {
+            assert!(b.open(&sealed[..len]).is_err(), "truncation to {len}");
+        }
+        for at in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[at] ^= 0x10;
+            assert!(b.open(&bad).is_err(), "flip at {at}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_open_or_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let (_, b) = pair();
+            prop_assert!(b.open(&bytes).is_err());
+        }
+
+        #[test]
+        fn candidates_round_trip(ports in proptest::collection::vec(any::<u16>(), 0..=MAX_CANDIDATES)) {
+            let (a, b) = pair();
+            let candidates: Vec<SocketAddr> = ports
+                .iter()
+                .map(|port| SocketAddr::from(([198, 51, 100, (*port % 250) as u8], *port)))
+                .collect();
+            let message = Message::CallMeMaybe(candidates);
+            prop_assert_eq!(b.open(&a.seal(&message, [1; 4], 7)), Ok(message));
+        }
+    }
+}
