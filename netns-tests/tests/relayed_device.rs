@@ -235,76 +235,167 @@ fn a_reachable_peer_goes_direct_and_falls_back_to_the_relay_when_the_path_is_cut
     );
 }
 
-fn forwarded(lab: &Lab, relay_host: &Host) -> u64 {
-    let text = scrape(lab, relay_host).unwrap();
-    metric(&text, "warren_relay_forwarded_frames_total").unwrap_or(0)
+/// Two devices behind NATs, knowing nothing of each other's addresses,
+/// with a relay on the public segment: everything a traversal test needs.
+struct NatPair {
+    lab: Lab,
+    _net: Internet,
+    relay_host: Host,
+    relay_proc: warren_netns_tests::Proc,
+    a: Host,
+    b: Host,
+    dev_a: WgIface,
+    dev_b: WgIface,
+    control_key: String,
 }
 
-/// Two devices behind the given NATs, knowing nothing of each other's
-/// addresses, with a relay. Returns whether they ended on a direct path
-/// (a transfer that the relay carried almost none of) within 15 s; either
-/// way a transfer through the pair must work.
-fn pair_behind(nat_a: Nat, nat_b: Nat, tag: &str) -> bool {
-    let lab = Lab::new(tag).unwrap();
-    let net = Internet::new(&lab).unwrap();
-    let relay_host = net.add_public_host(&lab, "relay").unwrap();
-    let a = net.add_host(&lab, "a", nat_a).unwrap();
-    let b = net.add_host(&lab, "b", nat_b).unwrap();
-    let signer = SigningKey::from_seed(&[0x55; 32]).unwrap();
-    let _relay = start_relay(&lab, &relay_host, &B64.encode(signer.control_key().0)).unwrap();
-    let relay = SocketAddr::from((relay_host.ip, RELAY_PORT));
-    let (key_a, key_b) = (key(5), key(6));
-    let dev_a = start_device(
-        &lab,
-        &a,
-        key_a,
-        "10.9.0.1/24",
-        public(key_b),
-        "10.9.0.2",
-        None,
-        relay,
-        &signer,
-    );
-    let dev_b = start_device(
-        &lab,
-        &b,
-        key_b,
-        "10.9.0.2/24",
-        public(key_a),
-        "10.9.0.1",
-        None,
-        relay,
-        &signer,
-    );
-    for dev in [&dev_a, &dev_b] {
-        dev.proc
-            .wait_for_log("registered with relay", Duration::from_secs(10))
-            .unwrap();
+impl NatPair {
+    /// `nats` picks the two hosts' NATs (it may add carriers to the net).
+    fn new(tag: &str, nats: impl FnOnce(&Lab, &Internet) -> (Nat, Nat)) -> NatPair {
+        let lab = Lab::new(tag).unwrap();
+        let net = Internet::new(&lab).unwrap();
+        let relay_host = net.add_public_host(&lab, "relay").unwrap();
+        let (nat_a, nat_b) = nats(&lab, &net);
+        let a = net.add_host(&lab, "a", nat_a).unwrap();
+        let b = net.add_host(&lab, "b", nat_b).unwrap();
+        let signer = SigningKey::from_seed(&[0x55; 32]).unwrap();
+        let control_key = B64.encode(signer.control_key().0);
+        let relay_proc = start_relay(&lab, &relay_host, &control_key).unwrap();
+        let relay = SocketAddr::from((relay_host.ip, RELAY_PORT));
+        let (key_a, key_b) = (key(5), key(6));
+        let dev_a = start_device(
+            &lab,
+            &a,
+            key_a,
+            "10.9.0.1/24",
+            public(key_b),
+            "10.9.0.2",
+            None,
+            relay,
+            &signer,
+        );
+        let dev_b = start_device(
+            &lab,
+            &b,
+            key_b,
+            "10.9.0.2/24",
+            public(key_a),
+            "10.9.0.1",
+            None,
+            relay,
+            &signer,
+        );
+        for dev in [&dev_a, &dev_b] {
+            dev.proc
+                .wait_for_log("registered with relay", Duration::from_secs(10))
+                .unwrap();
+        }
+        NatPair {
+            lab,
+            _net: net,
+            relay_host,
+            relay_proc,
+            a,
+            b,
+            dev_a,
+            dev_b,
+            control_key,
+        }
     }
-    transfer(&a.ns, &b.ns, dev_b.ip(), 256 * 1024).unwrap();
-    let direct = warren_netns_tests::wait_for("a direct path", Duration::from_secs(15), || {
-        let before = forwarded(&lab, &relay_host);
-        transfer(&a.ns, &b.ns, dev_b.ip(), 256 * 1024).unwrap();
-        forwarded(&lab, &relay_host) - before < 20
-    })
-    .is_ok();
-    // Whatever the path, the pair works.
-    transfer(&b.ns, &a.ns, dev_a.ip(), MIB).unwrap();
-    direct
+
+    /// Moves `len` bytes a → b → a through the tunnel, content checked.
+    fn transfer(&self, len: usize) {
+        transfer(&self.a.ns, &self.b.ns, self.dev_b.ip(), len).unwrap();
+    }
+
+    /// A transfer initiated from each side.
+    fn transfer_both_ways(&self, len: usize) {
+        self.transfer(len);
+        transfer(&self.b.ns, &self.a.ns, self.dev_a.ip(), len).unwrap();
+    }
+
+    /// Whether the pair reaches a direct path within 15 s: a transfer the
+    /// relay carries (almost) none of.
+    fn goes_direct(&self) -> bool {
+        self.transfer(256 * 1024);
+        warren_netns_tests::wait_for("a direct path", Duration::from_secs(15), || {
+            let before = forwarded(&self.lab, &self.relay_host);
+            self.transfer(256 * 1024);
+            forwarded(&self.lab, &self.relay_host) - before < 20
+        })
+        .is_ok()
+    }
 }
 
 #[test]
 fn cone_nat_pairs_punch_through_to_a_direct_path() {
-    assert!(
-        pair_behind(Nat::Cone, Nat::Cone, "punch-cone"),
-        "cone <-> cone went direct"
-    );
+    let pair = NatPair::new("punch-cone", |_, _| (Nat::Cone, Nat::Cone));
+    assert!(pair.goes_direct(), "cone <-> cone goes direct");
+    pair.transfer_both_ways(MIB);
+}
+
+#[test]
+fn a_carrier_nat_home_punches_through_to_a_cone_home() {
+    let pair = NatPair::new("punch-cgnat", |lab, net| {
+        (
+            Nat::CarrierGrade(net.add_carrier(lab, "isp").unwrap()),
+            Nat::Cone,
+        )
+    });
+    assert!(pair.goes_direct(), "CGNAT <-> cone goes direct");
+    pair.transfer_both_ways(MIB);
 }
 
 #[test]
 fn a_symmetric_nat_pair_stays_relayed_and_works() {
+    let pair = NatPair::new("punch-sym", |_, _| (Nat::Symmetric, Nat::Cone));
     assert!(
-        !pair_behind(Nat::Symmetric, Nat::Cone, "punch-sym"),
-        "symmetric <-> cone cannot punch (LAB.md), so it stays relayed"
+        !pair.goes_direct(),
+        "symmetric <-> cone cannot punch (LAB.md)"
     );
+    pair.transfer_both_ways(MIB);
+}
+
+#[test]
+fn two_homes_behind_one_carrier_stay_relayed_and_work() {
+    let pair = NatPair::new("punch-hairpin", |lab, net| {
+        let isp = net.add_carrier(lab, "isp").unwrap();
+        (Nat::CarrierGrade(isp.clone()), Nat::CarrierGrade(isp))
+    });
+    assert!(!pair.goes_direct(), "the carrier does not hairpin");
+    pair.transfer_both_ways(MIB);
+}
+
+#[test]
+fn homes_whose_udp_to_each_other_is_blocked_stay_relayed_and_work() {
+    let pair = NatPair::new("punch-blocked", |_, _| (Nat::Cone, Nat::Cone));
+    let _blocked = warren_netns_tests::block_udp(&pair.a, &pair.b).unwrap();
+    assert!(!pair.goes_direct(), "no direct UDP between the homes");
+    pair.transfer_both_ways(MIB);
+}
+
+#[test]
+fn a_restarted_relay_resumes_relayed_pairs_and_does_not_disturb_direct_ones() {
+    let relayed = NatPair::new("restart-relayed", |_, _| (Nat::Symmetric, Nat::Cone));
+    let direct = NatPair::new("restart-direct", |_, _| (Nat::Cone, Nat::Cone));
+    assert!(direct.goes_direct());
+    relayed.transfer(MIB);
+
+    for pair in [&relayed, &direct] {
+        pair.relay_proc
+            .signal(warren_netns_tests::Signal::Kill)
+            .unwrap();
+        pair.relay_proc.wait_exit(Duration::from_secs(5)).unwrap();
+    }
+    // With the relay down, the direct pair carries on.
+    direct.transfer(MIB);
+
+    // Back up with no memory of anyone: the relayed pair re-registers and resumes.
+    let _restarted = start_relay(&relayed.lab, &relayed.relay_host, &relayed.control_key).unwrap();
+    relayed.transfer_both_ways(MIB);
+}
+
+fn forwarded(lab: &Lab, relay_host: &Host) -> u64 {
+    let text = scrape(lab, relay_host).unwrap();
+    metric(&text, "warren_relay_forwarded_frames_total").unwrap_or(0)
 }
