@@ -14,6 +14,7 @@ use relay_support::{metric, scrape, start_relay, unix_in, RELAY_PORT};
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::transfer;
+use warren_netns_tests::topology::HostOpts;
 use warren_netns_tests::wg::{uapi_socket, warren_bin};
 use warren_netns_tests::{wait_for_file, Host, Internet, Lab, Nat, Spawn, WgIface, WgImpl};
 use warren_relay::SigningKey;
@@ -21,6 +22,8 @@ use warren_wire::NodeKey;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const MIB: usize = 1024 * 1024;
+/// The device's default MTU: room for the relay's header on a 1500-byte path.
+const DEFAULT_TEST_MTU: u32 = 1384;
 
 fn key(seed: u8) -> [u8; 32] {
     let mut key = [seed; 32];
@@ -47,6 +50,7 @@ fn start_device(
     peer_endpoint: Option<SocketAddr>,
     relay: SocketAddr,
     signer: &SigningKey,
+    mtu: u32,
 ) -> WgIface {
     let name = lab.iface_name("wr");
     let dir = lab.subdir(&name).unwrap();
@@ -68,7 +72,8 @@ fn start_device(
         .spawn(
             &host.ns,
             Spawn::new(warren_bin().unwrap())
-                .args(["device", "up", &name, "--address", address, "--mtu", "1384"])
+                .args(["device", "up", &name, "--address", address])
+                .args(["--mtu", &mtu.to_string()])
                 .arg("--config")
                 .arg(config)
                 .args(["--relay", &relay.to_string(), "--ticket"])
@@ -109,6 +114,7 @@ fn devices_behind_symmetric_nats_move_data_through_the_relay() {
         None,
         relay,
         &signer,
+        DEFAULT_TEST_MTU,
     );
     let dev_b = start_device(
         &lab,
@@ -120,6 +126,7 @@ fn devices_behind_symmetric_nats_move_data_through_the_relay() {
         None,
         relay,
         &signer,
+        DEFAULT_TEST_MTU,
     );
     dev_a
         .proc
@@ -169,6 +176,7 @@ fn a_reachable_peer_goes_direct_and_falls_back_to_the_relay_when_the_path_is_cut
         Some(ep_b),
         relay,
         &signer,
+        DEFAULT_TEST_MTU,
     );
     let dev_b = start_device(
         &lab,
@@ -180,6 +188,7 @@ fn a_reachable_peer_goes_direct_and_falls_back_to_the_relay_when_the_path_is_cut
         Some(ep_a),
         relay,
         &signer,
+        DEFAULT_TEST_MTU,
     );
     for dev in [&dev_a, &dev_b] {
         dev.proc
@@ -252,11 +261,24 @@ struct NatPair {
 impl NatPair {
     /// `nats` picks the two hosts' NATs (it may add carriers to the net).
     fn new(tag: &str, nats: impl FnOnce(&Lab, &Internet) -> (Nat, Nat)) -> NatPair {
+        NatPair::with_mtus(tag, nats, None, DEFAULT_TEST_MTU)
+    }
+
+    /// Like [`NatPair::new`], with host a's link to its router at
+    /// `link_mtu` and both tunnels at `tunnel_mtu`.
+    fn with_mtus(
+        tag: &str,
+        nats: impl FnOnce(&Lab, &Internet) -> (Nat, Nat),
+        link_mtu: Option<u32>,
+        tunnel_mtu: u32,
+    ) -> NatPair {
         let lab = Lab::new(tag).unwrap();
         let net = Internet::new(&lab).unwrap();
         let relay_host = net.add_public_host(&lab, "relay").unwrap();
         let (nat_a, nat_b) = nats(&lab, &net);
-        let a = net.add_host(&lab, "a", nat_a).unwrap();
+        let a = net
+            .add_host_with(&lab, "a", nat_a, HostOpts { mtu: link_mtu })
+            .unwrap();
         let b = net.add_host(&lab, "b", nat_b).unwrap();
         let signer = SigningKey::from_seed(&[0x55; 32]).unwrap();
         let control_key = B64.encode(signer.control_key().0);
@@ -273,6 +295,7 @@ impl NatPair {
             None,
             relay,
             &signer,
+            tunnel_mtu,
         );
         let dev_b = start_device(
             &lab,
@@ -284,6 +307,7 @@ impl NatPair {
             None,
             relay,
             &signer,
+            tunnel_mtu,
         );
         for dev in [&dev_a, &dev_b] {
             dev.proc
@@ -393,6 +417,37 @@ fn a_restarted_relay_resumes_relayed_pairs_and_does_not_disturb_direct_ones() {
     // Back up with no memory of anyone: the relayed pair re-registers and resumes.
     let _restarted = start_relay(&relayed.lab, &relayed.relay_host, &relayed.control_key).unwrap();
     relayed.transfer_both_ways(MIB);
+}
+
+#[test]
+fn bulk_tcp_crosses_a_1280_byte_path_relayed_and_direct_without_fragments() {
+    // 1280 − 20 (IPv4) − 8 (UDP) − 36 (relay header) − 32 (WireGuard).
+    const TUNNEL_MTU: u32 = 1184;
+    for (tag, nat_b, direct) in [
+        ("mtu-direct", Nat::Cone, true),
+        ("mtu-relay", Nat::Symmetric, false),
+    ] {
+        let pair = NatPair::with_mtus(tag, |_, _| (Nat::Cone, nat_b), Some(1280), TUNNEL_MTU);
+        assert_eq!(pair.goes_direct(), direct, "{tag}");
+        pair.transfer_both_ways(8 * MIB);
+        let router = pair.a.router.as_ref().unwrap();
+        for ns in [&pair.a.ns, &router.ns, &pair.b.ns] {
+            assert_eq!(fragments_created(ns), 0, "{tag}: {} fragmented", ns.name());
+        }
+    }
+}
+
+/// IPv4 fragments the namespace's stack created (sending or forwarding).
+fn fragments_created(ns: &warren_netns_tests::Netns) -> u64 {
+    let snmp = ns.exec(["cat", "/proc/net/snmp"]).unwrap();
+    let mut ip = snmp.lines().filter(|line| line.starts_with("Ip:"));
+    let (names, values) = (ip.next().unwrap(), ip.next().unwrap());
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "FragCreates")
+        .map(|(_, value)| value.parse().unwrap())
+        .unwrap()
 }
 
 fn forwarded(lab: &Lab, relay_host: &Host) -> u64 {
