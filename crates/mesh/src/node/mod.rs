@@ -1,0 +1,405 @@
+//! The mesh node: a sans-IO WireGuard interface.
+//!
+//! [`Node`] owns the peer table, the cryptokey routing table (allowed IPs →
+//! peer) and one boringtun `Tunn` per peer. It never touches a socket, a TUN
+//! device or the clock: the driver feeds it datagrams from the UDP socket
+//! ([`Node::handle_datagram`]), IP packets from the TUN ([`Node::send_ip`]) and
+//! the current time ([`Node::handle_timeout`]), and sends what it returns.
+//!
+//! # Driving it
+//! After every input, drain [`Node::poll_transmit`] and send each datagram,
+//! then sleep until [`Node::poll_timeout`] and call [`Node::handle_timeout`].
+//! The data path returns its output in the caller's buffer (no allocation
+//! per packet); only handshakes, keepalives and cookie replies are queued.
+//!
+//! boringtun's `Tunn` reads the monotonic clock itself for handshake and
+//! rekey timers; everything decided here (keepalives, ticks, paths, roaming)
+//! uses the `now` it is given.
+
+mod receive;
+mod send;
+
+use crate::disco::{self, DiscoKeys};
+use crate::drops::{DropCounters, DropReason};
+use crate::key::PeerKey;
+use crate::peer::{Path, Peer, PeerConfig, PeerStats};
+use crate::relays::{framed, Relays};
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use ip_network::IpNetwork;
+use ip_network_table::IpNetworkTable;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use warren_wire::frame::{is_warren_frame, write_send_header, SEND_HEADER_LEN};
+use warren_wire::{NodeKey, Ticket};
+
+/// How often WireGuard's timers are checked (boringtun's own device uses 250 ms).
+pub const TIMER_TICK: Duration = Duration::from_millis(250);
+
+/// How often the handshake rate limiter's window restarts (as in boringtun's device).
+const RATE_LIMIT_WINDOW: Duration = Duration::from_secs(1);
+
+/// Handshakes per second the node accepts from unknown addresses before it
+/// answers with cookies instead (boringtun's device default).
+const HANDSHAKE_RATE_LIMIT: u64 = 100;
+
+/// Session indexes are 24 bits: boringtun puts its own counter in the low byte.
+const INDEX_MASK: u32 = 0x00ff_ffff;
+
+/// Smallest buffer boringtun can write a handshake initiation into.
+const MIN_OUT_BUFFER: usize = 148;
+
+/// WireGuard's per-data-packet overhead: header, counter and AEAD tag.
+pub const DATA_OVERHEAD: usize = 32;
+
+/// The most bytes a packet grows by on its way out: WireGuard's overhead
+/// plus the relay's `Send` header when the peer is reached through a relay.
+pub const MAX_OVERHEAD: usize = DATA_OVERHEAD + SEND_HEADER_LEN;
+
+/// A datagram to send on the device's UDP socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit<B> {
+    /// Where to send it.
+    pub dst: SocketAddr,
+    /// The WireGuard message.
+    pub payload: B,
+}
+
+/// A packet the node refused; it has already been counted under `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("packet dropped: {reason}")]
+pub struct Dropped {
+    /// Why the packet was dropped.
+    pub reason: DropReason,
+}
+
+/// A configuration change the node could not apply; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The change names a peer the node does not have.
+    #[error("no peer with public key {0}")]
+    UnknownPeer(PeerKey),
+    /// A peer with this key already exists.
+    #[error("peer {0} already exists")]
+    DuplicatePeer(PeerKey),
+    /// The key is the node's own public key; a node cannot be its own peer.
+    #[error("peer {0} is this node's own public key")]
+    OwnKey(PeerKey),
+}
+
+/// A `Tunn` for one peer. Its own handshake rate limiter never trips: the
+/// node's limiter, checked before any peer is looked up, is the only one
+/// that answers with cookies. (A per-peer limiter would answer an
+/// unauthenticated flood with cookie replies that look, to the caller, like
+/// authenticated protocol traffic.)
+fn new_session(
+    private_key: &StaticSecret,
+    peer: PeerKey,
+    preshared_key: Option<[u8; 32]>,
+    index: u32,
+) -> Tunn {
+    let public_key = PublicKey::from(private_key);
+    let unlimited = Arc::new(RateLimiter::new(&public_key, u64::MAX));
+    Tunn::new(
+        private_key.clone(),
+        peer.into(),
+        preshared_key,
+        None,
+        index,
+        Some(unlimited),
+    )
+}
+
+/// A userspace WireGuard interface without I/O. See the module docs.
+pub struct Node {
+    private_key: StaticSecret,
+    public_key: PublicKey,
+    peers: HashMap<u32, Peer>,
+    index_by_key: HashMap<PeerKey, u32>,
+    routes: IpNetworkTable<u32>,
+    next_index: u32,
+    rate_limiter: Arc<RateLimiter>,
+    queued: VecDeque<Transmit<Vec<u8>>>,
+    drops: DropCounters,
+    next_tick: Instant,
+    next_rate_limit_reset: Instant,
+    scratch: Box<[u8; MIN_OUT_BUFFER]>,
+    relays: Relays,
+    /// The latest time any input brought, for snapshots (`peer`, `peers`).
+    now: Instant,
+    /// Disco nonces: a per-run prefix (from the seed) and a counter.
+    disco_prefix: [u8; 4],
+    disco_counter: u64,
+}
+
+impl Node {
+    /// A node with `private_key` and no peers. `seed` picks the first session
+    /// index (use a random value so indexes are not predictable across restarts).
+    pub fn new(private_key: [u8; 32], seed: u64, now: Instant) -> Self {
+        let private_key = StaticSecret::from(private_key);
+        let public_key = PublicKey::from(&private_key);
+        Node {
+            rate_limiter: Arc::new(RateLimiter::new(&public_key, HANDSHAKE_RATE_LIMIT)),
+            private_key,
+            public_key,
+            peers: HashMap::new(),
+            index_by_key: HashMap::new(),
+            routes: IpNetworkTable::new(),
+            next_index: (seed as u32) & INDEX_MASK,
+            queued: VecDeque::new(),
+            drops: DropCounters::default(),
+            next_tick: now,
+            next_rate_limit_reset: now + RATE_LIMIT_WINDOW,
+            scratch: Box::new([0; MIN_OUT_BUFFER]),
+            relays: Relays::default(),
+            now,
+            disco_prefix: ((seed >> 32) as u32).to_be_bytes(),
+            disco_counter: 0,
+        }
+    }
+
+    /// The node's public key.
+    pub fn public_key(&self) -> PeerKey {
+        PeerKey::from(self.public_key)
+    }
+
+    /// The node's private key (for the UAPI `get`, which reports it).
+    pub fn private_key(&self) -> [u8; 32] {
+        self.private_key.to_bytes()
+    }
+
+    /// Replaces the node's private key. Every session is dropped (they were
+    /// keyed to the old identity); a peer whose key is the new public key is
+    /// removed, as a node cannot be its own peer.
+    pub fn set_private_key(&mut self, private_key: [u8; 32]) {
+        if private_key == self.private_key.to_bytes() {
+            // `wg setconf` and friends resend the key: keep the sessions.
+            return;
+        }
+        self.private_key = StaticSecret::from(private_key);
+        self.public_key = PublicKey::from(&self.private_key);
+        self.rate_limiter = Arc::new(RateLimiter::new(&self.public_key, HANDSHAKE_RATE_LIMIT));
+        let own = self.public_key();
+        self.remove_peer(&own);
+        self.relays.rekey(private_key, self.now);
+        for peer in self.peers.values_mut() {
+            peer.disco = DiscoKeys::new(&self.private_key, peer.key);
+            peer.tunn = new_session(&self.private_key, peer.key, peer.preshared_key, peer.index);
+        }
+    }
+
+    /// Adds a peer. Its allowed IPs are taken from any peer that had them.
+    pub fn add_peer(&mut self, key: PeerKey, config: PeerConfig) -> Result<(), ConfigError> {
+        if key == self.public_key() {
+            return Err(ConfigError::OwnKey(key));
+        }
+        if self.index_by_key.contains_key(&key) {
+            return Err(ConfigError::DuplicatePeer(key));
+        }
+        let index = self.allocate_index();
+        let peer = Peer {
+            key,
+            index,
+            tunn: new_session(&self.private_key, key, config.preshared_key, index),
+            preshared_key: config.preshared_key,
+            endpoint: config.endpoint,
+            last_direct_rx: None,
+            last_direct_probe: None,
+            candidates: Vec::new(),
+            last_call: None,
+            disco: DiscoKeys::new(&self.private_key, key),
+            persistent_keepalive: config.persistent_keepalive,
+            last_sent: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            drops: DropCounters::default(),
+        };
+        self.peers.insert(index, peer);
+        self.index_by_key.insert(key, index);
+        for network in config.allowed_ips {
+            self.routes.insert(network, index);
+        }
+        tracing::debug!(peer = ?key, index, "peer added");
+        Ok(())
+    }
+
+    /// Whether the node has a peer with this key.
+    pub fn has_peer(&self, key: &PeerKey) -> bool {
+        self.index_by_key.contains_key(key)
+    }
+
+    /// Removes a peer, its session and its allowed IPs. Returns whether it existed.
+    pub fn remove_peer(&mut self, key: &PeerKey) -> bool {
+        let Some(index) = self.index_by_key.remove(key) else {
+            return false;
+        };
+        self.peers.remove(&index);
+        self.routes.retain(|_, owner| *owner != index);
+        tracing::debug!(peer = ?key, "peer removed");
+        true
+    }
+
+    /// Removes every peer.
+    pub fn remove_all_peers(&mut self) {
+        self.peers.clear();
+        self.index_by_key.clear();
+        self.routes = IpNetworkTable::new();
+    }
+
+    /// Sets (or forgets) the peer's direct endpoint. The WireGuard session
+    /// is kept; until a datagram from the new endpoint authenticates, a
+    /// relay (if any) carries the traffic.
+    pub fn set_endpoint(
+        &mut self,
+        key: &PeerKey,
+        endpoint: Option<SocketAddr>,
+    ) -> Result<(), ConfigError> {
+        let peer = self.peer_mut(key)?;
+        if peer.endpoint != endpoint {
+            peer.endpoint = endpoint;
+            peer.last_direct_rx = None;
+        }
+        Ok(())
+    }
+
+    /// Registers with the relay at `relay` using `ticket` (issued for this
+    /// node's key), after any relays added before (the preference order).
+    pub fn add_relay(&mut self, relay: SocketAddr, ticket: Ticket, now: Instant) {
+        self.relays
+            .add(relay, self.private_key.to_bytes(), ticket, now);
+        self.relays.handle_timeout(now, &mut self.queued);
+    }
+
+    /// Sets the persistent keepalive interval in seconds (0 turns it off).
+    pub fn set_persistent_keepalive(
+        &mut self,
+        key: &PeerKey,
+        seconds: u16,
+    ) -> Result<(), ConfigError> {
+        self.peer_mut(key)?.persistent_keepalive = seconds;
+        Ok(())
+    }
+
+    /// Sets or clears the pre-shared key. A changed key restarts the session,
+    /// since the current one was keyed without it.
+    pub fn set_preshared_key(
+        &mut self,
+        key: &PeerKey,
+        preshared_key: Option<[u8; 32]>,
+    ) -> Result<(), ConfigError> {
+        let private_key = self.private_key.clone();
+        let peer = self.peer_mut(key)?;
+        if peer.preshared_key != preshared_key {
+            peer.preshared_key = preshared_key;
+            peer.tunn = new_session(&private_key, peer.key, preshared_key, peer.index);
+        }
+        Ok(())
+    }
+
+    /// Replaces the peer's allowed IPs.
+    pub fn set_allowed_ips(
+        &mut self,
+        key: &PeerKey,
+        networks: Vec<IpNetwork>,
+    ) -> Result<(), ConfigError> {
+        let index = self.index_of(key)?;
+        self.routes.retain(|_, owner| *owner != index);
+        for network in networks {
+            self.routes.insert(network, index);
+        }
+        Ok(())
+    }
+
+    /// Adds one allowed IP network to the peer, taking it from any other peer.
+    pub fn add_allowed_ip(&mut self, key: &PeerKey, network: IpNetwork) -> Result<(), ConfigError> {
+        let index = self.index_of(key)?;
+        self.routes.insert(network, index);
+        Ok(())
+    }
+
+    /// A snapshot of one peer.
+    pub fn peer(&self, key: &PeerKey) -> Option<PeerStats> {
+        let index = self.index_by_key.get(key)?;
+        self.peers.get(index).map(|peer| self.stats_of(peer))
+    }
+
+    /// Snapshots of every peer, ordered by public key.
+    pub fn peers(&self) -> Vec<PeerStats> {
+        let mut all: Vec<PeerStats> = self.peers.values().map(|p| self.stats_of(p)).collect();
+        all.sort_by_key(|peer| peer.key);
+        all
+    }
+
+    /// Drops counted for the whole node, by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// The next queued datagram to send (handshakes, keepalives, cookie replies).
+    pub fn poll_transmit(&mut self) -> Option<Transmit<Vec<u8>>> {
+        self.queued.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Instant {
+        let own = self.next_tick.min(self.next_rate_limit_reset);
+        self.relays
+            .poll_timeout()
+            .map_or(own, |relays| relays.min(own))
+    }
+
+    fn drop_unattributed(&mut self, reason: DropReason) -> Dropped {
+        self.drops.count(reason);
+        Dropped { reason }
+    }
+
+    fn index_of(&self, key: &PeerKey) -> Result<u32, ConfigError> {
+        self.index_by_key
+            .get(key)
+            .copied()
+            .ok_or(ConfigError::UnknownPeer(*key))
+    }
+
+    fn peer_mut(&mut self, key: &PeerKey) -> Result<&mut Peer, ConfigError> {
+        let index = self.index_of(key)?;
+        self.peers
+            .get_mut(&index)
+            .ok_or(ConfigError::UnknownPeer(*key))
+    }
+
+    fn allocate_index(&mut self) -> u32 {
+        loop {
+            let candidate = self.next_index;
+            self.next_index = (self.next_index + 1) & INDEX_MASK;
+            if !self.peers.contains_key(&candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    fn stats_of(&self, peer: &Peer) -> PeerStats {
+        let mut allowed_ips: Vec<IpNetwork> = self
+            .routes
+            .iter()
+            .filter(|(_, owner)| **owner == peer.index)
+            .map(|(network, _)| network)
+            .collect();
+        allowed_ips.sort();
+        PeerStats {
+            key: peer.key,
+            preshared_key: peer.preshared_key,
+            path: peer.path(self.now, self.relays.preferred()),
+            endpoint: peer.endpoint,
+            last_handshake: peer.tunn.time_since_last_handshake(),
+            rx_bytes: peer.rx_bytes,
+            tx_bytes: peer.tx_bytes,
+            persistent_keepalive: peer.persistent_keepalive,
+            allowed_ips,
+            drops: peer.drops.clone(),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The send side of [`Node`]: packets from the TUN, and what the timers
+//! send (handshake retries, keepalives, direct probes, disco calls).
+
+use super::*;
+
+/// A `CallMeMaybe` telling `peer` this node's `reflexive` address, sealed
+/// and framed for the relay; records the call.
+pub(super) fn call_me_maybe(
+    peer: &mut Peer,
+    now: Instant,
+    reflexive: SocketAddr,
+    prefix: [u8; 4],
+    counter: &mut u64,
+) -> Vec<u8> {
+    peer.last_call = Some(now);
+    *counter += 1;
+    let call = peer.disco.seal(
+        &disco::Message::CallMeMaybe(vec![reflexive]),
+        prefix,
+        *counter,
+    );
+    framed(peer.key.0, &call)
+}
+
+impl Node {
+    /// Handles an IP packet read from the TUN: routes it to the peer whose
+    /// allowed IPs contain its destination and encrypts it into `out`,
+    /// framed for the relay when the peer's path goes through one.
+    ///
+    /// Returns the datagram to send: the encrypted packet, or, without a
+    /// session, a handshake initiation (boringtun keeps the packet until the
+    /// handshake completes). `None` means the packet is waiting on a
+    /// handshake already under way. `out` must be at least
+    /// `packet.len() + MAX_OVERHEAD` and 148 bytes long.
+    pub fn send_ip<'a>(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Option<Transmit<&'a mut [u8]>>, Dropped> {
+        self.now = now;
+        let Some(destination) = Tunn::dst_address(packet) else {
+            return Err(self.drop_unattributed(DropReason::NotIp));
+        };
+        if out.len() < packet.len() + MAX_OVERHEAD || out.len() < MIN_OUT_BUFFER + SEND_HEADER_LEN {
+            return Err(self.drop_unattributed(DropReason::TooLarge));
+        }
+        let relay = self.relays.preferred();
+        let Some(peer) = self
+            .routes
+            .longest_match(destination)
+            .and_then(|(_, index)| self.peers.get_mut(index))
+        else {
+            return Err(self.drop_unattributed(DropReason::NoRoute));
+        };
+        let path = peer.path(now, relay);
+        // The datagram starts at `out[0]` either way: after the relay's
+        // header when relayed, at once when not.
+        let header_len = match path {
+            Path::Relay(_) => SEND_HEADER_LEN,
+            Path::Direct(_) | Path::Unknown => 0,
+        };
+        let (header, body) = out.split_at_mut(header_len);
+        // (destination, WireGuard datagram length)
+        let sent = match (peer.tunn.encapsulate(packet, body), path) {
+            (TunnResult::WriteToNetwork(datagram), Path::Direct(dst)) => Ok((dst, datagram.len())),
+            (TunnResult::WriteToNetwork(datagram), Path::Relay(relay)) => {
+                // A handshake also tries the direct endpoint: if it gets
+                // through, the answer proves the direct path.
+                if let (Some(endpoint), Some(&1)) = (peer.endpoint, datagram.first()) {
+                    self.queued.push_back(Transmit {
+                        dst: endpoint,
+                        payload: datagram.to_vec(),
+                    });
+                }
+                let _ = write_send_header(header, &NodeKey(peer.key.0));
+                Ok((relay, datagram.len()))
+            }
+            (TunnResult::WriteToNetwork(_), Path::Unknown) => Err(DropReason::NoEndpoint),
+            (TunnResult::Err(error), _) => Err(DropReason::from_wireguard(&error)),
+            (
+                TunnResult::Done
+                | TunnResult::WriteToTunnelV4(..)
+                | TunnResult::WriteToTunnelV6(..),
+                _,
+            ) => return Ok(None),
+        };
+        match sent {
+            Ok((dst, len)) => {
+                peer.note_sent(now, len);
+                Ok(Some(Transmit {
+                    dst,
+                    payload: &mut out[..header_len + len],
+                }))
+            }
+            Err(reason) => {
+                peer.note_drop(reason);
+                self.drops.count(reason);
+                Err(Dropped { reason })
+            }
+        }
+    }
+
+    /// Advances timers to `now`: handshake retries, rekeys, keepalives,
+    /// persistent keepalives and relay registrations. Their datagrams are
+    /// queued for [`Node::poll_transmit`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.relays.handle_timeout(now, &mut self.queued);
+        if now >= self.next_rate_limit_reset {
+            self.rate_limiter.reset_count();
+            self.next_rate_limit_reset = now + RATE_LIMIT_WINDOW;
+        }
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + TIMER_TICK;
+        let relay = self.relays.preferred();
+        let reflexive = self.relays.reflexive();
+        for peer in self.peers.values_mut() {
+            let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
+            match peer.tunn.update_timers(&mut self.scratch[..]) {
+                TunnResult::WriteToNetwork(datagram) => outputs[0] = Some(datagram.to_vec()),
+                TunnResult::Err(error) => {
+                    tracing::trace!(peer = ?peer.key, ?error, "timer");
+                }
+                _ => {}
+            }
+            if peer.keepalive_due(now) {
+                if let TunnResult::WriteToNetwork(datagram) =
+                    peer.tunn.encapsulate(&[], &mut self.scratch[..])
+                {
+                    outputs[1] = Some(datagram.to_vec());
+                }
+            }
+            let path = peer.path(now, relay);
+            if peer.direct_probe_due(now, path) {
+                peer.last_direct_probe = Some(now);
+                for target in peer.probe_targets() {
+                    if let TunnResult::WriteToNetwork(probe) =
+                        peer.tunn.encapsulate(&[], &mut self.scratch[..])
+                    {
+                        peer.note_sent(now, probe.len());
+                        self.queued.push_back(Transmit {
+                            dst: target,
+                            payload: probe.to_vec(),
+                        });
+                    }
+                }
+            }
+            if let (Path::Relay(relay), Some(reflexive)) = (path, reflexive) {
+                if peer.call_due(now, path) {
+                    let call = call_me_maybe(
+                        peer,
+                        now,
+                        reflexive,
+                        self.disco_prefix,
+                        &mut self.disco_counter,
+                    );
+                    self.queued.push_back(Transmit {
+                        dst: relay,
+                        payload: call,
+                    });
+                }
+            }
+            for datagram in outputs.into_iter().flatten() {
+                peer.note_sent(now, datagram.len());
+                match path {
+                    Path::Direct(dst) => self.queued.push_back(Transmit {
+                        dst,
+                        payload: datagram,
+                    }),
+                    Path::Relay(relay) => {
+                        // Keepalives and handshakes also try the direct
+                        // endpoint, so a direct path can prove itself.
+                        if let Some(endpoint) = peer.endpoint {
+                            self.queued.push_back(Transmit {
+                                dst: endpoint,
+                                payload: datagram.clone(),
+                            });
+                        }
+                        self.queued.push_back(Transmit {
+                            dst: relay,
+                            payload: framed(peer.key.0, &datagram),
+                        });
+                    }
+                    Path::Unknown => {
+                        peer.note_drop(DropReason::NoEndpoint);
+                        self.drops.count(DropReason::NoEndpoint);
+                    }
+                }
+            }
+        }
+    }
+}
