@@ -22,6 +22,8 @@ mod json;
 mod latency;
 #[path = "warren-bench/paths.rs"]
 mod paths;
+#[path = "warren-bench/relay.rs"]
+mod relay;
 #[path = "warren-bench/report.rs"]
 mod report;
 #[path = "warren-bench/stats.rs"]
@@ -104,15 +106,34 @@ fn run() -> Result<()> {
     preflight(&opts)?;
     catch_signals();
     let started = Instant::now();
-    let about = About::gather(&opts.paths)?;
+    let mut versioned = opts.paths.clone();
+    if opts.relay && !versioned.contains(&PathKind::Warren) {
+        versioned.insert(0, PathKind::Warren);
+    }
+    let about = About::gather(&versioned)?;
     let results = {
         let paths = setup(&opts)?;
         measure(&opts, &paths)?
         // The paths (namespaces, tunnel processes) go here.
     };
-    println!("{}", report::tables(&results));
+    if !results.is_empty() {
+        println!("{}", report::tables(&results));
+    }
+    let relay = if opts.relay {
+        let r = relay::run(relay::Plan {
+            runs: opts.runs,
+            seconds: opts.seconds,
+            probes: opts.probes,
+            trials: opts.traversal_trials,
+            blast_seconds: opts.seconds + 1,
+        })?;
+        println!("{}", report::relay_tables(&r));
+        Some(r)
+    } else {
+        None
+    };
     if let Some(file) = &opts.write {
-        let block = report::document(&about, &opts, &args.join(" "), &results);
+        let block = report::document(&about, &opts, &args.join(" "), &results, relay.as_ref());
         write_report(file, &block)?;
         eprintln!("wrote {}", file.display());
     }
@@ -127,6 +148,12 @@ fn preflight(opts: &Options) -> Result<()> {
         bail!("the benchmark needs root (network namespaces): run it as root");
     }
     warren_netns_tests::require_bin("iperf3")?;
+    if opts.relay {
+        warren_netns_tests::require_bin("wg")?;
+        warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
+            "no warren binary for the relay section: run `cargo build --release -p warren`",
+        )?;
+    }
     for kind in &opts.paths {
         match kind {
             PathKind::Warren => {

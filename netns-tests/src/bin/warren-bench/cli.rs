@@ -13,7 +13,7 @@ NAME
 
 SYNOPSIS
     warren-bench [--runs N] [--seconds S] [--probes N] [--quick]
-                 [--only PATH[,PATH...]] [--write FILE]
+                 [--only PATH[,PATH...]] [--traversal-trials N] [--write FILE]
 
 DESCRIPTION
     Builds one pair of network namespaces joined by a veth link per path, and
@@ -33,6 +33,18 @@ DESCRIPTION
     Throughput figures are medians over the runs. The table on stdout gives
     each figure's ratio against wireguard-go. Progress goes to stderr.
 
+    A second section (\"relay\" in --only) measures the relay and NAT
+    traversal, with a `warren relay` on a public lab host (per-node limits
+    raised to --rate-limit 100G --packet-limit 10000000 so they never cap a
+    measurement) and warren devices at MTU 1384 behind iptables NATs:
+    relay forwarding of 1400- and 100-byte payloads blasted by one thread
+    for S+1 s (Gbit/s, packets/s, loss) against the same datagrams sent
+    straight over the lab links; UDP round-trip p50/p99 and iperf3 TCP
+    through a relayed tunnel (symmetric NATs) against a direct one (cone
+    NATs, once direct); and the time from both devices registered with the
+    relay to a direct path for cone <-> cone, CGNAT <-> cone and symmetric
+    <-> cone, over --traversal-trials trials each.
+
     Everything happens inside network namespaces the benchmark creates and
     removes on exit; nothing touches the root namespace. Needs root.
 
@@ -40,10 +52,13 @@ OPTIONS
     --runs N         iperf3 runs per path and protocol (default 3)
     --seconds S      length of each iperf3 run in seconds (default 5)
     --probes N       round-trip probes per latency measurement (default 2000)
-    --quick          1 run of 2 s and 300 probes, for development
+    --quick          1 run of 2 s, 300 probes and 3 traversal trials, for development
                      (flags given after --quick still apply)
     --only LIST      comma-separated subset of: warren, wireguard-go,
-                     boringtun-cli, veth (default: all four)
+                     boringtun-cli, veth, relay (default: all five;
+                     relay is the relay and NAT traversal section)
+    --traversal-trials N
+                     trials per NAT pairing in the traversal part (default 10)
     --write FILE     also write the results, as Markdown, between the
                      <!-- bench:start --> and <!-- bench:end --> markers of
                      FILE (created if missing; the rest of FILE is kept)
@@ -78,6 +93,10 @@ pub struct Options {
     pub write: Option<PathBuf>,
     /// Whether `--quick` was given (noted in the report).
     pub quick: bool,
+    /// Whether to run the relay and NAT traversal section.
+    pub relay: bool,
+    /// Trials per NAT pairing in the traversal part.
+    pub traversal_trials: usize,
 }
 
 impl Default for Options {
@@ -89,6 +108,8 @@ impl Default for Options {
             paths: PathKind::ALL.to_vec(),
             write: None,
             quick: false,
+            relay: true,
+            traversal_trials: 10,
         }
     }
 }
@@ -131,12 +152,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 o.runs = 1;
                 o.seconds = 2;
                 o.probes = 300;
+                o.traversal_trials = 3;
             }
+            "--traversal-trials" => o.traversal_trials = positive(&flag, &value()?)?,
             "--runs" => o.runs = positive(&flag, &value()?)?,
             "--seconds" => o.seconds = positive(&flag, &value()?)?,
             "--probes" => o.probes = positive(&flag, &value()?)?,
             "--write" => o.write = Some(PathBuf::from(value()?)),
-            "--only" => o.paths = only(&value()?)?,
+            "--only" => (o.paths, o.relay) = only(&value()?)?,
             _ => bail!("unknown argument {arg:?} (see --help)"),
         }
     }
@@ -150,23 +173,29 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) ->
     }
 }
 
-fn only(list: &str) -> Result<Vec<PathKind>> {
+fn only(list: &str) -> Result<(Vec<PathKind>, bool)> {
     let mut wanted = Vec::new();
+    let mut relay = false;
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if name == "relay" {
+            relay = true;
+            continue;
+        }
         let kind = PathKind::from_name(name).with_context(|| {
             format!(
-                "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth"
+                "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth, relay"
             )
         })?;
         wanted.push(kind);
     }
-    if wanted.is_empty() {
+    if wanted.is_empty() && !relay {
         bail!("--only needs at least one path");
     }
-    Ok(PathKind::ALL
+    let paths = PathKind::ALL
         .into_iter()
         .filter(|k| wanted.contains(k))
-        .collect())
+        .collect();
+    Ok((paths, relay))
 }
 
 #[cfg(test)]
@@ -193,6 +222,11 @@ mod tests {
         ])?;
         assert_eq!((o.runs, o.seconds, o.probes, o.quick), (2, 2, 300, true));
         assert_eq!(o.paths, vec![PathKind::Warren, PathKind::Veth]);
+        assert!(!o.relay);
+        assert_eq!(o.traversal_trials, 3);
+        let r = run(&["--only", "relay", "--traversal-trials", "4"])?;
+        assert!(r.relay && r.paths.is_empty());
+        assert_eq!(r.traversal_trials, 4);
         assert_eq!(o.write, Some(PathBuf::from("x.md")));
         assert_eq!(parse(["-h".to_string()])?, Command::Help);
         Ok(())

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use warren_netns_tests::{Proc, Spawn};
 
 use crate::json::Json;
-use crate::paths::{Path, MTU};
+use crate::paths::{Ends, MTU};
 
 /// The iperf3 port (in the path's own namespaces).
 const PORT: u16 = 5201;
@@ -45,7 +45,7 @@ pub fn version() -> Result<String> {
 
 /// Starts `iperf3 -s -1` in the path's server namespace and waits until it
 /// listens. The guard stops it on drop (it also exits after one test).
-fn server(path: &Path) -> Result<Proc> {
+fn server(path: &impl Ends) -> Result<Proc> {
     let spec = Spawn::new("iperf3")
         .args(["-s", "-1", "-p", &PORT.to_string()])
         .name("iperf3-server");
@@ -77,7 +77,7 @@ fn listening(pid: u32, port: u16) -> bool {
 }
 
 /// The client's arguments for a `seconds`-long test, TCP or UDP.
-fn client_args(path: &Path, udp: bool, seconds: u32) -> Vec<String> {
+fn client_args(path: &impl Ends, udp: bool, seconds: u32) -> Vec<String> {
     let mut args = vec![
         "-c".to_owned(),
         path.server_ip().to_string(),
@@ -95,7 +95,7 @@ fn client_args(path: &Path, udp: bool, seconds: u32) -> Vec<String> {
 }
 
 /// Runs one iperf3 test over `path` and returns the client's JSON report.
-fn run(path: &Path, udp: bool, seconds: u32) -> Result<Json> {
+fn run(path: &impl Ends, udp: bool, seconds: u32) -> Result<Json> {
     let _server = server(path)?;
     let mut cmd = path.client().command("iperf3");
     cmd.args(client_args(path, udp, seconds));
@@ -104,26 +104,22 @@ fn run(path: &Path, udp: bool, seconds: u32) -> Result<Json> {
     let report = Json::parse(&out.stdout).with_context(|| {
         format!(
             "iperf3 over {} printed no JSON report: {} {}",
-            path.kind.name(),
+            path.label(),
             out.stdout.trim(),
             out.stderr.trim()
         )
     })?;
     if let Some(err) = report.str_at(&["error"]) {
-        bail!("iperf3 over {}: {err}", path.kind.name());
+        bail!("iperf3 over {}: {err}", path.label());
     }
     if !out.ok {
-        bail!(
-            "iperf3 over {} failed: {}",
-            path.kind.name(),
-            out.stderr.trim()
-        );
+        bail!("iperf3 over {} failed: {}", path.label(), out.stderr.trim());
     }
     Ok(report)
 }
 
 /// One TCP single-stream run.
-pub fn tcp(path: &Path, seconds: u32) -> Result<Tcp> {
+pub fn tcp(path: &impl Ends, seconds: u32) -> Result<Tcp> {
     let r = run(path, false, seconds)?;
     let recv = ["end", "sum_received"];
     Ok(Tcp {
@@ -135,12 +131,12 @@ pub fn tcp(path: &Path, seconds: u32) -> Result<Tcp> {
 /// One UDP run at full offered rate with [`UDP_LEN`]-byte datagrams: the
 /// receiver's rate (`end.sum_received`, iperf3 ≥ 3.11) and the datagrams
 /// lost (`end.sum`, counted by the receiver, in percent of those sent).
-pub fn udp(path: &Path, seconds: u32) -> Result<Udp> {
+pub fn udp(path: &impl Ends, seconds: u32) -> Result<Udp> {
     let r = run(path, true, seconds)?;
     let packets = r.num(&["end", "sum", "packets"])?;
     let lost = r.num(&["end", "sum", "lost_packets"])?.max(0.0);
     if packets <= 0.0 {
-        bail!("iperf3 UDP over {} sent nothing", path.kind.name());
+        bail!("iperf3 UDP over {} sent nothing", path.label());
     }
     let gbps = match r.num(&["end", "sum_received", "bits_per_second"]) {
         Ok(bps) => bps / 1e9,
@@ -162,7 +158,7 @@ pub struct Load {
 
 /// Starts an iperf3 TCP stream over `path` lasting up to `seconds`, as
 /// fast as it goes or paced at `rate` (iperf3's `-b`, e.g. `"150M"`).
-pub fn start_load(path: &Path, seconds: u32, rate: Option<&str>) -> Result<Load> {
+pub fn start_load(path: &impl Ends, seconds: u32, rate: Option<&str>) -> Result<Load> {
     let server = server(path)?;
     let mut args = client_args(path, false, seconds);
     args.retain(|a| a != "-J");

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::paths::Path;
+use crate::paths::Ends;
 
 /// The responder's UDP port.
-const PORT: u16 = 7777;
+pub const PORT: u16 = 7777;
 /// Probe size (a sequence number and padding).
 const PROBE_LEN: usize = 64;
 /// How long a probe waits for its echo before it counts as lost.
@@ -30,13 +30,13 @@ pub struct Rtts {
 
 /// A UDP echo responder running on a thread in the server namespace;
 /// stopped and joined on drop.
-struct Responder {
+pub struct Responder {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Responder {
-    fn start(path: &Path) -> Result<Responder> {
+    pub fn start(path: &impl Ends) -> Result<Responder> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let stopped = Arc::clone(&stop);
@@ -90,7 +90,7 @@ fn echo(socket: &UdpSocket, stop: &AtomicBool) {
 }
 
 /// A client socket in the client namespace, connected to the responder.
-fn client_socket(server: SocketAddr, timeout: Duration) -> Result<UdpSocket> {
+pub fn client_socket(server: SocketAddr, timeout: Duration) -> Result<UdpSocket> {
     let socket = UdpSocket::bind(("0.0.0.0", 0)).context("probe client: bind")?;
     socket
         .connect(server)
@@ -102,7 +102,7 @@ fn client_socket(server: SocketAddr, timeout: Duration) -> Result<UdpSocket> {
 /// Sends probe `seq` and waits up to the socket's timeout for its echo
 /// (older, late echoes are skipped). Returns the round-trip time, or `None`
 /// if it was lost.
-fn probe(socket: &UdpSocket, seq: u64) -> Result<Option<Duration>> {
+pub fn probe(socket: &UdpSocket, seq: u64) -> Result<Option<Duration>> {
     let mut msg = [0u8; PROBE_LEN];
     msg[..8].copy_from_slice(&seq.to_le_bytes());
     let mut buf = [0u8; 2048];
@@ -129,7 +129,7 @@ fn probe(socket: &UdpSocket, seq: u64) -> Result<Option<Duration>> {
 
 /// Probes `path` until one echo comes back, within `within`: for a tunnel
 /// this completes the WireGuard handshake before anything is measured.
-pub fn warm_up(path: &Path, within: Duration) -> Result<()> {
+pub fn warm_up(path: &impl Ends, within: Duration) -> Result<()> {
     let _responder = Responder::start(path)?;
     let server = SocketAddr::from((path.server_ip(), PORT));
     path.lab().in_ns(path.client(), move || -> Result<()> {
@@ -148,7 +148,7 @@ pub fn warm_up(path: &Path, within: Duration) -> Result<()> {
 }
 
 /// Sends up to `count` probes one at a time, stopping early after `cap`.
-pub fn measure(path: &Path, count: usize, cap: Duration) -> Result<Rtts> {
+pub fn measure(path: &impl Ends, count: usize, cap: Duration) -> Result<Rtts> {
     let _responder = Responder::start(path)?;
     let server = SocketAddr::from((path.server_ip(), PORT));
     path.lab().in_ns(path.client(), move || -> Result<Rtts> {

@@ -148,6 +148,40 @@ impl Path {
     }
 }
 
+/// Two ends of something measured: a client namespace that sends to an
+/// address of a server namespace. [`Path`] is one; the relay section's
+/// tunnel pairs are others.
+pub trait Ends {
+    /// The lab the namespaces belong to.
+    fn lab(&self) -> &Lab;
+    /// The sending side's namespace.
+    fn client(&self) -> &Netns;
+    /// The receiving side's namespace.
+    fn server(&self) -> &Netns;
+    /// The address the client sends to.
+    fn server_ip(&self) -> Ipv4Addr;
+    /// A name for messages.
+    fn label(&self) -> &str;
+}
+
+impl Ends for Path {
+    fn lab(&self) -> &Lab {
+        Path::lab(self)
+    }
+    fn client(&self) -> &Netns {
+        Path::client(self)
+    }
+    fn server(&self) -> &Netns {
+        Path::server(self)
+    }
+    fn server_ip(&self) -> Ipv4Addr {
+        Path::server_ip(self)
+    }
+    fn label(&self) -> &str {
+        self.kind.name()
+    }
+}
+
 /// Starts `imp` on both hosts (10.9.0.1 on `a`, 10.9.0.2 on `b`), each with
 /// the other as its one peer.
 fn tunnel(lab: &Lab, hosts: &TwoHosts, imp: WgImpl) -> Result<(WgIface, WgIface)> {

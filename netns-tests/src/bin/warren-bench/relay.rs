@@ -1,0 +1,781 @@
+//! The relay and NAT traversal section: a `warren relay` on a public lab
+//! host, warren devices behind NAT routers (iptables), and
+//!
+//! - the relay's forwarding rate for 1400- and 100-byte payloads against the
+//!   same datagrams sent straight over the lab's links;
+//! - round-trip latency and iperf3 TCP through a relayed tunnel against a
+//!   direct one;
+//! - the time from both devices registered with the relay to a direct path,
+//!   per NAT pairing, over many trials.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use warren_netns_tests::wg::uapi_socket;
+use warren_netns_tests::{
+    wait_for_file, Host, Internet, KeyPair, Lab, Nat, Netns, Proc, Spawn, WgIface, WgImpl,
+};
+
+use crate::paths::Ends;
+
+/// The relay's UDP port.
+const RELAY_PORT: u16 = 3478;
+/// The relay's metrics port.
+const METRICS_PORT: u16 = 9478;
+/// The devices' (and the blasters') UDP port.
+const NODE_PORT: u16 = 51820;
+/// The devices' MTU: warren's default, room for relay framing on 1500.
+pub const TUNNEL_MTU: u32 = 1384;
+/// The relay's per-node limits for the whole section: far above what it
+/// can forward, so that they never cap a measurement.
+pub const RATE_LIMIT: &str = "100G";
+/// See [`RATE_LIMIT`].
+pub const PACKET_LIMIT: &str = "10000000";
+/// Payload sizes blasted through the relay (the WireGuard datagram a
+/// `Send` frame carries).
+pub const BLAST_SIZES: [usize; 2] = [1400, 100];
+/// Relay framing per datagram.
+const RELAY_HEADER: usize = 36;
+/// How long a traversal trial waits for a direct path before it counts as
+/// a failure.
+pub const TRAVERSAL_TIMEOUT: Duration = Duration::from_secs(8);
+/// Interval of the traversal trials' probes.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// A relay on a lab "internet" with its signing key.
+struct RelayNet {
+    relay: Proc,
+    relay_host: Host,
+    net: Internet,
+    signing_key: PathBuf,
+    lab: Lab,
+}
+
+fn warren() -> Result<PathBuf> {
+    warren_netns_tests::wg::warren_bin()
+}
+
+impl RelayNet {
+    fn new(tag: &str) -> Result<RelayNet> {
+        let lab = Lab::new(tag)?;
+        let net = Internet::new(&lab)?;
+        let relay_host = net.add_public_host(&lab, "relay")?;
+        let signing_key = lab.dir().join("control.key");
+        let key = Command::new(warren()?)
+            .args(["relay", "keygen"])
+            .output()
+            .context("warren relay keygen")?;
+        std::fs::write(&signing_key, &key.stdout)?;
+        let mut pubkey = Command::new(warren()?)
+            .args(["relay", "pubkey"])
+            .stdin(std::fs::File::open(&signing_key)?)
+            .output()
+            .context("warren relay pubkey")?
+            .stdout;
+        pubkey.retain(|c| !c.is_ascii_whitespace());
+        let control_key = String::from_utf8(pubkey)?;
+        let listen = SocketAddr::from((relay_host.ip, RELAY_PORT)).to_string();
+        let metrics = SocketAddr::from((relay_host.ip, METRICS_PORT)).to_string();
+        let relay = lab.spawn(
+            &relay_host.ns,
+            Spawn::new(warren()?)
+                .args(["relay", "--listen", &listen, "--control-key", &control_key])
+                .args(["--metrics", &metrics])
+                .args(["--rate-limit", RATE_LIMIT, "--packet-limit", PACKET_LIMIT])
+                .name("relay"),
+        )?;
+        relay.wait_for_log("relay listening on", Duration::from_secs(10))?;
+        Ok(RelayNet {
+            relay,
+            relay_host,
+            net,
+            signing_key,
+            lab,
+        })
+    }
+
+    fn relay_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.relay_host.ip, RELAY_PORT))
+    }
+
+    /// Starts `warren device up` on `host` with one peer and the relay.
+    fn device(
+        &self,
+        host: &Host,
+        key: &KeyPair,
+        address: &str,
+        peer: &KeyPair,
+        peer_ip: &str,
+        port: u16,
+    ) -> Result<WgIface> {
+        let lab = &self.lab;
+        let name = lab.iface_name("wr");
+        let dir = lab.subdir(&name)?;
+        let config = dir.join("wg.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[Interface]\nPrivateKey = {}\nListenPort = {port}\n\n[Peer]\nPublicKey = {}\nAllowedIPs = {peer_ip}/32\n",
+                key.private, peer.public
+            ),
+        )?;
+        let ticket = Command::new(warren()?)
+            .args(["relay", "ticket", "--signing-key-file"])
+            .arg(&self.signing_key)
+            .args(["--node-key", &key.public, "--ttl", "2h"])
+            .output()
+            .context("warren relay ticket")?;
+        if !ticket.status.success() {
+            bail!(
+                "warren relay ticket: {}",
+                String::from_utf8_lossy(&ticket.stderr)
+            );
+        }
+        let ticket_file = dir.join("ticket");
+        std::fs::write(&ticket_file, &ticket.stdout)?;
+        let proc = lab.spawn(
+            &host.ns,
+            Spawn::new(warren()?)
+                .args(["device", "up", &name, "--address", address])
+                .args(["--mtu", &TUNNEL_MTU.to_string()])
+                .arg("--config")
+                .arg(config)
+                .args(["--relay", &self.relay_addr().to_string(), "--ticket"])
+                .arg(ticket_file)
+                .name(format!("warren-{name}")),
+        )?;
+        wait_for_file(&uapi_socket(&name), Duration::from_secs(10))?;
+        Ok(WgIface {
+            ns: host.ns.clone(),
+            name,
+            imp: WgImpl::Warren,
+            ip: address.split('/').next().unwrap_or_default().parse()?,
+            proc,
+        })
+    }
+
+    /// The relay's `warren_relay_forwarded_frames_total`.
+    fn forwarded(&self) -> Result<u64> {
+        let addr = SocketAddr::from((self.relay_host.ip, METRICS_PORT));
+        let text = self
+            .lab
+            .in_ns(&self.relay_host.ns, move || -> Result<String> {
+                let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+                stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+                stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n")?;
+                let mut text = String::new();
+                stream.read_to_string(&mut text)?;
+                Ok(text)
+            })??;
+        Ok(text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("warren_relay_forwarded_frames_total ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0))
+    }
+}
+
+/// Polls both devices' logs until each says it registered with the relay.
+fn wait_registered(devs: [&WgIface; 2], timeout: Duration) -> Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if devs
+            .iter()
+            .all(|d| d.proc.log().contains("registered with relay"))
+        {
+            return Ok(Instant::now());
+        }
+        for d in devs {
+            if !d.proc.is_running() {
+                bail!("device died: {}", d.proc.describe());
+            }
+        }
+        if Instant::now() >= deadline || crate::interrupted() {
+            bail!("the devices did not both register with the relay within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Two warren devices behind NATs, knowing only the relay.
+pub struct Pair {
+    devs: Option<(WgIface, WgIface)>,
+    keys: (KeyPair, KeyPair),
+    a: Host,
+    b: Host,
+    rn: RelayNet,
+    label: String,
+}
+
+impl Ends for Pair {
+    fn lab(&self) -> &Lab {
+        &self.rn.lab
+    }
+    fn client(&self) -> &Netns {
+        &self.a.ns
+    }
+    fn server(&self) -> &Netns {
+        &self.b.ns
+    }
+    fn server_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 9, 0, 2)
+    }
+    fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// A NAT pairing of the traversal trials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pairing {
+    ConeCone,
+    CgnatCone,
+    SymmetricCone,
+    SymmetricSymmetric,
+}
+
+impl Pairing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pairing::ConeCone => "cone ↔ cone",
+            Pairing::CgnatCone => "CGNAT ↔ cone",
+            Pairing::SymmetricCone => "symmetric ↔ cone",
+            Pairing::SymmetricSymmetric => "symmetric ↔ symmetric",
+        }
+    }
+}
+
+impl Pair {
+    /// The lab, its relay and two hosts behind `pairing`'s NATs; no devices yet.
+    fn new(tag: &str, pairing: Pairing) -> Result<Pair> {
+        let rn = RelayNet::new(tag)?;
+        let (nat_a, nat_b) = match pairing {
+            Pairing::ConeCone => (Nat::Cone, Nat::Cone),
+            Pairing::CgnatCone => (
+                Nat::CarrierGrade(rn.net.add_carrier(&rn.lab, "isp")?),
+                Nat::Cone,
+            ),
+            Pairing::SymmetricCone => (Nat::Symmetric, Nat::Cone),
+            Pairing::SymmetricSymmetric => (Nat::Symmetric, Nat::Symmetric),
+        };
+        let a = rn.net.add_host(&rn.lab, "a", nat_a)?;
+        let b = rn.net.add_host(&rn.lab, "b", nat_b)?;
+        Ok(Pair {
+            devs: None,
+            keys: (KeyPair::generate()?, KeyPair::generate()?),
+            a,
+            b,
+            rn,
+            label: format!("warren {}", pairing.name()),
+        })
+    }
+
+    /// (Re)starts both devices on `port`; returns when both registered.
+    fn start(&mut self, port: u16) -> Result<(Instant, Instant)> {
+        self.devs = None;
+        let started = Instant::now();
+        let (ka, kb) = &self.keys;
+        let da = self
+            .rn
+            .device(&self.a, ka, "10.9.0.1/24", kb, "10.9.0.2", port)?;
+        let db = self
+            .rn
+            .device(&self.b, kb, "10.9.0.2/24", ka, "10.9.0.1", port)?;
+        let registered = wait_registered([&da, &db], Duration::from_secs(15))?;
+        self.devs = Some((da, db));
+        Ok((started, registered))
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        for d in self.devs.iter().flat_map(|(a, b)| [a, b]) {
+            if !d.proc.is_running() {
+                bail!("{}: device died: {}", self.label, d.proc.describe());
+            }
+        }
+        Ok(())
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.devs
+            .iter()
+            .flat_map(|(a, b)| [a.proc.pid(), b.proc.pid()])
+            .collect()
+    }
+
+    /// Probes through the tunnel every [`POLL`] from `since` until one round
+    /// trip completes with the relay's forwarded counter unchanged across
+    /// it; returns the time from `since` to that probe's send.
+    fn time_to_direct(&self, since: Instant, timeout: Duration) -> Result<Option<Duration>> {
+        let server = SocketAddr::from((self.server_ip(), crate::latency::PORT));
+        let sock = self.rn.lab.in_ns(&self.a.ns, move || {
+            crate::latency::client_socket(server, Duration::from_millis(300))
+        })??;
+        let deadline = since + timeout;
+        let mut seq = 0u64;
+        while Instant::now() < deadline {
+            crate::check_interrupt()?;
+            let sent = Instant::now();
+            let before = self.rn.forwarded()?;
+            let answered = crate::latency::probe(&sock, seq)?.is_some();
+            seq += 1;
+            if answered && self.rn.forwarded()? == before {
+                return Ok(Some(sent.saturating_duration_since(since)));
+            }
+            let next = sent + POLL;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        Ok(None)
+    }
+}
+
+/// One blast: datagrams sent and received over `secs`.
+#[derive(Clone, Copy, Debug)]
+pub struct Blast {
+    pub sent: u64,
+    pub received: u64,
+    pub secs: f64,
+    /// The relay process's CPU seconds during the blast (0 for veth).
+    pub relay_cpu: f64,
+}
+
+impl Blast {
+    pub fn pps(&self) -> f64 {
+        self.received as f64 / self.secs
+    }
+    pub fn gbps(&self, payload: usize) -> f64 {
+        self.pps() * payload as f64 * 8.0 / 1e9
+    }
+    pub fn loss_pct(&self) -> f64 {
+        if self.sent == 0 {
+            return 100.0;
+        }
+        100.0 * (1.0 - self.received as f64 / self.sent as f64).max(0.0)
+    }
+}
+
+/// Everything the relay section measured.
+#[derive(Debug, Default)]
+pub struct RelayResults {
+    /// Per payload size: runs through the relay and over the bare links.
+    pub blasts: Vec<(usize, Vec<Blast>, Vec<Blast>)>,
+    pub lat_relayed: crate::latency::Rtts,
+    pub lat_direct: crate::latency::Rtts,
+    pub tcp_relayed: Vec<f64>,
+    pub tcp_direct: Vec<f64>,
+    /// Per pairing: time from registered to direct per trial (`None`: not
+    /// direct within [`TRAVERSAL_TIMEOUT`]), and time from start to both
+    /// registered.
+    pub traversal: Vec<(Pairing, Vec<Option<f64>>, Vec<f64>)>,
+    pub seconds: u32,
+    pub runs: usize,
+    pub probes: usize,
+    pub trials: usize,
+}
+
+fn big_buffers(sock: &UdpSocket) {
+    let size: libc::c_int = 8 << 20;
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF, libc::SO_RCVBUFFORCE] {
+        // SAFETY: a valid fd and a c_int option value of the right size.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                std::ptr::addr_of!(size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+/// The forwarding lab: relay plus two public hosts whose relay sessions
+/// were set up by warren devices, which are then stopped so that the
+/// blaster and the counter can use their addresses (a session is bound to
+/// the source address; `Send` frames carry no per-frame authentication).
+struct Forwarding {
+    s: Host,
+    r: Host,
+    r_key: [u8; 32],
+    rn: RelayNet,
+}
+
+fn decode_b64_key(s: &str) -> Result<[u8; 32]> {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.trim().bytes().filter(|&c| c != b'=') {
+        let v = T.iter().position(|&t| t == c).context("bad base64")? as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out.try_into().ok().context("a key is 32 bytes")
+}
+
+impl Forwarding {
+    fn new() -> Result<Forwarding> {
+        let rn = RelayNet::new("benchrelayfwd")?;
+        let s = rn.net.add_public_host(&rn.lab, "s")?;
+        let r = rn.net.add_public_host(&rn.lab, "r")?;
+        let (ks, kr) = (KeyPair::generate()?, KeyPair::generate()?);
+        {
+            let ds = rn.device(&s, &ks, "10.9.0.1/24", &kr, "10.9.0.2", NODE_PORT)?;
+            let dr = rn.device(&r, &kr, "10.9.0.2/24", &ks, "10.9.0.1", NODE_PORT)?;
+            wait_registered([&ds, &dr], Duration::from_secs(15))?;
+            for d in [&ds, &dr] {
+                d.proc.stop()?;
+            }
+        }
+        Ok(Forwarding {
+            s,
+            r,
+            r_key: decode_b64_key(&kr.public)?,
+            rn,
+        })
+    }
+
+    /// Sends `payload`-byte datagrams (inside `Send` frames, so every
+    /// datagram is 36 bytes longer) as fast as one thread can for `secs`,
+    /// through the relay or straight to the receiver.
+    fn blast(&self, payload: usize, secs: u32, via_relay: bool) -> Result<Blast> {
+        let frame_len = RELAY_HEADER + payload;
+        let mut frame = vec![0u8; frame_len];
+        frame[..4].copy_from_slice(&[0xFE, 1, 5, 0]);
+        frame[4..36].copy_from_slice(&self.r_key);
+        let dst = if via_relay {
+            self.rn.relay_addr()
+        } else {
+            SocketAddr::from((self.r.ip, NODE_PORT))
+        };
+        let relay = self.rn.relay_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let receiver = {
+            let (stop, received) = (Arc::clone(&stop), Arc::clone(&received));
+            self.r.ns.spawn_thread(move || -> Result<()> {
+                let bound = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NODE_PORT));
+                let sock = match bound {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return Ok(());
+                    }
+                };
+                big_buffers(&sock);
+                sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+                let _ = ready_tx.send(Ok(()));
+                let mut bufs = vec![[0u8; 2048]; BATCH];
+                let mut last_ping = Instant::now() - Duration::from_secs(10);
+                let mut quiet_since: Option<Instant> = None;
+                loop {
+                    if via_relay && last_ping.elapsed() > Duration::from_secs(1) {
+                        // Keeps the receiver's session fresh (Ping: 32 bytes).
+                        let mut ping = [0u8; 32];
+                        ping[..4].copy_from_slice(&[0xFE, 1, 7, 0]);
+                        let _ = sock.send_to(&ping, relay);
+                        last_ping = Instant::now();
+                    }
+                    match recv_batch(&sock, &mut bufs, frame_len) {
+                        Ok(n) => {
+                            received.fetch_add(n, Ordering::Relaxed);
+                            quiet_since = None;
+                        }
+                        Err(_) => {
+                            if stop.load(Ordering::Relaxed) {
+                                let q = *quiet_since.get_or_insert_with(Instant::now);
+                                if q.elapsed() > Duration::from_millis(200) {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                }
+            })?
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("the counter did not start")??;
+        let relay_pid = [self.rn.relay.pid()];
+        let cpu_before = crate::cpu::cpu_seconds(&relay_pid)?;
+        let length = Duration::from_secs(u64::from(secs));
+        let (sent, elapsed) = self
+            .rn
+            .lab
+            .in_ns(&self.s.ns, move || -> Result<(u64, f64)> {
+                let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NODE_PORT))?;
+                big_buffers(&sock);
+                sock.connect(dst)?;
+                let start = Instant::now();
+                let mut sent = 0u64;
+                loop {
+                    sent += send_batch(&sock, &frame);
+                    if start.elapsed() >= length {
+                        break;
+                    }
+                }
+                Ok((sent, start.elapsed().as_secs_f64()))
+            })??;
+        stop.store(true, Ordering::Relaxed);
+        receiver
+            .join()
+            .map_err(|_| anyhow::anyhow!("the counter panicked"))??;
+        let relay_cpu = if via_relay {
+            crate::cpu::cpu_seconds(&relay_pid)? - cpu_before
+        } else {
+            0.0
+        };
+        if !self.rn.relay.is_running() {
+            bail!("the relay died: {}", self.rn.relay.describe());
+        }
+        Ok(Blast {
+            sent,
+            received: received.load(Ordering::Relaxed),
+            secs: elapsed,
+            relay_cpu,
+        })
+    }
+}
+
+/// Datagrams per `sendmmsg`/`recvmmsg` call of the blaster and the counter.
+const BATCH: usize = 64;
+
+/// Sends `frame` [`BATCH`] times on a connected socket with one
+/// `sendmmsg`; returns how many the kernel took.
+fn send_batch(sock: &UdpSocket, frame: &[u8]) -> u64 {
+    let mut iov = libc::iovec {
+        iov_base: frame.as_ptr() as *mut libc::c_void,
+        iov_len: frame.len(),
+    };
+    // SAFETY: all-zero is a valid mmsghdr (null pointers, zero lengths).
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for m in &mut msgs {
+        m.msg_hdr.msg_iov = std::ptr::addr_of_mut!(iov);
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: every header points at one live iovec over `frame`, which the
+    // kernel only reads; the socket is connected, so no address is needed.
+    let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as _, 0) };
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Receives up to [`BATCH`] datagrams with one `recvmmsg` (waiting for the
+/// first up to the socket's timeout); returns how many were `len` long.
+fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 2048]], len: usize) -> std::io::Result<u64> {
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: all-zero is a valid mmsghdr.
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (m, iov) in msgs.iter_mut().zip(&mut iovs) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let count = iovs.len().min(BATCH);
+    // SAFETY: each header points at its own iovec over a live, writable
+    // buffer of the stated length.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            count as _,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(msgs[..n as usize]
+        .iter()
+        .filter(|m| m.msg_len as usize == len)
+        .count() as u64)
+}
+
+/// What the section runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub runs: usize,
+    pub seconds: u32,
+    pub probes: usize,
+    pub trials: usize,
+    pub blast_seconds: u32,
+}
+
+/// Waits (sending through the tunnel) until the pair's path is direct.
+fn wait_direct(pair: &Pair) -> Result<()> {
+    let since = Instant::now();
+    match pair.time_to_direct(since, Duration::from_secs(20))? {
+        Some(_) => Ok(()),
+        None => bail!("{} did not go direct within 20 s", pair.label),
+    }
+}
+
+/// Runs the whole section; progress lines on stderr.
+pub fn run(plan: Plan) -> Result<RelayResults> {
+    let started = Instant::now();
+    let mut res = RelayResults {
+        seconds: plan.seconds,
+        runs: plan.runs,
+        probes: plan.probes,
+        trials: plan.trials,
+        ..RelayResults::default()
+    };
+
+    eprintln!("relay: setting up the forwarding lab");
+    {
+        let fwd = Forwarding::new()?;
+        for &size in &BLAST_SIZES {
+            let (mut relayed, mut bare) = (Vec::new(), Vec::new());
+            for run in 1..=plan.runs {
+                for via_relay in [true, false] {
+                    crate::check_interrupt()?;
+                    let b = fwd.blast(size, plan.blast_seconds, via_relay)?;
+                    eprintln!(
+                        "relay forwarding {size} B {} run {run}: {:.2} Gbit/s, {:.0} kpps, {:.2} % lost (sent {:.0} kpps)",
+                        if via_relay { "via relay" } else { "bare links" },
+                        b.gbps(size),
+                        b.pps() / 1e3,
+                        b.loss_pct(),
+                        b.sent as f64 / b.secs / 1e3,
+                    );
+                    if via_relay {
+                        relayed.push(b);
+                    } else {
+                        bare.push(b);
+                    }
+                }
+            }
+            res.blasts.push((size, relayed, bare));
+        }
+    }
+
+    eprintln!(
+        "relay: setting up a relayed pair (symmetric ↔ symmetric) and a direct one (cone ↔ cone)"
+    );
+    {
+        let mut relayed = Pair::new("benchrelayed", Pairing::SymmetricSymmetric)?;
+        relayed.start(NODE_PORT)?;
+        let mut direct = Pair::new("benchdirect", Pairing::ConeCone)?;
+        direct.start(NODE_PORT)?;
+        crate::latency::warm_up(&relayed, Duration::from_secs(15))?;
+        {
+            let _responder = crate::latency::Responder::start(&direct)?;
+            wait_direct(&direct)?;
+        }
+        for (pair, is_direct) in [(&relayed, false), (&direct, true)] {
+            pair.check_alive()?;
+            let before = pair.rn.forwarded()?;
+            let rtts = crate::latency::measure(pair, plan.probes, Duration::from_secs(60))?;
+            let frames = pair.rn.forwarded()? - before;
+            eprintln!(
+                "{} latency: p50 {:.0} µs, p99 {:.0} µs ({} probes, {} lost; relay forwarded {frames} frames)",
+                pair.label,
+                crate::stats::percentile(&rtts.micros, 50.0).unwrap_or(f64::NAN),
+                crate::stats::percentile(&rtts.micros, 99.0).unwrap_or(f64::NAN),
+                rtts.micros.len(),
+                rtts.lost
+            );
+            check_path(pair, is_direct, frames, rtts.micros.len() as u64)?;
+            if is_direct {
+                res.lat_direct = rtts;
+            } else {
+                res.lat_relayed = rtts;
+            }
+        }
+        for run in 1..=plan.runs {
+            for (pair, is_direct) in [(&relayed, false), (&direct, true)] {
+                crate::check_interrupt()?;
+                pair.check_alive()?;
+                let _ = pair.pids();
+                let before = pair.rn.forwarded()?;
+                let tcp = crate::iperf::tcp(pair, plan.seconds)?;
+                let frames = pair.rn.forwarded()? - before;
+                eprintln!(
+                    "{} tcp run {run}: {:.2} Gbit/s (relay forwarded {frames} frames)",
+                    pair.label, tcp.gbps
+                );
+                check_path(pair, is_direct, frames, tcp.bytes / 1400)?;
+                if is_direct {
+                    res.tcp_direct.push(tcp.gbps);
+                } else {
+                    res.tcp_relayed.push(tcp.gbps);
+                }
+            }
+        }
+    }
+
+    for pairing in [
+        Pairing::ConeCone,
+        Pairing::CgnatCone,
+        Pairing::SymmetricCone,
+    ] {
+        let mut pair = Pair::new("benchtrav", pairing)?;
+        let _responder = crate::latency::Responder::start(&pair)?;
+        let (mut times, mut regs) = (Vec::new(), Vec::new());
+        for trial in 0..plan.trials {
+            crate::check_interrupt()?;
+            // A new port per trial: NAT mappings and conntrack start fresh.
+            let port = NODE_PORT + 1 + trial as u16;
+            let (started, registered) = pair.start(port)?;
+            let t = pair.time_to_direct(registered, TRAVERSAL_TIMEOUT)?;
+            pair.check_alive()?;
+            let reg = registered.duration_since(started).as_secs_f64();
+            eprintln!(
+                "traversal {} trial {}: registered {:.2} s after start, {}",
+                pairing.name(),
+                trial + 1,
+                reg,
+                t.map_or_else(
+                    || format!("not direct within {TRAVERSAL_TIMEOUT:?}"),
+                    |t| format!("direct {:.2} s after registered", t.as_secs_f64())
+                )
+            );
+            times.push(t.map(|t| t.as_secs_f64()));
+            regs.push(reg);
+        }
+        res.traversal.push((pairing, times, regs));
+    }
+    eprintln!(
+        "relay section done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(res)
+}
+
+/// Fails if a pair that should be direct used the relay (or the other way
+/// round): `frames` forwarded while `units` went through the tunnel.
+fn check_path(pair: &Pair, direct: bool, frames: u64, units: u64) -> Result<()> {
+    if direct && frames > 50 + units / 100 {
+        bail!(
+            "{}: meant to be direct, yet the relay forwarded {frames} frames",
+            pair.label
+        );
+    }
+    if !direct && frames < units {
+        bail!(
+            "{}: meant to be relayed, yet the relay forwarded only {frames} frames",
+            pair.label
+        );
+    }
+    Ok(())
+}
