@@ -102,11 +102,14 @@ pub enum ClientError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     /// Waiting for a challenge or for `Registered`; retry at `retry_at`.
-    Registering { retry_at: Instant },
-    /// Registered; ping at `ping_at`.
+    /// `proved`: a proof went out, so a `Registered` is expected.
+    Registering { retry_at: Instant, proved: bool },
+    /// Registered; ping at `ping_at`; `ping` is the txid of the last ping
+    /// sent, the only one a `Pong` is accepted for.
     Registered {
         ping_at: Instant,
         reflexive: SocketAddr,
+        ping: Option<u64>,
     },
 }
 
@@ -134,7 +137,10 @@ impl RelayClient {
             private_key,
             node_key,
             ticket,
-            state: State::Registering { retry_at: now },
+            state: State::Registering {
+                retry_at: now,
+                proved: false,
+            },
             last_heard: now,
             next_txid: 1,
             queued: VecDeque::new(),
@@ -211,21 +217,31 @@ impl RelayClient {
                 }
             }
             Frame::Registered(Registered { observed, expires }) => {
-                let fresh = !self.is_registered() || self.reflexive_addr() != Some(observed);
+                // Only the answer to a proof we sent: an unsolicited (or
+                // spoofed) `Registered` cannot set our reflexive address.
+                if !matches!(self.state, State::Registering { proved: true, .. }) {
+                    return Err(ClientError::Unexpected);
+                }
                 self.state = State::Registered {
                     ping_at: now + KEEPALIVE_INTERVAL,
                     reflexive: observed,
+                    ping: None,
                 };
-                if fresh {
-                    tracing::debug!(relay = %self.relay, reflexive = %observed, "registered");
-                    self.events.push_back(ClientEvent::Registered {
-                        reflexive: observed,
-                        expires,
-                    });
-                }
+                tracing::debug!(relay = %self.relay, reflexive = %observed, "registered");
+                self.events.push_back(ClientEvent::Registered {
+                    reflexive: observed,
+                    expires,
+                });
             }
-            Frame::Pong { observed, .. } => {
-                if let State::Registered { reflexive, .. } = self.state {
+            Frame::Pong { observed, txid } => {
+                if let State::Registered {
+                    reflexive, ping, ..
+                } = self.state
+                {
+                    // Only the pong for our last ping counts.
+                    if ping != Some(txid) {
+                        return Err(ClientError::Unexpected);
+                    }
                     if reflexive != observed {
                         // The NAT moved us: the session is bound to the old
                         // address, so register from the new one.
@@ -269,7 +285,7 @@ impl RelayClient {
     /// Advances timers: registration retries, keepalives, dead-relay detection.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
-            State::Registering { retry_at } if now >= retry_at => self.request(now),
+            State::Registering { retry_at, .. } if now >= retry_at => self.request(now),
             State::Registering { .. } => {}
             State::Registered { .. }
                 if now.saturating_duration_since(self.last_heard) >= DEAD_AFTER =>
@@ -278,13 +294,16 @@ impl RelayClient {
                 self.events.push_back(ClientEvent::Lost);
                 self.request(now);
             }
-            State::Registered { ping_at, reflexive } if now >= ping_at => {
+            State::Registered {
+                ping_at, reflexive, ..
+            } if now >= ping_at => {
                 let txid = self.next_txid;
                 self.next_txid = self.next_txid.wrapping_add(1);
                 self.send_frame(Frame::Ping { txid });
                 self.state = State::Registered {
                     ping_at: now + KEEPALIVE_INTERVAL,
                     reflexive,
+                    ping: Some(txid),
                 };
             }
             State::Registered { .. } => {}
@@ -294,7 +313,7 @@ impl RelayClient {
     /// When [`RelayClient::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Instant {
         match self.state {
-            State::Registering { retry_at } => retry_at,
+            State::Registering { retry_at, .. } => retry_at,
             State::Registered { ping_at, .. } => ping_at.min(self.last_heard + DEAD_AFTER),
         }
     }
@@ -313,6 +332,7 @@ impl RelayClient {
     fn request(&mut self, now: Instant) {
         self.state = State::Registering {
             retry_at: now + RETRY_INTERVAL,
+            proved: false,
         };
         self.send_frame(Frame::RegisterRequest(RegisterRequest {
             node_key: self.node_key,
@@ -339,6 +359,9 @@ impl RelayClient {
             cookie: challenge.cookie,
             mac,
         }));
+        if let State::Registering { proved, .. } = &mut self.state {
+            *proved = true;
+        }
     }
 
     fn send_frame(&mut self, frame: Frame<'_>) {

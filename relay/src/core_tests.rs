@@ -138,6 +138,35 @@ fn error_code(transmit: &Transmit) -> Option<ErrorCode> {
 }
 
 #[test]
+fn spoofed_registered_and_pong_frames_cannot_set_the_clients_reflexive_address() {
+    let mut h = Harness::new(Config::default());
+    let mut node = h.registered(1, HOUR);
+    while node.client.poll_event().is_some() {}
+    let relay = node.client.relay_addr();
+    let victim: SocketAddr = "192.168.77.1:9".parse().unwrap();
+    let registered = warren_wire::Frame::Registered(warren_wire::Registered {
+        observed: victim,
+        expires: u64::MAX,
+    })
+    .to_vec();
+    assert!(node
+        .client
+        .handle_datagram(h.now, relay, &registered)
+        .is_err());
+    // A pong for a ping never sent.
+    let pong = warren_wire::Frame::Pong {
+        txid: 12345,
+        observed: victim,
+    }
+    .to_vec();
+    assert!(node.client.handle_datagram(h.now, relay, &pong).is_err());
+    assert_eq!(node.client.reflexive_addr(), Some(addr(1)));
+    assert!(node.client.is_registered());
+    assert_eq!(node.client.poll_event(), None);
+    assert!(node.client.poll_transmit().is_none(), "no re-registration");
+}
+
+#[test]
 fn the_client_registers_and_learns_its_reflexive_address() {
     let mut h = Harness::new(Config::default());
     let mut node = h.registered(1, HOUR);

@@ -1,23 +1,25 @@
 //! Disco: the messages two peers exchange to find a direct path, sealed end
 //! to end with a key only the two of them can compute.
 //!
-//! A disco message travels as the payload of a relay `Send` (or straight
-//! between the peers) and never looks like WireGuard or a relay frame:
+//! A disco message travels as the payload of a relay `Send` and never looks
+//! like WireGuard or a relay frame:
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 1 | magic `0xFD` |
 //! | 1 | 1 | version `1` |
 //! | 2 | 32 | sender's public key |
-//! | 34 | 12 | nonce: a 4-byte per-run prefix, then a big-endian 64-bit counter |
+//! | 34 | 12 | nonce: an 8-byte per-run prefix, then a big-endian 32-bit counter |
 //! | 46 | n | ChaCha20-Poly1305 ciphertext of the message, then its 16-byte tag |
 //!
 //! The key for each direction is BLAKE2s over a label, the X25519 shared
 //! secret of the two static keys, the sender's and then the receiver's
 //! public key: only the two peers can seal or open, and the two directions
-//! never share a key. The 12-byte header before the ciphertext is the
-//! additional data. The nonce prefix is random per node run (from its seed),
-//! so a restarted node does not reuse nonces with its old counter.
+//! never share a key. The 46-byte header before the ciphertext is the
+//! additional data. The nonce prefix is random per node run (derived from
+//! its 64-bit seed), so a restarted node does not reuse nonces with its old
+//! counter; a receiver refuses a message whose nonce is not newer than the
+//! last one it accepted from the same run of the sender.
 //!
 //! The one message so far, `CallMeMaybe` (type 1): a count byte, then that
 //! many candidate addresses (family `4` + 4 bytes or `6` + 16 bytes, then a
@@ -50,6 +52,39 @@ pub fn is_disco(bytes: &[u8]) -> bool {
 pub fn claimed_sender(bytes: &[u8]) -> Option<PeerKey> {
     let key: [u8; 32] = bytes.get(2..34)?.try_into().ok()?;
     Some(PeerKey(key))
+}
+
+/// The nonce of a disco message: the sender's per-run prefix and counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoNonce {
+    /// Random per run of the sender.
+    pub prefix: [u8; 8],
+    /// Counts up within a run.
+    pub counter: u32,
+}
+
+impl DiscoNonce {
+    /// The nonce for `prefix` and `counter`.
+    pub fn new(prefix: [u8; 8], counter: u32) -> DiscoNonce {
+        DiscoNonce { prefix, counter }
+    }
+
+    /// Whether a message with this nonce may follow one with `last`: a
+    /// higher counter in the same run, or a new run of the sender.
+    pub fn follows(&self, last: Option<DiscoNonce>) -> bool {
+        match last {
+            None => true,
+            Some(last) if last.prefix == self.prefix => self.counter > last.counter,
+            Some(_) => true,
+        }
+    }
+
+    fn bytes(&self) -> [u8; 12] {
+        let mut nonce = [0u8; 12];
+        nonce[..8].copy_from_slice(&self.prefix);
+        nonce[8..].copy_from_slice(&self.counter.to_be_bytes());
+        nonce
+    }
 }
 
 /// A disco message.
@@ -98,15 +133,13 @@ impl DiscoKeys {
         }
     }
 
-    /// Seals `message` with nonce `prefix ‖ counter` (never reuse a pair).
-    pub fn seal(&self, message: &Message, prefix: [u8; 4], counter: u64) -> Vec<u8> {
+    /// Seals `message` with `nonce` (never reuse one).
+    pub fn seal(&self, message: &Message, nonce: DiscoNonce) -> Vec<u8> {
+        let nonce = nonce.bytes();
         let mut out = Vec::with_capacity(HEADER_LEN + 64);
         out.push(MAGIC);
         out.push(VERSION);
         out.extend_from_slice(&self.own.0);
-        let mut nonce = [0u8; 12];
-        nonce[..4].copy_from_slice(&prefix);
-        nonce[4..].copy_from_slice(&counter.to_be_bytes());
         out.extend_from_slice(&nonce);
         let mut body = encode(message);
         // Sealing only fails for messages beyond ChaCha20's 256 GiB limit.
@@ -119,8 +152,8 @@ impl DiscoKeys {
         out
     }
 
-    /// Opens a message the peer sealed for this node.
-    pub fn open(&self, bytes: &[u8]) -> Result<Message, DiscoError> {
+    /// Opens a message the peer sealed for this node; returns it with its nonce.
+    pub fn open(&self, bytes: &[u8]) -> Result<(Message, DiscoNonce), DiscoError> {
         if bytes.len() < HEADER_LEN + TAG_LEN || bytes.first() != Some(&MAGIC) {
             return Err(DiscoError::Malformed);
         }
@@ -140,7 +173,12 @@ impl DiscoKeys {
                 &mut body,
             )
             .map_err(|_| DiscoError::Unauthenticated)?;
-        decode(plain)
+        let (prefix, counter) = nonce.split_at(8);
+        let nonce = DiscoNonce {
+            prefix: prefix.try_into().map_err(|_| DiscoError::Malformed)?,
+            counter: u32::from_be_bytes(counter.try_into().map_err(|_| DiscoError::Malformed)?),
+        };
+        Ok((decode(plain)?, nonce))
     }
 }
 
@@ -196,7 +234,11 @@ fn decode(plain: &[u8]) -> Result<Message, DiscoError> {
             _ => return Err(DiscoError::Malformed),
         };
         let port = take(2)?;
-        candidates.push(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])));
+        // One host, one form: `::ffff:a.b.c.d` is `a.b.c.d`.
+        candidates.push(SocketAddr::new(
+            ip.to_canonical(),
+            u16::from_be_bytes([port[0], port[1]]),
+        ));
     }
     if !rest.is_empty() {
         return Err(DiscoError::Malformed);
@@ -229,10 +271,11 @@ mod tests {
     #[test]
     fn a_sealed_message_opens_only_for_its_peer_and_direction() {
         let (a, b) = pair();
-        let sealed = a.seal(&call(), [9; 4], 1);
+        let nonce = DiscoNonce::new([9; 8], 1);
+        let sealed = a.seal(&call(), nonce);
         assert!(is_disco(&sealed));
         assert_eq!(claimed_sender(&sealed), Some(a.own));
-        assert_eq!(b.open(&sealed), Ok(call()));
+        assert_eq!(b.open(&sealed), Ok((call(), nonce)));
         assert_eq!(
             a.open(&sealed),
             Err(DiscoError::Unauthenticated),
@@ -245,7 +288,7 @@ mod tests {
     #[test]
     fn every_truncation_and_every_flipped_bit_is_refused() {
         let (a, b) = pair();
-        let sealed = a.seal(&call(), [9; 4], 2);
+        let sealed = a.seal(&call(), DiscoNonce::new([9; 8], 2));
         for len in 0..sealed.len() {
             assert!(b.open(&sealed[..len]).is_err(), "truncation to {len}");
         }
@@ -254,6 +297,16 @@ mod tests {
             bad[at] ^= 0x10;
             assert!(b.open(&bad).is_err(), "flip at {at}");
         }
+    }
+
+    #[test]
+    fn only_newer_nonces_of_a_run_follow() {
+        let last = Some(DiscoNonce::new([1; 8], 5));
+        assert!(DiscoNonce::new([1; 8], 6).follows(last));
+        assert!(!DiscoNonce::new([1; 8], 5).follows(last), "a replay");
+        assert!(!DiscoNonce::new([1; 8], 4).follows(last));
+        assert!(DiscoNonce::new([2; 8], 0).follows(last), "a new run");
+        assert!(DiscoNonce::new([1; 8], 0).follows(None));
     }
 
     proptest! {
@@ -271,7 +324,8 @@ mod tests {
                 .map(|port| SocketAddr::from(([198, 51, 100, (*port % 250) as u8], *port)))
                 .collect();
             let message = Message::CallMeMaybe(candidates);
-            prop_assert_eq!(b.open(&a.seal(&message, [1; 4], 7)), Ok(message));
+            let nonce = DiscoNonce::new([1; 8], 7);
+            prop_assert_eq!(b.open(&a.seal(&message, nonce)), Ok((message, nonce)));
         }
     }
 }

@@ -23,4 +23,7 @@ mod relays;
 pub use drops::{DropCounters, DropReason, UnknownDropReason};
 pub use key::{KeyParseError, PeerKey};
 pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, MAX_OVERHEAD, TIMER_TICK};
-pub use peer::{Path, PeerConfig, PeerStats, DIRECT_PROBE_INTERVAL, DIRECT_TRUST};
+pub use peer::{
+    Path, PeerConfig, PeerStats, CANDIDATE_LIFETIME, DIRECT_PROBE_INTERVAL, DIRECT_TRUST,
+    MAX_PROBED_CANDIDATES,
+};

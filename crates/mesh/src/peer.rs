@@ -1,7 +1,7 @@
 //! One WireGuard peer: its session (a boringtun `Tunn`), where to send its
 //! packets, and its counters.
 
-use crate::disco::DiscoKeys;
+use crate::disco::{DiscoKeys, DiscoNonce};
 use crate::drops::{DropCounters, DropReason};
 use crate::key::PeerKey;
 use boringtun::noise::Tunn;
@@ -37,10 +37,17 @@ impl Path {
 /// How long a direct path stays trusted after the last authenticated
 /// datagram that came straight from the peer. Past it, and with a relay to
 /// fall back on, traffic goes through the relay until the direct path
-/// proves itself again. (Tailscale trusts a path 6.5 s after a pong; a busy
-/// WireGuard tunnel hears from its peer far more often, and an idle one at
-/// least every keepalive.)
-pub const DIRECT_TRUST: Duration = Duration::from_secs(5);
+/// proves itself again. Longer than WireGuard's 10 s passive keepalive, so
+/// a tunnel with traffic in only one direction does not flap between paths
+/// (the receiving end answers at least that often).
+pub const DIRECT_TRUST: Duration = Duration::from_secs(15);
+
+/// Candidates a peer sent are probed for this long after its last call
+/// (three calls' worth), then forgotten.
+pub const CANDIDATE_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Most candidates of one peer probed at once.
+pub const MAX_PROBED_CANDIDATES: usize = 2;
 
 /// While a peer with a known endpoint is reached through a relay, a
 /// keepalive goes straight to the endpoint this often: when it gets
@@ -106,6 +113,10 @@ pub(crate) struct Peer {
     pub(crate) last_direct_probe: Option<Instant>,
     /// Addresses the peer said it might be reachable at (disco `CallMeMaybe`).
     pub(crate) candidates: Vec<SocketAddr>,
+    /// When the candidates arrived (they expire after [`CANDIDATE_LIFETIME`]).
+    pub(crate) candidates_at: Option<Instant>,
+    /// The nonce of the last disco message accepted from the peer.
+    pub(crate) last_disco: Option<DiscoNonce>,
     /// When this node last sent the peer its own candidates.
     pub(crate) last_call: Option<Instant>,
     /// Keys for disco messages with this peer.
@@ -149,16 +160,19 @@ impl Peer {
     /// [`DIRECT_PROBE_INTERVAL`]): it is known but the relay carries the traffic.
     pub(crate) fn direct_probe_due(&self, now: Instant, path: Path) -> bool {
         matches!(path, Path::Relay(_))
-            && (self.endpoint.is_some() || !self.candidates.is_empty())
+            && !self.probe_targets(now).is_empty()
             && self
                 .last_direct_probe
                 .is_none_or(|at| now.saturating_duration_since(at) >= DIRECT_PROBE_INTERVAL)
     }
 
-    /// Where direct probes go: the endpoint and the candidates, once each.
-    pub(crate) fn probe_targets(&self) -> Vec<SocketAddr> {
+    /// Where direct probes go: the endpoint and the live candidates, once each.
+    pub(crate) fn probe_targets(&self, now: Instant) -> Vec<SocketAddr> {
         let mut targets: Vec<SocketAddr> = self.endpoint.into_iter().collect();
-        for candidate in &self.candidates {
+        let live = self
+            .candidates_at
+            .is_some_and(|at| now.saturating_duration_since(at) < CANDIDATE_LIFETIME);
+        for candidate in self.candidates.iter().filter(|_| live) {
             if !targets.contains(candidate) {
                 targets.push(*candidate);
             }

@@ -196,7 +196,7 @@ fn a_working_direct_path_takes_over_and_the_relay_takes_back_when_it_goes_quiet(
     // The direct path breaks; after DIRECT_TRUST without a direct datagram
     // the relay carries the traffic, in the same session (a data message).
     world.direct_open = false;
-    world.advance(Duration::from_secs(6));
+    world.advance(warren_mesh::DIRECT_TRUST + Duration::from_secs(1));
     let before = world.delivered[1].len();
     let packet = ipv4_packet(mesh_ip(0), mesh_ip(1), b"after the break");
     let mut out = vec![0u8; 65536];
@@ -248,4 +248,74 @@ fn peers_that_know_nothing_of_each_other_find_the_direct_path_through_disco() {
     assert_eq!(world.path(1), Path::Direct(world.addrs[0]));
     assert_eq!(world.delivered[1].len(), 2);
     assert_eq!(world.delivered[0].len(), 1);
+}
+
+#[test]
+fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates_are_probed() {
+    use boringtun::x25519::StaticSecret;
+    use warren_mesh::disco::{DiscoKeys, DiscoNonce, Message};
+    use warren_mesh::DropReason;
+    use warren_wire::Frame;
+
+    let mut world = World::build(false, false);
+    let a = world.nodes[0].public_key();
+    let b = world.nodes[1].public_key();
+    let b_keys = DiscoKeys::new(&StaticSecret::from(key_bytes(2)), a);
+    let good: SocketAddr = "198.51.100.99:4000".parse().unwrap();
+    let call = b_keys.seal(
+        &Message::CallMeMaybe(vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "224.0.0.1:5".parse().unwrap(),
+            "198.51.100.50:0".parse().unwrap(),
+            world.relay_addr,
+            good,
+        ]),
+        DiscoNonce::new([7; 8], 1_000_000),
+    );
+    let relayed = |payload: &[u8], src: &warren_mesh::PeerKey| {
+        Frame::Recv {
+            src: NodeKey(src.0),
+            payload,
+        }
+        .to_vec()
+    };
+    let mut out = vec![0u8; 65536];
+    let (now, relay) = (world.now, world.relay_addr);
+    assert_eq!(
+        world.nodes[0].handle_datagram(now, relay, &relayed(&call, &b), &mut out),
+        Ok(None)
+    );
+
+    // The next tick probes the one probeable candidate, nothing else.
+    let later = now + Duration::from_millis(300);
+    world.nodes[0].handle_timeout(later);
+    let mut direct_targets = Vec::new();
+    while let Some(t) = world.nodes[0].poll_transmit() {
+        if t.dst != relay {
+            direct_targets.push(t.dst);
+        }
+    }
+    assert_eq!(direct_targets, vec![good]);
+
+    // The same call again is a replay.
+    let replay = world.nodes[0].handle_datagram(later, relay, &relayed(&call, &b), &mut out);
+    assert_eq!(replay.unwrap_err().reason, DropReason::Replayed);
+
+    // A call sealed by b but relayed in a stranger's name is refused.
+    let stranger = public_of(key_bytes(9));
+    let fresh = b_keys.seal(
+        &Message::CallMeMaybe(vec![good]),
+        DiscoNonce::new([7; 8], 1_000_001),
+    );
+    assert!(world.nodes[0]
+        .handle_datagram(later, relay, &relayed(&fresh, &stranger), &mut out)
+        .is_err());
+    // ...and one whose claimed sender is not the relayed sender, too.
+    let c_keys = DiscoKeys::new(&StaticSecret::from(key_bytes(9)), a);
+    let forged = c_keys.seal(
+        &Message::CallMeMaybe(vec![good]),
+        DiscoNonce::new([8; 8], 1),
+    );
+    let refused = world.nodes[0].handle_datagram(later, relay, &relayed(&forged, &b), &mut out);
+    assert_eq!(refused.unwrap_err().reason, DropReason::Unauthenticated);
 }

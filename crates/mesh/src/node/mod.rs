@@ -10,7 +10,8 @@
 //! After every input, drain [`Node::poll_transmit`] and send each datagram,
 //! then sleep until [`Node::poll_timeout`] and call [`Node::handle_timeout`].
 //! The data path returns its output in the caller's buffer (no allocation
-//! per packet); only handshakes, keepalives and cookie replies are queued.
+//! per packet); protocol traffic — handshakes, keepalives, cookie replies,
+//! direct probes, relay frames and disco calls — is queued.
 //!
 //! boringtun's `Tunn` reads the monotonic clock itself for handshake and
 //! rekey timers; everything decided here (keepalives, ticks, paths, roaming)
@@ -91,6 +92,19 @@ pub enum ConfigError {
     OwnKey(PeerKey),
 }
 
+/// The per-run disco nonce prefix: a hash of the seed, so it shares no bits
+/// with the session indexes the seed also picks.
+fn disco_prefix(seed: u64) -> [u8; 8] {
+    use blake2::{Blake2s256, Digest};
+    let digest = Blake2s256::new()
+        .chain_update(b"warren disco nonce prefix")
+        .chain_update(seed.to_be_bytes())
+        .finalize();
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&digest[..8]);
+    prefix
+}
+
 /// A `Tunn` for one peer. Its own handshake rate limiter never trips: the
 /// node's limiter, checked before any peer is looked up, is the only one
 /// that answers with cookies. (A per-peer limiter would answer an
@@ -132,8 +146,8 @@ pub struct Node {
     /// The latest time any input brought, for snapshots (`peer`, `peers`).
     now: Instant,
     /// Disco nonces: a per-run prefix (from the seed) and a counter.
-    disco_prefix: [u8; 4],
-    disco_counter: u64,
+    disco_prefix: [u8; 8],
+    disco_counter: u32,
 }
 
 impl Node {
@@ -157,7 +171,7 @@ impl Node {
             scratch: Box::new([0; MIN_OUT_BUFFER]),
             relays: Relays::default(),
             now,
-            disco_prefix: ((seed >> 32) as u32).to_be_bytes(),
+            disco_prefix: disco_prefix(seed),
             disco_counter: 0,
         }
     }
@@ -210,6 +224,8 @@ impl Node {
             last_direct_rx: None,
             last_direct_probe: None,
             candidates: Vec::new(),
+            candidates_at: None,
+            last_disco: None,
             last_call: None,
             disco: DiscoKeys::new(&self.private_key, key),
             persistent_keepalive: config.persistent_keepalive,
@@ -339,7 +355,8 @@ impl Node {
         &self.drops
     }
 
-    /// The next queued datagram to send (handshakes, keepalives, cookie replies).
+    /// The next queued datagram to send (protocol traffic: handshakes,
+    /// keepalives, cookie replies, probes, relay frames, disco calls).
     pub fn poll_transmit(&mut self) -> Option<Transmit<Vec<u8>>> {
         self.queued.pop_front()
     }

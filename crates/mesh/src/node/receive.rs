@@ -13,6 +13,17 @@ enum MessageKind {
     Data,
 }
 
+/// Whether an address a peer named could be probed: unicast, routable
+/// from here in principle, with a port.
+fn is_probe_target(candidate: SocketAddr) -> bool {
+    let ip = candidate.ip();
+    let special = match ip {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_loopback() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback(),
+    };
+    candidate.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !special
+}
+
 /// How a WireGuard datagram reached the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Arrival {
@@ -89,7 +100,7 @@ impl Node {
         let from = match arrival {
             Arrival::Direct(from) | Arrival::Relay { relay: from, .. } => from,
         };
-        let (index, kind) = match self.identify_sender(from, datagram) {
+        let (index, kind) = match self.identify_sender(arrival, datagram) {
             Ok(identified) => identified,
             Err(reason) => return Err(self.drop_unattributed(reason)),
         };
@@ -202,17 +213,41 @@ impl Node {
             }
             _ => Err(DropReason::Unauthenticated),
         };
-        let disco::Message::CallMeMaybe(candidates) = match opened {
-            Ok(message) => message,
+        let (disco::Message::CallMeMaybe(candidates), nonce) = match opened {
+            Ok(opened) if opened.1.follows(peer.last_disco) => opened,
+            Ok(_) => {
+                peer.note_drop(DropReason::Replayed);
+                self.drops.count(DropReason::Replayed);
+                return Err(Dropped {
+                    reason: DropReason::Replayed,
+                });
+            }
             Err(reason) => {
                 peer.note_drop(reason);
                 self.drops.count(reason);
                 return Err(Dropped { reason });
             }
         };
+        peer.last_disco = Some(nonce);
+        // Probe only what could be the peer: unicast addresses with a port,
+        // not a relay, not this node, and only a few.
+        let candidates: Vec<SocketAddr> = candidates
+            .into_iter()
+            .filter(|c| is_probe_target(*c) && Some(*c) != relay && Some(*c) != reflexive)
+            .take(crate::peer::MAX_PROBED_CANDIDATES)
+            .collect();
         tracing::debug!(peer = ?peer.key, ?candidates, "peer called: probing its candidates");
+        let changed = peer.candidates != candidates;
         peer.candidates = candidates;
-        peer.last_direct_probe = None;
+        peer.candidates_at = Some(now);
+        let probed_lately = peer
+            .last_direct_probe
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
+        if changed && !probed_lately {
+            // Probe at the next tick rather than wait a probe interval.
+            peer.last_direct_probe = None;
+            self.next_tick = self.next_tick.min(now);
+        }
         let answered_lately = peer
             .last_call
             .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
@@ -229,8 +264,6 @@ impl Node {
                 payload: call,
             });
         }
-        // Probe at the next tick rather than wait a probe interval.
-        self.next_tick = self.next_tick.min(now);
         Ok(())
     }
 
@@ -238,9 +271,12 @@ impl Node {
     /// (and the cookie when under load) before doing any expensive work.
     fn identify_sender(
         &mut self,
-        from: SocketAddr,
+        arrival: Arrival,
         datagram: &[u8],
     ) -> Result<(u32, MessageKind), DropReason> {
+        let from = match arrival {
+            Arrival::Direct(from) | Arrival::Relay { relay: from, .. } => from,
+        };
         let mut cookie = [0u8; 64];
         let packet = match self
             .rate_limiter
@@ -249,11 +285,13 @@ impl Node {
             Ok(packet) => packet,
             Err(TunnResult::WriteToNetwork(reply)) => {
                 // Under load: answer with a cookie (64 bytes, smaller than the
-                // 148-byte initiation it answers, so never an amplifier).
-                self.queued.push_back(Transmit {
-                    dst: from,
-                    payload: reply.to_vec(),
-                });
+                // 148-byte initiation it answers, so never an amplifier), the
+                // way the initiation came.
+                let payload = match arrival {
+                    Arrival::Direct(_) => reply.to_vec(),
+                    Arrival::Relay { src, .. } => framed(src.0, reply),
+                };
+                self.queued.push_back(Transmit { dst: from, payload });
                 return Err(DropReason::UnderLoad);
             }
             Err(TunnResult::Err(error)) => return Err(DropReason::from_wireguard(&error)),

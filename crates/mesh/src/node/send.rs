@@ -9,15 +9,14 @@ pub(super) fn call_me_maybe(
     peer: &mut Peer,
     now: Instant,
     reflexive: SocketAddr,
-    prefix: [u8; 4],
-    counter: &mut u64,
+    prefix: [u8; 8],
+    counter: &mut u32,
 ) -> Vec<u8> {
     peer.last_call = Some(now);
-    *counter += 1;
+    *counter = counter.wrapping_add(1);
     let call = peer.disco.seal(
         &disco::Message::CallMeMaybe(vec![reflexive]),
-        prefix,
-        *counter,
+        disco::DiscoNonce::new(prefix, *counter),
     );
     framed(peer.key.0, &call)
 }
@@ -136,16 +135,33 @@ impl Node {
             let path = peer.path(now, relay);
             if peer.direct_probe_due(now, path) {
                 peer.last_direct_probe = Some(now);
-                for target in peer.probe_targets() {
-                    if let TunnResult::WriteToNetwork(probe) =
+                for target in peer.probe_targets(now) {
+                    let TunnResult::WriteToNetwork(probe) =
                         peer.tunn.encapsulate(&[], &mut self.scratch[..])
-                    {
-                        peer.note_sent(now, probe.len());
+                    else {
+                        continue;
+                    };
+                    let probe = probe.to_vec();
+                    if let (Some(&1), Path::Relay(relay)) = (probe.first(), path) {
+                        // Without a session the probe is a handshake
+                        // initiation: it goes through the relay too, and
+                        // to every target, as one initiation.
+                        for target in peer.probe_targets(now) {
+                            self.queued.push_back(Transmit {
+                                dst: target,
+                                payload: probe.clone(),
+                            });
+                        }
                         self.queued.push_back(Transmit {
-                            dst: target,
-                            payload: probe.to_vec(),
+                            dst: relay,
+                            payload: framed(peer.key.0, &probe),
                         });
+                        break;
                     }
+                    self.queued.push_back(Transmit {
+                        dst: target,
+                        payload: probe,
+                    });
                 }
             }
             if let (Path::Relay(relay), Some(reflexive)) = (path, reflexive) {
