@@ -211,7 +211,7 @@ fn measure(opts: &Options, paths: &[Path]) -> Result<Vec<PathResults>> {
     let mut results: Vec<PathResults> = paths.iter().map(|p| PathResults::new(p.kind)).collect();
     let mut progress = Progress {
         step: 0,
-        total: paths.len() * (2 * opts.runs + 2),
+        total: paths.len() * (2 * opts.runs + 3),
     };
     for run in 1..=opts.runs {
         for (path, r) in paths.iter().zip(&mut results) {
