@@ -14,7 +14,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
+use warren_udp::{GsoSocket, Received};
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -63,9 +64,13 @@ pub enum ServerError {
     Random,
 }
 
+/// Bytes one burst of reads may take in before the loop looks at its other
+/// inputs (timers, `/metrics`) again.
+const BURST_BYTES: usize = 512 * 1024;
+
 /// A bound relay, ready to [`Server::run`].
 pub struct Server {
-    socket: UdpSocket,
+    socket: GsoSocket,
     metrics: Option<TcpListener>,
     relay: Relay,
     io: IoCounters,
@@ -75,12 +80,10 @@ impl Server {
     /// Binds the sockets and creates the core with a fresh random seed.
     pub async fn bind(options: ServerOptions) -> Result<Server, ServerError> {
         let socket =
-            UdpSocket::bind(options.listen)
-                .await
-                .map_err(|source| ServerError::Listen {
-                    addr: options.listen,
-                    source,
-                })?;
+            GsoSocket::bind_addr(options.listen).map_err(|source| ServerError::Listen {
+                addr: options.listen,
+                source,
+            })?;
         let metrics = match options.metrics {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -114,30 +117,12 @@ impl Server {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let v6_socket = self.socket.local_addr().is_ok_and(|a| a.is_ipv6());
         loop {
             let deadline = tokio::time::Instant::from_std(self.relay.poll_timeout());
             tokio::select! {
                 () = &mut shutdown => break,
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => {
-                        self.io.received_datagrams += 1;
-                        self.io.received_bytes += len as u64;
-                        let Some(datagram) = buf.get_mut(..len) else { continue };
-                        let outcome = self.relay.handle_datagram(
-                            Instant::now(), SystemTime::now(), from, datagram);
-                        match outcome {
-                            Ok(Some(dst)) => {
-                                let dst = for_socket(dst, v6_socket);
-                                if let Err(error) = self.socket.send_to(datagram, dst).await {
-                                    self.io.send_errors += 1;
-                                    tracing::debug!(%dst, %error, "forward failed");
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(dropped) => tracing::trace!(%from, reason = %dropped.reason, "dropped"),
-                        }
-                    }
+                received = self.socket.recv_segments(&mut buf) => match received {
+                    Ok(first) => self.forward_burst(first, &mut buf).await,
                     Err(error) => tracing::debug!(%error, "receive failed"),
                 },
                 () = tokio::time::sleep_until(deadline) => self.relay.handle_timeout(Instant::now()),
@@ -150,14 +135,70 @@ impl Server {
                 },
             }
             while let Some(transmit) = self.relay.poll_transmit() {
-                let dst = for_socket(transmit.dst, v6_socket);
-                if let Err(error) = self.socket.send_to(&transmit.payload, dst).await {
+                if let Err(error) = self.socket.send_to(&transmit.payload, transmit.dst).await {
                     self.io.send_errors += 1;
-                    tracing::debug!(%dst, %error, "send failed");
+                    tracing::debug!(dst = %transmit.dst, %error, "send failed");
                 }
             }
         }
         tracing::info!("relay stopped");
+    }
+
+    /// Handles what arrived (the first read already done, then whatever else
+    /// is waiting, up to [`BURST_BYTES`]): each frame is rewritten in place
+    /// by the core, and runs of equal-sized frames to one destination leave
+    /// in one GSO send. A GRO read holds frames from one sender, which in
+    /// bulk all go to one peer: one read in, one send out.
+    async fn forward_burst(&mut self, first: Received, buf: &mut [u8]) {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(received) = next.take() {
+            self.io.received_bytes += received.len as u64;
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            let size = received.segment_size.max(1);
+            let batch = buf.get_mut(..received.len).unwrap_or_default();
+            // (destination, start, segment size, length) of the run being built.
+            let mut run: Option<(SocketAddr, usize, usize, usize)> = None;
+            let mut runs = Vec::new();
+            for (i, frame) in batch.chunks_mut(size).enumerate() {
+                self.io.received_datagrams += 1;
+                let len = frame.len();
+                let from = received.from;
+                match self.relay.handle_datagram(now, wall, from, frame) {
+                    Ok(Some(dst)) => {
+                        let start = i * size;
+                        run = match run {
+                            Some((d, s, seg, l))
+                                if d == dst && len <= seg && s + l == start && l % seg == 0 =>
+                            {
+                                Some((d, s, seg, l + len))
+                            }
+                            other => {
+                                runs.extend(other);
+                                Some((dst, start, len, len))
+                            }
+                        };
+                    }
+                    Ok(None) => runs.extend(run.take()),
+                    Err(dropped) => {
+                        runs.extend(run.take());
+                        tracing::trace!(%from, reason = %dropped.reason, "dropped");
+                    }
+                }
+            }
+            runs.extend(run);
+            for (dst, start, segment, len) in runs {
+                let frames = batch.get(start..start + len).unwrap_or_default();
+                if let Err(error) = self.socket.send_segments(frames, segment, dst).await {
+                    self.io.send_errors += 1;
+                    tracing::debug!(%dst, %error, "forward failed");
+                }
+            }
+            taken += received.len;
+            if taken < BURST_BYTES {
+                next = self.socket.try_recv_segments(buf).ok();
+            }
+        }
     }
 
     /// Everything `/metrics` reports, now.
@@ -168,16 +209,6 @@ impl Server {
             sessions: self.relay.session_count(),
             max_sessions: self.relay.config().max_sessions,
         }
-    }
-}
-
-/// The core speaks plain IPv4 addresses; a dual-stack socket needs them mapped.
-fn for_socket(dst: SocketAddr, v6_socket: bool) -> SocketAddr {
-    match dst {
-        SocketAddr::V4(v4) if v6_socket => {
-            SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-        }
-        other => other,
     }
 }
 
@@ -237,6 +268,7 @@ async fn serve_metrics(mut stream: TcpStream, body: String) {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::UdpSocket;
     use super::*;
     use crate::client::RelayClient;
     use crate::crypto::SigningKey;

@@ -2,9 +2,9 @@
 //! UDP GSO: runs of equal-sized datagrams to one destination go to the
 //! kernel in a single send.
 
-use crate::udp::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
 use std::net::SocketAddr;
 use std::ops::Range;
+use warren_udp::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
 
 /// Encrypted datagrams laid out back to back in one buffer.
 pub struct TxBatch {

@@ -13,7 +13,6 @@ use crate::routes::Routes;
 use crate::stats;
 use crate::tun::{Tun, TunError};
 use crate::uapi_server::{self, UapiCommand, UapiListener, UapiRequest, UapiSocketError};
-use crate::udp::{Received, WgSocket};
 use std::future::Future;
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -24,6 +23,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
 use warren_mesh::{Node, MAX_OVERHEAD};
 use warren_uapi::{errno, Request, SetRequest};
+use warren_udp::{GsoSocket, Received};
 use warren_wire::Ticket;
 
 /// Default MTU of the tunnel interface: what fits a 1500-byte path once
@@ -183,7 +183,7 @@ pub struct Device {
     tun: Tun,
     netlink: Netlink,
     routes: Routes,
-    socket: WgSocket,
+    socket: GsoSocket,
     listen_port: u16,
     fwmark: u32,
     uapi: UapiListener,
@@ -213,10 +213,11 @@ impl Device {
         }
         let listen_port = config.listen_port.unwrap_or(options.listen_port);
         let fwmark = config.fwmark.unwrap_or(0);
-        let socket = WgSocket::bind(listen_port, fwmark).map_err(|source| DeviceError::Socket {
-            port: listen_port,
-            source,
-        })?;
+        let socket =
+            GsoSocket::bind(listen_port, fwmark).map_err(|source| DeviceError::Socket {
+                port: listen_port,
+                source,
+            })?;
         let listen_port = socket.port().map_err(|source| DeviceError::Socket {
             port: listen_port,
             source,
@@ -489,7 +490,7 @@ impl Device {
         let fwmark = set.fwmark.unwrap_or(self.fwmark);
         match set.listen_port {
             Some(port) if port != self.listen_port => {
-                let socket = WgSocket::bind(port, fwmark).map_err(socket_error)?;
+                let socket = GsoSocket::bind(port, fwmark).map_err(socket_error)?;
                 self.listen_port = socket.port().map_err(socket_error)?;
                 self.socket = socket;
             }

@@ -2,7 +2,7 @@
 //!
 //! [`Device`] is the I/O shell around the sans-IO [`warren_mesh::Node`]: it
 //! owns a TUN interface ([`tun`]) configured through rtnetlink
-//! ([`netlink`]), one UDP socket ([`udp`]), and a UAPI socket
+//! ([`netlink`]), one UDP socket (`warren-udp`), and a UAPI socket
 //! ([`uapi_server`]) so that `wg show` and `wg set` work against it. All
 //! decisions — routing, sessions, timers, roaming — are the node's.
 
@@ -15,6 +15,5 @@ pub mod routes;
 pub mod stats;
 pub mod tun;
 pub mod uapi_server;
-pub mod udp;
 
 pub use device::{Device, DeviceError, DeviceOptions, DEFAULT_MTU};

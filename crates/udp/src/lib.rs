@@ -1,6 +1,9 @@
-//! The device's one UDP socket: dual-stack where the host has IPv6, with
-//! addresses normalised so the mesh core always sees plain IPv4 or IPv6,
-//! and batched with UDP GSO/GRO where the kernel offers them.
+//! A tokio UDP socket that moves datagrams in batches: UDP GSO sends a run
+//! of equal-sized datagrams to one destination in one call, UDP GRO
+//! receives a run from one source in one call. Used by the device (its one
+//! WireGuard socket: dual-stack where the host has IPv6, addresses
+//! normalised so the mesh core always sees plain IPv4 or IPv6) and by the
+//! relay.
 
 mod msg;
 
@@ -24,8 +27,8 @@ pub const MAX_GSO_BYTES: usize = 65535 - 8 - 40;
 /// Socket buffer size asked for: room for bursts while the loop is busy.
 const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 
-/// The device's UDP socket.
-pub struct WgSocket {
+/// A UDP socket with batched sends and receives.
+pub struct GsoSocket {
     socket: UdpSocket,
     dual_stack: bool,
     /// Cleared when the kernel refuses a GSO send, after which every
@@ -33,29 +36,55 @@ pub struct WgSocket {
     gso: AtomicBool,
 }
 
-impl WgSocket {
+impl GsoSocket {
     /// Binds `port` (0 picks a free one) on all addresses: `[::]` accepting
     /// IPv4 too, or `0.0.0.0` when the host has no IPv6.
-    pub fn bind(port: u16, fwmark: u32) -> io::Result<WgSocket> {
+    pub fn bind(port: u16, fwmark: u32) -> io::Result<GsoSocket> {
         let (socket, dual_stack) = match bind_dual_stack(port) {
             Ok(socket) => (socket, true),
             Err(_) => (bind_v4(port)?, false),
         };
+        if fwmark != 0 {
+            SockRef::from(&socket).set_mark(fwmark)?;
+        }
+        GsoSocket::from_std(socket, dual_stack)
+    }
+
+    /// Binds exactly `addr` (for a server that listens on one address).
+    pub fn bind_addr(addr: SocketAddr) -> io::Result<GsoSocket> {
+        let domain = if addr.is_ipv6() {
+            Domain::IPV6
+        } else {
+            Domain::IPV4
+        };
+        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+        // `[::]` also takes IPv4, as std's bind does by default.
+        let dual_stack = addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        if addr.is_ipv6() {
+            socket.set_only_v6(!dual_stack)?;
+        }
+        socket.bind(&addr.into())?;
+        GsoSocket::from_std(socket.into(), dual_stack)
+    }
+
+    fn from_std(socket: std::net::UdpSocket, dual_stack: bool) -> io::Result<GsoSocket> {
         let sock = SockRef::from(&socket);
         // Best effort: a smaller buffer only costs throughput.
         let _ = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
         let _ = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-        if fwmark != 0 {
-            sock.set_mark(fwmark)?;
-        }
         // Best effort: without GRO every datagram is simply read on its own.
         let _ = set_udp_gro(&socket);
         socket.set_nonblocking(true)?;
-        Ok(WgSocket {
+        Ok(GsoSocket {
             socket: UdpSocket::from_std(socket)?,
             dual_stack,
             gso: AtomicBool::new(true),
         })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
     }
 
     /// The port the socket is bound to.
@@ -209,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn ipv4_peer_reaches_a_dual_stack_socket_and_gets_answers() {
-        let device = WgSocket::bind(0, 0).unwrap();
+        let device = GsoSocket::bind(0, 0).unwrap();
         let port = device.port().unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         peer.send_to(b"ping", ("127.0.0.1", port)).await.unwrap();
@@ -224,8 +253,8 @@ mod tests {
 
     #[tokio::test]
     async fn segments_sent_in_one_call_arrive_as_separate_datagrams_and_are_regrouped() {
-        let sender = WgSocket::bind(0, 0).unwrap();
-        let receiver = WgSocket::bind(0, 0).unwrap();
+        let sender = GsoSocket::bind(0, 0).unwrap();
+        let receiver = GsoSocket::bind(0, 0).unwrap();
         let dst: SocketAddr = format!("127.0.0.1:{}", receiver.port().unwrap())
             .parse()
             .unwrap();
