@@ -143,7 +143,7 @@ fn up(args: UpArgs) -> Result<()> {
         let device = Device::create(options)
             .await
             .with_context(|| format!("bringing up {name}"))?;
-        device.run(shutdown_signal()?).await?;
+        device.run(super::shutdown_signal()?).await?;
         Ok(())
     })
 }
@@ -204,19 +204,6 @@ fn stats_json(iface: &str, report: &DropReport) -> String {
         counts(&report.device),
         peers.join(",")
     )
-}
-
-/// Completes on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }
 
 /// Parses `10.9.0.1/24` (an address with its subnet's prefix length).

@@ -145,7 +145,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(options).await?;
-        let shutdown = shutdown_signal()?;
+        let shutdown = super::shutdown_signal()?;
         tracing::info!(
             "relay listening on {}",
             server
@@ -247,19 +247,6 @@ fn parse_bit_rate(text: &str) -> Result<u64> {
         .filter(|v: &f64| v.is_finite() && *v > 0.0)
         .ok_or_else(|| anyhow!("expected bits per second like 100M, 1G or 500kbit"))?;
     Ok((value * scale) as u64)
-}
-
-/// Completes on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }
 
 #[cfg(test)]
