@@ -268,10 +268,10 @@ async fn serve_metrics(mut stream: TcpStream, body: String) {
 
 #[cfg(test)]
 mod tests {
-    use tokio::net::UdpSocket;
     use super::*;
     use crate::client::RelayClient;
     use crate::crypto::SigningKey;
+    use tokio::net::UdpSocket;
     use warren_wire::NodeKey;
 
     /// Two in-memory clients register with a real server on loopback,
