@@ -216,6 +216,9 @@ fn a_reachable_peer_goes_direct_and_falls_back_to_the_relay_when_the_path_is_cut
         relayed_direct < 100,
         "the direct path carried the transfer, the relay {relayed_direct} frames"
     );
+    // `wg show` names where the traffic goes: the peer itself.
+    let b_key = B64.encode(public(key_b));
+    assert_eq!(dev_a.peer(&b_key).unwrap().endpoint, Some(ep_b));
 
     // Cut the direct path in the middle of a transfer: it completes through the relay.
     let server = support::echo_server(&b.ns).unwrap();
@@ -237,6 +240,8 @@ fn a_reachable_peer_goes_direct_and_falls_back_to_the_relay_when_the_path_is_cut
     client.join().unwrap().unwrap();
     assert_eq!(server.join().unwrap().unwrap(), len as u64);
     let relayed_after = forwarded(&lab, &relay_host) - before_cut;
+    // ...and now the relay.
+    assert_eq!(dev_a.peer(&b_key).unwrap().endpoint, Some(relay));
     assert!(
         relayed_after > (len / 4 / 1400) as u64,
         "the relay carried the rest: {relayed_after} frames\n{}",

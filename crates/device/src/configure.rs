@@ -88,9 +88,9 @@ fn peer_state(peer: &PeerStats, wall_clock: SystemTime) -> PeerState {
     PeerState {
         public_key: warren_uapi::Key(peer.key.0),
         preshared_key: peer.preshared_key.map(warren_uapi::Key),
-        // `wg show` has one endpoint field: the direct endpoint if known,
-        // else the relay the peer is reached through.
-        endpoint: peer.endpoint.or(peer.path.destination()),
+        // `wg show` has one endpoint field: where the peer's traffic goes
+        // now (the relay while relayed), else its direct endpoint if known.
+        endpoint: peer.path.destination().or(peer.endpoint),
         last_handshake: peer
             .last_handshake
             .and_then(|ago| wall_clock.checked_sub(ago))

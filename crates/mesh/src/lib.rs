@@ -24,6 +24,6 @@ pub use drops::{DropCounters, DropReason, UnknownDropReason};
 pub use key::{KeyParseError, PeerKey};
 pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, MAX_OVERHEAD, TIMER_TICK};
 pub use peer::{
-    Path, PeerConfig, PeerStats, CANDIDATE_LIFETIME, DIRECT_PROBE_INTERVAL, DIRECT_TRUST,
-    MAX_PROBED_CANDIDATES,
+    Path, PeerConfig, PeerStats, CANDIDATE_LIFETIME, DIRECT_PROBE_INTERVAL, DIRECT_SILENCE,
+    DIRECT_TRUST, MAX_PROBED_CANDIDATES,
 };
