@@ -42,16 +42,13 @@ impl Path {
 /// (the receiving end answers at least that often).
 pub const DIRECT_TRUST: Duration = Duration::from_secs(15);
 
-/// A direct path that carries what this node sends but has brought nothing
-/// back for this long is abandoned for the relay at once, without waiting
-/// out [`DIRECT_TRUST`]: a busy TCP flow hears acknowledgements all the
-/// time, so silence this long while sending means the path broke. (A flow
+/// A direct path that has brought nothing back for this long since this
+/// node last sent on it is abandoned for the relay at once, without
+/// waiting out [`DIRECT_TRUST`]: a TCP flow hears acknowledgements all the
+/// time, so an unanswered send this old means the path broke. (A flow
 /// whose other end is silent by nature moves to the relay between the
 /// peer's 10 s keepalives and back: its packets are delivered either way.)
 pub const DIRECT_SILENCE: Duration = Duration::from_secs(5);
-
-/// "Sending now": something went to the peer within this long.
-const SENDING_NOW: Duration = Duration::from_secs(1);
 
 /// Candidates a peer sent are probed for this long after its last call
 /// (three calls' worth), then forgotten.
@@ -156,16 +153,14 @@ impl Peer {
     /// either no relay to fall back on or a direct datagram was authenticated
     /// within [`DIRECT_TRUST`]; else the relay; else nothing.
     pub(crate) fn path(&self, now: Instant, relay: Option<SocketAddr>) -> Path {
-        let heard = self
-            .last_direct_rx
-            .map(|at| now.saturating_duration_since(at));
-        // Sending right now without hearing back for a while: the direct
-        // path is suspect even before its trust runs out.
-        let sending = self
-            .last_sent
-            .is_some_and(|at| now.saturating_duration_since(at) < SENDING_NOW);
-        let trusted =
-            heard.is_some_and(|ago| ago < DIRECT_TRUST && !(sending && ago >= DIRECT_SILENCE));
+        // Sent something since the peer was last heard directly, and no
+        // answer for a while: the direct path is suspect even before its
+        // trust runs out.
+        let trusted = self.last_direct_rx.is_some_and(|heard| {
+            let ago = now.saturating_duration_since(heard);
+            let unanswered = self.last_sent.is_some_and(|sent| sent > heard);
+            ago < DIRECT_TRUST && !(unanswered && ago >= DIRECT_SILENCE)
+        });
         match (self.endpoint, relay) {
             (Some(endpoint), None) => Path::Direct(endpoint),
             (Some(endpoint), Some(_)) if trusted => Path::Direct(endpoint),
