@@ -94,60 +94,16 @@ fn start_device(
 
 #[test]
 fn devices_behind_symmetric_nats_move_data_through_the_relay() {
-    let lab = Lab::new("dev-relay").unwrap();
-    let net = Internet::new(&lab).unwrap();
-    let relay_host = net.add_public_host(&lab, "relay").unwrap();
-    let a = net.add_host(&lab, "a", Nat::Symmetric).unwrap();
-    let b = net.add_host(&lab, "b", Nat::Symmetric).unwrap();
-    let signer = SigningKey::from_seed(&[0x33; 32]).unwrap();
-    let _relay = start_relay(&lab, &relay_host, &B64.encode(signer.control_key().0)).unwrap();
-    let relay = SocketAddr::from((relay_host.ip, RELAY_PORT));
-
-    let (key_a, key_b) = (key(1), key(2));
-    let dev_a = start_device(
-        &lab,
-        &a,
-        key_a,
-        "10.9.0.1/24",
-        public(key_b),
-        "10.9.0.2",
-        None,
-        relay,
-        &signer,
-        DEFAULT_TEST_MTU,
-    );
-    let dev_b = start_device(
-        &lab,
-        &b,
-        key_b,
-        "10.9.0.2/24",
-        public(key_a),
-        "10.9.0.1",
-        None,
-        relay,
-        &signer,
-        DEFAULT_TEST_MTU,
-    );
-    dev_a
-        .proc
-        .wait_for_log("registered with relay", Duration::from_secs(10))
-        .unwrap();
-    dev_b
-        .proc
-        .wait_for_log("registered with relay", Duration::from_secs(10))
-        .unwrap();
-
-    transfer(&a.ns, &b.ns, dev_b.ip(), 4 * MIB).unwrap();
-    transfer(&b.ns, &a.ns, dev_a.ip(), 4 * MIB).unwrap();
-
-    let seen = dev_a.peer(&B64.encode(public(key_b))).unwrap();
+    let pair = NatPair::new("dev-relay", |_, _| (Nat::Symmetric, Nat::Symmetric));
+    pair.transfer_both_ways(4 * MIB);
+    let relay = SocketAddr::from((pair.relay_host.ip, RELAY_PORT));
+    let seen = pair.dev_a.peer(&B64.encode(public(key(6)))).unwrap();
     assert_eq!(seen.endpoint, Some(relay), "reached through the relay");
     assert!(seen.latest_handshake.is_some());
-    let text = scrape(&lab, &relay_host).unwrap();
-    let forwarded = metric(&text, "warren_relay_forwarded_frames_total").unwrap_or(0);
+    let forwarded = forwarded(&pair.lab, &pair.relay_host);
     assert!(
-        forwarded > 4 * MIB as u64 / 1400,
-        "relay forwarded {forwarded} frames:\n{text}"
+        forwarded > 8 * MIB as u64 / 1400,
+        "relay forwarded {forwarded} frames"
     );
 }
 

@@ -255,14 +255,12 @@ impl Node {
             let call = call_me_maybe(
                 peer,
                 now,
+                relay,
                 reflexive,
                 self.disco_prefix,
                 &mut self.disco_counter,
             );
-            self.queued.push_back(Transmit {
-                dst: relay,
-                payload: call,
-            });
+            self.queued.push_back(call);
         }
         Ok(())
     }

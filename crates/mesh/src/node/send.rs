@@ -4,21 +4,25 @@
 use super::*;
 
 /// A `CallMeMaybe` telling `peer` this node's `reflexive` address, sealed
-/// and framed for the relay; records the call.
+/// and framed to go through `relay`; records the call.
 pub(super) fn call_me_maybe(
     peer: &mut Peer,
     now: Instant,
+    relay: SocketAddr,
     reflexive: SocketAddr,
     prefix: [u8; 8],
     counter: &mut u32,
-) -> Vec<u8> {
+) -> Transmit<Vec<u8>> {
     peer.last_call = Some(now);
     *counter = counter.wrapping_add(1);
     let call = peer.disco.seal(
         &disco::Message::CallMeMaybe(vec![reflexive]),
         disco::DiscoNonce::new(prefix, *counter),
     );
-    framed(peer.key.0, &call)
+    Transmit {
+        dst: relay,
+        payload: framed(peer.key.0, &call),
+    }
 }
 
 impl Node {
@@ -169,14 +173,12 @@ impl Node {
                     let call = call_me_maybe(
                         peer,
                         now,
+                        relay,
                         reflexive,
                         self.disco_prefix,
                         &mut self.disco_counter,
                     );
-                    self.queued.push_back(Transmit {
-                        dst: relay,
-                        payload: call,
-                    });
+                    self.queued.push_back(call);
                 }
             }
             for datagram in outputs.into_iter().flatten() {
