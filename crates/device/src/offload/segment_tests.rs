@@ -18,9 +18,10 @@ fn pattern(len: usize) -> Vec<u8> {
 /// where FIN/PSH/CWR and the IPv4 IDs ended up.
 fn check_segmentation(builder: &TcpBuilder, gso_size: u16) -> Vec<Vec<u8>> {
     let (hdr, packet) = builder.super_packet(gso_size);
-    let mut out = out_buffer();
-    let segments = segment(&hdr, &packet, &mut out, STRIDE).unwrap();
     let expected = builder.payload.len().div_ceil(usize::from(gso_size)).max(1);
+    // Room for every segment, however small `gso_size` is.
+    let mut out = vec![0u8; expected * STRIDE];
+    let segments = segment(&hdr, &packet, &mut out, STRIDE).unwrap();
     assert_eq!(segments.len(), expected);
     let packets: Vec<Vec<u8>> = segments.ranges().map(|r| out[r].to_vec()).collect();
     let mut payload = Vec::new();
