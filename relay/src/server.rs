@@ -4,21 +4,20 @@
 //! [`Relay::handle_datagram`] with the current time, a forwarded frame goes
 //! straight back out of the same buffer, queued answers are drained after
 //! every input, and [`Relay::handle_timeout`] runs when
-//! [`Relay::poll_timeout`] passes. One datagram at a time for now (batched
-//! I/O comes with the forwarding benchmark).
+//! [`Relay::poll_timeout`] passes. Input and output are batched: up to
+//! [`BATCH`] messages per `recvmmsg` and `sendmmsg`, each message a GRO or
+//! GSO run where the kernel allows.
 
 use crate::core::{Config, Relay};
 use crate::crypto::ControlKey;
 use crate::metrics::{IoCounters, Snapshot};
 use std::future::Future;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use warren_udp::{GsoSocket, Received};
-
-/// The largest UDP payload.
-const MAX_DATAGRAM: usize = 65_535;
+use warren_udp::{GsoSocket, Outgoing, Received, BATCH, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
 
 /// How long a `/metrics` client may take to send its request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +67,78 @@ pub enum ServerError {
 /// inputs (timers, `/metrics`) again.
 const BURST_BYTES: usize = 512 * 1024;
 
+/// Bytes per receive slot: one GRO message can fill a UDP length.
+const SLOT: usize = MAX_GSO_BYTES;
+
+/// The receive buffers: [`BATCH`] slots, each one message of a `recvmmsg`.
+struct Inbox {
+    buf: Vec<u8>,
+    received: Vec<Received>,
+    /// The current batch's frames to forward (kept to reuse its memory).
+    forwarded: Vec<Forwarded>,
+}
+
+impl Inbox {
+    fn new() -> Self {
+        let empty = Received {
+            len: 0,
+            from: SocketAddr::from(([0, 0, 0, 0], 0)),
+            segment_size: 0,
+        };
+        Inbox {
+            buf: vec![0; SLOT * BATCH],
+            received: vec![empty; BATCH],
+            forwarded: Vec::new(),
+        }
+    }
+
+    async fn receive(&mut self, socket: &GsoSocket) -> std::io::Result<usize> {
+        socket
+            .recv_many(&mut self.buf, SLOT, &mut self.received)
+            .await
+    }
+
+    fn try_receive(&mut self, socket: &GsoSocket) -> std::io::Result<usize> {
+        socket.try_recv_many(&mut self.buf, SLOT, &mut self.received)
+    }
+}
+
+/// A frame the core rewrote for forwarding, where it sits in the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Forwarded {
+    dst: SocketAddr,
+    start: usize,
+    len: usize,
+}
+
+/// Cuts `forwarded` (sorted by destination; `datagrams[i]` holds frame
+/// `i`) into messages: each the longest run of frames to one destination
+/// that can leave in one GSO send.
+fn runs<'a>(forwarded: &[Forwarded], datagrams: &'a [IoSlice<'a>]) -> Vec<Outgoing<'a>> {
+    let mut outgoing = Vec::new();
+    let mut start = 0;
+    while let Some(first) = forwarded.get(start) {
+        let (mut end, mut total, mut last) = (start + 1, first.len, first.len);
+        while let Some(next) = forwarded.get(end) {
+            let joins = next.dst == first.dst
+                && last == first.len
+                && next.len <= first.len
+                && end - start < MAX_GSO_SEGMENTS
+                && total + next.len <= MAX_GSO_BYTES;
+            if !joins {
+                break;
+            }
+            (end, total, last) = (end + 1, total + next.len, next.len);
+        }
+        outgoing.push(Outgoing {
+            dst: first.dst,
+            datagrams: datagrams.get(start..end).unwrap_or_default(),
+        });
+        start = end;
+    }
+    outgoing
+}
+
 /// A bound relay, ready to [`Server::run`].
 pub struct Server {
     socket: GsoSocket,
@@ -116,13 +187,13 @@ impl Server {
     /// Serves until `shutdown` completes.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut inbox = Inbox::new();
         loop {
             let deadline = tokio::time::Instant::from_std(self.relay.poll_timeout());
             tokio::select! {
                 () = &mut shutdown => break,
-                received = self.socket.recv_segments(&mut buf) => match received {
-                    Ok(first) => self.forward_burst(first, &mut buf).await,
+                received = inbox.receive(&self.socket) => match received {
+                    Ok(count) => self.forward_burst(&mut inbox, count).await,
                     Err(error) => tracing::debug!(%error, "receive failed"),
                 },
                 () = tokio::time::sleep_until(deadline) => self.relay.handle_timeout(Instant::now()),
@@ -144,59 +215,81 @@ impl Server {
         tracing::info!("relay stopped");
     }
 
-    /// Handles what arrived (the first read already done, then whatever else
-    /// is waiting, up to [`BURST_BYTES`]): each frame is rewritten in place
-    /// by the core, and runs of equal-sized frames to one destination leave
-    /// in one GSO send. A GRO read holds frames from one sender, which in
-    /// bulk all go to one peer: one read in, one send out.
-    async fn forward_burst(&mut self, first: Received, buf: &mut [u8]) {
-        let mut next = Some(first);
+    /// Handles what arrived (the first `recvmmsg` already done, then
+    /// whatever else is waiting, up to [`BURST_BYTES`]). Each frame is
+    /// rewritten in place by the core; then the forwarded frames are
+    /// grouped by destination, in arrival order, into GSO runs of
+    /// equal-sized frames (gathered from wherever they sit in the inbox),
+    /// and one `sendmmsg` sends a batch of runs. Bulk traffic from a node
+    /// that sends one datagram per call still leaves in 64-frame sends.
+    async fn forward_burst(&mut self, inbox: &mut Inbox, first: usize) {
+        let mut count = first;
         let mut taken = 0;
-        while let Some(received) = next.take() {
-            self.io.received_bytes += received.len as u64;
+        while count > 0 {
             let (now, wall) = (Instant::now(), SystemTime::now());
-            let size = received.segment_size.max(1);
-            let batch = buf.get_mut(..received.len).unwrap_or_default();
-            // (destination, start, segment size, length) of the run being built.
-            let mut run: Option<(SocketAddr, usize, usize, usize)> = None;
-            let mut runs = Vec::new();
-            for (i, frame) in batch.chunks_mut(size).enumerate() {
-                self.io.received_datagrams += 1;
-                let len = frame.len();
-                let from = received.from;
-                match self.relay.handle_datagram(now, wall, from, frame) {
-                    Ok(Some(dst)) => {
-                        let start = i * size;
-                        run = match run {
-                            Some((d, s, seg, l))
-                                if d == dst && len <= seg && s + l == start && l % seg == 0 =>
-                            {
-                                Some((d, s, seg, l + len))
-                            }
-                            other => {
-                                runs.extend(other);
-                                Some((dst, start, len, len))
-                            }
-                        };
-                    }
-                    Ok(None) => runs.extend(run.take()),
-                    Err(dropped) => {
-                        runs.extend(run.take());
-                        tracing::trace!(%from, reason = %dropped.reason, "dropped");
-                    }
-                }
+            inbox.forwarded.clear();
+            for slot in 0..count {
+                let Some(received) = inbox.received.get(slot).copied() else {
+                    break;
+                };
+                let start = slot * SLOT;
+                let Some(message) = inbox.buf.get_mut(start..start + received.len) else {
+                    continue;
+                };
+                self.io.received_bytes += received.len as u64;
+                taken += received.len;
+                self.forward_message(now, wall, received, message, start, &mut inbox.forwarded);
             }
-            runs.extend(run);
-            for (dst, start, segment, len) in runs {
-                let frames = batch.get(start..start + len).unwrap_or_default();
-                if let Err(error) = self.socket.send_segments(frames, segment, dst).await {
-                    self.io.send_errors += 1;
-                    tracing::debug!(%dst, %error, "forward failed");
+            // Stable: each destination's frames keep their order.
+            inbox.forwarded.sort_by_key(|frame| frame.dst);
+            let datagrams: Vec<IoSlice<'_>> = inbox
+                .forwarded
+                .iter()
+                .map(|frame| {
+                    IoSlice::new(
+                        inbox
+                            .buf
+                            .get(frame.start..frame.start + frame.len)
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let outgoing = runs(&inbox.forwarded, &datagrams);
+            self.io.send_errors += self.socket.send_many(&outgoing).await as u64;
+            count = if taken < BURST_BYTES {
+                inbox.try_receive(&self.socket).unwrap_or(0)
+            } else {
+                0
+            };
+        }
+    }
+
+    /// Hands each frame of one received message (a datagram or a GRO run
+    /// from one sender, at `offset` in the inbox) to the core, and notes
+    /// where the forwarded ones go.
+    fn forward_message(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        received: Received,
+        message: &mut [u8],
+        offset: usize,
+        forwarded: &mut Vec<Forwarded>,
+    ) {
+        let size = received.segment_size.max(1);
+        for (i, frame) in message.chunks_mut(size).enumerate() {
+            self.io.received_datagrams += 1;
+            let len = frame.len();
+            match self.relay.handle_datagram(now, wall, received.from, frame) {
+                Ok(Some(dst)) => forwarded.push(Forwarded {
+                    dst,
+                    start: offset + i * size,
+                    len,
+                }),
+                Ok(None) => {}
+                Err(dropped) => {
+                    tracing::trace!(from = %received.from, reason = %dropped.reason, "dropped");
                 }
-            }
-            taken += received.len;
-            if taken < BURST_BYTES {
-                next = self.socket.try_recv_segments(buf).ok();
             }
         }
     }
@@ -273,6 +366,54 @@ mod tests {
     use crate::crypto::SigningKey;
     use tokio::net::UdpSocket;
     use warren_wire::NodeKey;
+
+    /// Frames to one destination leave in as few GSO sends as the kernel
+    /// allows: a shorter frame ends a run, and so do the segment and byte
+    /// caps; frames to another destination start their own.
+    #[test]
+    fn forwarded_frames_are_cut_into_gso_runs() {
+        let a: SocketAddr = "192.0.2.1:1".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:1".parse().unwrap();
+        let mut lens = vec![(a, 1400); 3];
+        lens.push((a, 100));
+        lens.push((a, 1400));
+        lens.extend(vec![(b, 500); MAX_GSO_SEGMENTS + 1]);
+        let frames: Vec<Forwarded> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, (dst, len))| Forwarded {
+                dst: *dst,
+                start: i * 2048,
+                len: *len,
+            })
+            .collect();
+        let bytes = vec![0u8; 2048];
+        let datagrams: Vec<IoSlice<'_>> = frames
+            .iter()
+            .map(|f| IoSlice::new(&bytes[..f.len]))
+            .collect();
+        let cut: Vec<(SocketAddr, usize)> = runs(&frames, &datagrams)
+            .iter()
+            .map(|out| (out.dst, out.datagrams.len()))
+            .collect();
+        assert_eq!(cut, vec![(a, 4), (a, 1), (b, MAX_GSO_SEGMENTS), (b, 1)]);
+
+        // 1400-byte frames: the 64 KiB UDP length caps a run at 46.
+        let big: Vec<Forwarded> = (0..50)
+            .map(|i| Forwarded {
+                dst: a,
+                start: i * 2048,
+                len: 1400,
+            })
+            .collect();
+        let datagrams: Vec<IoSlice<'_>> =
+            big.iter().map(|_| IoSlice::new(&bytes[..1400])).collect();
+        let sizes: Vec<usize> = runs(&big, &datagrams)
+            .iter()
+            .map(|out| out.datagrams.len())
+            .collect();
+        assert_eq!(sizes, vec![MAX_GSO_BYTES / 1400, 50 - MAX_GSO_BYTES / 1400]);
+    }
 
     /// Two in-memory clients register with a real server on loopback,
     /// exchange a datagram, and `/metrics` counts it.

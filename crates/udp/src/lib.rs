@@ -5,8 +5,10 @@
 //! normalised so the mesh core always sees plain IPv4 or IPv6) and by the
 //! relay.
 
+mod mmsg;
 mod msg;
 
+pub use mmsg::{Outgoing, BATCH};
 pub use msg::Received;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
@@ -164,12 +166,106 @@ impl GsoSocket {
         Ok(normalise_received(received))
     }
 
+    /// Waits for and receives up to [`BATCH`] messages (each a datagram or
+    /// a GRO batch) into consecutive `slot`-byte slots of `buf`: message `i`
+    /// is in slot `i`, described by `out[i]`. Returns how many arrived.
+    /// `slot` should be [`MAX_GSO_BYTES`] or more when GRO is on.
+    pub async fn recv_many(
+        &self,
+        buf: &mut [u8],
+        slot: usize,
+        out: &mut [Received],
+    ) -> io::Result<usize> {
+        let fd = self.socket.as_raw_fd();
+        let count = self
+            .socket
+            .async_io(Interest::READABLE, || mmsg::recv(fd, buf, slot, out))
+            .await?;
+        normalise_all(out.get_mut(..count).unwrap_or_default());
+        Ok(count)
+    }
+
+    /// Like [`GsoSocket::recv_many`], but returns `WouldBlock` instead of waiting.
+    pub fn try_recv_many(
+        &self,
+        buf: &mut [u8],
+        slot: usize,
+        out: &mut [Received],
+    ) -> io::Result<usize> {
+        let fd = self.socket.as_raw_fd();
+        let count = self
+            .socket
+            .try_io(Interest::READABLE, || mmsg::recv(fd, buf, slot, out))?;
+        normalise_all(out.get_mut(..count).unwrap_or_default());
+        Ok(count)
+    }
+
+    /// Sends every message of `outgoing`, [`BATCH`] per call, waiting while
+    /// the socket buffer is full. A message the kernel refuses (no route, a
+    /// firewall) is skipped and the rest still go: returns how many were
+    /// refused. A run ([`Outgoing::gso_size`]) goes in one GSO message while
+    /// the kernel takes them; anything else goes one datagram per message.
+    pub async fn send_many(&self, outgoing: &[Outgoing<'_>]) -> usize {
+        let fd = self.socket.as_raw_fd();
+        let mut messages = Vec::with_capacity(outgoing.len());
+        self.split_for_the_wire(outgoing, &mut messages);
+        let mut refused = 0;
+        let mut next = 0;
+        while let Some(rest) = messages.get(next..).filter(|rest| !rest.is_empty()) {
+            match self
+                .socket
+                .async_io(Interest::WRITABLE, || mmsg::send(fd, rest))
+                .await
+            {
+                Ok(sent) => next += sent.max(1),
+                Err(error) if gso_unsupported(&error) && rest[0].datagrams.len() > 1 => {
+                    tracing::info!(%error, "UDP GSO refused; sending datagrams one by one");
+                    self.gso.store(false, Ordering::Relaxed);
+                    let unsent: Vec<Outgoing<'_>> = rest.to_vec();
+                    messages.truncate(next);
+                    self.split_for_the_wire(&unsent, &mut messages);
+                }
+                Err(error) => {
+                    tracing::debug!(dst = %rest[0].dst, %error, "send refused");
+                    refused += 1;
+                    next += 1;
+                }
+            }
+        }
+        refused
+    }
+
+    /// Appends `outgoing` to `messages` as they go on the wire: addresses
+    /// in the socket's family, and each datagram of a message that cannot
+    /// be one GSO send (not a run, or GSO off) as a message of its own.
+    fn split_for_the_wire<'a>(&self, outgoing: &[Outgoing<'a>], messages: &mut Vec<Outgoing<'a>>) {
+        let gso = self.gso.load(Ordering::Relaxed);
+        for out in outgoing {
+            let dst = self.on_the_wire(out.dst);
+            if out.datagrams.len() <= 1 || (gso && out.gso_size().is_some()) {
+                messages.push(Outgoing { dst, ..*out });
+            } else {
+                messages.extend(
+                    out.datagrams
+                        .chunks(1)
+                        .map(|datagrams| Outgoing { dst, datagrams }),
+                );
+            }
+        }
+    }
+
     /// A dual-stack socket sends to IPv4 peers through IPv4-mapped addresses.
     fn on_the_wire(&self, dst: SocketAddr) -> SocketAddr {
         match (self.dual_stack, dst.ip()) {
             (true, IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), dst.port()),
             _ => dst,
         }
+    }
+}
+
+fn normalise_all(received: &mut [Received]) {
+    for one in received {
+        *one = normalise_received(*one);
     }
 }
 
@@ -227,6 +323,7 @@ fn bind_v4(port: u16) -> io::Result<std::net::UdpSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::IoSlice;
 
     #[test]
     fn mapped_addresses_are_normalised_to_ipv4() {
@@ -289,5 +386,74 @@ mod tests {
             }
         }
         assert_eq!(got, batch);
+    }
+
+    /// One `send_many` reaches two receivers, one of them with a GSO run,
+    /// and one `recv_many` takes datagrams from several senders, each in
+    /// its own slot with its own source.
+    #[tokio::test]
+    async fn batches_cross_destinations_and_senders() {
+        let relay = GsoSocket::bind_addr("127.0.0.1:0".parse().unwrap()).unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let run: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 500]).collect();
+        let run: Vec<IoSlice<'_>> = run.iter().map(|d| IoSlice::new(d)).collect();
+        let to_a = [IoSlice::new(b"to a")];
+        let to_nobody = [IoSlice::new(b"to nobody"), IoSlice::new(b"but sent anyway")];
+        let outgoing = [
+            Outgoing {
+                dst: a.local_addr().unwrap(),
+                datagrams: &to_a,
+            },
+            Outgoing {
+                dst: b.local_addr().unwrap(),
+                datagrams: &run,
+            },
+            Outgoing {
+                dst: "127.0.0.1:9".parse().unwrap(),
+                datagrams: &to_nobody,
+            },
+        ];
+        assert_eq!(outgoing[1].gso_size(), Some(500));
+        assert_eq!(
+            outgoing[2].gso_size(),
+            None,
+            "the last is longer: not a run"
+        );
+        assert_eq!(relay.send_many(&outgoing).await, 0);
+        let mut buf = [0u8; 2048];
+        let (len, _) = a.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..len], b"to a");
+        for i in 0..3u8 {
+            let (len, _) = b.recv_from(&mut buf).await.unwrap();
+            assert_eq!(len, 500);
+            assert!(buf[..len].iter().all(|byte| *byte == i));
+        }
+
+        let dst = relay.local_addr().unwrap();
+        a.send_to(b"from a", dst).await.unwrap();
+        b.send_to(b"from b, longer", dst).await.unwrap();
+        let slot = MAX_GSO_BYTES;
+        let mut many = vec![0u8; slot * 4];
+        let mut out = [Received {
+            len: 0,
+            from: dst,
+            segment_size: 0,
+        }; 4];
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let count = relay.recv_many(&mut many, slot, &mut out).await.unwrap();
+            for (i, received) in out[..count].iter().enumerate() {
+                let start = i * slot;
+                got.push((received.from, many[start..start + received.len].to_vec()));
+            }
+        }
+        got.sort();
+        let mut expected = vec![
+            (a.local_addr().unwrap(), b"from a".to_vec()),
+            (b.local_addr().unwrap(), b"from b, longer".to_vec()),
+        ];
+        expected.sort();
+        assert_eq!(got, expected);
     }
 }

@@ -15,7 +15,14 @@ use std::os::fd::RawFd;
 
 /// Room for one control message carrying an `int` (8-byte aligned).
 #[repr(C, align(8))]
-struct ControlBuffer([u8; 64]);
+pub(crate) struct ControlBuffer(pub(crate) [u8; 64]);
+
+impl ControlBuffer {
+    /// An empty buffer.
+    pub(crate) const fn new() -> Self {
+        ControlBuffer([0; 64])
+    }
+}
 
 /// One datagram or GRO batch as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +43,7 @@ pub fn send(fd: RawFd, buf: &[u8], dst: &SockAddr, segment_size: Option<u16>) ->
         iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
-    let mut control = ControlBuffer([0; 64]);
+    let mut control = ControlBuffer::new();
     // SAFETY: an all-zero msghdr is a valid empty message.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = dst.as_ptr() as *mut libc::c_void;
@@ -44,18 +51,8 @@ pub fn send(fd: RawFd, buf: &[u8], dst: &SockAddr, segment_size: Option<u16>) ->
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     if let Some(size) = segment_size {
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE only computes a size.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
-        // SAFETY: msg_control points at `control`, which is aligned and larger
-        // than CMSG_SPACE(2), so CMSG_FIRSTHDR returns a valid, writable header.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_UDP;
-            (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
-        }
+        // SAFETY: `control` outlives the sendmsg call below.
+        unsafe { set_segment_size(&mut msg, &mut control, size) };
     }
     // SAFETY: msg points at live buffers (iov, name, control) for the call.
     let sent = unsafe { libc::sendmsg(fd, &msg, 0) };
@@ -65,13 +62,37 @@ pub fn send(fd: RawFd, buf: &[u8], dst: &SockAddr, segment_size: Option<u16>) ->
     Ok(sent as usize)
 }
 
+/// Points `msg`'s control data at `control`, holding one `UDP_SEGMENT`
+/// message: the kernel splits the payload into datagrams of `size` bytes.
+///
+/// # Safety
+/// `control` must stay alive and unmoved until `msg` has been sent.
+pub(crate) unsafe fn set_segment_size(
+    msg: &mut libc::msghdr,
+    control: &mut ControlBuffer,
+    size: u16,
+) {
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+    // SAFETY: msg_control points at `control`, which is aligned and larger
+    // than CMSG_SPACE(2), so CMSG_FIRSTHDR returns a valid, writable header.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(msg);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+    }
+}
+
 /// Receives one datagram, or a GRO batch of datagrams from one source.
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut control = ControlBuffer([0; 64]);
+    let mut control = ControlBuffer::new();
     // SAFETY: try_init hands us storage for a socket address and its length;
     // the closure passes both to recvmsg(2), which fills them, and sets the
     // length to what the kernel wrote.
@@ -107,7 +128,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
 ///
 /// # Safety
 /// `msg` must be a message recvmsg(2) filled in, with its control buffer alive.
-unsafe fn gro_segment_size(msg: &libc::msghdr) -> Option<usize> {
+pub(crate) unsafe fn gro_segment_size(msg: &libc::msghdr) -> Option<usize> {
     // SAFETY (caller): the control messages are well-formed, and
     // CMSG_FIRSTHDR/NXTHDR stay inside msg_controllen.
     unsafe {
