@@ -23,6 +23,7 @@ use warren_netns_tests::{
     wait_for_file, Host, Internet, KeyPair, Lab, Nat, Netns, Proc, Spawn, WgIface, WgImpl,
 };
 
+use crate::latency::Rtts;
 use crate::paths::Ends;
 
 /// The relay's UDP port.
@@ -41,8 +42,13 @@ pub const PACKET_LIMIT: &str = "10000000";
 /// Payload sizes blasted through the relay (the WireGuard datagram a
 /// `Send` frame carries).
 pub const BLAST_SIZES: [usize; 2] = [1400, 100];
+/// Datagram length of the relay ping-pong (a 100-byte payload in a frame).
+pub const PING_PONG_LEN: usize = RELAY_HEADER + 100;
 /// Relay framing per datagram.
 const RELAY_HEADER: usize = 36;
+/// The `Send` and `Recv` frame types.
+const SEND: u8 = 5;
+const RECV: u8 = 6;
 /// How long a traversal trial waits for a direct path before it counts as
 /// a failure.
 pub const TRAVERSAL_TIMEOUT: Duration = Duration::from_secs(8);
@@ -369,6 +375,9 @@ impl Blast {
 pub struct RelayResults {
     /// Per payload size: runs through the relay and over the bare links.
     pub blasts: Vec<(usize, Vec<Blast>, Vec<Blast>)>,
+    /// One frame at a time through the relay and over the bare links.
+    pub rtt_relay: crate::latency::Rtts,
+    pub rtt_bare: crate::latency::Rtts,
     pub lat_relayed: crate::latency::Rtts,
     pub lat_direct: crate::latency::Rtts,
     pub tcp_relayed: Vec<f64>,
@@ -455,7 +464,7 @@ impl Forwarding {
     fn blast(&self, payload: usize, secs: u32, via_relay: bool) -> Result<Blast> {
         let frame_len = RELAY_HEADER + payload;
         let mut frame = vec![0u8; frame_len];
-        frame[..4].copy_from_slice(&[0xFE, 1, 5, 0]);
+        frame[..4].copy_from_slice(&[0xFE, 1, SEND, 0]);
         frame[4..36].copy_from_slice(&self.r_key);
         let dst = if via_relay {
             self.rn.relay_addr()
@@ -549,6 +558,89 @@ impl Forwarding {
             secs: elapsed,
             relay_cpu,
         })
+    }
+}
+
+impl Forwarding {
+    /// Round trips of one `probe_len`-byte frame at a time, alternating
+    /// through the relay (out and back: two relay hops) and straight over
+    /// the bare links, so both see the same moments of a noisy machine.
+    /// The echo in the receiver's namespace turns each `Recv` back into a
+    /// `Send` to its source; a bare probe is echoed as it is.
+    fn ping_pong(&self, probes: usize, probe_len: usize) -> Result<(Rtts, Rtts)> {
+        let relay = self.rn.relay_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let echo = {
+            let stop = Arc::clone(&stop);
+            self.r.ns.spawn_thread(move || -> Result<()> {
+                let sock = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NODE_PORT)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return Ok(());
+                    }
+                };
+                sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+                let _ = ready_tx.send(Ok(()));
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    if from == relay && n > RELAY_HEADER && buf[2] == RECV {
+                        buf[2] = SEND;
+                    }
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+                Ok(())
+            })?
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("the echo did not start")??;
+        let bare = SocketAddr::from((self.r.ip, NODE_PORT));
+        let r_key = self.r_key;
+        let measured = self
+            .rn
+            .lab
+            .in_ns(&self.s.ns, move || -> Result<(Rtts, Rtts)> {
+                let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NODE_PORT))?;
+                sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+                let mut frame = vec![0u8; probe_len.max(RELAY_HEADER + 8)];
+                frame[..4].copy_from_slice(&[0xFE, 1, SEND, 0]);
+                frame[4..36].copy_from_slice(&r_key);
+                let (mut via_relay, mut via_bare) = (Rtts::default(), Rtts::default());
+                let mut buf = [0u8; 2048];
+                for seq in 0..2 * probes as u64 {
+                    let (dst, rtts) = if seq % 2 == 0 {
+                        (relay, &mut via_relay)
+                    } else {
+                        (bare, &mut via_bare)
+                    };
+                    frame[36..44].copy_from_slice(&seq.to_be_bytes());
+                    let sent = Instant::now();
+                    sock.send_to(&frame, dst)?;
+                    loop {
+                        if sent.elapsed() > Duration::from_secs(1) {
+                            rtts.lost += 1;
+                            break;
+                        }
+                        match sock.recv_from(&mut buf) {
+                            Ok((n, _)) if n == frame.len() && buf[36..44] == seq.to_be_bytes() => {
+                                rtts.micros.push(sent.elapsed().as_secs_f64() * 1e6);
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Ok((via_relay, via_bare))
+            });
+        stop.store(true, Ordering::Relaxed);
+        echo.join()
+            .map_err(|_| anyhow::anyhow!("the echo panicked"))??;
+        measured?
     }
 }
 
@@ -667,6 +759,16 @@ pub fn run(plan: Plan) -> Result<RelayResults> {
             }
             res.blasts.push((size, relayed, bare));
         }
+        crate::check_interrupt()?;
+        let (relayed, bare) = fwd.ping_pong(plan.probes, PING_PONG_LEN)?;
+        eprintln!(
+            "relay ping-pong: relay p50 {:.0} µs p99 {:.0} µs, bare p50 {:.0} µs p99 {:.0} µs",
+            crate::stats::percentile(&relayed.micros, 50.0).unwrap_or(f64::NAN),
+            crate::stats::percentile(&relayed.micros, 99.0).unwrap_or(f64::NAN),
+            crate::stats::percentile(&bare.micros, 50.0).unwrap_or(f64::NAN),
+            crate::stats::percentile(&bare.micros, 99.0).unwrap_or(f64::NAN),
+        );
+        (res.rtt_relay, res.rtt_bare) = (relayed, bare);
     }
 
     eprintln!(
