@@ -12,6 +12,8 @@ mod relay_support;
 use base64::Engine as _;
 use relay_support::{metric, scrape, start_relay, unix_in, Node, NODE_PORT, RELAY_PORT};
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use warren_netns_tests::wg::warren_bin;
 use warren_netns_tests::{run_args, Host, Internet, Lab, Nat};
@@ -219,15 +221,46 @@ fn bad_tickets_and_unregistered_senders_are_refused_while_good_nodes_are_served(
             code: ErrorCode::NOT_REGISTERED
         })
     );
-    // Junk of every kind from the same sender.
+    // Malformed frames of every kind from the same sender: truncated,
+    // wrong version, unknown type, oversized (a ping with a kilobyte of
+    // trailing bytes, a 60 000-byte registration), not a relay frame at all.
+    // Whatever comes back is never larger than what was sent.
+    let mut oversized_ping = Frame::Ping { txid: 1 }.to_vec();
+    oversized_ping.resize(oversized_ping.len() + 1000, 0);
+    let mut oversized_register = vec![0xFE, 1, 1, 0];
+    oversized_register.resize(60_000, 0xAA);
+    raw.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     for junk in [
         &[0xFE, 1, 5, 0][..],
         &[0xFE, 9, 1, 0, 0, 0],
         &[0xFE, 1, 0x7f, 0],
+        &oversized_ping,
+        &oversized_register,
         &[1, 0, 0, 0, 1],
     ] {
         raw.send_to(junk, w.relay_addr).unwrap();
+        if let Ok((len, _)) = raw.recv_from(&mut buf) {
+            assert!(
+                len < junk.len(),
+                "a {len}-byte answer to {} bytes",
+                junk.len()
+            );
+        }
     }
+
+    // Someone else's valid ticket, presented with one's own key.
+    let thief_private = [4u8; 32];
+    let stolen = w.signer.mint(a.key, unix_in(3600));
+    let mut thief = w.node(&w.b, thief_private, stolen);
+    thief
+        .pump_until(REGISTER_TIMEOUT, |n| {
+            n.events
+                .contains(&ClientEvent::Refused(ErrorCode::UNAUTHORIZED))
+        })
+        .unwrap();
+    assert!(!thief.client.is_registered());
+    drop(thief);
 
     // The good node keeps being served: it talks to a second good node.
     let mut c = w.good_node(&w.b, [3; 32]);
@@ -249,10 +282,98 @@ fn bad_tickets_and_unregistered_senders_are_refused_while_good_nodes_are_served(
     assert!(dropped("expired_ticket") >= 1, "{text}");
     assert!(dropped("invalid_ticket") >= 1, "{text}");
     assert!(dropped("not_registered") >= 1, "{text}");
-    assert!(dropped("malformed") >= 2, "{text}");
+    assert!(dropped("malformed") >= 4, "{text}");
     assert!(dropped("unsupported_version") >= 1, "{text}");
     assert!(dropped("not_warren") >= 1, "{text}");
     assert_eq!(metric(&text, "warren_relay_sessions"), Some(2));
+}
+
+/// A node blasting as fast as one thread can, at its default allowance
+/// (100 Mbit/s per node): the relay forwards no more than that allowance
+/// to the flood's target, counts the rest as rate-limited, and two other
+/// nodes keep talking through it.
+#[test]
+fn a_flooding_node_is_held_to_its_allowance_while_others_are_served() {
+    let w = world("rl-flood");
+    let _relay = start_relay(&w.lab, &w.relay_host, &w.control_key).unwrap();
+    let mut node = |host: &Host, port: u16, n: u8| {
+        let private = [n; 32];
+        let key = relay_support::public_of(private);
+        let ticket = w.signer.mint(key, unix_in(3600));
+        let mut node = Node::on_port(&w.lab, host, port, private, ticket, w.relay_addr).unwrap();
+        node.register(REGISTER_TIMEOUT).unwrap();
+        node
+    };
+    let mut a = node(&w.a, NODE_PORT, 1);
+    let mut c = node(&w.b, NODE_PORT, 3);
+    let flooder = node(&w.a, NODE_PORT + 1, 4);
+    let sink = node(&w.b, NODE_PORT + 1, 5);
+
+    let mut frame = Vec::new();
+    flooder
+        .client
+        .encode_send(&sink.key, &[0x77; 1000], &mut frame)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink_sock = sink.sock.try_clone().unwrap();
+    sink_sock
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let counting = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut bytes, mut buf) = (0u64, vec![0u8; 2048]);
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((len, _)) = sink_sock.recv_from(&mut buf) {
+                    bytes += len as u64;
+                }
+            }
+            bytes
+        })
+    };
+    let flood_sock = flooder.sock.try_clone().unwrap();
+    let relay_addr = w.relay_addr;
+    let flooding = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (started, mut sent) = (Instant::now(), 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                if flood_sock.send_to(&frame, relay_addr).is_ok() {
+                    sent += frame.len() as u64;
+                }
+            }
+            (sent, started.elapsed())
+        })
+    };
+
+    // The others keep talking while the flood runs.
+    for round in 0..10u8 {
+        exchange(&mut a, &mut c, 5, round);
+        exchange(&mut c, &mut a, 5, round);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let (offered, flooded_for) = flooding.join().unwrap();
+    let delivered = counting.join().unwrap();
+
+    // The default allowance: 12.5 MB/s and a 100 ms burst, 0.2 s of slack
+    // for frames still in flight when the clock stopped.
+    let allowance = 12_500_000.0 * (flooded_for.as_secs_f64() + 0.1 + 0.2);
+    eprintln!("flooder offered {offered} B in {flooded_for:?}; the sink got {delivered} B");
+    assert!(
+        (delivered as f64) <= allowance,
+        "{delivered} B forwarded, allowance {allowance:.0} B"
+    );
+    assert!(delivered > 0, "the flooder still gets its allowance");
+    assert!(
+        offered as f64 > 2.0 * allowance,
+        "the flood must exceed the allowance for the test to mean anything"
+    );
+    let text = scrape(&w.lab, &w.relay_host).unwrap();
+    assert!(
+        metric(&text, "warren_relay_dropped_total{reason=\"rate_limited\"}").unwrap() > 0,
+        "{text}"
+    );
 }
 
 #[test]

@@ -75,9 +75,19 @@ impl Node {
         ticket: Ticket,
         relay: SocketAddr,
     ) -> Result<Node> {
-        let sock = lab.in_ns(&host.ns, || {
-            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NODE_PORT))
-        })??;
+        Node::on_port(lab, host, NODE_PORT, private, ticket, relay)
+    }
+
+    /// Like [`Node::new`], with the socket on `port`.
+    pub fn on_port(
+        lab: &Lab,
+        host: &Host,
+        port: u16,
+        private: [u8; 32],
+        ticket: Ticket,
+        relay: SocketAddr,
+    ) -> Result<Node> {
+        let sock = lab.in_ns(&host.ns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)))??;
         Ok(Node {
             sock,
             client: RelayClient::new(relay, private, ticket, Instant::now()),
