@@ -7,6 +7,7 @@
 
 use crate::batch::TxBatch;
 use crate::configure;
+use crate::local_addresses;
 use crate::netlink::{IfAddress, Netlink, NetlinkError};
 use crate::offload::{self, Coalescer, OffloadError, VnetHdr};
 use crate::routes::Routes;
@@ -56,6 +57,10 @@ const MAX_UAPI_CLIENTS: usize = 16;
 
 /// Pause after a failed `accept` on the UAPI socket.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often the host's addresses are listed again for peers (a laptop
+/// changes networks, DHCP renews).
+const LOCAL_ADDRESSES_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The loop's packet buffers, allocated once.
 struct Buffers {
@@ -234,6 +239,7 @@ impl Device {
                 node.add_relay(*relay, ticket, Instant::now());
             }
         }
+        refresh_local_candidates(&mut node, tun.name(), &socket, listen_port);
         let mut routes = Routes::new(link, options.addresses);
         routes.sync(&netlink, allowed_ips(&node)).await;
         tracing::info!(
@@ -275,6 +281,7 @@ impl Device {
         tokio::pin!(shutdown);
         let timer = tokio::time::sleep_until(self.deadline());
         tokio::pin!(timer);
+        let mut addresses_check = tokio::time::interval(LOCAL_ADDRESSES_INTERVAL);
         // Relay registrations queued while the device was being set up.
         self.flush_queued().await;
         loop {
@@ -308,6 +315,12 @@ impl Device {
                     let _ = command.reply.send(answer);
                 },
                 () = &mut timer => self.node.handle_timeout(Instant::now()),
+                _ = addresses_check.tick() => refresh_local_candidates(
+                    &mut self.node,
+                    self.tun.name(),
+                    &self.socket,
+                    self.listen_port,
+                ),
             }
             self.flush_queued().await;
             let deadline = self.deadline();
@@ -499,10 +512,33 @@ impl Device {
         }
         self.fwmark = fwmark;
         configure::apply(&mut self.node, set);
+        refresh_local_candidates(
+            &mut self.node,
+            self.tun.name(),
+            &self.socket,
+            self.listen_port,
+        );
         self.routes
             .sync(&self.netlink, allowed_ips(&self.node))
             .await;
         Ok(())
+    }
+}
+
+/// Tells the node this host's addresses (with the device's port), for
+/// peers on the same network. A host whose addresses cannot be listed keeps
+/// the ones it had: NAT traversal still has the relays' view.
+fn refresh_local_candidates(node: &mut Node, own_interface: &str, socket: &GsoSocket, port: u16) {
+    match local_addresses::interface_addresses() {
+        Ok(all) => {
+            let candidates =
+                local_addresses::candidate_addresses(&all, own_interface, socket.is_dual_stack())
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect();
+            node.set_local_candidates(candidates);
+        }
+        Err(error) => tracing::debug!(%error, "listing the host's addresses"),
     }
 }
 

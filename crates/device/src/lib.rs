@@ -9,6 +9,7 @@
 mod batch;
 pub mod configure;
 mod device;
+pub mod local_addresses;
 pub mod netlink;
 pub mod offload;
 pub mod routes;

@@ -54,8 +54,9 @@ pub const DIRECT_SILENCE: Duration = Duration::from_secs(5);
 /// (three calls' worth), then forgotten.
 pub const CANDIDATE_LIFETIME: Duration = Duration::from_secs(30);
 
-/// Most candidates of one peer probed at once.
-pub const MAX_PROBED_CANDIDATES: usize = 2;
+/// Most candidates of one peer probed at once: its reflexive address and a
+/// few of its own addresses.
+pub const MAX_PROBED_CANDIDATES: usize = 4;
 
 /// While a peer with a known endpoint is reached through a relay, a
 /// keepalive goes straight to the endpoint this often: when it gets

@@ -46,13 +46,26 @@ impl Relays {
             .map(RelayClient::relay_addr)
     }
 
-    /// This node's address as the preferred relay sees it (its reflexive
-    /// address: the NAT's public mapping of the device's socket).
-    pub(crate) fn reflexive(&self) -> Option<SocketAddr> {
-        self.clients
+    /// Every relay's address, registered or not.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.clients.iter().map(RelayClient::relay_addr).collect()
+    }
+
+    /// This node's address as each registered relay sees it, the preferred
+    /// relay's first, without repeats.
+    pub(crate) fn reflexives(&self) -> Vec<SocketAddr> {
+        let mut all = Vec::new();
+        for reflexive in self
+            .clients
             .iter()
-            .find(|c| c.is_registered())
-            .and_then(RelayClient::reflexive_addr)
+            .filter(|c| c.is_registered())
+            .filter_map(RelayClient::reflexive_addr)
+        {
+            if !all.contains(&reflexive) {
+                all.push(reflexive);
+            }
+        }
+        all
     }
 
     /// Registers again with every relay under a new identity (the tickets

@@ -22,6 +22,8 @@ const WG_DATA: u8 = 4;
 struct World {
     nodes: [Node; 2],
     addrs: [SocketAddr; 2],
+    /// Each node's address on a LAN they share: always open between them.
+    lan: [SocketAddr; 2],
     relay: Relay,
     relay_addr: SocketAddr,
     direct_open: bool,
@@ -70,6 +72,10 @@ impl World {
         let mut world = World {
             nodes,
             addrs,
+            lan: [
+                "192.168.1.10:51820".parse().unwrap(),
+                "192.168.1.11:51820".parse().unwrap(),
+            ],
             relay,
             relay_addr,
             direct_open,
@@ -86,12 +92,23 @@ impl World {
     fn collect(&mut self) {
         for i in 0..2 {
             while let Some(t) = self.nodes[i].poll_transmit() {
-                self.in_flight.push_back((self.addrs[i], t.dst, t.payload));
+                let from = self.source(i, t.dst);
+                self.in_flight.push_back((from, t.dst, t.payload));
             }
         }
         while let Some(t) = self.relay.poll_transmit() {
             self.in_flight
                 .push_back((self.relay_addr, t.dst, t.payload));
+        }
+    }
+
+    /// The address node `i`'s datagrams to `dst` come from: its LAN
+    /// address on the LAN, else its own.
+    fn source(&self, i: usize, dst: SocketAddr) -> SocketAddr {
+        if self.lan.contains(&dst) {
+            self.lan[i]
+        } else {
+            self.addrs[i]
         }
     }
 
@@ -109,7 +126,12 @@ impl World {
                 {
                     self.in_flight.push_back((self.relay_addr, dst, bytes));
                 }
-            } else if let Some(i) = self.addrs.iter().position(|a| *a == to) {
+            } else if let Some(i) = self
+                .addrs
+                .iter()
+                .position(|a| *a == to)
+                .or_else(|| self.lan.iter().position(|a| *a == to))
+            {
                 if from == self.addrs[1 - i] {
                     self.direct_attempts += 1;
                     if !self.direct_open {
@@ -152,8 +174,8 @@ impl World {
             "datagram not at the start of `out`"
         );
         let dst = t.dst;
-        self.in_flight
-            .push_back((self.addrs[from], dst, t.payload.to_vec()));
+        let src = self.source(from, dst);
+        self.in_flight.push_back((src, dst, t.payload.to_vec()));
         self.pump();
         dst
     }
@@ -250,6 +272,26 @@ fn peers_that_know_nothing_of_each_other_find_the_direct_path_through_disco() {
     assert_eq!(world.delivered[0].len(), 1);
 }
 
+/// Two nodes on one LAN behind a NAT that does not hairpin: their
+/// reflexive addresses cannot reach each other, their LAN addresses can.
+#[test]
+fn peers_on_one_lan_go_direct_by_their_local_addresses() {
+    let mut world = World::build(false, false);
+    for i in 0..2 {
+        let lan = world.lan[i];
+        world.nodes[i].set_local_candidates(vec![lan]);
+    }
+    world.send(0, b"first");
+    assert_eq!(world.path(0), Path::Relay(world.relay_addr));
+    world.advance(Duration::from_millis(300));
+    world.advance(Duration::from_millis(300));
+    world.send(1, b"answer");
+    world.send(0, b"again");
+    assert_eq!(world.path(0), Path::Direct(world.lan[1]));
+    assert_eq!(world.path(1), Path::Direct(world.lan[0]));
+    assert_eq!(world.delivered[1].len(), 2);
+}
+
 #[test]
 fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates_are_probed() {
     use boringtun::x25519::StaticSecret;
@@ -262,12 +304,17 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
     let b = world.nodes[1].public_key();
     let b_keys = DiscoKeys::new(&StaticSecret::from(key_bytes(2)), a);
     let good: SocketAddr = "198.51.100.99:4000".parse().unwrap();
+    let own: SocketAddr = "192.168.1.10:51820".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::5]:4000".parse().unwrap();
+    world.nodes[0].set_local_candidates(vec![own]);
     let call = b_keys.seal(
         &Message::CallMeMaybe(vec![
             "127.0.0.1:1".parse().unwrap(),
             "224.0.0.1:5".parse().unwrap(),
             "198.51.100.50:0".parse().unwrap(),
             world.relay_addr,
+            own,
+            v6,
             good,
         ]),
         DiscoNonce::new([7; 8], 1_000_000),
@@ -286,7 +333,8 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
         Ok(None)
     );
 
-    // The next tick probes the one probeable candidate, nothing else.
+    // The next tick probes the one probeable candidate, nothing else: not
+    // this node's own address, not IPv6 (this node has none).
     let later = now + Duration::from_millis(300);
     world.nodes[0].handle_timeout(later);
     let mut direct_targets = Vec::new();
@@ -318,4 +366,48 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
     );
     let refused = world.nodes[0].handle_datagram(later, relay, &relayed(&forged, &b), &mut out);
     assert_eq!(refused.unwrap_err().reason, DropReason::Unauthenticated);
+}
+
+/// IPv6 candidates are probed when both ends have IPv6, and only then.
+#[test]
+fn ipv6_candidates_are_probed_by_nodes_with_ipv6() {
+    use boringtun::x25519::StaticSecret;
+    use warren_mesh::disco::{DiscoKeys, DiscoNonce, Message};
+    use warren_wire::Frame;
+
+    let v6: SocketAddr = "[2001:db8::5]:4000".parse().unwrap();
+    let v4: SocketAddr = "198.51.100.99:4000".parse().unwrap();
+    let probed = |own: Vec<SocketAddr>| {
+        let mut world = World::build(false, false);
+        world.nodes[0].set_local_candidates(own);
+        let a = world.nodes[0].public_key();
+        let b = world.nodes[1].public_key();
+        let call = DiscoKeys::new(&StaticSecret::from(key_bytes(2)), a).seal(
+            &Message::CallMeMaybe(vec![v6, v4]),
+            DiscoNonce::new([7; 8], 1),
+        );
+        let relayed = Frame::Recv {
+            src: NodeKey(b.0),
+            payload: &call,
+        }
+        .to_vec();
+        let (now, relay) = (world.now, world.relay_addr);
+        let mut out = vec![0u8; 65536];
+        world.nodes[0]
+            .handle_datagram(now, relay, &relayed, &mut out)
+            .unwrap();
+        world.nodes[0].handle_timeout(now + Duration::from_millis(300));
+        std::iter::from_fn(|| world.nodes[0].poll_transmit())
+            .map(|t| t.dst)
+            .filter(|dst| *dst != relay)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        probed(vec!["192.168.1.10:51820".parse().unwrap()]),
+        vec![v4]
+    );
+    assert_eq!(
+        probed(vec!["[2001:db8::1]:51820".parse().unwrap()]),
+        vec![v6, v4]
+    );
 }

@@ -89,6 +89,11 @@ impl GsoSocket {
         self.socket.local_addr()
     }
 
+    /// Whether the socket takes IPv6 as well as IPv4.
+    pub fn is_dual_stack(&self) -> bool {
+        self.dual_stack
+    }
+
     /// The port the socket is bound to.
     pub fn port(&self) -> io::Result<u16> {
         Ok(self.socket.local_addr()?.port())

@@ -148,6 +148,9 @@ pub struct Node {
     /// Disco nonces: a per-run prefix (from the seed) and a counter.
     disco_prefix: [u8; 8],
     disco_counter: u32,
+    /// This host's own addresses with the device's port (see
+    /// [`Node::set_local_candidates`]).
+    local_candidates: Vec<SocketAddr>,
 }
 
 impl Node {
@@ -173,6 +176,7 @@ impl Node {
             now,
             disco_prefix: disco_prefix(seed),
             disco_counter: 0,
+            local_candidates: Vec::new(),
         }
     }
 
@@ -204,6 +208,37 @@ impl Node {
             peer.disco = DiscoKeys::new(&self.private_key, peer.key);
             peer.tunn = new_session(&self.private_key, peer.key, peer.preshared_key, peer.index);
         }
+    }
+
+    /// Sets this host's own addresses, each with the device's UDP port: LAN
+    /// addresses, and IPv6 addresses when the socket takes IPv6. Peers get
+    /// them after the relays' reflexive addresses in every `CallMeMaybe`, so
+    /// two nodes on one network find each other even behind a NAT that
+    /// does not hairpin. IPv6 candidates of peers are probed only when this
+    /// list holds an IPv6 address (both ends have IPv6). The device keeps
+    /// it current; tests set what they like.
+    pub fn set_local_candidates(&mut self, candidates: Vec<SocketAddr>) {
+        let mut unique = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            if !unique.contains(&candidate) {
+                unique.push(candidate);
+            }
+        }
+        self.local_candidates = unique;
+    }
+
+    /// Everything this node tells peers to probe: the relays' view of it
+    /// first (what works across NATs), then its own addresses, at most
+    /// [`disco::MAX_CANDIDATES`].
+    fn own_candidates(&self) -> Vec<SocketAddr> {
+        let mut candidates = self.relays.reflexives();
+        for local in &self.local_candidates {
+            if !candidates.contains(local) {
+                candidates.push(*local);
+            }
+        }
+        candidates.truncate(disco::MAX_CANDIDATES);
+        candidates
     }
 
     /// Adds a peer. Its allowed IPs are taken from any peer that had them.

@@ -195,8 +195,10 @@ impl Node {
     /// not called the peer within a second it calls back at once, so both
     /// ends probe together (which is what punches through cone NATs).
     fn handle_disco(&mut self, now: Instant, src: PeerKey, message: &[u8]) -> Result<(), Dropped> {
-        let reflexive = self.relays.reflexive();
+        let own = self.own_candidates();
         let relay = self.relays.preferred();
+        let relays = self.relays.addrs();
+        let has_ipv6 = self.local_candidates.iter().any(SocketAddr::is_ipv6);
         let Some(peer) = self
             .index_by_key
             .get(&src)
@@ -230,10 +232,16 @@ impl Node {
         };
         peer.last_disco = Some(nonce);
         // Probe only what could be the peer: unicast addresses with a port,
-        // not a relay, not this node, and only a few.
+        // not a relay, not this node, IPv6 only if this node has it, and
+        // only the first few (the peer lists the likeliest first).
         let candidates: Vec<SocketAddr> = candidates
             .into_iter()
-            .filter(|c| is_probe_target(*c) && Some(*c) != relay && Some(*c) != reflexive)
+            .filter(|c| {
+                is_probe_target(*c)
+                    && !relays.contains(c)
+                    && !own.contains(c)
+                    && (c.is_ipv4() || has_ipv6)
+            })
             .take(crate::peer::MAX_PROBED_CANDIDATES)
             .collect();
         tracing::debug!(peer = ?peer.key, ?candidates, "peer called: probing its candidates");
@@ -251,12 +259,12 @@ impl Node {
         let answered_lately = peer
             .last_call
             .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
-        if let (Some(relay), Some(reflexive), false) = (relay, reflexive, answered_lately) {
+        if let (Some(relay), false, false) = (relay, own.is_empty(), answered_lately) {
             let call = call_me_maybe(
                 peer,
                 now,
                 relay,
-                reflexive,
+                own,
                 self.disco_prefix,
                 &mut self.disco_counter,
             );

@@ -3,20 +3,20 @@
 
 use super::*;
 
-/// A `CallMeMaybe` telling `peer` this node's `reflexive` address, sealed
-/// and framed to go through `relay`; records the call.
+/// A `CallMeMaybe` telling `peer` this node's `candidates`, sealed and
+/// framed to go through `relay`; records the call.
 pub(super) fn call_me_maybe(
     peer: &mut Peer,
     now: Instant,
     relay: SocketAddr,
-    reflexive: SocketAddr,
+    candidates: Vec<SocketAddr>,
     prefix: [u8; 8],
     counter: &mut u32,
 ) -> Transmit<Vec<u8>> {
     peer.last_call = Some(now);
     *counter = counter.wrapping_add(1);
     let call = peer.disco.seal(
-        &disco::Message::CallMeMaybe(vec![reflexive]),
+        &disco::Message::CallMeMaybe(candidates),
         disco::DiscoNonce::new(prefix, *counter),
     );
     Transmit {
@@ -119,7 +119,7 @@ impl Node {
         }
         self.next_tick = now + TIMER_TICK;
         let relay = self.relays.preferred();
-        let reflexive = self.relays.reflexive();
+        let candidates = self.own_candidates();
         for peer in self.peers.values_mut() {
             let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
             match peer.tunn.update_timers(&mut self.scratch[..]) {
@@ -168,13 +168,13 @@ impl Node {
                     });
                 }
             }
-            if let (Path::Relay(relay), Some(reflexive)) = (path, reflexive) {
+            if let (Path::Relay(relay), false) = (path, candidates.is_empty()) {
                 if peer.call_due(now, path) {
                     let call = call_me_maybe(
                         peer,
                         now,
                         relay,
-                        reflexive,
+                        candidates.clone(),
                         self.disco_prefix,
                         &mut self.disco_counter,
                     );
