@@ -114,6 +114,36 @@ pub struct Carrier {
     next_home: Arc<Mutex<u8>>,
 }
 
+/// A router being built, and what its hosts need from it.
+struct Gateway {
+    router: Router,
+    reflexive: Ipv4Addr,
+    /// The namespace of the bridge its WAN hangs off.
+    upstream: Netns,
+    /// The WAN's port on that bridge.
+    port: String,
+    /// `k` of its `192.168.k.0/24` LAN.
+    lan: u8,
+}
+
+impl Gateway {
+    /// A host at `ip` on this router's LAN (its `eth0` already linked to
+    /// the router): address, up, default route through the router.
+    fn host(&self, name: &str, ns: Netns, ip: Ipv4Addr) -> Result<Host> {
+        ns.add_addr("eth0", &format!("{ip}/24"))?;
+        ns.link_up("eth0")?;
+        ns.default_route(self.router.lan_ip)?;
+        Ok(Host {
+            name: name.to_owned(),
+            ns,
+            iface: "eth0".to_owned(),
+            ip,
+            router: Some(self.router.clone()),
+            reflexive: self.reflexive,
+        })
+    }
+}
+
 /// Per-host options for [`Internet::add_host_with`].
 #[derive(Clone, Debug, Default)]
 pub struct HostOpts {
@@ -247,6 +277,62 @@ impl Internet {
                 reflexive: ip,
             });
         }
+        let gw = self.router(lab, name, nat)?;
+        let ip = Ipv4Addr::new(192, 168, gw.lan, 10);
+        gw.router.ns.veth_to("lan", &ns, "eth0")?;
+        if let Some(mtu) = opts.mtu {
+            gw.router.ns.set_mtu("lan", mtu)?;
+            ns.set_mtu("eth0", mtu)?;
+        }
+        gw.router
+            .ns
+            .add_addr("lan", &format!("{}/24", gw.router.lan_ip))?;
+        gw.router.ns.link_up("lan")?;
+        let host = gw.host(name, ns, ip)?;
+        wait_up(&[
+            (&gw.upstream, &[&gw.port]),
+            (&gw.router.ns, &["wan", "lan"]),
+            (&host.ns, &["eth0"]),
+        ])?;
+        Ok(host)
+    }
+
+    /// `count` hosts on one LAN (a bridge `lan` in the router's namespace,
+    /// `192.168.k.10`, `.11`, …) behind one router doing `nat`: a home
+    /// with several machines, or a VPC behind a NAT gateway. The router
+    /// does not hairpin: hosts reach each other only by their LAN addresses.
+    pub fn add_lan(&self, lab: &Lab, name: &str, nat: Nat, count: u8) -> Result<Vec<Host>> {
+        if matches!(nat, Nat::None) {
+            bail!("LAN {name}: a LAN needs a router (not Nat::None)");
+        }
+        let gw = self.router(lab, name, nat)?;
+        gw.router.ns.add_bridge("lan")?;
+        gw.router
+            .ns
+            .add_addr("lan", &format!("{}/24", gw.router.lan_ip))?;
+        let mut hosts = Vec::new();
+        for i in 0..count {
+            let host_name = format!("{name}{i}");
+            let ns = lab.netns(&host_name)?;
+            let port = format!("l{i}");
+            gw.router.ns.veth_to(&port, &ns, "eth0")?;
+            gw.router.ns.attach_to_bridge(&port, "lan")?;
+            let ip = Ipv4Addr::new(192, 168, gw.lan, 10 + i);
+            hosts.push(gw.host(&host_name, ns, ip)?);
+        }
+        wait_up(&[
+            (&gw.upstream, &[&gw.port]),
+            (&gw.router.ns, &["wan", "lan"]),
+        ])?;
+        for host in &hosts {
+            wait_up(&[(&host.ns, &["eth0"])])?;
+        }
+        Ok(hosts)
+    }
+
+    /// A NAT router `{name}gw` on the public segment (or behind a carrier)
+    /// with a fresh LAN number; its LAN side is left to the caller.
+    fn router(&self, lab: &Lab, name: &str, nat: Nat) -> Result<Gateway> {
         let rns = lab.netns(&format!("{name}gw"))?;
         let (wan_ip, reflexive, upstream, port) = match &nat {
             Nat::CarrierGrade(carrier) => {
@@ -259,44 +345,27 @@ impl Internet {
                 (ip, ip, &self.ns, port)
             }
         };
-        let k = {
+        let upstream = upstream.clone();
+        let lan = {
             let mut a = self.alloc();
             let k = a.next_lan;
             a.next_lan = a.next_lan.checked_add(1).context("too many home LANs")?;
             k
         };
-        let lan_ip = Ipv4Addr::new(192, 168, k, 1);
-        let ip = Ipv4Addr::new(192, 168, k, 10);
-        rns.veth_to("lan", &ns, "eth0")?;
-        if let Some(mtu) = opts.mtu {
-            rns.set_mtu("lan", mtu)?;
-            ns.set_mtu("eth0", mtu)?;
-        }
-        rns.add_addr("lan", &format!("{lan_ip}/24"))?;
-        rns.link_up("lan")?;
-        ns.add_addr("eth0", &format!("{ip}/24"))?;
-        ns.link_up("eth0")?;
-        ns.default_route(lan_ip)?;
         nat_rules(&rns, "wan", matches!(nat, Nat::Symmetric))?;
-        wait_up(&[
-            (upstream, &[&port]),
-            (&rns, &["wan", "lan"]),
-            (&ns, &["eth0"]),
-        ])?;
-        Ok(Host {
-            name: name.to_owned(),
-            ns,
-            iface: "eth0".to_owned(),
-            ip,
-            router: Some(Router {
+        Ok(Gateway {
+            router: Router {
                 ns: rns,
                 nat,
                 wan_if: "wan".to_owned(),
                 wan_ip,
                 lan_if: "lan".to_owned(),
-                lan_ip,
-            }),
+                lan_ip: Ipv4Addr::new(192, 168, lan, 1),
+            },
             reflexive,
+            upstream,
+            port,
+            lan,
         })
     }
 

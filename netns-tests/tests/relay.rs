@@ -296,7 +296,7 @@ fn bad_tickets_and_unregistered_senders_are_refused_while_good_nodes_are_served(
 fn a_flooding_node_is_held_to_its_allowance_while_others_are_served() {
     let w = world("rl-flood");
     let _relay = start_relay(&w.lab, &w.relay_host, &w.control_key).unwrap();
-    let mut node = |host: &Host, port: u16, n: u8| {
+    let node = |host: &Host, port: u16, n: u8| {
         let private = [n; 32];
         let key = relay_support::public_of(private);
         let ticket = w.signer.mint(key, unix_in(3600));

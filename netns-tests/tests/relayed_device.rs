@@ -233,14 +233,26 @@ impl NatPair {
         link_mtu: Option<u32>,
         tunnel_mtu: u32,
     ) -> NatPair {
+        let hosts = |lab: &Lab, net: &Internet| {
+            let (nat_a, nat_b) = nats(lab, net);
+            let a = net
+                .add_host_with(lab, "a", nat_a, HostOpts { mtu: link_mtu })
+                .unwrap();
+            (a, net.add_host(lab, "b", nat_b).unwrap())
+        };
+        NatPair::on_hosts(tag, hosts, tunnel_mtu)
+    }
+
+    /// Devices on the two hosts `hosts` builds, tunnels at `tunnel_mtu`.
+    fn on_hosts(
+        tag: &str,
+        hosts: impl FnOnce(&Lab, &Internet) -> (Host, Host),
+        tunnel_mtu: u32,
+    ) -> NatPair {
         let lab = Lab::new(tag).unwrap();
         let net = Internet::new(&lab).unwrap();
         let relay_host = net.add_public_host(&lab, "relay").unwrap();
-        let (nat_a, nat_b) = nats(&lab, &net);
-        let a = net
-            .add_host_with(&lab, "a", nat_a, HostOpts { mtu: link_mtu })
-            .unwrap();
-        let b = net.add_host(&lab, "b", nat_b).unwrap();
+        let (a, b) = hosts(&lab, &net);
         let signer = SigningKey::from_seed(&[0x55; 32]).unwrap();
         let control_key = B64.encode(signer.control_key().0);
         let relay_proc = start_relay(&lab, &relay_host, &control_key).unwrap();
@@ -328,6 +340,31 @@ fn a_carrier_nat_home_punches_through_to_a_cone_home() {
         )
     });
     assert!(pair.goes_direct(), "CGNAT <-> cone goes direct");
+    pair.transfer_both_ways(MIB);
+}
+
+/// Two machines on one LAN behind a NAT that does not hairpin, knowing
+/// nothing of each other but the relay: their reflexive addresses cannot
+/// reach each other, so they go direct by the LAN addresses each device
+/// lists as candidates.
+#[test]
+fn two_machines_on_one_lan_go_direct_by_their_lan_addresses() {
+    let pair = NatPair::on_hosts(
+        "punch-lan",
+        |lab, net| {
+            let mut lan = net.add_lan(lab, "home", Nat::Cone, 2).unwrap();
+            let b = lan.pop().unwrap();
+            (lan.pop().unwrap(), b)
+        },
+        DEFAULT_TEST_MTU,
+    );
+    assert!(pair.goes_direct(), "one LAN goes direct");
+    let b_key = B64.encode(public(key(6)));
+    assert_eq!(
+        pair.dev_a.peer(&b_key).unwrap().endpoint,
+        Some(SocketAddr::from((pair.b.ip, 51820))),
+        "the endpoint is b's LAN address"
+    );
     pair.transfer_both_ways(MIB);
 }
 

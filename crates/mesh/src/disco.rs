@@ -105,11 +105,30 @@ pub enum DiscoError {
     Unauthenticated,
 }
 
+/// The key for messages `from` → `to`, from their X25519 shared secret.
+fn direction_key(
+    shared: &[u8; 32],
+    from: &PeerKey,
+    to: &PeerKey,
+) -> Result<LessSafeKey, ring::error::Unspecified> {
+    let mut hash = Blake2s256::new();
+    hash.update(KEY_LABEL);
+    hash.update(shared);
+    hash.update(from.0);
+    hash.update(to.0);
+    let key: [u8; 32] = hash.finalize().into();
+    // A 32-byte key is exactly what ChaCha20-Poly1305 takes.
+    UnboundKey::new(&CHACHA20_POLY1305, &key).map(LessSafeKey::new)
+}
+
 /// The two directional keys between this node and one peer.
 pub struct DiscoKeys {
     own: PeerKey,
     seal: LessSafeKey,
     open: LessSafeKey,
+    /// False when the peer's key is a low-order point: the shared secret is
+    /// then all zeros, anyone can derive the keys, and nothing is opened.
+    contributory: bool,
 }
 
 impl DiscoKeys {
@@ -117,18 +136,15 @@ impl DiscoKeys {
     pub fn new(private_key: &StaticSecret, peer: PeerKey) -> DiscoKeys {
         let own = PeerKey::from(PublicKey::from(private_key));
         let shared = private_key.diffie_hellman(&PublicKey::from(peer.0));
-        let derive = |from: &PeerKey, to: &PeerKey| {
-            let mut hash = Blake2s256::new();
-            hash.update(KEY_LABEL);
-            hash.update(shared.as_bytes());
-            hash.update(from.0);
-            hash.update(to.0);
-            let key: [u8; 32] = hash.finalize().into();
-            // A 32-byte key is exactly what ChaCha20-Poly1305 takes.
-            UnboundKey::new(&CHACHA20_POLY1305, &key).map(LessSafeKey::new)
-        };
+        let derive = |from: &PeerKey, to: &PeerKey| direction_key(shared.as_bytes(), from, to);
+        let contributory = shared.as_bytes().iter().any(|b| *b != 0);
         match (derive(&own, &peer), derive(&peer, &own)) {
-            (Ok(seal), Ok(open)) => DiscoKeys { own, seal, open },
+            (Ok(seal), Ok(open)) => DiscoKeys {
+                own,
+                seal,
+                open,
+                contributory,
+            },
             _ => unreachable!("ChaCha20-Poly1305 accepts every 32-byte key"),
         }
     }
@@ -159,6 +175,9 @@ impl DiscoKeys {
         }
         if bytes.get(1) != Some(&VERSION) {
             return Err(DiscoError::Malformed);
+        }
+        if !self.contributory {
+            return Err(DiscoError::Unauthenticated);
         }
         let (header, sealed) = bytes.split_at(HEADER_LEN);
         let nonce: [u8; 12] = header[34..46]
@@ -250,6 +269,28 @@ fn decode(plain: &[u8]) -> Result<Message, DiscoError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A peer configured with a low-order key shares an all-zero secret
+    /// with this node, which anyone can compute: its messages are refused.
+    #[test]
+    fn a_low_order_peer_key_opens_nothing() {
+        let node = StaticSecret::from([1u8; 32]);
+        let node_public = PeerKey::from(PublicKey::from(&node));
+        let low_order = PeerKey([0; 32]);
+        let keys = DiscoKeys::new(&node, low_order);
+        let zero = [0u8; 32];
+        let forger = DiscoKeys {
+            own: low_order,
+            seal: direction_key(&zero, &low_order, &node_public).unwrap(),
+            open: direction_key(&zero, &node_public, &low_order).unwrap(),
+            contributory: true,
+        };
+        let forged = forger.seal(
+            &Message::CallMeMaybe(vec!["198.51.100.1:1".parse().unwrap()]),
+            DiscoNonce::new([1; 8], 1),
+        );
+        assert_eq!(keys.open(&forged), Err(DiscoError::Unauthenticated));
+    }
 
     fn pair() -> (DiscoKeys, DiscoKeys) {
         let a = StaticSecret::from([1u8; 32]);
