@@ -31,6 +31,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane (admin API, state, embedded relay).
+    Serve(cmd::serve::ServeArgs),
+    /// Create, list and revoke join tokens.
+    Token(cmd::token::TokenArgs),
+    /// Print the public key standalone relays trust (`warren relay --control-key`).
+    ControlKey(cmd::serve::ControlKeyArgs),
     /// Run or inspect a userspace WireGuard interface.
     #[command(subcommand)]
     Device(cmd::device::DeviceCommand),
@@ -46,6 +52,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Token(args) => cmd::token::run(args),
+        Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),
         Command::Relay(args) => cmd::relay::run(args),
         Command::Genkey => cmd::keys::genkey(),
@@ -54,10 +63,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("warren: error: {error:#}");
+            eprintln!("warren: error: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the
+/// line already holds (library errors often name their cause in their own
+/// message too).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn init_logging() {

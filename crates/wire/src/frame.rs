@@ -457,7 +457,7 @@ pub fn write_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
     out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
-fn read_addr(reader: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
+pub(crate) fn read_addr(reader: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
     let ip = match reader.u8()? {
         FAMILY_V4 => IpAddr::V4(Ipv4Addr::from(reader.array::<4>()?)),
         FAMILY_V6 => IpAddr::V6(Ipv6Addr::from(reader.array::<16>()?)),

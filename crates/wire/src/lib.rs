@@ -3,6 +3,8 @@
 //! - [`frame`]: the frames between nodes and a relay (registration,
 //!   forwarding, keepalive, refusals), with their byte layouts;
 //! - [`ticket`]: the control plane's signed permission to register a key;
+//! - [`join_token`]: what `warren join --token` takes (control addresses,
+//!   the pinned certificate, the secret);
 //! - [`Reader`]: the bounds-checked cursor every decoder reads through, so
 //!   no input can make a decoder panic.
 //!
@@ -13,6 +15,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod join_token;
 pub mod key;
 pub mod reader;
 pub mod ticket;
@@ -22,6 +25,7 @@ pub use frame::{
     is_warren_frame, send_to_recv_in_place, write_send_header, Challenge, ErrorCode, Frame,
     FrameType, RegisterProof, RegisterRequest, Registered,
 };
+pub use join_token::{JoinToken, JoinTokenError, JOIN_TOKEN_PREFIX};
 pub use key::{KeyParseError, NodeKey};
 pub use reader::Reader;
 pub use ticket::{Ticket, TicketParseError};

@@ -1,8 +1,11 @@
 //! The `warren` subcommands, one module each.
 
+pub mod api;
 pub mod device;
 pub mod keys;
 pub mod relay;
+pub mod serve;
+pub mod token;
 
 use anyhow::{Context, Result};
 

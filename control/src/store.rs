@@ -1,0 +1,306 @@
+//! The control plane's state in SQLite: join tokens now, nodes and their
+//! addresses as they join.
+//!
+//! Every change is one transaction, committed (and synced: `synchronous =
+//! FULL` in WAL mode) before the caller acknowledges it to anyone, so a
+//! control plane killed at any moment loses nothing it acknowledged. The
+//! schema carries a version; a database from a newer warren is refused
+//! rather than misread.
+
+use crate::tokens::{TokenRecord, TokenRefused};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+
+/// The schema this build writes and reads.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id            BLOB PRIMARY KEY CHECK (length(id) = 8),
+    secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),
+    created       INTEGER NOT NULL,
+    expires       INTEGER NOT NULL,
+    uses          INTEGER NOT NULL CHECK (uses > 0),
+    used          INTEGER NOT NULL DEFAULT 0,
+    revoked       INTEGER NOT NULL DEFAULT 0
+);
+";
+
+/// What went wrong with the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("opening the state database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer warren.
+    #[error("the state database {path} has schema version {found}; this warren reads version {SCHEMA_VERSION}: upgrade warren")]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// A query failed (disk full, I/O error, corruption).
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row does not have the shape this build writes.
+    #[error("state database: a corrupt {0} row")]
+    Corrupt(&'static str),
+}
+
+/// Why a token could not be redeemed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedeemError {
+    /// The token does not admit the join.
+    #[error(transparent)]
+    Refused(#[from] TokenRefused),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The open database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_error)?;
+        conn.execute_batch(SCHEMA).map_err(open_error)?;
+        let found: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(open_error)?;
+        match found {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    params![SCHEMA_VERSION],
+                )
+                .map_err(open_error)?;
+            }
+            Some(version) if version > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_owned(),
+                    found: version,
+                })
+            }
+            Some(_) => {}
+        }
+        Ok(Store { conn })
+    }
+
+    /// Stores a newly issued token.
+    pub fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO tokens (id, secret_sha256, created, expires, uses, used, revoked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                token.id.as_slice(),
+                token.secret_sha256.as_slice(),
+                to_sql_time(token.created),
+                to_sql_time(token.expires),
+                token.uses,
+                token.used,
+                token.revoked
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every token, oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, secret_sha256, created, expires, uses, used, revoked
+             FROM tokens ORDER BY created, id",
+        )?;
+        let rows = statement.query_map([], token_from_row)?;
+        let mut tokens = Vec::new();
+        for row in rows {
+            tokens.push(row??);
+        }
+        Ok(tokens)
+    }
+
+    /// The token with this id.
+    pub fn token(&self, id: &[u8; 8]) -> Result<Option<TokenRecord>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, secret_sha256, created, expires, uses, used, revoked
+                 FROM tokens WHERE id = ?1",
+                params![id.as_slice()],
+                token_from_row,
+            )
+            .optional()?;
+        row.transpose()
+    }
+
+    /// Revokes a token; returns whether one had this id.
+    pub fn revoke_token(&self, id: &[u8; 8]) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+            params![id.as_slice()],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Checks a token and counts one use, atomically: two joins racing for
+    /// a token's last use cannot both get it. Nothing changes when refused.
+    pub fn redeem_token(
+        &mut self,
+        id: &[u8; 8],
+        secret: &[u8; 32],
+        now: u64,
+    ) -> Result<TokenRecord, RedeemError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let record = tx
+            .query_row(
+                "SELECT id, secret_sha256, created, expires, uses, used, revoked
+                 FROM tokens WHERE id = ?1",
+                params![id.as_slice()],
+                token_from_row,
+            )
+            .optional()
+            .map_err(StoreError::from)?
+            .transpose()?
+            .ok_or(TokenRefused::Unknown)?;
+        record.check(secret, now)?;
+        tx.execute(
+            "UPDATE tokens SET used = used + 1 WHERE id = ?1",
+            params![id.as_slice()],
+        )
+        .map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(TokenRecord {
+            used: record.used + 1,
+            ..record
+        })
+    }
+}
+
+/// Unix seconds as SQLite's signed integer (far-future times saturate).
+fn to_sql_time(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreError>> {
+    let id: Vec<u8> = row.get(0)?;
+    let hash: Vec<u8> = row.get(1)?;
+    let created: i64 = row.get(2)?;
+    let expires: i64 = row.get(3)?;
+    let uses: u32 = row.get(4)?;
+    let used: u32 = row.get(5)?;
+    let revoked: bool = row.get(6)?;
+    let parsed = (|| {
+        Some(TokenRecord {
+            id: id.try_into().ok()?,
+            secret_sha256: hash.try_into().ok()?,
+            created: u64::try_from(created).ok()?,
+            expires: u64::try_from(expires).ok()?,
+            uses,
+            used,
+            revoked,
+        })
+    })();
+    Ok(parsed.ok_or(StoreError::Corrupt("token")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn temp_db(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("warren-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("state.db")
+    }
+
+    #[test]
+    fn tokens_survive_reopening_and_are_redeemed_atomically() {
+        let path = temp_db("tokens");
+        let (record, secret) =
+            TokenRecord::issue(1000, Duration::from_secs(600), 2, [9; 40]).unwrap();
+        {
+            let store = Store::open(&path).unwrap();
+            store.insert_token(&record).unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.tokens().unwrap(), vec![record.clone()]);
+        assert_eq!(
+            store.redeem_token(&record.id, &secret, 1001).unwrap().used,
+            1
+        );
+        assert_eq!(
+            store.redeem_token(&record.id, &secret, 1002).unwrap().used,
+            2
+        );
+        assert!(matches!(
+            store.redeem_token(&record.id, &secret, 1003),
+            Err(RedeemError::Refused(TokenRefused::UsedUp { uses: 2 }))
+        ));
+        assert!(matches!(
+            store.redeem_token(&[0; 8], &secret, 1003),
+            Err(RedeemError::Refused(TokenRefused::Unknown))
+        ));
+        assert_eq!(
+            store.token(&record.id).unwrap().unwrap().used,
+            2,
+            "refusals change nothing"
+        );
+        assert!(store.revoke_token(&record.id).unwrap());
+        assert!(!store.revoke_token(&[0; 8]).unwrap());
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert!(store.token(&record.id).unwrap().unwrap().revoked);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_database_from_a_newer_warren_is_refused() {
+        let path = temp_db("newer");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema'", [])
+            .unwrap();
+        drop(conn);
+        let refused = Store::open(&path).err().unwrap();
+        assert!(
+            matches!(refused, StoreError::NewerSchema { found: 99, .. }),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}

@@ -1,0 +1,120 @@
+//! `warren serve` (the control plane) and `warren control-key`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ip_network::Ipv4Network;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use warren_control::{Identity, ServeOptions};
+
+/// The data directory when none is given.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/warren";
+
+/// Arguments of `warren serve`.
+#[derive(Args)]
+#[command(
+    long_about = "Run the control plane in the foreground.\n\n\
+        On first start it creates its identities in --data-dir: the admin credential the CLI \
+        uses, the TLS certificate agents pin through their join token, its WireGuard key and \
+        the key that signs relay tickets. Later starts reuse them. Its state (join tokens, \
+        and nodes with their mesh addresses) is a SQLite database in the same directory: \
+        nothing it acknowledged is lost if it is killed.\n\n\
+        It serves the admin API for `warren token`, `warren nodes` and friends (on \
+        127.0.0.1 by default: the admin credential is the only protection), and an embedded \
+        relay that admits the nodes it issues tickets to, unless --no-relay.\n\n\
+        Stops on SIGINT or SIGTERM.",
+    after_help = "Examples:\n  \
+        warren serve                                       # everything on its defaults\n  \
+        warren serve --advertise-address 203.0.113.7       # behind a NAT or on a cloud VM\n  \
+        warren serve --no-relay --mesh-cidr 10.77.0.0/16\n  \
+        warren token create --ttl 2h --uses 3              # then, on a worker: warren join --token …"
+)]
+pub struct ServeArgs {
+    /// Where the identities and the state live.
+    #[arg(long, value_name = "DIR", env = "WARREN_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The QUIC endpoint agents connect to.
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7443")]
+    listen: SocketAddr,
+    /// The admin API the CLI talks to.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:7080")]
+    api_listen: SocketAddr,
+    /// The address agents reach this host at, put in join tokens (default:
+    /// the --listen address, or this host's own addresses when it is a
+    /// wildcard).
+    #[arg(long, value_name = "IP")]
+    advertise_address: Option<IpAddr>,
+    /// The mesh network's address range; the control plane takes its first address.
+    #[arg(long, value_name = "CIDR", default_value = "100.96.0.0/16")]
+    mesh_cidr: Ipv4Network,
+    /// The embedded relay's UDP address.
+    #[arg(
+        long,
+        value_name = "IP:PORT",
+        default_value = "0.0.0.0:3478",
+        conflicts_with = "no_relay"
+    )]
+    relay_listen: SocketAddr,
+    /// Run no embedded relay (relays run standalone: `warren relay`, trusting `warren control-key`).
+    #[arg(long)]
+    no_relay: bool,
+}
+
+/// Arguments of `warren control-key`.
+#[derive(Args)]
+pub struct ControlKeyArgs {
+    /// The control plane's data directory.
+    #[arg(long, value_name = "DIR", env = "WARREN_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+/// Runs `warren serve`.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let options = ServeOptions {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        api_listen: args.api_listen,
+        advertise_address: args.advertise_address,
+        relay_listen: (!args.no_relay).then_some(args.relay_listen),
+        mesh_cidr: args.mesh_cidr,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = super::shutdown_signal()?;
+        warren_control::serve(
+            options,
+            |started| {
+                let control: Vec<String> = started
+                    .control_addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let relay = started
+                    .relay
+                    .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
+                tracing::info!(
+                    "control plane up: admin API http://{}, relay {relay}, agents reach it at {}",
+                    started.api,
+                    control.join(", ")
+                );
+            },
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+/// Prints the public key standalone relays need (`warren relay --control-key`).
+pub fn control_key(args: ControlKeyArgs) -> Result<()> {
+    use base64::Engine as _;
+    let identity = Identity::load_or_create(&args.data_dir)?;
+    println!(
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(identity.control_key().0)
+    );
+    Ok(())
+}
