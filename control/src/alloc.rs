@@ -86,19 +86,21 @@ impl Allocator {
     /// Hands out the next free address after the last one handed out,
     /// wrapping around the CIDR.
     pub fn allocate(&mut self) -> Result<Ipv4Addr, AllocError> {
+        let addr = self.next_free()?;
+        self.claim(addr)?;
+        Ok(addr)
+    }
+
+    /// The address [`Allocator::allocate`] would hand out, without taking it.
+    pub fn next_free(&self) -> Result<Ipv4Addr, AllocError> {
         let (first_node, last) = (self.first() + 1, self.last());
         let start = self.cursor.clamp(first_node - 1, last);
         let after = (start + 1..=last).find(|a| !self.taken.contains(a));
         let found = after.or_else(|| (first_node..=start).find(|a| !self.taken.contains(a)));
-        let Some(addr) = found else {
-            return Err(AllocError::Exhausted {
-                cidr: self.cidr,
-                usable: self.capacity(),
-            });
-        };
-        self.taken.insert(addr);
-        self.cursor = addr;
-        Ok(Ipv4Addr::from(addr))
+        found.map(Ipv4Addr::from).ok_or(AllocError::Exhausted {
+            cidr: self.cidr,
+            usable: self.capacity(),
+        })
     }
 
     /// Marks `addr` taken (a node's address loaded from the store, or asked
@@ -114,7 +116,7 @@ impl Allocator {
         if !self.taken.insert(raw) {
             return Err(AllocError::Taken(addr));
         }
-        self.cursor = self.cursor.max(raw);
+        self.cursor = raw;
         Ok(())
     }
 

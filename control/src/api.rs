@@ -26,7 +26,7 @@ use warren_wire::JoinToken;
 /// What the handlers share.
 pub struct ApiState {
     /// The state store.
-    pub store: Mutex<Store>,
+    pub store: Arc<Mutex<Store>>,
     /// The credential every request must carry.
     pub admin_token: String,
     /// What tokens pin: the QUIC certificate's SHA-256.
@@ -209,7 +209,7 @@ async fn not_found() -> ApiError {
 }
 
 /// A token id from its 16 hex digits.
-fn parse_id(text: &str) -> Option<[u8; 8]> {
+pub(crate) fn parse_id(text: &str) -> Option<[u8; 8]> {
     if text.len() != 16 || !text.is_ascii() {
         return None;
     }

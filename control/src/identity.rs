@@ -13,15 +13,16 @@
 //! ```
 //!
 //! Secret files are written 0600, through a temporary file renamed into
-//! place, so a crash never leaves half a key.
+//! place, so a crash never leaves half a key ([`warren_proto::files`]).
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use warren_proto::files;
 use warren_relay::{ControlKey, SigningKey};
 
 /// The admin credential's file name in the data directory.
@@ -204,35 +205,17 @@ fn read_optional(path: &Path) -> Result<Option<String>, IdentityError> {
 }
 
 fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, IdentityError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(IdentityError::Io {
-            path: path.to_owned(),
-            error,
-        }),
-    }
-}
-
-/// Writes `bytes` to `path` (mode 0600) through a synced temporary file
-/// renamed into place.
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
-    let io_error = |error| IdentityError::Io {
+    files::read_optional(path).map_err(|error| IdentityError::Io {
         path: path.to_owned(),
         error,
-    };
-    let temporary = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(io_error)?;
-    file.write_all(bytes).map_err(io_error)?;
-    file.sync_all().map_err(io_error)?;
-    fs::rename(&temporary, path).map_err(io_error)?;
-    Ok(())
+    })
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    files::write_secret(path, bytes).map_err(|error| IdentityError::Io {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 /// A self-signed certificate for the QUIC endpoint. Agents do not check

@@ -7,9 +7,11 @@
 //! them, [`identity`] keeps the keys and certificate in the data directory,
 //! [`api`] serves the admin HTTP API, and [`serve`] wires it all together.
 
+pub mod agents;
 pub mod alloc;
 pub mod api;
 pub mod identity;
+pub mod nodes;
 pub mod serve;
 pub mod store;
 pub mod tokens;

@@ -2,17 +2,24 @@
 //! identities and state, checks the mesh CIDR, serves the admin API and,
 //! unless told not to, an embedded relay that trusts its ticket-signing key.
 
+use crate::agents::{self, Admissions, ControlPeer, PeerEvent};
 use crate::alloc::{AllocError, Allocator};
 use crate::api::{self, ApiState};
 use crate::identity::{Identity, IdentityError};
+use crate::nodes::{NodeRecord, Registry};
 use crate::store::{Store, StoreError};
 use ip_network::Ipv4Network;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 use warren_device::local_addresses;
+use warren_device::netlink::IfAddress;
+use warren_device::{Device, DeviceHandle, DeviceOptions};
 use warren_relay::{Config, Server, ServerError, ServerOptions};
+use warren_uapi::{IpNetwork, Key, PeerChange, SetRequest};
+use warren_wire::NodeKey;
 
 /// Everything `warren serve` is told.
 #[derive(Debug, Clone)]
@@ -30,6 +37,12 @@ pub struct ServeOptions {
     pub relay_listen: Option<SocketAddr>,
     /// The mesh's address range.
     pub mesh_cidr: Ipv4Network,
+    /// Standalone relays to use besides (or instead of) the embedded one.
+    pub relays: Vec<SocketAddr>,
+    /// The control plane's WireGuard port.
+    pub wg_port: u16,
+    /// Its mesh interface's name.
+    pub iface: String,
 }
 
 /// Why the control plane could not start or stopped.
@@ -66,6 +79,20 @@ pub enum ServeError {
         /// Its interface.
         interface: String,
     },
+    /// The QUIC endpoint's TLS configuration.
+    #[error("the QUIC endpoint's TLS configuration: {0}")]
+    Tls(String),
+    /// The QUIC endpoint's socket.
+    #[error("cannot listen for agents on UDP {addr}: {source}")]
+    Quic {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The control plane's own mesh device.
+    #[error("the control plane's mesh device: {0}")]
+    Device(#[from] warren_device::DeviceError),
     /// Nothing tells agents where the control plane is.
     #[error("cannot tell which address agents reach this host at: pass --advertise-address IP")]
     NoAdvertiseAddress,
@@ -91,8 +118,11 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let identity = Identity::load_or_create(&options.data_dir)?;
     let store = Store::open(&identity.database())?;
-    let allocator = Allocator::new(options.mesh_cidr)?;
     check_cidr_is_free(options.mesh_cidr)?;
+    let mut registry = Registry::new(Allocator::new(options.mesh_cidr)?);
+    for node in store.nodes()? {
+        registry.insert(node)?;
+    }
     let control_addrs = advertised(&options)?;
 
     let api_listener = tokio::net::TcpListener::bind(options.api_listen)
@@ -120,17 +150,54 @@ pub async fn serve(
         None => None,
     };
     let relay_addr = relay.as_ref().and_then(|r| r.local_addr().ok());
+    // Agents reach the embedded relay where they reach the control plane.
+    let mut relays: Vec<SocketAddr> = relay_addr
+        .zip(control_addrs.first())
+        .map(|(relay, control)| SocketAddr::new(control.ip(), relay.port()))
+        .into_iter()
+        .collect();
+    relays.extend(options.relays.iter().copied());
 
+    let control_ip = registry.allocator().control_address();
+    let device = control_device(&options, &identity, &registry, &relays).await?;
+    let device_handle = device.handle();
+    let endpoint = quinn::Endpoint::server(
+        agents::server_config(&identity.tls_cert, &identity.tls_key).map_err(ServeError::Tls)?,
+        options.listen,
+    )
+    .map_err(|source| ServeError::Quic {
+        addr: options.listen,
+        source,
+    })?;
+
+    let store = Arc::new(Mutex::new(store));
+    let (events, _) = tokio::sync::broadcast::channel(256);
+    let admissions = Arc::new(Admissions {
+        store: Arc::clone(&store),
+        registry: Arc::new(Mutex::new(registry)),
+        signing_key: identity.signing_key(),
+        relays: relays.clone(),
+        mesh: options.mesh_cidr,
+        control: ControlPeer {
+            public_key: public_key_of(identity.wireguard_key),
+            mesh_ip: control_ip,
+            endpoints: control_addrs
+                .iter()
+                .map(|addr| SocketAddr::new(addr.ip(), options.wg_port))
+                .collect(),
+        },
+        events: events.clone(),
+    });
     let state = Arc::new(ApiState {
-        store: Mutex::new(store),
+        store,
         admin_token: identity.admin_token.clone(),
         cert_sha256: identity.cert_sha256(),
         control_addrs: control_addrs.clone(),
     });
     tracing::info!(
         data_dir = %options.data_dir.display(),
-        mesh = %allocator.cidr(),
-        control_address = %allocator.control_address(),
+        mesh = %options.mesh_cidr,
+        control_address = %control_ip,
         "control plane state loaded"
     );
     started(&Started {
@@ -140,27 +207,107 @@ pub async fn serve(
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let relay_task = relay.map(|server| {
-        let mut stop = stop_rx.clone();
-        tokio::spawn(server.run(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        }))
-    });
-    let mut api_stop = stop_rx;
-    let api = axum::serve(api_listener, api::router(state)).with_graceful_shutdown(async move {
-        let _ = api_stop.wait_for(|stopped| *stopped).await;
-    });
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let relay_task = relay.map(|server| tokio::spawn(server.run(stopped(stop_rx.clone()))));
+    let device_task = tokio::spawn(device.run(stopped(stop_rx.clone())));
+    let peers_task = tokio::spawn(follow_joins(events.subscribe(), device_handle));
+    let agents_task = tokio::spawn(agents::serve(endpoint.clone(), admissions));
+    let api =
+        axum::serve(api_listener, api::router(state)).with_graceful_shutdown(stopped(stop_rx));
     let api_task = tokio::spawn(async move { api.await });
     shutdown.await;
+    endpoint.close(0u32.into(), b"control plane stopping");
     let _ = stop_tx.send(true);
+    agents_task.abort();
+    peers_task.abort();
     if let Some(task) = relay_task {
         let _ = task.await;
+    }
+    if let Ok(Err(error)) = device_task.await {
+        tracing::warn!(%error, "the mesh device stopped with an error");
     }
     if let Ok(Err(error)) = api_task.await {
         tracing::warn!(%error, "admin API stopped with an error");
     }
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+/// The control plane's own mesh device: the CIDR's first address, every
+/// stored node as a peer, registered with the relays.
+async fn control_device(
+    options: &ServeOptions,
+    identity: &Identity,
+    registry: &Registry,
+    relays: &[SocketAddr],
+) -> Result<Device, ServeError> {
+    let mut config = SetRequest {
+        private_key: Some(Some(Key(identity.wireguard_key))),
+        listen_port: Some(options.wg_port),
+        ..SetRequest::default()
+    };
+    config.peers = registry.nodes().map(node_peer).collect();
+    let mut device = DeviceOptions::new(options.iface.clone());
+    device.addresses = vec![IfAddress {
+        address: IpAddr::V4(registry.allocator().control_address()),
+        prefix_len: options.mesh_cidr.netmask(),
+    }];
+    device.listen_port = options.wg_port;
+    device.config = Some(config);
+    device.relays = relays.to_vec();
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+        + 10 * 365 * 24 * 3600;
+    device.ticket = Some(
+        identity
+            .signing_key()
+            .mint(NodeKey(public_key_of(identity.wireguard_key)), expires),
+    );
+    Ok(Device::create(device).await?)
+}
+
+/// A node as a peer of the control plane's device.
+fn node_peer(node: &NodeRecord) -> PeerChange {
+    PeerChange {
+        endpoint: node
+            .private_address
+            .map(|ip| SocketAddr::new(ip, node.wg_port)),
+        replace_allowed_ips: true,
+        allowed_ips: vec![IpNetwork::V4(Ipv4Network::from(node.mesh_ip))],
+        ..PeerChange::new(Key(node.public_key))
+    }
+}
+
+/// Adds each node that joins to the control plane's own device.
+async fn follow_joins(
+    mut events: tokio::sync::broadcast::Receiver<PeerEvent>,
+    device: DeviceHandle,
+) {
+    loop {
+        match events.recv().await {
+            Ok(PeerEvent::Joined(node)) => {
+                let set = SetRequest {
+                    peers: vec![node_peer(&node)],
+                    ..SetRequest::default()
+                };
+                if let Err(error) = device.set(set).await {
+                    tracing::warn!(name = %node.name, %error, "adding a node to the control plane's device");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "the control plane's device missed peer-map changes");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn public_key_of(private_key: [u8; 32]) -> [u8; 32] {
+    boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private_key))
+        .to_bytes()
 }
 
 /// Refuses a mesh CIDR that holds one of this host's addresses: mesh routes

@@ -7,6 +7,7 @@
 //! schema carries a version; a database from a newer warren is refused
 //! rather than misread.
 
+use crate::nodes::{Mode, NodeRecord};
 use crate::tokens::{TokenRecord, TokenRefused};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,16 @@ CREATE TABLE IF NOT EXISTS tokens (
     uses          INTEGER NOT NULL CHECK (uses > 0),
     used          INTEGER NOT NULL DEFAULT 0,
     revoked       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    name              TEXT PRIMARY KEY,
+    public_key        BLOB NOT NULL UNIQUE CHECK (length(public_key) = 32),
+    mesh_ip           TEXT NOT NULL UNIQUE,
+    mode              TEXT NOT NULL CHECK (mode IN ('direct', 'relay')),
+    private_address   TEXT,
+    wg_port           INTEGER NOT NULL,
+    credential_sha256 BLOB NOT NULL UNIQUE CHECK (length(credential_sha256) = 32),
+    joined            INTEGER NOT NULL
 );
 ";
 
@@ -184,29 +195,129 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let record = tx
-            .query_row(
-                "SELECT id, secret_sha256, created, expires, uses, used, revoked
-                 FROM tokens WHERE id = ?1",
-                params![id.as_slice()],
-                token_from_row,
-            )
-            .optional()
-            .map_err(StoreError::from)?
-            .transpose()?
-            .ok_or(TokenRefused::Unknown)?;
-        record.check(secret, now)?;
-        tx.execute(
-            "UPDATE tokens SET used = used + 1 WHERE id = ?1",
-            params![id.as_slice()],
-        )
-        .map_err(StoreError::from)?;
+        let redeemed = redeem_in(&tx, id, secret, now)?;
         tx.commit().map_err(StoreError::from)?;
-        Ok(TokenRecord {
-            used: record.used + 1,
-            ..record
-        })
+        Ok(redeemed)
     }
+}
+
+/// Checks and counts a token inside `tx` (committed by the caller).
+fn redeem_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: &[u8; 8],
+    secret: &[u8; 32],
+    now: u64,
+) -> Result<TokenRecord, RedeemError> {
+    let record = tx
+        .query_row(
+            "SELECT id, secret_sha256, created, expires, uses, used, revoked
+             FROM tokens WHERE id = ?1",
+            params![id.as_slice()],
+            token_from_row,
+        )
+        .optional()
+        .map_err(StoreError::from)?
+        .transpose()?
+        .ok_or(TokenRefused::Unknown)?;
+    record.check(secret, now)?;
+    tx.execute(
+        "UPDATE tokens SET used = used + 1 WHERE id = ?1",
+        params![id.as_slice()],
+    )
+    .map_err(StoreError::from)?;
+    Ok(TokenRecord {
+        used: record.used + 1,
+        ..record
+    })
+}
+
+impl Store {
+    /// Admits a node with a join token, atomically: the token is checked
+    /// and counted and the node stored in one transaction, or nothing
+    /// happens (a refused token, a name or key stored meanwhile).
+    pub fn join(
+        &mut self,
+        token_id: &[u8; 8],
+        secret: &[u8; 32],
+        node: &NodeRecord,
+        now: u64,
+    ) -> Result<(), RedeemError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        redeem_in(&tx, token_id, secret, now)?;
+        insert_node(&tx, node).map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Every node, in the order they joined.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT name, public_key, mesh_ip, mode, private_address, wg_port, credential_sha256, joined
+             FROM nodes ORDER BY joined, name",
+        )?;
+        let rows = statement.query_map([], node_from_row)?;
+        let mut nodes = Vec::new();
+        for row in rows {
+            nodes.push(row??);
+        }
+        Ok(nodes)
+    }
+
+    /// Removes a node; returns whether one had this name.
+    pub fn remove_node(&self, name: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute("DELETE FROM nodes WHERE name = ?1", params![name])?;
+        Ok(changed > 0)
+    }
+}
+
+fn insert_node(conn: &Connection, node: &NodeRecord) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO nodes (name, public_key, mesh_ip, mode, private_address, wg_port, credential_sha256, joined)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            node.name,
+            node.public_key.as_slice(),
+            node.mesh_ip.to_string(),
+            node.mode.as_str(),
+            node.private_address.map(|a| a.to_string()),
+            node.wg_port,
+            node.credential_sha256.as_slice(),
+            to_sql_time(node.joined)
+        ],
+    )?;
+    Ok(())
+}
+
+fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord, StoreError>> {
+    let name: String = row.get(0)?;
+    let key: Vec<u8> = row.get(1)?;
+    let mesh_ip: String = row.get(2)?;
+    let mode: String = row.get(3)?;
+    let private_address: Option<String> = row.get(4)?;
+    let wg_port: u16 = row.get(5)?;
+    let credential: Vec<u8> = row.get(6)?;
+    let joined: i64 = row.get(7)?;
+    let parsed = (|| {
+        Some(NodeRecord {
+            name,
+            public_key: key.try_into().ok()?,
+            mesh_ip: mesh_ip.parse().ok()?,
+            mode: mode.parse::<Mode>().ok()?,
+            private_address: match private_address {
+                Some(text) => Some(text.parse().ok()?),
+                None => None,
+            },
+            wg_port,
+            credential_sha256: credential.try_into().ok()?,
+            joined: u64::try_from(joined).ok()?,
+        })
+    })();
+    Ok(parsed.ok_or(StoreError::Corrupt("node")))
 }
 
 /// Unix seconds as SQLite's signed integer (far-future times saturate).
@@ -285,6 +396,48 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         assert!(store.token(&record.id).unwrap().unwrap().revoked);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_join_stores_the_node_and_counts_the_token_or_changes_nothing() {
+        let path = temp_db("join");
+        let mut store = Store::open(&path).unwrap();
+        let (token, secret) =
+            TokenRecord::issue(1000, Duration::from_secs(600), 2, [5; 40]).unwrap();
+        store.insert_token(&token).unwrap();
+        let node = NodeRecord {
+            name: "pi".to_owned(),
+            public_key: [1; 32],
+            mesh_ip: "100.96.0.2".parse().unwrap(),
+            mode: Mode::Direct,
+            private_address: Some("10.0.0.2".parse().unwrap()),
+            wg_port: 51820,
+            credential_sha256: [2; 32],
+            joined: 1001,
+        };
+        store.join(&token.id, &secret, &node, 1001).unwrap();
+        // The same key under another name: the store refuses, the token's use is not spent.
+        let twin = NodeRecord {
+            name: "twin".to_owned(),
+            mesh_ip: "100.96.0.3".parse().unwrap(),
+            credential_sha256: [3; 32],
+            ..node.clone()
+        };
+        assert!(matches!(
+            store.join(&token.id, &secret, &twin, 1002),
+            Err(RedeemError::Store(_))
+        ));
+        assert!(matches!(
+            store.join(&token.id, &[0; 32], &twin, 1002),
+            Err(RedeemError::Refused(TokenRefused::Unknown))
+        ));
+        assert_eq!(store.token(&token.id).unwrap().unwrap().used, 1);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.nodes().unwrap(), vec![node]);
+        assert!(store.remove_node("pi").unwrap());
+        assert!(store.nodes().unwrap().is_empty());
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 

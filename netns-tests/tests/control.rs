@@ -41,6 +41,7 @@ impl Control {
 
     /// Starts `warren serve` with `extra` arguments and waits until it is up.
     fn serve(&self, extra: &[&str]) -> Proc {
+        let iface = self.lab.iface_name("wctl");
         let proc = self
             .lab
             .spawn(
@@ -49,6 +50,7 @@ impl Control {
                     .arg("serve")
                     .arg("--data-dir")
                     .arg(&self.data_dir)
+                    .args(["--iface", &iface])
                     .args(extra)
                     .name("serve"),
             )
@@ -206,10 +208,13 @@ fn serve_refuses_bad_options_with_one_clear_line() {
         "--api-listen",
         "127.0.0.1:7080",
     ]);
+    // A second control plane on the host: its mesh would overlap the first's.
+    let twice = control.fails(&["serve", "--mesh-cidr", "10.77.0.0/16"]);
+    assert!(twice.contains("overlaps 10.77.0.1"), "{twice}");
     let taken = control.fails(&[
         "serve",
         "--mesh-cidr",
-        "10.77.0.0/16",
+        "10.78.0.0/16",
         "--relay-listen",
         "127.0.0.1:3479",
     ]);

@@ -194,6 +194,57 @@ pub struct Device {
     uapi: UapiListener,
     node: Node,
     mtu: u32,
+    /// Requests from UAPI connections and [`DeviceHandle`]s.
+    commands: (mpsc::Sender<UapiCommand>, mpsc::Receiver<UapiCommand>),
+}
+
+/// Configures a running [`Device`] from the same process, as `wg set`
+/// would through the UAPI socket (an agent adding peers, say).
+#[derive(Debug, Clone)]
+pub struct DeviceHandle {
+    commands: mpsc::Sender<UapiCommand>,
+}
+
+/// Why a [`DeviceHandle`] request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The device is not running any more.
+    #[error("the device has stopped")]
+    Stopped,
+    /// The device refused the request with this errno (negated, as UAPI says).
+    #[error("the device refused the configuration (errno {0})")]
+    Refused(i32),
+}
+
+impl DeviceHandle {
+    /// Applies `set`, as a UAPI `set=1` request.
+    pub async fn set(&self, set: SetRequest) -> Result<(), HandleError> {
+        let answer = self.request(UapiRequest::Uapi(Request::Set(set))).await?;
+        match answer
+            .trim_end()
+            .rsplit_once("errno=")
+            .map(|(_, n)| n.parse::<i32>())
+        {
+            Some(Ok(0)) => Ok(()),
+            Some(Ok(errno)) => Err(HandleError::Refused(errno)),
+            _ => Err(HandleError::Refused(-1)),
+        }
+    }
+
+    /// The device's state as a UAPI `get=1` answer.
+    pub async fn get(&self) -> Result<String, HandleError> {
+        self.request(UapiRequest::Uapi(Request::Get)).await
+    }
+
+    async fn request(&self, request: UapiRequest) -> Result<String, HandleError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(UapiCommand { request, reply })
+            .await
+            .map_err(|_| HandleError::Stopped)?;
+        answer.await.map_err(|_| HandleError::Stopped)
+    }
 }
 
 impl Device {
@@ -259,7 +310,15 @@ impl Device {
             uapi,
             node,
             mtu: options.mtu,
+            commands: mpsc::channel(16),
         })
+    }
+
+    /// A handle that configures the device while it runs.
+    pub fn handle(&self) -> DeviceHandle {
+        DeviceHandle {
+            commands: self.commands.0.clone(),
+        }
     }
 
     /// The interface name.
@@ -275,7 +334,7 @@ impl Device {
     /// Serves until `shutdown` completes. Dropping the device afterwards
     /// removes the interface (with its addresses and routes) and the UAPI socket.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DeviceError> {
-        let (commands_tx, mut commands) = mpsc::channel::<UapiCommand>(16);
+        let commands_tx = self.commands.0.clone();
         let mut buffers = Buffers::new(self.mtu);
         let connection_slots = Arc::new(Semaphore::new(MAX_UAPI_CLIENTS));
         tokio::pin!(shutdown);
@@ -310,7 +369,7 @@ impl Device {
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
-                Some(command) = commands.recv() => {
+                Some(command) = self.commands.1.recv() => {
                     let answer = self.handle_uapi(command.request).await;
                     let _ = command.reply.send(answer);
                 },

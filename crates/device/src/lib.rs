@@ -17,4 +17,4 @@ pub mod stats;
 pub mod tun;
 pub mod uapi_server;
 
-pub use device::{Device, DeviceError, DeviceOptions, DEFAULT_MTU};
+pub use device::{Device, DeviceError, DeviceHandle, DeviceOptions, HandleError, DEFAULT_MTU};

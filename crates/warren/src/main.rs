@@ -33,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (admin API, state, embedded relay).
     Serve(cmd::serve::ServeArgs),
+    /// Join this machine to a cluster (runs the agent in the foreground).
+    Join(cmd::join::JoinArgs),
     /// Create, list and revoke join tokens.
     Token(cmd::token::TokenArgs),
     /// Print the public key standalone relays trust (`warren relay --control-key`).
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(args) => cmd::token::run(args),
+        Command::Join(args) => cmd::join::run(args),
         Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),
         Command::Relay(args) => cmd::relay::run(args),

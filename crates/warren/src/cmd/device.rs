@@ -134,11 +134,7 @@ fn up(args: UpArgs) -> Result<()> {
             config.listen_port = Some(port);
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    super::block_on(async move {
         let name = options.name.clone();
         let device = Device::create(options)
             .await

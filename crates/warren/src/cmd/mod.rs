@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod device;
+pub mod join;
 pub mod keys;
 pub mod relay;
 pub mod serve;
@@ -21,4 +22,14 @@ pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
+}
+
+/// Runs a foreground command's `work` on a single-threaded tokio runtime
+/// (one thread moves the bytes; the work is not CPU-parallel).
+pub fn block_on<F: std::future::Future<Output = Result<()>>>(work: F) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
 }

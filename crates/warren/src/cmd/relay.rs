@@ -139,11 +139,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             ..Config::default()
         },
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    super::block_on(async move {
         let server = Server::bind(options).await?;
         let shutdown = super::shutdown_signal()?;
         tracing::info!(

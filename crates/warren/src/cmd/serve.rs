@@ -1,6 +1,6 @@
 //! `warren serve` (the control plane) and `warren control-key`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use ip_network::Ipv4Network;
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +58,15 @@ pub struct ServeArgs {
     /// Run no embedded relay (relays run standalone: `warren relay`, trusting `warren control-key`).
     #[arg(long)]
     no_relay: bool,
+    /// A standalone relay nodes should use (repeat for several; tried in order after the embedded one).
+    #[arg(long = "relay", value_name = "IP:PORT")]
+    relays: Vec<SocketAddr>,
+    /// The control plane's WireGuard UDP port.
+    #[arg(long, value_name = "PORT", default_value_t = 51820)]
+    wg_port: u16,
+    /// The control plane's mesh interface.
+    #[arg(long, value_name = "NAME", default_value = "warren0")]
+    iface: String,
 }
 
 /// Arguments of `warren control-key`.
@@ -77,12 +86,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         advertise_address: args.advertise_address,
         relay_listen: (!args.no_relay).then_some(args.relay_listen),
         mesh_cidr: args.mesh_cidr,
+        relays: args.relays,
+        wg_port: args.wg_port,
+        iface: args.iface,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    super::block_on(async move {
         let shutdown = super::shutdown_signal()?;
         warren_control::serve(
             options,

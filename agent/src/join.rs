@@ -1,0 +1,409 @@
+//! `warren join`: connect to the control plane (its certificate pinned),
+//! join with a token or rejoin with the stored credential, bring up the
+//! mesh device with the peer map and relay ticket it hands out, say
+//! `joined …` once the mesh is usable, then follow peer-map updates until
+//! told to stop.
+
+use crate::pinned;
+use crate::state::{AgentDir, Joined, StateError};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ip_network::Ipv4Network;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use warren_device::netlink::IfAddress;
+use warren_device::{Device, DeviceHandle, DeviceOptions};
+use warren_proto::{Auth, ControlMessage, Hello, Peer, Welcome, PROTOCOL_VERSION};
+use warren_uapi::{IpNetwork, Key, PeerChange, SetRequest};
+use warren_wire::join_token::hex_of;
+use warren_wire::{JoinToken, Ticket};
+
+/// How long the agent tries to reach the control plane.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the mesh may take to become usable after the welcome.
+const USABLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Keepalive for every peer: keeps NAT mappings open and paths probed.
+const PERSISTENT_KEEPALIVE: u16 = 25;
+
+/// How the node joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinMode {
+    /// On a private network, reachable at this address.
+    Direct(IpAddr),
+    /// Behind NAT, through relays.
+    Relay,
+}
+
+/// Everything `warren join` is told.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// Where the key and the joined state live.
+    pub data_dir: PathBuf,
+    /// The join token (needed for a first join only).
+    pub token: Option<JoinToken>,
+    /// How it joins.
+    pub mode: JoinMode,
+    /// The node name asked for.
+    pub name: String,
+    /// The WireGuard UDP port.
+    pub wg_port: u16,
+    /// The mesh interface's name.
+    pub iface: String,
+}
+
+/// Why the agent could not join or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The data directory.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Neither a stored credential nor a token.
+    #[error("this node has not joined yet: pass --token (from `warren token create` on the control plane)")]
+    NoToken,
+    /// The control plane could not be reached.
+    #[error("cannot reach the control plane at {addrs}: {reason}")]
+    Unreachable {
+        /// Where it was tried.
+        addrs: String,
+        /// The last error.
+        reason: String,
+    },
+    /// The control plane said no.
+    #[error("{0}")]
+    Refused(String),
+    /// The control plane broke the protocol.
+    #[error("the control plane's answer: {0}")]
+    Protocol(String),
+    /// The mesh device.
+    #[error(transparent)]
+    Device(#[from] warren_device::DeviceError),
+    /// The mesh did not become usable.
+    #[error("the mesh did not come up within {0:?}: {1}")]
+    NotUsable(Duration, String),
+}
+
+/// What `warren join` reports once the mesh is usable.
+#[derive(Debug, Clone)]
+pub struct Usable {
+    /// The node's name.
+    pub name: String,
+    /// Its mesh address.
+    pub mesh_ip: Ipv4Addr,
+    /// `direct` or `relay`.
+    pub mode: String,
+}
+
+/// Joins and runs until `shutdown`; `usable` hears once the mesh works.
+pub async fn run(
+    options: JoinOptions,
+    usable: impl FnOnce(&Usable),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), JoinError> {
+    let dir = AgentDir::open(&options.data_dir)?;
+    let private_key = dir.wireguard_key()?;
+    let public_key =
+        boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private_key));
+    let stored = dir.joined()?;
+    let (auth, control, pin) = match (&stored, &options.token) {
+        (Some(joined), _) => (
+            Auth::Credential {
+                secret: joined.credential.clone(),
+            },
+            joined.control.clone(),
+            parse_pin(&joined.cert_sha256).ok_or_else(|| {
+                JoinError::Protocol("the stored certificate pin is malformed".to_owned())
+            })?,
+        ),
+        (None, Some(token)) => (
+            Auth::Token {
+                id: token.id_hex(),
+                secret: URL_SAFE_NO_PAD.encode(token.secret),
+            },
+            token.control.clone(),
+            token.cert_sha256,
+        ),
+        (None, None) => return Err(JoinError::NoToken),
+    };
+    let (mode, private_address) = match options.mode {
+        JoinMode::Direct(ip) => ("direct", Some(ip)),
+        JoinMode::Relay => ("relay", None),
+    };
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        auth,
+        name: options.name.clone(),
+        public_key: STANDARD.encode(public_key.as_bytes()),
+        mode: mode.to_owned(),
+        private_address,
+        wg_port: options.wg_port,
+    };
+    let (connection, mut send, mut recv) = connect(&control, pin).await?;
+    let frame = warren_proto::encode(&hello).map_err(|e| JoinError::Protocol(e.to_string()))?;
+    send.write_all(&frame)
+        .await
+        .map_err(|e| JoinError::Protocol(e.to_string()))?;
+    let welcome = match read_frame(&mut recv).await? {
+        ControlMessage::Welcome(welcome) => welcome,
+        ControlMessage::Refused { reason } => return Err(JoinError::Refused(reason)),
+        ControlMessage::Peers { .. } => {
+            return Err(JoinError::Protocol("peers before the welcome".to_owned()))
+        }
+    };
+    let joined = Joined {
+        name: welcome.name.clone(),
+        mesh_ip: welcome.mesh_ip,
+        mode: mode.to_owned(),
+        credential: match (&welcome.credential, &stored) {
+            (Some(credential), _) => credential.clone(),
+            (None, Some(stored)) => stored.credential.clone(),
+            (None, None) => {
+                return Err(JoinError::Protocol(
+                    "a first join without a credential".to_owned(),
+                ))
+            }
+        },
+        control: control.clone(),
+        cert_sha256: hex_of(&pin),
+    };
+    dir.save_joined(&joined)?;
+
+    let device = bring_up(&options, private_key, &welcome).await?;
+    let handle = device.handle();
+    let (stop_device, device_stopped) = tokio::sync::oneshot::channel::<()>();
+    let device_task = tokio::spawn(device.run(async {
+        let _ = device_stopped.await;
+    }));
+    let control_key = welcome
+        .peers
+        .first()
+        .map(|peer| peer.public_key.clone())
+        .ok_or_else(|| JoinError::Protocol("no control plane in the peer map".to_owned()))?;
+    wait_usable(&handle, &control_key).await?;
+    usable(&Usable {
+        name: welcome.name.clone(),
+        mesh_ip: welcome.mesh_ip,
+        mode: mode.to_owned(),
+    });
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            update = read_frame(&mut recv) => match update {
+                Ok(ControlMessage::Peers { added, removed }) => {
+                    if let Err(error) = handle.set(peer_changes(&added, &removed)).await {
+                        tracing::warn!(%error, "applying a peer-map update");
+                    }
+                    tracing::info!(added = added.len(), removed = removed.len(), "peer map updated");
+                }
+                Ok(other) => tracing::debug!(?other, "unexpected message"),
+                Err(error) => {
+                    tracing::warn!(%error, "the control plane connection ended; the mesh keeps running");
+                    shutdown.as_mut().await;
+                    break;
+                }
+            },
+        }
+    }
+    connection.close(0u32.into(), b"bye");
+    let _ = stop_device.send(());
+    let _ = device_task.await;
+    Ok(())
+}
+
+fn parse_pin(hex: &str) -> Option<[u8; 32]> {
+    let mut pin = [0u8; 32];
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    for (i, byte) in pin.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(pin)
+}
+
+/// Connects to the first control address that answers.
+async fn connect(
+    control: &[SocketAddr],
+    pin: [u8; 32],
+) -> Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream), JoinError> {
+    let addrs = control
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unreachable = |reason: String| JoinError::Unreachable {
+        addrs: addrs.clone(),
+        reason,
+    };
+    let config = pinned::client_config(pin).map_err(unreachable)?;
+    let mut last = "no address to try".to_owned();
+    for addr in control {
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0"
+                .parse()
+                .map_err(|_| unreachable("bad bind".to_owned()))?
+        } else {
+            "0.0.0.0:0"
+                .parse()
+                .map_err(|_| unreachable("bad bind".to_owned()))?
+        };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| unreachable(e.to_string()))?;
+        endpoint.set_default_client_config(config.clone());
+        let attempt = async {
+            let connection = endpoint
+                .connect(*addr, "warren-control")
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            let (send, recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((connection, send, recv))
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(connected)) => return Ok(connected),
+            Ok(Err(error)) => last = error,
+            Err(_) => last = format!("no answer within {CONNECT_TIMEOUT:?}"),
+        }
+    }
+    Err(unreachable(last))
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<ControlMessage, JoinError> {
+    let protocol = |e: String| JoinError::Protocol(e);
+    let mut header = [0u8; 4];
+    recv.read_exact(&mut header)
+        .await
+        .map_err(|e| protocol(e.to_string()))?;
+    let len = warren_proto::frame_len(header).map_err(|e| protocol(e.to_string()))?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| protocol(e.to_string()))?;
+    warren_proto::decode(&body).map_err(|e| protocol(e.to_string()))
+}
+
+/// The mesh device with the welcome's address, peers, relays and ticket.
+async fn bring_up(
+    options: &JoinOptions,
+    private_key: [u8; 32],
+    welcome: &Welcome,
+) -> Result<Device, JoinError> {
+    let ticket = Ticket::from_base64(&welcome.ticket)
+        .map_err(|_| JoinError::Protocol("the relay ticket is malformed".to_owned()))?;
+    let mut config = peer_changes(&welcome.peers, &[]);
+    config.private_key = Some(Some(Key(private_key)));
+    config.listen_port = Some(options.wg_port);
+    config.replace_peers = true;
+    let mut device_options = DeviceOptions::new(options.iface.clone());
+    device_options.addresses = vec![IfAddress {
+        address: IpAddr::V4(welcome.mesh_ip),
+        prefix_len: welcome.mesh_prefix,
+    }];
+    device_options.listen_port = options.wg_port;
+    device_options.config = Some(config);
+    device_options.relays = welcome.relays.clone();
+    device_options.ticket = (!welcome.relays.is_empty()).then_some(ticket);
+    Ok(Device::create(device_options).await?)
+}
+
+/// The UAPI changes that add `added` (replacing what the device had of
+/// them) and remove `removed`.
+fn peer_changes(added: &[Peer], removed: &[String]) -> SetRequest {
+    let mut set = SetRequest::default();
+    for peer in added {
+        let Some(key) = decode_key(&peer.public_key) else {
+            tracing::warn!(peer = %peer.name, "skipping a peer with a malformed key");
+            continue;
+        };
+        set.peers.push(PeerChange {
+            endpoint: peer.endpoints.first().copied(),
+            persistent_keepalive_interval: Some(PERSISTENT_KEEPALIVE),
+            replace_allowed_ips: true,
+            allowed_ips: vec![IpNetwork::V4(Ipv4Network::from(peer.mesh_ip))],
+            ..PeerChange::new(Key(key))
+        });
+    }
+    for key in removed.iter().filter_map(|k| decode_key(k)) {
+        set.peers.push(PeerChange {
+            remove: true,
+            ..PeerChange::new(Key(key))
+        });
+    }
+    set
+}
+
+fn decode_key(text: &str) -> Option<[u8; 32]> {
+    STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+}
+
+/// Waits until the device has a session with the control plane (the
+/// persistent keepalive starts the handshake at once; through a relay when
+/// the node is relayed, so the relay works too).
+async fn wait_usable(handle: &DeviceHandle, control_key: &str) -> Result<(), JoinError> {
+    let Some(key) = decode_key(control_key) else {
+        return Err(JoinError::Protocol(
+            "the control plane's key is malformed".to_owned(),
+        ));
+    };
+    let hex_key = hex_of(&key);
+    let deadline = Instant::now() + USABLE_TIMEOUT;
+    loop {
+        let state = handle
+            .get()
+            .await
+            .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, e.to_string()))?;
+        if handshake_done(&state, &hex_key) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(JoinError::NotUsable(
+                USABLE_TIMEOUT,
+                "no WireGuard handshake with the control plane's mesh device".to_owned(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a UAPI `get` answer shows a handshake with the peer `hex_key`.
+fn handshake_done(state: &str, hex_key: &str) -> bool {
+    let mut in_peer = false;
+    for line in state.lines() {
+        if let Some(key) = line.strip_prefix("public_key=") {
+            in_peer = key == hex_key;
+        } else if let Some(secs) = line.strip_prefix("last_handshake_time_sec=") {
+            if in_peer && secs != "0" {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshake_shows_in_the_uapi_answer_of_that_peer_only() {
+        let state = "private_key=aa\nlisten_port=51820\npublic_key=01\nlast_handshake_time_sec=0\npublic_key=02\nlast_handshake_time_sec=1700000000\nerrno=0\n";
+        assert!(handshake_done(state, "02"));
+        assert!(!handshake_done(state, "01"));
+        assert!(!handshake_done(state, "03"));
+    }
+
+    #[test]
+    fn pins_parse_from_64_hex_digits() {
+        assert_eq!(parse_pin(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(parse_pin("ab"), None);
+        assert_eq!(parse_pin(&"zz".repeat(32)), None);
+    }
+}

@@ -1,0 +1,330 @@
+//! The QUIC endpoint agents connect to, and what the control plane answers
+//! a [`Hello`]: admission with a join token or a credential, the node's
+//! mesh address, its relay ticket and the peer map.
+//!
+//! [`Admissions::answer`] holds the rules and touches only the store and
+//! the registry; the QUIC code around it only moves frames.
+
+use crate::nodes::{JoinRequest, Mode, NodeRecord, Registry};
+use crate::store::{RedeemError, Store};
+use crate::tokens::secret_sha256;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ip_network::Ipv4Network;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use warren_proto::{Auth, ControlMessage, Hello, Peer, Welcome, ALPN, PROTOCOL_VERSION};
+use warren_relay::SigningKey;
+use warren_wire::NodeKey;
+
+/// How long a relay ticket handed to an agent lasts.
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long an agent may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The control plane as its agents see it.
+#[derive(Debug, Clone)]
+pub struct ControlPeer {
+    /// Its WireGuard public key.
+    pub public_key: [u8; 32],
+    /// Its mesh address.
+    pub mesh_ip: std::net::Ipv4Addr,
+    /// Where its WireGuard socket is reachable.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// Everything admission needs, shared by all connections.
+pub struct Admissions {
+    /// The state store.
+    pub store: Arc<Mutex<Store>>,
+    /// The nodes.
+    pub registry: Arc<Mutex<Registry>>,
+    /// Signs relay tickets.
+    pub signing_key: SigningKey,
+    /// The relays agents register with.
+    pub relays: Vec<SocketAddr>,
+    /// The mesh CIDR.
+    pub mesh: Ipv4Network,
+    /// The control plane's own mesh peer.
+    pub control: ControlPeer,
+    /// Peer-map changes, for connections and the control plane's device.
+    pub events: tokio::sync::broadcast::Sender<PeerEvent>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+fn refused(reason: String) -> ControlMessage {
+    ControlMessage::Refused { reason }
+}
+
+impl Admissions {
+    /// The answer to `hello` at `now`: a welcome (the node is stored
+    /// first) with the node admitted, or a refusal that changed nothing.
+    pub fn answer(&self, hello: &Hello, now: u64) -> (ControlMessage, Option<NodeRecord>) {
+        match self.admit(hello, now) {
+            Ok((node, credential)) => {
+                let welcome = self.welcome(&node, credential, now);
+                (ControlMessage::Welcome(welcome), Some(node))
+            }
+            Err(reason) => (refused(reason), None),
+        }
+    }
+
+    fn admit(&self, hello: &Hello, now: u64) -> Result<(NodeRecord, Option<String>), String> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err(format!(
+                "this agent speaks protocol version {}, the control plane version {PROTOCOL_VERSION}: run the same warren release on both",
+                hello.version
+            ));
+        }
+        let public_key = STANDARD
+            .decode(&hello.public_key)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or("the agent's WireGuard public key is not 32 bytes of base64")?;
+        let mode = hello
+            .mode
+            .parse::<Mode>()
+            .map_err(|()| format!("unknown join mode {:?}: direct or relay", hello.mode))?;
+        match &hello.auth {
+            Auth::Token { id, secret } => self.join(hello, public_key, mode, id, secret, now),
+            Auth::Credential { secret } => self.rejoin(public_key, secret),
+        }
+    }
+
+    fn join(
+        &self,
+        hello: &Hello,
+        public_key: [u8; 32],
+        mode: Mode,
+        id: &str,
+        secret: &str,
+        now: u64,
+    ) -> Result<(NodeRecord, Option<String>), String> {
+        let invalid = || "the join token is not valid for this control plane".to_owned();
+        let id = crate::api::parse_id(id).ok_or_else(invalid)?;
+        let secret: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(secret)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(invalid)?;
+        let mut random = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+            .map_err(|_| "the control plane has no randomness".to_owned())?;
+        let request = JoinRequest {
+            name: hello.name.clone(),
+            public_key,
+            mode,
+            private_address: hello.private_address,
+            wg_port: hello.wg_port,
+        };
+        let mut registry = self
+            .registry
+            .lock()
+            .map_err(|_| "internal error".to_owned())?;
+        let node = registry
+            .plan_join(&request, secret_sha256(&random), now)
+            .map_err(|error| error.to_string())?;
+        let mut store = self.store.lock().map_err(|_| "internal error".to_owned())?;
+        store
+            .join(&id, &secret, &node, now)
+            .map_err(|error| match error {
+                RedeemError::Refused(refused) => refused.to_string(),
+                RedeemError::Store(error) => {
+                    tracing::error!(%error, "storing a join");
+                    "the control plane could not store the join; try again".to_owned()
+                }
+            })?;
+        registry
+            .insert(node.clone())
+            .map_err(|error| error.to_string())?;
+        tracing::info!(name = %node.name, mesh_ip = %node.mesh_ip, mode = mode.as_str(), "node joined");
+        Ok((node, Some(URL_SAFE_NO_PAD.encode(random))))
+    }
+
+    fn rejoin(
+        &self,
+        public_key: [u8; 32],
+        secret: &str,
+    ) -> Result<(NodeRecord, Option<String>), String> {
+        let unknown = "this node's credential is not known here (was it removed with `warren node rm`?): join again with a new token".to_owned();
+        let secret: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(secret)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| unknown.clone())?;
+        let hash = secret_sha256(&secret);
+        let registry = self
+            .registry
+            .lock()
+            .map_err(|_| "internal error".to_owned())?;
+        let node = registry
+            .nodes()
+            .find(|n| n.credential_sha256 == hash)
+            .cloned()
+            .ok_or(unknown)?;
+        if node.public_key != public_key {
+            return Err(format!(
+                "node {:?} joined with another WireGuard key: a node cannot change or claim keys",
+                node.name
+            ));
+        }
+        tracing::info!(name = %node.name, mesh_ip = %node.mesh_ip, "node rejoined");
+        Ok((node, None))
+    }
+
+    fn welcome(&self, node: &NodeRecord, credential: Option<String>, now: u64) -> Welcome {
+        let ticket = self
+            .signing_key
+            .mint(NodeKey(node.public_key), now + TICKET_LIFETIME.as_secs());
+        let mut peers = vec![Peer {
+            name: "control".to_owned(),
+            public_key: STANDARD.encode(self.control.public_key),
+            mesh_ip: self.control.mesh_ip,
+            mode: "control".to_owned(),
+            endpoints: self.control.endpoints.clone(),
+        }];
+        if let Ok(registry) = self.registry.lock() {
+            peers.extend(
+                registry
+                    .nodes()
+                    .filter(|n| n.name != node.name)
+                    .map(peer_of),
+            );
+        }
+        Welcome {
+            name: node.name.clone(),
+            mesh_ip: node.mesh_ip,
+            mesh_prefix: self.mesh.netmask(),
+            credential,
+            relays: self.relays.clone(),
+            ticket: ticket.to_base64(),
+            peers,
+        }
+    }
+}
+
+/// A node as a peer of the others: direct nodes at their private address.
+pub fn peer_of(node: &NodeRecord) -> Peer {
+    Peer {
+        name: node.name.clone(),
+        public_key: STANDARD.encode(node.public_key),
+        mesh_ip: node.mesh_ip,
+        mode: node.mode.as_str().to_owned(),
+        endpoints: node
+            .private_address
+            .map(|ip: IpAddr| SocketAddr::new(ip, node.wg_port))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The QUIC server configuration: the data directory's certificate, ALPN
+/// [`ALPN`], TLS 1.3 with ring.
+pub fn server_config(cert: &[u8], key: &[u8]) -> Result<quinn::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| error.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(cert.to_vec())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.to_vec().into()),
+        )
+        .map_err(|error| error.to_string())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|error| error.to_string())?;
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+}
+
+/// Accepts agents until the endpoint closes.
+pub async fn serve(endpoint: quinn::Endpoint, admissions: Arc<Admissions>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let admissions = Arc::clone(&admissions);
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            if let Err(error) = connection(incoming, admissions).await {
+                tracing::debug!(%remote, %error, "agent connection ended");
+            }
+        });
+    }
+}
+
+/// A change to the peer map, for every connected agent and the control
+/// plane's own device.
+#[derive(Debug, Clone)]
+pub enum PeerEvent {
+    /// A node joined or rejoined.
+    Joined(NodeRecord),
+}
+
+/// One agent: its hello, the answer, then the peer-map changes until the
+/// agent goes.
+async fn connection(incoming: quinn::Incoming, admissions: Arc<Admissions>) -> Result<(), String> {
+    let connection = incoming.await.map_err(|error| error.to_string())?;
+    let (mut send, mut recv) = tokio::time::timeout(HELLO_TIMEOUT, connection.accept_bi())
+        .await
+        .map_err(|_| "no hello in time".to_owned())?
+        .map_err(|error| error.to_string())?;
+    let hello: Hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut recv))
+        .await
+        .map_err(|_| "no hello in time".to_owned())??;
+    // Subscribed before answering, so no change between the welcome's peer
+    // map and the first update is missed.
+    let mut events = admissions.events.subscribe();
+    let (answer, admitted) = admissions.answer(&hello, now_unix());
+    write_frame(&mut send, &answer).await?;
+    let Some(node) = admitted else {
+        send.finish().map_err(|error| error.to_string())?;
+        // Let the refusal reach the agent before the connection goes.
+        let _ = send.stopped().await;
+        return Ok(());
+    };
+    let _ = admissions.events.send(PeerEvent::Joined(node.clone()));
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(PeerEvent::Joined(other)) if other.name != node.name => {
+                    let update = ControlMessage::Peers { added: vec![peer_of(&other)], removed: Vec::new() };
+                    write_frame(&mut send, &update).await?;
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    return Err(format!("{missed} peer-map updates missed; the agent reconnects"));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = connection.closed() => return Ok(()),
+        }
+    }
+}
+
+async fn write_frame(send: &mut quinn::SendStream, message: &ControlMessage) -> Result<(), String> {
+    let frame = warren_proto::encode(message).map_err(|error| error.to_string())?;
+    send.write_all(&frame)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// Reads one frame from `recv`.
+pub async fn read_frame<T: for<'de> serde::Deserialize<'de>>(
+    recv: &mut quinn::RecvStream,
+) -> Result<T, String> {
+    let mut header = [0u8; 4];
+    recv.read_exact(&mut header)
+        .await
+        .map_err(|error| error.to_string())?;
+    let len = warren_proto::frame_len(header).map_err(|error| error.to_string())?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|error| error.to_string())?;
+    warren_proto::decode(&body).map_err(|error| error.to_string())
+}

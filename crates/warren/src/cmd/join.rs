@@ -1,0 +1,100 @@
+//! `warren join`: run the agent in the foreground.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use warren_agent::{JoinMode, JoinOptions};
+use warren_wire::JoinToken;
+
+/// Arguments of `warren join`.
+#[derive(Args)]
+#[command(
+    long_about = "Join this machine to a warren cluster and keep it in the mesh (runs in the foreground).\n\n\
+        The first time, it needs a join token from `warren token create`: it creates this \
+        node's WireGuard key in --data-dir, connects to the control plane (checking its \
+        certificate against the token), receives its mesh address, the peer map and its relay \
+        ticket, brings up the mesh interface and prints `joined NAME MESH-IP (MODE)` once the \
+        mesh works. Later starts with the same --data-dir rejoin with the stored credential, \
+        keeping the name and mesh address; no token is needed.\n\n\
+        --direct: the machine is on a private network (a VPC) where the other direct nodes \
+        reach it at --private-address. --relay: the machine is behind NAT; it is reached \
+        through the relays until NAT traversal finds a direct path.\n\n\
+        Stops on SIGINT or SIGTERM, removing the interface.",
+    after_help = "Examples:\n  \
+        warren join --relay --token warren-join-1:…                       # a home server\n  \
+        warren join --direct --private-address 10.0.0.5 --token warren-join-1:…\n  \
+        warren join --relay                                               # rejoin after a restart"
+)]
+pub struct JoinArgs {
+    /// Join from behind NAT, through relays.
+    #[arg(long, conflicts_with = "direct", required_unless_present = "direct")]
+    relay: bool,
+    /// Join on a private network, reachable at --private-address.
+    #[arg(long, requires = "private_address")]
+    direct: bool,
+    /// This machine's address on its private network (with --direct).
+    #[arg(long, value_name = "IP")]
+    private_address: Option<IpAddr>,
+    /// The join token (only for the first join).
+    #[arg(long, value_name = "TOKEN", env = "WARREN_TOKEN")]
+    token: Option<String>,
+    /// The node's name (default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Where the node's key and state live.
+    #[arg(long, value_name = "DIR", env = "WARREN_DATA_DIR", default_value = super::serve::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The WireGuard UDP port.
+    #[arg(long, value_name = "PORT", default_value_t = 51820)]
+    wg_port: u16,
+    /// The mesh interface's name.
+    #[arg(long, value_name = "NAME", default_value = "warren0")]
+    iface: String,
+}
+
+/// Runs `warren join`.
+pub fn run(args: JoinArgs) -> Result<()> {
+    let token = match &args.token {
+        Some(text) => Some(text.parse::<JoinToken>()?),
+        None => None,
+    };
+    let mode = match (args.direct, args.private_address) {
+        (true, Some(ip)) => JoinMode::Direct(ip),
+        (true, None) => bail!("--direct needs --private-address"),
+        (false, _) => JoinMode::Relay,
+    };
+    let name = match args.name {
+        Some(name) => name,
+        None => hostname().context("reading the hostname (or pass --name)")?,
+    };
+    let options = JoinOptions {
+        data_dir: args.data_dir,
+        token,
+        mode,
+        name,
+        wg_port: args.wg_port,
+        iface: args.iface,
+    };
+    super::block_on(async move {
+        let shutdown = super::shutdown_signal()?;
+        warren_agent::run(
+            options,
+            |usable| {
+                println!(
+                    "joined {} {} ({})",
+                    usable.name, usable.mesh_ip, usable.mode
+                )
+            },
+            shutdown,
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+/// The machine's hostname, lowercased (node names are DNS labels).
+fn hostname() -> Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    Ok(name.trim().to_lowercase())
+}

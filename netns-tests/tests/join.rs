@@ -1,0 +1,206 @@
+//! End-to-end tests of `warren join` against `warren serve` on real
+//! namespaces and real NAT: workers behind a port-preserving and a
+//! symmetric NAT join with tokens, get mesh addresses, reach the control
+//! plane and each other through the mesh, and rejoin after a restart with
+//! the same name and address and no token; used-up and revoked tokens are
+//! refused with one clear line.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+use warren_netns_tests::wg::warren_bin;
+use warren_netns_tests::{Host, Internet, Lab, Nat, Proc, Spawn};
+
+const JOINED: Duration = Duration::from_secs(30);
+
+/// A control plane on the public segment with its embedded relay.
+struct Cluster {
+    lab: Lab,
+    net: Internet,
+    control: Host,
+    control_dir: PathBuf,
+    _serve: Proc,
+}
+
+impl Cluster {
+    fn new(tag: &str) -> Cluster {
+        let lab = Lab::new(tag).unwrap();
+        let net = Internet::new(&lab).unwrap();
+        let control = net.add_public_host(&lab, "control").unwrap();
+        let control_dir = lab.dir().join("control");
+        let iface = lab.iface_name("wctl");
+        let serve = lab
+            .spawn(
+                &control.ns,
+                Spawn::new(warren_bin().unwrap())
+                    .arg("serve")
+                    .arg("--data-dir")
+                    .arg(&control_dir)
+                    .args(["--iface", &iface])
+                    .env("WARREN_LOG", "debug")
+                    .name("serve"),
+            )
+            .unwrap();
+        serve
+            .wait_for_log("control plane up", Duration::from_secs(15))
+            .unwrap();
+        Cluster {
+            lab,
+            net,
+            control,
+            control_dir,
+            _serve: serve,
+        }
+    }
+
+    /// `warren ARGS` on the control host, as its operator.
+    fn admin(&self, args: &[&str]) -> String {
+        let out = self
+            .control
+            .ns
+            .command("env")
+            .arg(format!("WARREN_DATA_DIR={}", self.control_dir.display()))
+            .arg(warren_bin().unwrap())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn token(&self) -> String {
+        self.admin(&["token", "create"])
+    }
+}
+
+/// A worker's host and data directory.
+struct Worker {
+    host: Host,
+    dir: PathBuf,
+    iface: String,
+}
+
+impl Worker {
+    fn new(cluster: &Cluster, name: &str, nat: Nat) -> Worker {
+        let host = cluster.net.add_host(&cluster.lab, name, nat).unwrap();
+        Worker {
+            dir: cluster.lab.dir().join(format!("{name}-data")),
+            iface: cluster.lab.iface_name("wj"),
+            host,
+        }
+    }
+
+    fn join_args(&self, name: &str, token: Option<&str>) -> Vec<String> {
+        let mut args = vec![
+            "join".to_owned(),
+            "--relay".to_owned(),
+            "--name".to_owned(),
+            name.to_owned(),
+        ];
+        args.extend(["--data-dir".to_owned(), self.dir.display().to_string()]);
+        args.extend(["--iface".to_owned(), self.iface.clone()]);
+        if let Some(token) = token {
+            args.extend(["--token".to_owned(), token.to_owned()]);
+        }
+        args
+    }
+
+    /// Starts `warren join` and waits for its `joined` line; returns the
+    /// agent and its mesh address.
+    fn join(&self, cluster: &Cluster, name: &str, token: Option<&str>) -> (Proc, Ipv4Addr) {
+        let agent = cluster
+            .lab
+            .spawn(
+                &self.host.ns,
+                Spawn::new(warren_bin().unwrap())
+                    .args(self.join_args(name, token))
+                    .env("WARREN_LOG", "debug")
+                    .name(format!("join-{name}")),
+            )
+            .unwrap();
+        agent
+            .wait_for_log(&format!("joined {name} "), JOINED)
+            .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_tail(30)));
+        let log = agent.log();
+        let line = log.lines().find(|l| l.starts_with("joined ")).unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[3], "(relay)", "{line}");
+        (agent, fields[2].parse().unwrap())
+    }
+
+    /// `warren join` that must fail; returns its one error line.
+    fn refused(&self, cluster: &Cluster, name: &str, token: &str) -> String {
+        let out: Output = self
+            .host
+            .ns
+            .command(warren_bin().unwrap())
+            .args(self.join_args(name, Some(token)))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the join succeeded");
+        let _ = cluster;
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let line = stderr.lines().last().unwrap_or_default().to_owned();
+        assert!(line.starts_with("warren: error: "), "{stderr}");
+        line
+    }
+}
+
+#[test]
+fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
+    let cluster = Cluster::new("join-nat");
+    let cone = Worker::new(&cluster, "a", Nat::Cone);
+    let symmetric = Worker::new(&cluster, "b", Nat::Symmetric);
+    let (agent_a, ip_a) = cone.join(&cluster, "a", Some(&cluster.token()));
+    let (_agent_b, ip_b) = symmetric.join(&cluster, "b", Some(&cluster.token()));
+    assert_ne!(ip_a, ip_b);
+    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
+    for ip in [ip_a, ip_b] {
+        assert!(ip.octets()[..2] == [100, 96] && ip != control_ip, "{ip}");
+    }
+
+    // Through the mesh: each worker to the control plane, and to each other
+    // (b learned of a when it joined; a was told of b by the control plane).
+    support::transfer(&cone.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
+    support::transfer(&symmetric.host.ns, &cone.host.ns, ip_a, 64 * 1024).unwrap();
+    support::transfer(&cone.host.ns, &symmetric.host.ns, ip_b, 64 * 1024).unwrap();
+
+    // A restart rejoins with the stored credential: same name, same address.
+    agent_a.stop().unwrap();
+    let (_agent_a, again) = cone.join(&cluster, "a", None);
+    assert_eq!(again, ip_a);
+    support::transfer(&cone.host.ns, &symmetric.host.ns, ip_b, 64 * 1024).unwrap();
+}
+
+#[test]
+fn used_revoked_and_foreign_tokens_and_taken_names_are_refused() {
+    let cluster = Cluster::new("join-refuse");
+    let first = Worker::new(&cluster, "a", Nat::Cone);
+    let token = cluster.token();
+    let (_agent, _) = first.join(&cluster, "a", Some(&token));
+
+    let second = Worker::new(&cluster, "b", Nat::Cone);
+    let used = second.refused(&cluster, "b", &token);
+    assert!(used.contains("already used"), "{used}");
+    let taken = second.refused(&cluster, "a", &cluster.token());
+    assert!(taken.contains("taken"), "{taken}");
+    let revoked = cluster.token();
+    let id = revoked.parse::<warren_wire::JoinToken>().unwrap().id_hex();
+    cluster.admin(&["token", "revoke", &id]);
+    let refused = second.refused(&cluster, "b", &revoked);
+    assert!(refused.contains("revoked"), "{refused}");
+    let garbage = second.refused(&cluster, "b", "not-a-token");
+    assert!(garbage.contains("not a warren join token"), "{garbage}");
+    // None of this admitted b.
+    let tokens = cluster.admin(&["token", "list", "--json"]);
+    assert!(tokens.contains("\"used\":1"), "{tokens}");
+}
