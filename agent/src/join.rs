@@ -26,6 +26,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the mesh may take to become usable after the welcome.
 const USABLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The first wait before reconnecting to the control plane.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between reconnection attempts.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
 /// Keepalive for every peer: keeps NAT mappings open and paths probed.
 const PERSISTENT_KEEPALIVE: u16 = 25;
 
@@ -82,6 +88,11 @@ pub enum JoinError {
     /// The mesh device.
     #[error(transparent)]
     Device(#[from] warren_device::DeviceError),
+    /// `warren node rm` removed this node.
+    #[error(
+        "this node was removed from the cluster (`warren node rm`); join again with a new token"
+    )]
+    Removed,
     /// The mesh did not become usable.
     #[error("the mesh did not come up within {0:?}: {1}")]
     NotUsable(Duration, String),
@@ -142,18 +153,7 @@ pub async fn run(
         private_address,
         wg_port: options.wg_port,
     };
-    let (connection, mut send, mut recv) = connect(&control, pin).await?;
-    let frame = warren_proto::encode(&hello).map_err(|e| JoinError::Protocol(e.to_string()))?;
-    send.write_all(&frame)
-        .await
-        .map_err(|e| JoinError::Protocol(e.to_string()))?;
-    let welcome = match read_frame(&mut recv).await? {
-        ControlMessage::Welcome(welcome) => welcome,
-        ControlMessage::Refused { reason } => return Err(JoinError::Refused(reason)),
-        ControlMessage::Peers { .. } => {
-            return Err(JoinError::Protocol("peers before the welcome".to_owned()))
-        }
-    };
+    let (mut link, welcome) = hello_welcome(&control, pin, &hello).await?;
     let joined = Joined {
         name: welcome.name.clone(),
         mesh_ip: welcome.mesh_ip,
@@ -190,11 +190,18 @@ pub async fn run(
         mode: mode.to_owned(),
     });
 
+    // From now on the agent rejoins with its credential.
+    let hello = Hello {
+        auth: Auth::Credential {
+            secret: joined.credential.clone(),
+        },
+        ..hello
+    };
     tokio::pin!(shutdown);
-    loop {
+    let outcome = loop {
         tokio::select! {
-            () = &mut shutdown => break,
-            update = read_frame(&mut recv) => match update {
+            () = &mut shutdown => break Ok(()),
+            update = read_frame(&mut link.recv) => match update {
                 Ok(ControlMessage::Peers { added, removed }) => {
                     if let Err(error) = handle.set(peer_changes(&added, &removed)).await {
                         tracing::warn!(%error, "applying a peer-map update");
@@ -203,17 +210,94 @@ pub async fn run(
                 }
                 Ok(other) => tracing::debug!(?other, "unexpected message"),
                 Err(error) => {
-                    tracing::warn!(%error, "the control plane connection ended; the mesh keeps running");
-                    shutdown.as_mut().await;
-                    break;
+                    if was_removed(&link.connection) {
+                        break Err(JoinError::Removed);
+                    }
+                    tracing::warn!(%error, "lost the control plane; the mesh keeps running, reconnecting");
+                    tokio::select! {
+                        () = &mut shutdown => break Ok(()),
+                        relinked = reconnect(&control, pin, &hello) => match relinked {
+                            Ok((new_link, welcome)) => {
+                                link = new_link;
+                                if let Err(error) = handle.set(peer_changes(&welcome.peers, &[])).await {
+                                    tracing::warn!(%error, "applying the peer map after reconnecting");
+                                }
+                                tracing::info!("reconnected to the control plane");
+                            }
+                            Err(error) => break Err(error),
+                        },
+                    }
                 }
             },
         }
-    }
-    connection.close(0u32.into(), b"bye");
+    };
+    link.connection.close(0u32.into(), b"bye");
     let _ = stop_device.send(());
     let _ = device_task.await;
-    Ok(())
+    outcome
+}
+
+/// An open connection to the control plane and its stream.
+struct Link {
+    connection: quinn::Connection,
+    /// Held so the agent's side of the stream stays open while it is joined.
+    _send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+/// Connects, says hello and reads the answer.
+async fn hello_welcome(
+    control: &[SocketAddr],
+    pin: [u8; 32],
+    hello: &Hello,
+) -> Result<(Link, Welcome), JoinError> {
+    let (connection, mut send, mut recv) = connect(control, pin).await?;
+    let frame = warren_proto::encode(hello).map_err(|e| JoinError::Protocol(e.to_string()))?;
+    send.write_all(&frame)
+        .await
+        .map_err(|e| JoinError::Protocol(e.to_string()))?;
+    match read_frame(&mut recv).await? {
+        ControlMessage::Welcome(welcome) => Ok((
+            Link {
+                connection,
+                _send: send,
+                recv,
+            },
+            welcome,
+        )),
+        ControlMessage::Refused { reason } => Err(JoinError::Refused(reason)),
+        ControlMessage::Peers { .. } => {
+            Err(JoinError::Protocol("peers before the welcome".to_owned()))
+        }
+    }
+}
+
+/// Tries again and again (1 s, doubling to 30 s) until the control plane
+/// welcomes the node back; a refusal (the node was removed meanwhile) ends it.
+async fn reconnect(
+    control: &[SocketAddr],
+    pin: [u8; 32],
+    hello: &Hello,
+) -> Result<(Link, Welcome), JoinError> {
+    let mut wait = RECONNECT_FIRST;
+    loop {
+        tokio::time::sleep(wait).await;
+        match hello_welcome(control, pin, hello).await {
+            Ok(linked) => return Ok(linked),
+            Err(JoinError::Refused(reason)) => return Err(JoinError::Refused(reason)),
+            Err(error) => tracing::debug!(%error, "reconnecting"),
+        }
+        wait = (wait * 2).min(RECONNECT_MAX);
+    }
+}
+
+/// Whether the control plane closed the connection because the node was removed.
+fn was_removed(connection: &quinn::Connection) -> bool {
+    matches!(
+        connection.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(close))
+            if close.error_code == quinn::VarInt::from_u32(warren_proto::REMOVED_CODE)
+    )
 }
 
 fn parse_pin(hex: &str) -> Option<[u8; 32]> {

@@ -51,6 +51,23 @@ pub struct Admissions {
     pub control: ControlPeer,
     /// Peer-map changes, for connections and the control plane's device.
     pub events: tokio::sync::broadcast::Sender<PeerEvent>,
+    /// Nodes with an open connection, and where it comes from.
+    pub online: Mutex<std::collections::HashMap<String, SocketAddr>>,
+}
+
+/// Why a node could not be removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoveError {
+    /// No node has that name.
+    #[error("no node is called {0:?} (see `warren nodes`)")]
+    Unknown(String),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A lock was poisoned by a panic.
+    #[error("internal error: the node registry is unusable")]
+    Poisoned,
 }
 
 fn now_unix() -> u64 {
@@ -96,6 +113,24 @@ impl Admissions {
             Auth::Token { id, secret } => self.join(hello, public_key, mode, id, secret, now),
             Auth::Credential { secret } => self.rejoin(public_key, secret),
         }
+    }
+
+    /// Removes the node `name`: from the store first, then the registry
+    /// (its address is free again), and tells everyone (its own connection
+    /// closes, the others and the control plane's device drop it).
+    pub fn remove(&self, name: &str) -> Result<NodeRecord, RemoveError> {
+        let mut registry = self.registry.lock().map_err(|_| RemoveError::Poisoned)?;
+        if registry.get(name).is_none() {
+            return Err(RemoveError::Unknown(name.to_owned()));
+        }
+        let store = self.store.lock().map_err(|_| RemoveError::Poisoned)?;
+        store.remove_node(name)?;
+        let node = registry
+            .remove(name)
+            .ok_or_else(|| RemoveError::Unknown(name.to_owned()))?;
+        let _ = self.events.send(PeerEvent::Left(node.clone()));
+        tracing::info!(%name, mesh_ip = %node.mesh_ip, "node removed");
+        Ok(node)
     }
 
     fn join(
@@ -263,6 +298,8 @@ pub async fn serve(endpoint: quinn::Endpoint, admissions: Arc<Admissions>) {
 pub enum PeerEvent {
     /// A node joined or rejoined.
     Joined(NodeRecord),
+    /// A node was removed.
+    Left(NodeRecord),
 }
 
 /// One agent: its hello, the answer, then the peer-map changes until the
@@ -288,18 +325,47 @@ async fn connection(incoming: quinn::Incoming, admissions: Arc<Admissions>) -> R
         return Ok(());
     };
     let _ = admissions.events.send(PeerEvent::Joined(node.clone()));
+    if let Ok(mut online) = admissions.online.lock() {
+        online.insert(node.name.clone(), connection.remote_address());
+    }
+    let ended = follow(&connection, &mut send, &mut events, &node).await;
+    if let Ok(mut online) = admissions.online.lock() {
+        online.remove(&node.name);
+    }
+    ended
+}
+
+/// Pushes peer-map changes to one joined agent until it goes, or until it
+/// is removed (its connection is then closed with the reason).
+async fn follow(
+    connection: &quinn::Connection,
+    send: &mut quinn::SendStream,
+    events: &mut tokio::sync::broadcast::Receiver<PeerEvent>,
+    node: &NodeRecord,
+) -> Result<(), String> {
     loop {
         tokio::select! {
-            event = events.recv() => match event {
-                Ok(PeerEvent::Joined(other)) if other.name != node.name => {
-                    let update = ControlMessage::Peers { added: vec![peer_of(&other)], removed: Vec::new() };
-                    write_frame(&mut send, &update).await?;
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    return Err(format!("{missed} peer-map updates missed; the agent reconnects"));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            event = events.recv() => {
+                let update = match event {
+                    Ok(PeerEvent::Joined(other)) if other.name != node.name => ControlMessage::Peers {
+                        added: vec![peer_of(&other)],
+                        removed: Vec::new(),
+                    },
+                    Ok(PeerEvent::Left(other)) if other.name == node.name => {
+                        connection.close(warren_proto::REMOVED_CODE.into(), b"this node was removed from the cluster");
+                        return Ok(());
+                    }
+                    Ok(PeerEvent::Left(other)) => ControlMessage::Peers {
+                        added: Vec::new(),
+                        removed: vec![STANDARD.encode(other.public_key)],
+                    },
+                    Ok(PeerEvent::Joined(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        return Err(format!("{missed} peer-map updates missed; the agent reconnects"));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                };
+                write_frame(send, &update).await?;
             },
             _ = connection.closed() => return Ok(()),
         }

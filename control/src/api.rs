@@ -8,7 +8,10 @@
 //! | POST | `/v1/tokens` | `{"ttl_secs"?: n, "uses"?: n}` | 201 `{"id","token","expires","uses"}` |
 //! | GET | `/v1/tokens` | | 200 `{"tokens":[{"id","created","expires","uses","used","state"}]}` |
 //! | DELETE | `/v1/tokens/{id}` | | 200 `{"id","revoked":true}`, 404 |
+//! | GET | `/v1/nodes` | | 200 `{"nodes":[{"name","mesh_ip","mode","private_address","online","endpoint","joined"}]}` |
+//! | DELETE | `/v1/nodes/{name}` | | 200 `{"name","removed":true}`, 404 |
 
+use crate::agents::{Admissions, RemoveError};
 use crate::store::Store;
 use crate::tokens::{TokenRecord, DEFAULT_TTL, DEFAULT_USES};
 use axum::extract::{Path, State};
@@ -27,6 +30,8 @@ use warren_wire::JoinToken;
 pub struct ApiState {
     /// The state store.
     pub store: Arc<Mutex<Store>>,
+    /// The nodes and their connections.
+    pub cluster: Arc<Admissions>,
     /// The credential every request must carry.
     pub admin_token: String,
     /// What tokens pin: the QUIC certificate's SHA-256.
@@ -40,6 +45,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{name}", delete(remove_node))
         .fallback(not_found)
         .with_state(state)
 }
@@ -59,6 +66,25 @@ pub struct TokenInfo {
     pub used: u32,
     /// `active`, `expired`, `used` or `revoked`.
     pub state: String,
+}
+
+/// A node as `warren nodes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Its name.
+    pub name: String,
+    /// Its mesh address.
+    pub mesh_ip: String,
+    /// `direct` or `relay`.
+    pub mode: String,
+    /// The private address a direct node gave.
+    pub private_address: Option<String>,
+    /// Whether its agent is connected now.
+    pub online: bool,
+    /// Where its agent connects from (its public address, behind NAT), while online.
+    pub endpoint: Option<String>,
+    /// When it joined, unix seconds.
+    pub joined: u64,
 }
 
 /// The answer to `POST /v1/tokens`.
@@ -202,6 +228,44 @@ async fn revoke_token(
     }
     tracing::info!(%id, "join token revoked");
     Ok(Json(json!({ "id": id, "revoked": true })))
+}
+
+async fn list_nodes(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let poisoned = || ApiError::internal("the node registry is unusable after a panic");
+    let online = state.cluster.online.lock().map_err(|_| poisoned())?.clone();
+    let registry = state.cluster.registry.lock().map_err(|_| poisoned())?;
+    let nodes: Vec<NodeInfo> = registry
+        .nodes()
+        .map(|node| NodeInfo {
+            name: node.name.clone(),
+            mesh_ip: node.mesh_ip.to_string(),
+            mode: node.mode.as_str().to_owned(),
+            private_address: node.private_address.map(|a| a.to_string()),
+            online: online.contains_key(&node.name),
+            endpoint: online.get(&node.name).map(ToString::to_string),
+            joined: node.joined,
+        })
+        .collect();
+    Ok(Json(json!({ "nodes": nodes })))
+}
+
+async fn remove_node(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    match state.cluster.remove(&name) {
+        Ok(_) => Ok(Json(json!({ "name": name, "removed": true }))),
+        Err(error @ RemoveError::Unknown(_)) => {
+            Err(ApiError(StatusCode::NOT_FOUND, error.to_string()))
+        }
+        Err(error) => Err(ApiError::internal(error)),
+    }
 }
 
 async fn not_found() -> ApiError {

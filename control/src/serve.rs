@@ -187,9 +187,11 @@ pub async fn serve(
                 .collect(),
         },
         events: events.clone(),
+        online: Mutex::new(std::collections::HashMap::new()),
     });
     let state = Arc::new(ApiState {
         store,
+        cluster: Arc::clone(&admissions),
         admin_token: identity.admin_token.clone(),
         cert_sha256: identity.cert_sha256(),
         control_addrs: control_addrs.clone(),
@@ -281,7 +283,7 @@ fn node_peer(node: &NodeRecord) -> PeerChange {
     }
 }
 
-/// Adds each node that joins to the control plane's own device.
+/// Keeps the control plane's own device's peers in step with the nodes.
 async fn follow_joins(
     mut events: tokio::sync::broadcast::Receiver<PeerEvent>,
     device: DeviceHandle,
@@ -295,6 +297,18 @@ async fn follow_joins(
                 };
                 if let Err(error) = device.set(set).await {
                     tracing::warn!(name = %node.name, %error, "adding a node to the control plane's device");
+                }
+            }
+            Ok(PeerEvent::Left(node)) => {
+                let set = SetRequest {
+                    peers: vec![PeerChange {
+                        remove: true,
+                        ..PeerChange::new(Key(node.public_key))
+                    }],
+                    ..SetRequest::default()
+                };
+                if let Err(error) = device.set(set).await {
+                    tracing::warn!(name = %node.name, %error, "removing a node from the control plane's device");
                 }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {

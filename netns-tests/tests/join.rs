@@ -10,11 +10,11 @@
 mod support;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 use warren_netns_tests::wg::warren_bin;
-use warren_netns_tests::{Host, Internet, Lab, Nat, Proc, Spawn};
+use warren_netns_tests::{Host, Internet, Lab, Nat, Proc, Signal, Spawn};
 
 const JOINED: Duration = Duration::from_secs(30);
 
@@ -24,7 +24,8 @@ struct Cluster {
     net: Internet,
     control: Host,
     control_dir: PathBuf,
-    _serve: Proc,
+    iface: String,
+    serve: Proc,
 }
 
 impl Cluster {
@@ -34,28 +35,22 @@ impl Cluster {
         let control = net.add_public_host(&lab, "control").unwrap();
         let control_dir = lab.dir().join("control");
         let iface = lab.iface_name("wctl");
-        let serve = lab
-            .spawn(
-                &control.ns,
-                Spawn::new(warren_bin().unwrap())
-                    .arg("serve")
-                    .arg("--data-dir")
-                    .arg(&control_dir)
-                    .args(["--iface", &iface])
-                    .env("WARREN_LOG", "debug")
-                    .name("serve"),
-            )
-            .unwrap();
-        serve
-            .wait_for_log("control plane up", Duration::from_secs(15))
-            .unwrap();
+        let serve = start_serve(&lab, &control, &control_dir, &iface);
         Cluster {
             lab,
             net,
             control,
             control_dir,
-            _serve: serve,
+            iface,
+            serve,
         }
+    }
+
+    /// Kills the control plane with SIGKILL and starts it again.
+    fn kill_and_restart(&mut self) {
+        self.serve.signal(Signal::Kill).unwrap();
+        self.serve.wait_exit(Duration::from_secs(5)).unwrap();
+        self.serve = start_serve(&self.lab, &self.control, &self.control_dir, &self.iface);
     }
 
     /// `warren ARGS` on the control host, as its operator.
@@ -80,6 +75,25 @@ impl Cluster {
     fn token(&self) -> String {
         self.admin(&["token", "create"])
     }
+}
+
+fn start_serve(lab: &Lab, host: &Host, data_dir: &Path, iface: &str) -> Proc {
+    let serve = lab
+        .spawn(
+            &host.ns,
+            Spawn::new(warren_bin().unwrap())
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--iface", iface])
+                .env("WARREN_LOG", "debug")
+                .name("serve"),
+        )
+        .unwrap();
+    serve
+        .wait_for_log("control plane up", Duration::from_secs(15))
+        .unwrap();
+    serve
 }
 
 /// A worker's host and data directory.
@@ -203,4 +217,60 @@ fn used_revoked_and_foreign_tokens_and_taken_names_are_refused() {
     // None of this admitted b.
     let tokens = cluster.admin(&["token", "list", "--json"]);
     assert!(tokens.contains("\"used\":1"), "{tokens}");
+}
+
+#[test]
+fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off() {
+    let mut cluster = Cluster::new("join-durable");
+    let a = Worker::new(&cluster, "a", Nat::Cone);
+    let b = Worker::new(&cluster, "b", Nat::Cone);
+    let (agent_a, ip_a) = a.join(&cluster, "a", Some(&cluster.token()));
+    let (agent_b, ip_b) = b.join(&cluster, "b", Some(&cluster.token()));
+    let nodes: serde_json::Value =
+        serde_json::from_str(&cluster.admin(&["nodes", "--json"])).unwrap();
+    let nodes = nodes["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    for node in &nodes {
+        assert_eq!(node["mode"], "relay");
+        assert_eq!(node["online"], true);
+    }
+
+    // The control plane dies mid-flight: the workers' tunnel does not care.
+    cluster.serve.signal(Signal::Kill).unwrap();
+    cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
+    support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
+    cluster.serve = start_serve(
+        &cluster.lab,
+        &cluster.control,
+        &cluster.control_dir,
+        &cluster.iface,
+    );
+    for agent in [&agent_a, &agent_b] {
+        agent
+            .wait_for_log("reconnected to the control plane", Duration::from_secs(40))
+            .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_tail(20)));
+    }
+    // The restarted control plane knows both, and pushes a newcomer to them.
+    let c = Worker::new(&cluster, "c", Nat::Cone);
+    let (_agent_c, ip_c) = c.join(&cluster, "c", Some(&cluster.token()));
+    support::transfer(&a.host.ns, &c.host.ns, ip_c, 64 * 1024).unwrap();
+
+    // Removing b: its agent stops with the reason, the others drop it.
+    cluster.admin(&["node", "rm", "b"]);
+    let status = agent_b.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(!status.success());
+    assert!(
+        agent_b.log().contains("removed from the cluster"),
+        "{}",
+        agent_b.log_tail(5)
+    );
+    let nodes = cluster.admin(&["nodes"]);
+    assert!(!nodes.contains(&ip_b.to_string()), "{nodes}");
+    support::transfer(&c.host.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
+    cluster.kill_and_restart();
+    let nodes = cluster.admin(&["nodes", "--json"]);
+    assert!(
+        !nodes.contains("\"b\""),
+        "removal survives a restart: {nodes}"
+    );
 }

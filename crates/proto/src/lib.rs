@@ -26,6 +26,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The TLS application protocol of version 1.
 pub const ALPN: &[u8] = b"warren/1";
 
+/// The QUIC close code with which the control plane tells an agent that
+/// its node was removed (`warren node rm`): the agent stops, it does not
+/// reconnect.
+pub const REMOVED_CODE: u32 = 0x5245;
+
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 1 << 20;
 

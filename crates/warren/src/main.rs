@@ -35,6 +35,10 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Join this machine to a cluster (runs the agent in the foreground).
     Join(cmd::join::JoinArgs),
+    /// List the cluster's nodes.
+    Nodes(cmd::nodes::NodesArgs),
+    /// Manage one node (`warren node rm NAME`).
+    Node(cmd::nodes::NodeArgs),
     /// Create, list and revoke join tokens.
     Token(cmd::token::TokenArgs),
     /// Print the public key standalone relays trust (`warren relay --control-key`).
@@ -57,6 +61,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Join(args) => cmd::join::run(args),
+        Command::Nodes(args) => cmd::nodes::list(args),
+        Command::Node(args) => cmd::nodes::node(args),
         Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),
         Command::Relay(args) => cmd::relay::run(args),
