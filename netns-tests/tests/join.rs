@@ -101,25 +101,33 @@ struct Worker {
     host: Host,
     dir: PathBuf,
     iface: String,
+    /// Joins with `--direct --private-address` (its LAN address).
+    direct: bool,
 }
 
 impl Worker {
     fn new(cluster: &Cluster, name: &str, nat: Nat) -> Worker {
         let host = cluster.net.add_host(&cluster.lab, name, nat).unwrap();
+        Worker::on(cluster, name, host, false)
+    }
+
+    fn on(cluster: &Cluster, name: &str, host: Host, direct: bool) -> Worker {
         Worker {
             dir: cluster.lab.dir().join(format!("{name}-data")),
             iface: cluster.lab.iface_name("wj"),
             host,
+            direct,
         }
     }
 
     fn join_args(&self, name: &str, token: Option<&str>) -> Vec<String> {
-        let mut args = vec![
-            "join".to_owned(),
-            "--relay".to_owned(),
-            "--name".to_owned(),
-            name.to_owned(),
-        ];
+        let mut args = vec!["join".to_owned(), "--name".to_owned(), name.to_owned()];
+        if self.direct {
+            let ip = self.host.ip.to_string();
+            args.extend(["--direct".to_owned(), "--private-address".to_owned(), ip]);
+        } else {
+            args.push("--relay".to_owned());
+        }
         args.extend(["--data-dir".to_owned(), self.dir.display().to_string()]);
         args.extend(["--iface".to_owned(), self.iface.clone()]);
         if let Some(token) = token {
@@ -147,7 +155,8 @@ impl Worker {
         let log = agent.log();
         let line = log.lines().find(|l| l.starts_with("joined ")).unwrap();
         let fields: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(fields[3], "(relay)", "{line}");
+        let mode = if self.direct { "(direct)" } else { "(relay)" };
+        assert_eq!(fields[3], mode, "{line}");
         (agent, fields[2].parse().unwrap())
     }
 
@@ -273,4 +282,34 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
         !nodes.contains("\"b\""),
         "removal survives a restart: {nodes}"
     );
+}
+
+/// Two `--direct` workers in a VPC behind a NAT gateway, the control plane
+/// outside: the workers talk straight over their private addresses; the
+/// control plane reaches them through the relay or a punched path.
+#[test]
+fn direct_workers_in_a_vpc_talk_over_their_private_addresses() {
+    let cluster = Cluster::new("join-vpc");
+    let mut vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
+        .unwrap();
+    let (host_b, host_a) = (vpc.pop().unwrap(), vpc.pop().unwrap());
+    let a = Worker::on(&cluster, "vm-a", host_a, true);
+    let b = Worker::on(&cluster, "vm-b", host_b, true);
+    let (_agent_a, ip_a) = a.join(&cluster, "vm-a", Some(&cluster.token()));
+    let (_agent_b, ip_b) = b.join(&cluster, "vm-b", Some(&cluster.token()));
+    support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
+    support::transfer(&b.host.ns, &a.host.ns, ip_a, 256 * 1024).unwrap();
+    // Straight over the VPC: the peer's endpoint is its private address.
+    let shown = a
+        .host
+        .ns
+        .exec(["wg", "show", &a.iface, "endpoints"])
+        .unwrap();
+    assert!(shown.contains(&format!("{}:51820", b.host.ip)), "{shown}");
+    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
+    support::transfer(&a.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
+    let nodes = cluster.admin(&["nodes"]);
+    assert!(nodes.contains("direct"), "{nodes}");
 }
