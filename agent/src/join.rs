@@ -9,13 +9,17 @@ use crate::state::{AgentDir, Joined, StateError};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use ip_network::Ipv4Network;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use warren_device::netlink::IfAddress;
+use warren_device::paths;
 use warren_device::{Device, DeviceHandle, DeviceOptions};
-use warren_proto::{Auth, ControlMessage, Hello, Peer, Welcome, PROTOCOL_VERSION};
+use warren_proto::{
+    Auth, ControlMessage, Hello, PathReport, Peer, Report, Welcome, PROTOCOL_VERSION,
+};
 use warren_uapi::{IpNetwork, Key, PeerChange, SetRequest};
 use warren_wire::join_token::hex_of;
 use warren_wire::{JoinToken, Ticket};
@@ -31,6 +35,9 @@ const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 
 /// The longest wait between reconnection attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// How often the agent reports its paths to the control plane.
+const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Keepalive for every peer: keeps NAT mappings open and paths probed.
 const PERSISTENT_KEEPALIVE: u16 = 25;
@@ -190,6 +197,13 @@ pub async fn run(
         mode: mode.to_owned(),
     });
 
+    let echo = paths::echo_responder(welcome.mesh_ip)
+        .await
+        .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, format!("the mesh echo: {e}")))?;
+    let mut mesh_ips = HashMap::new();
+    track(&mut mesh_ips, &welcome.peers, &[]);
+    let relays = welcome.relays.clone();
+    let mut reports = tokio::time::interval(REPORT_INTERVAL);
     // From now on the agent rejoins with its credential.
     let hello = Hello {
         auth: Auth::Credential {
@@ -201,8 +215,21 @@ pub async fn run(
     let outcome = loop {
         tokio::select! {
             () = &mut shutdown => break Ok(()),
-            update = read_frame(&mut link.recv) => match update {
+            _ = reports.tick() => {
+                if let Some(report) = report(&handle, &relays, &mesh_ips).await {
+                    match warren_proto::encode(&report) {
+                        Ok(frame) => {
+                            if let Err(error) = link.send.write_all(&frame).await {
+                                tracing::debug!(%error, "sending a path report");
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "encoding a path report"),
+                    }
+                }
+            },
+            update = next_update(&mut link.updates) => match update {
                 Ok(ControlMessage::Peers { added, removed }) => {
+                    track(&mut mesh_ips, &added, &removed);
                     if let Err(error) = handle.set(peer_changes(&added, &removed)).await {
                         tracing::warn!(%error, "applying a peer-map update");
                     }
@@ -219,6 +246,7 @@ pub async fn run(
                         relinked = reconnect(&control, pin, &hello) => match relinked {
                             Ok((new_link, welcome)) => {
                                 link = new_link;
+                                track(&mut mesh_ips, &welcome.peers, &[]);
                                 if let Err(error) = handle.set(peer_changes(&welcome.peers, &[])).await {
                                     tracing::warn!(%error, "applying the peer map after reconnecting");
                                 }
@@ -232,6 +260,7 @@ pub async fn run(
         }
     };
     link.connection.close(0u32.into(), b"bye");
+    echo.abort();
     let _ = stop_device.send(());
     let _ = device_task.await;
     outcome
@@ -240,9 +269,20 @@ pub async fn run(
 /// An open connection to the control plane and its stream.
 struct Link {
     connection: quinn::Connection,
-    /// Held so the agent's side of the stream stays open while it is joined.
-    _send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    send: quinn::SendStream,
+    /// What the control plane sends after the welcome, read by a task of
+    /// its own (a frame read cut short by `select!` would lose bytes).
+    updates: tokio::sync::mpsc::Receiver<Result<ControlMessage, JoinError>>,
+}
+
+/// The next message from the control plane; an error once it is gone.
+async fn next_update(
+    updates: &mut tokio::sync::mpsc::Receiver<Result<ControlMessage, JoinError>>,
+) -> Result<ControlMessage, JoinError> {
+    updates
+        .recv()
+        .await
+        .unwrap_or_else(|| Err(JoinError::Protocol("the connection ended".to_owned())))
 }
 
 /// Connects, says hello and reads the answer.
@@ -257,14 +297,26 @@ async fn hello_welcome(
         .await
         .map_err(|e| JoinError::Protocol(e.to_string()))?;
     match read_frame(&mut recv).await? {
-        ControlMessage::Welcome(welcome) => Ok((
-            Link {
-                connection,
-                _send: send,
-                recv,
-            },
-            welcome,
-        )),
+        ControlMessage::Welcome(welcome) => {
+            let (forward, updates) = tokio::sync::mpsc::channel(16);
+            tokio::spawn(async move {
+                loop {
+                    let message = read_frame(&mut recv).await;
+                    let ended = message.is_err();
+                    if forward.send(message).await.is_err() || ended {
+                        return;
+                    }
+                }
+            });
+            Ok((
+                Link {
+                    connection,
+                    send,
+                    updates,
+                },
+                welcome,
+            ))
+        }
         ControlMessage::Refused { reason } => Err(JoinError::Refused(reason)),
         ControlMessage::Peers { .. } => {
             Err(JoinError::Protocol("peers before the welcome".to_owned()))
@@ -437,14 +489,17 @@ async fn wait_usable(handle: &DeviceHandle, control_key: &str) -> Result<(), Joi
             "the control plane's key is malformed".to_owned(),
         ));
     };
-    let hex_key = hex_of(&key);
     let deadline = Instant::now() + USABLE_TIMEOUT;
     loop {
         let state = handle
-            .get()
+            .state()
             .await
             .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, e.to_string()))?;
-        if handshake_done(&state, &hex_key) {
+        let done = state
+            .peers
+            .iter()
+            .any(|peer| peer.public_key.0 == key && peer.last_handshake.is_some());
+        if done {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -457,32 +512,44 @@ async fn wait_usable(handle: &DeviceHandle, control_key: &str) -> Result<(), Joi
     }
 }
 
-/// Whether a UAPI `get` answer shows a handshake with the peer `hex_key`.
-fn handshake_done(state: &str, hex_key: &str) -> bool {
-    let mut in_peer = false;
-    for line in state.lines() {
-        if let Some(key) = line.strip_prefix("public_key=") {
-            in_peer = key == hex_key;
-        } else if let Some(secs) = line.strip_prefix("last_handshake_time_sec=") {
-            if in_peer && secs != "0" {
-                return true;
-            }
+/// The report of this node's paths, for the control plane.
+async fn report(
+    handle: &DeviceHandle,
+    relays: &[SocketAddr],
+    mesh_ips: &HashMap<[u8; 32], Ipv4Addr>,
+) -> Option<Report> {
+    let paths = paths::measure(handle, relays, mesh_ips).await.ok()?;
+    Some(Report {
+        paths: paths
+            .into_iter()
+            .map(|path| PathReport {
+                public_key: STANDARD.encode(path.public_key),
+                kind: path.kind.as_str().to_owned(),
+                endpoint: path.endpoint,
+                rtt_ms: path.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+                last_handshake_secs: path.since_handshake.map(|since| since.as_secs()),
+                tx_bytes: path.tx_bytes,
+                rx_bytes: path.rx_bytes,
+            })
+            .collect(),
+    })
+}
+
+/// Keeps `mesh_ips` in step with the peer map.
+fn track(mesh_ips: &mut HashMap<[u8; 32], Ipv4Addr>, added: &[Peer], removed: &[String]) {
+    for peer in added {
+        if let Some(key) = decode_key(&peer.public_key) {
+            mesh_ips.insert(key, peer.mesh_ip);
         }
     }
-    false
+    for key in removed.iter().filter_map(|k| decode_key(k)) {
+        mesh_ips.remove(&key);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_handshake_shows_in_the_uapi_answer_of_that_peer_only() {
-        let state = "private_key=aa\nlisten_port=51820\npublic_key=01\nlast_handshake_time_sec=0\npublic_key=02\nlast_handshake_time_sec=1700000000\nerrno=0\n";
-        assert!(handshake_done(state, "02"));
-        assert!(!handshake_done(state, "01"));
-        assert!(!handshake_done(state, "03"));
-    }
 
     #[test]
     fn pins_parse_from_64_hex_digits() {

@@ -14,7 +14,7 @@ use ip_network::Ipv4Network;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use warren_proto::{Auth, ControlMessage, Hello, Peer, Welcome, ALPN, PROTOCOL_VERSION};
+use warren_proto::{Auth, ControlMessage, Hello, Peer, Report, Welcome, ALPN, PROTOCOL_VERSION};
 use warren_relay::SigningKey;
 use warren_wire::NodeKey;
 
@@ -53,7 +53,13 @@ pub struct Admissions {
     pub events: tokio::sync::broadcast::Sender<PeerEvent>,
     /// Nodes with an open connection, and where it comes from.
     pub online: Mutex<std::collections::HashMap<String, SocketAddr>>,
+    /// Each node's latest path report (the control plane's own under
+    /// [`CONTROL_NAME`]), and when it came.
+    pub reports: Mutex<std::collections::HashMap<String, (SystemTime, Report)>>,
 }
+
+/// The control plane's name in peer maps and `warren mesh`.
+pub const CONTROL_NAME: &str = "control";
 
 /// Why a node could not be removed.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +135,9 @@ impl Admissions {
             .remove(name)
             .ok_or_else(|| RemoveError::Unknown(name.to_owned()))?;
         let _ = self.events.send(PeerEvent::Left(node.clone()));
+        if let Ok(mut reports) = self.reports.lock() {
+            reports.remove(name);
+        }
         tracing::info!(%name, mesh_ip = %node.mesh_ip, "node removed");
         Ok(node)
     }
@@ -219,7 +228,7 @@ impl Admissions {
             .signing_key
             .mint(NodeKey(node.public_key), now + TICKET_LIFETIME.as_secs());
         let mut peers = vec![Peer {
-            name: "control".to_owned(),
+            name: CONTROL_NAME.to_owned(),
             public_key: STANDARD.encode(self.control.public_key),
             mesh_ip: self.control.mesh_ip,
             mode: "control".to_owned(),
@@ -328,11 +337,34 @@ async fn connection(incoming: quinn::Incoming, admissions: Arc<Admissions>) -> R
     if let Ok(mut online) = admissions.online.lock() {
         online.insert(node.name.clone(), connection.remote_address());
     }
+    let reader = tokio::spawn(read_reports(
+        recv,
+        Arc::clone(&admissions),
+        node.name.clone(),
+    ));
     let ended = follow(&connection, &mut send, &mut events, &node).await;
+    reader.abort();
     if let Ok(mut online) = admissions.online.lock() {
         online.remove(&node.name);
     }
     ended
+}
+
+/// Keeps the latest path report of `name` until its stream ends.
+async fn read_reports(mut recv: quinn::RecvStream, admissions: Arc<Admissions>, name: String) {
+    loop {
+        match read_frame::<Report>(&mut recv).await {
+            Ok(report) => {
+                if let Ok(mut reports) = admissions.reports.lock() {
+                    reports.insert(name.clone(), (SystemTime::now(), report));
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%name, %error, "path reports ended");
+                return;
+            }
+        }
+    }
 }
 
 /// Pushes peer-map changes to one joined agent until it goes, or until it

@@ -10,6 +10,7 @@
 //! | DELETE | `/v1/tokens/{id}` | | 200 `{"id","revoked":true}`, 404 |
 //! | GET | `/v1/nodes` | | 200 `{"nodes":[{"name","mesh_ip","mode","private_address","online","endpoint","joined"}]}` |
 //! | DELETE | `/v1/nodes/{name}` | | 200 `{"name","removed":true}`, 404 |
+//! | GET | `/v1/mesh` | | 200 [`crate::mesh::MeshView`] (`docs/mesh.md`) |
 
 use crate::agents::{Admissions, RemoveError};
 use crate::store::Store;
@@ -47,6 +48,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/tokens/{id}", delete(revoke_token))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{name}", delete(remove_node))
+        .route("/v1/mesh", get(mesh))
         .fallback(not_found)
         .with_state(state)
 }
@@ -266,6 +268,31 @@ async fn remove_node(
         }
         Err(error) => Err(ApiError::internal(error)),
     }
+}
+
+async fn mesh(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::mesh::MeshView>, ApiError> {
+    authorize(&state, &headers)?;
+    let poisoned = || ApiError::internal("the cluster state is unusable after a panic");
+    let cluster = &state.cluster;
+    let online = cluster.online.lock().map_err(|_| poisoned())?.clone();
+    let reports = cluster.reports.lock().map_err(|_| poisoned())?.clone();
+    let registry = cluster.registry.lock().map_err(|_| poisoned())?;
+    let control = crate::mesh::ControlMember {
+        public_key: cluster.control.public_key,
+        mesh_ip: cluster.control.mesh_ip,
+        endpoint: state.control_addrs.first().copied(),
+    };
+    Ok(Json(crate::mesh::view(
+        &control,
+        &cluster.relays,
+        registry.nodes(),
+        &online,
+        &reports,
+        SystemTime::now(),
+    )))
 }
 
 async fn not_found() -> ApiError {

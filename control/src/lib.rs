@@ -11,6 +11,7 @@ pub mod agents;
 pub mod alloc;
 pub mod api;
 pub mod identity;
+pub mod mesh;
 pub mod nodes;
 pub mod serve;
 pub mod store;

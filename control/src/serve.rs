@@ -2,21 +2,26 @@
 //! identities and state, checks the mesh CIDR, serves the admin API and,
 //! unless told not to, an embedded relay that trusts its ticket-signing key.
 
-use crate::agents::{self, Admissions, ControlPeer, PeerEvent};
+use crate::agents::{self, Admissions, ControlPeer, PeerEvent, CONTROL_NAME};
 use crate::alloc::{AllocError, Allocator};
 use crate::api::{self, ApiState};
 use crate::identity::{Identity, IdentityError};
 use crate::nodes::{NodeRecord, Registry};
 use crate::store::{Store, StoreError};
+use base64::Engine as _;
 use ip_network::Ipv4Network;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use warren_device::local_addresses;
 use warren_device::netlink::IfAddress;
+use warren_device::paths;
 use warren_device::{Device, DeviceHandle, DeviceOptions};
+use warren_proto::{PathReport, Report};
 use warren_relay::{Config, Server, ServerError, ServerOptions};
 use warren_uapi::{IpNetwork, Key, PeerChange, SetRequest};
 use warren_wire::NodeKey;
@@ -109,6 +114,9 @@ pub struct Started {
     pub control_addrs: Vec<SocketAddr>,
 }
 
+/// How often the control plane measures its own paths.
+const OWN_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the control plane until `shutdown` completes; `started` hears once
 /// everything listens.
 pub async fn serve(
@@ -188,6 +196,7 @@ pub async fn serve(
         },
         events: events.clone(),
         online: Mutex::new(std::collections::HashMap::new()),
+        reports: Mutex::new(std::collections::HashMap::new()),
     });
     let state = Arc::new(ApiState {
         store,
@@ -214,6 +223,17 @@ pub async fn serve(
     };
     let relay_task = relay.map(|server| tokio::spawn(server.run(stopped(stop_rx.clone()))));
     let device_task = tokio::spawn(device.run(stopped(stop_rx.clone())));
+    let echo = paths::echo_responder(control_ip)
+        .await
+        .map_err(|source| ServeError::Quic {
+            addr: SocketAddr::new(IpAddr::V4(control_ip), paths::ECHO_PORT),
+            source,
+        })?;
+    let report_task = tokio::spawn(report_own_paths(
+        Arc::clone(&admissions),
+        device_handle.clone(),
+        relays.clone(),
+    ));
     let peers_task = tokio::spawn(follow_joins(events.subscribe(), device_handle));
     let agents_task = tokio::spawn(agents::serve(endpoint.clone(), admissions));
     let api =
@@ -224,6 +244,8 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     agents_task.abort();
     peers_task.abort();
+    report_task.abort();
+    echo.abort();
     if let Some(task) = relay_task {
         let _ = task.await;
     }
@@ -316,6 +338,47 @@ async fn follow_joins(
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// Measures the control plane's own paths every few seconds, as agents do.
+async fn report_own_paths(
+    admissions: Arc<Admissions>,
+    device: DeviceHandle,
+    relays: Vec<SocketAddr>,
+) {
+    let mut tick = tokio::time::interval(OWN_REPORT_INTERVAL);
+    loop {
+        tick.tick().await;
+        let mesh_ips: HashMap<[u8; 32], Ipv4Addr> = match admissions.registry.lock() {
+            Ok(registry) => registry
+                .nodes()
+                .map(|n| (n.public_key, n.mesh_ip))
+                .collect(),
+            Err(_) => return,
+        };
+        let Ok(measured) = paths::measure(&device, &relays, &mesh_ips).await else {
+            continue;
+        };
+        let report = Report {
+            paths: measured.iter().map(path_report).collect(),
+        };
+        if let Ok(mut reports) = admissions.reports.lock() {
+            reports.insert(CONTROL_NAME.to_owned(), (SystemTime::now(), report));
+        }
+    }
+}
+
+/// A measured path as the protocol reports it.
+pub fn path_report(path: &paths::PeerPath) -> PathReport {
+    PathReport {
+        public_key: base64::engine::general_purpose::STANDARD.encode(path.public_key),
+        kind: path.kind.as_str().to_owned(),
+        endpoint: path.endpoint,
+        rtt_ms: path.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+        last_handshake_secs: path.since_handshake.map(|since| since.as_secs()),
+        tx_bytes: path.tx_bytes,
+        rx_bytes: path.rx_bytes,
     }
 }
 

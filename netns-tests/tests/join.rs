@@ -197,6 +197,63 @@ fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
     support::transfer(&symmetric.host.ns, &cone.host.ns, ip_a, 64 * 1024).unwrap();
     support::transfer(&cone.host.ns, &symmetric.host.ns, ip_b, 64 * 1024).unwrap();
 
+    // `warren mesh` shows who is who and how each pair is connected, as
+    // each node reports it: the symmetric NAT keeps a and b relayed.
+    let mesh =
+        warren_netns_tests::wait_for_value("both pairs reported", Duration::from_secs(20), || {
+            let mesh: serde_json::Value =
+                serde_json::from_str(&cluster.admin(&["mesh", "--json"])).ok()?;
+            let kind = |from: &str, to: &str| {
+                mesh["paths"]
+                    .as_array()?
+                    .iter()
+                    .find(|p| p["from"] == from && p["to"] == to && p["rtt_ms"].is_number())
+                    .map(|p| p["kind"].as_str().unwrap_or_default().to_owned())
+            };
+            (kind("a", "b")? == "relayed"
+                && kind("b", "a")? == "relayed"
+                && kind("a", "control").is_some())
+            .then_some(mesh)
+        })
+        .unwrap();
+    let modes: Vec<(String, String, bool)> = mesh["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_owned(),
+                n["mode"].as_str().unwrap().to_owned(),
+                n["online"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        vec![
+            ("control".to_owned(), "control".to_owned(), true),
+            ("a".to_owned(), "relay".to_owned(), true),
+            ("b".to_owned(), "relay".to_owned(), true),
+        ]
+    );
+    let a_to_b = mesh["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["from"] == "a" && p["to"] == "b")
+        .unwrap();
+    assert!(a_to_b["tx_bytes"].as_u64().unwrap() > 64 * 1024, "{a_to_b}");
+    assert!(a_to_b["last_handshake_secs"].is_u64(), "{a_to_b}");
+    let dot = cluster.admin(&["mesh", "--dot"]);
+    assert!(dot.contains("\"a\" -> \"b\" [style=dashed"), "{dot}");
+    let table = cluster.admin(&["mesh"]);
+    assert!(table.contains("relayed"), "{table}");
+    let ping = cluster.admin(&["ping", "a", "--count", "2", "--iface", &cluster.iface]);
+    assert!(
+        ping.contains("reply from a") && ping.contains("via direct"),
+        "{ping}"
+    );
+
     // A restart rejoins with the stored credential: same name, same address.
     agent_a.stop().unwrap();
     let (_agent_a, again) = cone.join(&cluster, "a", None);

@@ -215,6 +215,9 @@ pub enum HandleError {
     /// The device refused the request with this errno (negated, as UAPI says).
     #[error("the device refused the configuration (errno {0})")]
     Refused(i32),
+    /// The device's answer did not parse.
+    #[error("the device's state could not be read: {0}")]
+    Unreadable(warren_uapi::GetResponseError),
 }
 
 impl DeviceHandle {
@@ -235,6 +238,12 @@ impl DeviceHandle {
     /// The device's state as a UAPI `get=1` answer.
     pub async fn get(&self) -> Result<String, HandleError> {
         self.request(UapiRequest::Uapi(Request::Get)).await
+    }
+
+    /// The device's state: keys, peers, endpoints, handshakes, bytes.
+    pub async fn state(&self) -> Result<warren_uapi::DeviceState, HandleError> {
+        let answer = self.get().await?;
+        warren_uapi::parse_get_response(&answer).map_err(HandleError::Unreadable)
     }
 
     async fn request(&self, request: UapiRequest) -> Result<String, HandleError> {

@@ -12,6 +12,7 @@ mod device;
 pub mod local_addresses;
 pub mod netlink;
 pub mod offload;
+pub mod paths;
 pub mod routes;
 pub mod stats;
 pub mod tun;

@@ -128,6 +128,19 @@ pub fn parse_stats(text: &str) -> Result<DropReport, StatsError> {
 
 /// Asks the device behind UAPI socket `path` for its drop counters.
 pub fn query_stats(path: &Path) -> Result<DropReport, StatsError> {
+    parse_stats(&ask(path, STATS_REQUEST)?)
+}
+
+/// Asks the device behind UAPI socket `path` for its state (`get=1`):
+/// peers, endpoints, handshakes, bytes.
+pub fn query_state(path: &Path) -> Result<warren_uapi::DeviceState, StatsError> {
+    let answer = ask(path, b"get=1\n\n")?;
+    warren_uapi::parse_get_response(&answer)
+        .map_err(|error| StatsError::Malformed(error.to_string()))
+}
+
+/// One request on the UAPI socket `path`, and its whole answer.
+fn ask(path: &Path, request: &[u8]) -> Result<String, StatsError> {
     let io = |source| StatsError::Io {
         path: path.display().to_string(),
         source,
@@ -136,7 +149,7 @@ pub fn query_stats(path: &Path) -> Result<DropReport, StatsError> {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(io)?;
-    stream.write_all(STATS_REQUEST).map_err(io)?;
+    stream.write_all(request).map_err(io)?;
     let mut answer = Vec::new();
     let mut chunk = [0u8; 4096];
     while !answer.ends_with(b"\n\n") {
@@ -146,7 +159,7 @@ pub fn query_stats(path: &Path) -> Result<DropReport, StatsError> {
         }
         answer.extend_from_slice(&chunk[..read]);
     }
-    parse_stats(&String::from_utf8_lossy(&answer))
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 #[cfg(test)]

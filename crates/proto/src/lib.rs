@@ -4,7 +4,8 @@
 //! The agent opens one bidirectional stream per connection and sends a
 //! [`Hello`]; the control plane answers [`ControlMessage::Welcome`] or
 //! [`ControlMessage::Refused`], and after a welcome keeps sending
-//! [`ControlMessage::Peers`] on the same stream as nodes join and leave. Each message is a frame: a 4-byte
+//! [`ControlMessage::Peers`] on the same stream as nodes join and leave;
+//! the agent sends a [`Report`] of its paths every few seconds. Each message is a frame: a 4-byte
 //! big-endian length, then that many bytes of JSON, at most
 //! [`MAX_FRAME`]. The TLS layer carries the version too (ALPN [`ALPN`]),
 //! and [`Hello::version`] lets a control plane tell an agent of another
@@ -123,6 +124,32 @@ pub enum ControlMessage {
         /// Public keys (base64) of nodes that left.
         removed: Vec<String>,
     },
+}
+
+/// How the reporting node reaches one peer (see `docs/mesh.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathReport {
+    /// The peer's WireGuard public key, base64.
+    pub public_key: String,
+    /// `direct`, `relayed` or `none`.
+    pub kind: String,
+    /// Where the node sends to it (the relay while relayed).
+    pub endpoint: Option<SocketAddr>,
+    /// Round trip through the mesh, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Seconds since the last handshake.
+    pub last_handshake_secs: Option<u64>,
+    /// Bytes sent to the peer.
+    pub tx_bytes: u64,
+    /// Bytes received from it.
+    pub rx_bytes: u64,
+}
+
+/// What a joined agent sends after its hello, every few seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Its view of every peer.
+    pub paths: Vec<PathReport>,
 }
 
 /// A frame that cannot be read.

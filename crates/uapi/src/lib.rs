@@ -41,7 +41,9 @@ pub use request::{
     format_set_request, parse_request, request_len, PeerChange, Request, SetRequest, GET_REQUEST,
     MAX_REQUEST_LEN,
 };
-pub use response::{format_get_response, DeviceState, PeerState};
+pub use response::{
+    format_get_response, parse_get_response, DeviceState, GetResponseError, PeerState,
+};
 
 /// Re-exported so callers name the same prefix type this crate returns.
 pub use ip_network::IpNetwork;

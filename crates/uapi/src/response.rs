@@ -106,6 +106,75 @@ fn format_peer(out: &mut String, peer: &PeerState) {
     }
 }
 
+/// An answer to `get=1` that cannot be read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed get answer at line {line}")]
+pub struct GetResponseError {
+    /// The first line that does not parse (from 1).
+    pub line: usize,
+}
+
+/// Reads an answer to `get=1` (as [`format_get_response`] writes it, or
+/// another implementation answers) back into a [`DeviceState`]. Unknown
+/// keys are skipped, as `wg` does; a non-zero `errno` is an error.
+pub fn parse_get_response(text: &str) -> Result<DeviceState, GetResponseError> {
+    let mut state = DeviceState::default();
+    for (index, raw) in text.lines().enumerate() {
+        let error = GetResponseError { line: index + 1 };
+        if raw.is_empty() {
+            break;
+        }
+        let (key, value) = raw.split_once('=').ok_or(error)?;
+        let number = || crate::value::decimal::<u64>(value).ok_or(error);
+        if key == "public_key" {
+            let key = Key::from_hex(value).map_err(|_| error)?;
+            state.peers.push(PeerState::new(key));
+            continue;
+        }
+        match (key, state.peers.last_mut()) {
+            ("private_key", None) => {
+                state.private_key = Some(Key::from_hex(value).map_err(|_| error)?)
+            }
+            ("listen_port", None) => {
+                state.listen_port = u16::try_from(number()?).map_err(|_| error)?
+            }
+            ("fwmark", None) => state.fwmark = u32::try_from(number()?).map_err(|_| error)?,
+            ("errno", _) if value != "0" => return Err(error),
+            ("preshared_key", Some(peer)) => {
+                let psk = Key::from_hex(value).map_err(|_| error)?;
+                peer.preshared_key = (!psk.is_zero()).then_some(psk);
+            }
+            ("endpoint", Some(peer)) => {
+                peer.endpoint = Some(crate::value::endpoint(value).ok_or(error)?)
+            }
+            ("last_handshake_time_sec", Some(peer)) => {
+                let nanos = peer.last_handshake.map_or(0, |t| t.subsec_nanos());
+                peer.last_handshake = Some(Duration::new(number()?, nanos));
+            }
+            ("last_handshake_time_nsec", Some(peer)) => {
+                let secs = peer.last_handshake.map_or(0, |t| t.as_secs());
+                let nanos = u32::try_from(number()?).map_err(|_| error)?;
+                peer.last_handshake = Some(Duration::new(secs, nanos));
+            }
+            ("rx_bytes", Some(peer)) => peer.rx_bytes = number()?,
+            ("tx_bytes", Some(peer)) => peer.tx_bytes = number()?,
+            ("persistent_keepalive_interval", Some(peer)) => {
+                peer.persistent_keepalive_interval = u16::try_from(number()?).map_err(|_| error)?;
+            }
+            ("allowed_ip", Some(peer)) => peer
+                .allowed_ips
+                .push(crate::value::prefix(value).ok_or(error)?),
+            _ => {}
+        }
+    }
+    for peer in &mut state.peers {
+        if peer.last_handshake == Some(Duration::ZERO) {
+            peer.last_handshake = None;
+        }
+    }
+    Ok(state)
+}
+
 fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "{key}={value}");
@@ -181,5 +250,25 @@ mod tests {
     fn empty_device_omits_private_key_and_fwmark() {
         let text = format_get_response(&DeviceState::default());
         assert_eq!(text, "listen_port=0\nerrno=0\n\n");
+    }
+
+    #[test]
+    fn answers_read_back_into_the_state_they_came_from() {
+        assert_eq!(
+            parse_get_response(&format_get_response(&example())),
+            Ok(example())
+        );
+        assert_eq!(
+            parse_get_response(&format_get_response(&DeviceState::default())),
+            Ok(DeviceState::default())
+        );
+        assert_eq!(
+            parse_get_response("listen_port=x\nerrno=0\n\n"),
+            Err(GetResponseError { line: 1 })
+        );
+        assert_eq!(
+            parse_get_response("errno=-22\n\n"),
+            Err(GetResponseError { line: 1 })
+        );
     }
 }

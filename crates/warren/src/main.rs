@@ -35,6 +35,10 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Join this machine to a cluster (runs the agent in the foreground).
     Join(cmd::join::JoinArgs),
+    /// Show the mesh: nodes, and every pair's path (direct or relayed).
+    Mesh(cmd::mesh::MeshArgs),
+    /// Ping a node through the mesh, showing the path each reply took.
+    Ping(cmd::mesh::PingArgs),
     /// List the cluster's nodes.
     Nodes(cmd::nodes::NodesArgs),
     /// Manage one node (`warren node rm NAME`).
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Command::Token(args) => cmd::token::run(args),
         Command::Join(args) => cmd::join::run(args),
         Command::Nodes(args) => cmd::nodes::list(args),
+        Command::Mesh(args) => cmd::mesh::run(args),
+        Command::Ping(args) => cmd::mesh::ping(args),
         Command::Node(args) => cmd::nodes::node(args),
         Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),

@@ -4,6 +4,7 @@ pub mod api;
 pub mod device;
 pub mod join;
 pub mod keys;
+pub mod mesh;
 pub mod nodes;
 pub mod relay;
 pub mod serve;
