@@ -426,3 +426,122 @@ pub async fn read_frame<T: for<'de> serde::Deserialize<'de>>(
         .map_err(|error| error.to_string())?;
     warren_proto::decode(&body).map_err(|error| error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::Allocator;
+    use crate::tokens::TokenRecord;
+
+    fn admissions(name: &str) -> (Admissions, String, String) {
+        let dir = std::env::temp_dir().join(format!("warren-admit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("state.db")).unwrap();
+        let (token, secret) =
+            TokenRecord::issue(now_unix(), Duration::from_secs(600), 5, [3; 40]).unwrap();
+        store.insert_token(&token).unwrap();
+        let mesh: Ipv4Network = "100.96.0.0/24".parse().unwrap();
+        let admissions = Admissions {
+            store: Arc::new(Mutex::new(store)),
+            registry: Arc::new(Mutex::new(Registry::new(Allocator::new(mesh).unwrap()))),
+            signing_key: SigningKey::from_seed(&[1; 32]).unwrap(),
+            relays: Vec::new(),
+            mesh,
+            control: ControlPeer {
+                public_key: [9; 32],
+                mesh_ip: "100.96.0.1".parse().unwrap(),
+                endpoints: Vec::new(),
+            },
+            events: tokio::sync::broadcast::channel(4).0,
+            online: Mutex::new(std::collections::HashMap::new()),
+            reports: Mutex::new(std::collections::HashMap::new()),
+        };
+        (admissions, token.id_hex(), URL_SAFE_NO_PAD.encode(secret))
+    }
+
+    fn hello(id: &str, secret: &str, key: u8) -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            auth: Auth::Token {
+                id: id.to_owned(),
+                secret: secret.to_owned(),
+            },
+            name: "pi".to_owned(),
+            public_key: STANDARD.encode([key; 32]),
+            mode: "relay".to_owned(),
+            private_address: None,
+            wg_port: 51820,
+        }
+    }
+
+    fn refusal(answer: &ControlMessage) -> &str {
+        match answer {
+            ControlMessage::Refused { reason } => reason,
+            other => panic!("admitted: {other:?}"),
+        }
+    }
+
+    /// Every bad hello gets one clear line and leaves no trace: no node,
+    /// no token use.
+    #[test]
+    fn bad_hellos_are_refused_and_change_nothing() {
+        let (admissions, id, secret) = admissions("bad");
+        let now = now_unix();
+        let mut wrong_version = hello(&id, &secret, 1);
+        wrong_version.version = 2;
+        let mut bad_key = hello(&id, &secret, 1);
+        bad_key.public_key = "short".to_owned();
+        let mut bad_mode = hello(&id, &secret, 1);
+        bad_mode.mode = "teleport".to_owned();
+        let mut bad_name = hello(&id, &secret, 1);
+        bad_name.name = "Pi!".to_owned();
+        let cases = [
+            (wrong_version, "protocol version 2"),
+            (bad_key, "public key"),
+            (bad_mode, "teleport"),
+            (bad_name, "invalid node name"),
+            (hello(&id, "AAAA", 1), "not valid for this control plane"),
+            (hello("zz", &secret, 1), "not valid for this control plane"),
+        ];
+        for (hello, expected) in cases {
+            let (answer, admitted) = admissions.answer(&hello, now);
+            assert!(refusal(&answer).contains(expected), "{answer:?}");
+            assert!(admitted.is_none());
+        }
+        let store = admissions.store.lock().unwrap();
+        assert!(store.nodes().unwrap().is_empty());
+        assert_eq!(store.tokens().unwrap()[0].used, 0);
+    }
+
+    /// A rejoin proves the credential and cannot bring another key.
+    #[test]
+    fn a_rejoin_needs_the_credential_and_the_same_key() {
+        let (admissions, id, secret) = admissions("rejoin");
+        let now = now_unix();
+        let (answer, admitted) = admissions.answer(&hello(&id, &secret, 1), now);
+        let ControlMessage::Welcome(welcome) = answer else {
+            panic!("{answer:?}");
+        };
+        let first = admitted.unwrap();
+        let credential = welcome.credential.unwrap();
+        let rejoin = |key: u8, secret: &str| Hello {
+            auth: Auth::Credential {
+                secret: secret.to_owned(),
+            },
+            ..hello("", "", key)
+        };
+        let (again, _) = admissions.answer(&rejoin(1, &credential), now);
+        let ControlMessage::Welcome(again) = again else {
+            panic!("{again:?}");
+        };
+        assert_eq!((again.mesh_ip, again.credential), (first.mesh_ip, None));
+        let (stolen, _) = admissions.answer(&rejoin(2, &credential), now);
+        assert!(
+            refusal(&stolen).contains("cannot change or claim keys"),
+            "{stolen:?}"
+        );
+        let (forged, _) = admissions.answer(&rejoin(1, "AAAA"), now);
+        assert!(refusal(&forged).contains("not known here"), "{forged:?}");
+    }
+}
