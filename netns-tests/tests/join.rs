@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod relay_support;
 mod support;
 
 use std::net::Ipv4Addr;
@@ -25,23 +26,32 @@ struct Cluster {
     control: Host,
     control_dir: PathBuf,
     iface: String,
+    extra: Vec<String>,
     serve: Proc,
 }
 
 impl Cluster {
     fn new(tag: &str) -> Cluster {
+        Cluster::with(tag, |_, _, _| Vec::new())
+    }
+
+    /// A cluster whose `warren serve` also gets the arguments `extra`
+    /// returns (given the lab, the net and the control plane's data dir).
+    fn with(tag: &str, extra: impl FnOnce(&Lab, &Internet, &Path) -> Vec<String>) -> Cluster {
         let lab = Lab::new(tag).unwrap();
         let net = Internet::new(&lab).unwrap();
         let control = net.add_public_host(&lab, "control").unwrap();
         let control_dir = lab.dir().join("control");
         let iface = lab.iface_name("wctl");
-        let serve = start_serve(&lab, &control, &control_dir, &iface);
+        let extra = extra(&lab, &net, &control_dir);
+        let serve = start_serve(&lab, &control, &control_dir, &iface, &extra);
         Cluster {
             lab,
             net,
             control,
             control_dir,
             iface,
+            extra,
             serve,
         }
     }
@@ -50,7 +60,13 @@ impl Cluster {
     fn kill_and_restart(&mut self) {
         self.serve.signal(Signal::Kill).unwrap();
         self.serve.wait_exit(Duration::from_secs(5)).unwrap();
-        self.serve = start_serve(&self.lab, &self.control, &self.control_dir, &self.iface);
+        self.start_again();
+    }
+
+    /// Starts the control plane again (after it died) with the same data.
+    fn start_again(&mut self) {
+        let (lab, host, dir) = (&self.lab, &self.control, &self.control_dir);
+        self.serve = start_serve(lab, host, dir, &self.iface, &self.extra);
     }
 
     /// `warren ARGS` on the control host, as its operator.
@@ -77,7 +93,7 @@ impl Cluster {
     }
 }
 
-fn start_serve(lab: &Lab, host: &Host, data_dir: &Path, iface: &str) -> Proc {
+fn start_serve(lab: &Lab, host: &Host, data_dir: &Path, iface: &str, extra: &[String]) -> Proc {
     let serve = lab
         .spawn(
             &host.ns,
@@ -86,6 +102,7 @@ fn start_serve(lab: &Lab, host: &Host, data_dir: &Path, iface: &str) -> Proc {
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(["--iface", iface])
+                .args(extra)
                 .env("WARREN_LOG", "debug")
                 .name("serve"),
         )
@@ -305,12 +322,7 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
     cluster.serve.signal(Signal::Kill).unwrap();
     cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
     support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
-    cluster.serve = start_serve(
-        &cluster.lab,
-        &cluster.control,
-        &cluster.control_dir,
-        &cluster.iface,
-    );
+    cluster.start_again();
     for agent in [&agent_a, &agent_b] {
         agent
             .wait_for_log("reconnected to the control plane", Duration::from_secs(40))
@@ -369,4 +381,70 @@ fn direct_workers_in_a_vpc_talk_over_their_private_addresses() {
     support::transfer(&a.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
     let nodes = cluster.admin(&["nodes"]);
     assert!(nodes.contains("direct"), "{nodes}");
+}
+
+/// With a standalone relay, killing the control plane does not even pause
+/// relayed pairs: a symmetric NAT keeps this pair on the relay, and bulk
+/// traffic keeps flowing while the control plane is down.
+#[test]
+fn relayed_pairs_keep_flowing_through_a_standalone_relay_while_the_control_plane_is_down() {
+    let mut relay_proc = None;
+    let mut relay_at = None;
+    let mut cluster = Cluster::with("join-standalone", |lab, net, control_dir| {
+        let relay_host = net.add_public_host(lab, "relay").unwrap();
+        // The relay trusts the control plane's ticket key, read off its data dir.
+        let key = warren_netns_tests::run_args([
+            warren_bin().unwrap().as_os_str(),
+            "control-key".as_ref(),
+            "--data-dir".as_ref(),
+            control_dir.as_os_str(),
+        ])
+        .unwrap();
+        let listen = format!("{}:3478", relay_host.ip);
+        let relay = lab
+            .spawn(
+                &relay_host.ns,
+                Spawn::new(warren_bin().unwrap())
+                    .args(["relay", "--listen", &listen, "--control-key", key.trim()])
+                    .args([
+                        "--metrics",
+                        &format!("{}:{}", relay_host.ip, relay_support::METRICS_PORT),
+                    ])
+                    .name("relay"),
+            )
+            .unwrap();
+        relay
+            .wait_for_log("relay listening on", Duration::from_secs(10))
+            .unwrap();
+        relay_proc = Some(relay);
+        relay_at = Some(relay_host);
+        vec!["--no-relay".to_owned(), "--relay".to_owned(), listen]
+    });
+    let a = Worker::new(&cluster, "a", Nat::Cone);
+    let b = Worker::new(&cluster, "b", Nat::Symmetric);
+    let (_agent_a, ip_a) = a.join(&cluster, "a", Some(&cluster.token()));
+    let (_agent_b, ip_b) = b.join(&cluster, "b", Some(&cluster.token()));
+    cluster.serve.signal(Signal::Kill).unwrap();
+    cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
+    let relay_host = relay_at.unwrap();
+    let forwarded = || {
+        let text = relay_support::scrape(&cluster.lab, &relay_host).unwrap();
+        relay_support::metric(&text, "warren_relay_forwarded_frames_total").unwrap()
+    };
+    let before = forwarded();
+    support::transfer(&a.host.ns, &b.host.ns, ip_b, 4 << 20).unwrap();
+    assert!(
+        forwarded() - before > 2000,
+        "the transfer went through the standalone relay"
+    );
+    let relay = relay_proc.unwrap();
+    assert!(relay.is_running(), "{}", relay.describe());
+    cluster.start_again();
+    support::transfer(
+        &b.host.ns,
+        &a.host.ns,
+        "100.96.0.2".parse().unwrap(),
+        1 << 20,
+    )
+    .unwrap();
 }
