@@ -440,11 +440,5 @@ fn relayed_pairs_keep_flowing_through_a_standalone_relay_while_the_control_plane
     let relay = relay_proc.unwrap();
     assert!(relay.is_running(), "{}", relay.describe());
     cluster.start_again();
-    support::transfer(
-        &b.host.ns,
-        &a.host.ns,
-        "100.96.0.2".parse().unwrap(),
-        1 << 20,
-    )
-    .unwrap();
+    support::transfer(&b.host.ns, &a.host.ns, ip_a, 1 << 20).unwrap();
 }
