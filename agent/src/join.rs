@@ -18,7 +18,8 @@ use warren_device::netlink::IfAddress;
 use warren_device::paths;
 use warren_device::{Device, DeviceHandle, DeviceOptions};
 use warren_proto::{
-    Auth, ControlMessage, Hello, PathReport, Peer, Report, Welcome, PROTOCOL_VERSION,
+    Auth, ControlMessage, Hello, PathReport, Peer, PeerStatus, Report, Status, Welcome,
+    PROTOCOL_VERSION,
 };
 use warren_uapi::{IpNetwork, Key, PeerChange, SetRequest};
 use warren_wire::join_token::hex_of;
@@ -200,10 +201,11 @@ pub async fn run(
     let echo = paths::echo_responder(welcome.mesh_ip)
         .await
         .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, format!("the mesh echo: {e}")))?;
-    let mut mesh_ips = HashMap::new();
-    track(&mut mesh_ips, &welcome.peers, &[]);
+    let mut peers = HashMap::new();
+    track(&mut peers, &welcome.peers, &[]);
     let relays = welcome.relays.clone();
     let mut reports = tokio::time::interval(REPORT_INTERVAL);
+    let mut last_report: Option<Report> = None;
     // From now on the agent rejoins with its credential.
     let hello = Hello {
         auth: Auth::Credential {
@@ -216,7 +218,12 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break Ok(()),
             _ = reports.tick() => {
-                if let Some(report) = report(&handle, &relays, &mesh_ips).await {
+                if let Some(report) = report(&handle, &relays, &peers).await {
+                    let view = status(&welcome, mode, &options.iface, &peers, &report, true);
+                    if let Err(error) = dir.save_status(&view) {
+                        tracing::warn!(%error, "writing the status file");
+                    }
+                    last_report = Some(report.clone());
                     match warren_proto::encode(&report) {
                         Ok(frame) => {
                             if let Err(error) = link.send.write_all(&frame).await {
@@ -229,7 +236,7 @@ pub async fn run(
             },
             update = next_update(&mut link.updates) => match update {
                 Ok(ControlMessage::Peers { added, removed }) => {
-                    track(&mut mesh_ips, &added, &removed);
+                    track(&mut peers, &added, &removed);
                     if let Err(error) = handle.set(peer_changes(&added, &removed)).await {
                         tracing::warn!(%error, "applying a peer-map update");
                     }
@@ -241,12 +248,18 @@ pub async fn run(
                         break Err(JoinError::Removed);
                     }
                     tracing::warn!(%error, "lost the control plane; the mesh keeps running, reconnecting");
+                    if let Some(report) = &last_report {
+                        let view = status(&welcome, mode, &options.iface, &peers, report, false);
+                        if let Err(error) = dir.save_status(&view) {
+                            tracing::warn!(%error, "writing the status file");
+                        }
+                    }
                     tokio::select! {
                         () = &mut shutdown => break Ok(()),
                         relinked = reconnect(&control, pin, &hello) => match relinked {
                             Ok((new_link, welcome)) => {
                                 link = new_link;
-                                track(&mut mesh_ips, &welcome.peers, &[]);
+                                track(&mut peers, &welcome.peers, &[]);
                                 if let Err(error) = handle.set(peer_changes(&welcome.peers, &[])).await {
                                     tracing::warn!(%error, "applying the peer map after reconnecting");
                                 }
@@ -516,9 +529,13 @@ async fn wait_usable(handle: &DeviceHandle, control_key: &str) -> Result<(), Joi
 async fn report(
     handle: &DeviceHandle,
     relays: &[SocketAddr],
-    mesh_ips: &HashMap<[u8; 32], Ipv4Addr>,
+    peers: &HashMap<[u8; 32], Peer>,
 ) -> Option<Report> {
-    let paths = paths::measure(handle, relays, mesh_ips).await.ok()?;
+    let mesh_ips = peers
+        .iter()
+        .map(|(key, peer)| (*key, peer.mesh_ip))
+        .collect();
+    let paths = paths::measure(handle, relays, &mesh_ips).await.ok()?;
     Some(Report {
         paths: paths
             .into_iter()
@@ -535,15 +552,50 @@ async fn report(
     })
 }
 
-/// Keeps `mesh_ips` in step with the peer map.
-fn track(mesh_ips: &mut HashMap<[u8; 32], Ipv4Addr>, added: &[Peer], removed: &[String]) {
+/// Keeps `peers` (by key) in step with the peer map.
+fn track(peers: &mut HashMap<[u8; 32], Peer>, added: &[Peer], removed: &[String]) {
     for peer in added {
         if let Some(key) = decode_key(&peer.public_key) {
-            mesh_ips.insert(key, peer.mesh_ip);
+            peers.insert(key, peer.clone());
         }
     }
     for key in removed.iter().filter_map(|k| decode_key(k)) {
-        mesh_ips.remove(&key);
+        peers.remove(&key);
+    }
+}
+
+/// This node's view for `warren status`.
+fn status(
+    welcome: &Welcome,
+    mode: &str,
+    iface: &str,
+    peers: &HashMap<[u8; 32], Peer>,
+    report: &Report,
+    connected: bool,
+) -> Status {
+    let mut listed: Vec<PeerStatus> = report
+        .paths
+        .iter()
+        .filter_map(|path| {
+            let peer = peers.get(&decode_key(&path.public_key)?)?;
+            Some(PeerStatus {
+                name: peer.name.clone(),
+                mesh_ip: peer.mesh_ip,
+                path: path.clone(),
+            })
+        })
+        .collect();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    Status {
+        name: welcome.name.clone(),
+        mesh_ip: welcome.mesh_ip,
+        mode: mode.to_owned(),
+        iface: iface.to_owned(),
+        control_connected: connected,
+        updated: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+        peers: listed,
     }
 }
 

@@ -117,6 +117,16 @@ impl AgentDir {
         }
     }
 
+    /// Records this node's latest view, for `warren status`.
+    pub fn save_status(&self, status: &warren_proto::Status) -> Result<(), StateError> {
+        let path = self.dir.join(warren_proto::STATUS_FILE);
+        let text = serde_json::to_string(status).map_err(|error| StateError::Io {
+            path: path.clone(),
+            error: io::Error::other(error),
+        })?;
+        write_secret(&path, text.as_bytes())
+    }
+
     /// Records who this node is.
     pub fn save_joined(&self, joined: &Joined) -> Result<(), StateError> {
         let path = self.dir.join("agent.json");

@@ -21,7 +21,7 @@ use warren_device::local_addresses;
 use warren_device::netlink::IfAddress;
 use warren_device::paths;
 use warren_device::{Device, DeviceHandle, DeviceOptions};
-use warren_proto::{PathReport, Report};
+use warren_proto::{PathReport, PeerStatus, Report, Status};
 use warren_relay::{Config, Server, ServerError, ServerOptions};
 use warren_uapi::{IpNetwork, Key, PeerChange, SetRequest};
 use warren_wire::NodeKey;
@@ -229,10 +229,21 @@ pub async fn serve(
             addr: SocketAddr::new(IpAddr::V4(control_ip), paths::ECHO_PORT),
             source,
         })?;
+    let me = Status {
+        name: CONTROL_NAME.to_owned(),
+        mesh_ip: control_ip,
+        mode: CONTROL_NAME.to_owned(),
+        iface: options.iface.clone(),
+        control_connected: true,
+        updated: 0,
+        peers: Vec::new(),
+    };
     let report_task = tokio::spawn(report_own_paths(
         Arc::clone(&admissions),
         device_handle.clone(),
         relays.clone(),
+        me,
+        options.data_dir.join(warren_proto::STATUS_FILE),
     ));
     let peers_task = tokio::spawn(follow_joins(events.subscribe(), device_handle));
     let agents_task = tokio::spawn(agents::serve(endpoint.clone(), admissions));
@@ -341,28 +352,57 @@ async fn follow_joins(
     }
 }
 
-/// Measures the control plane's own paths every few seconds, as agents do.
+/// Measures the control plane's own paths every few seconds, as agents
+/// do: for `warren mesh`, and in `DATA_DIR/status.json` for `warren status`.
 async fn report_own_paths(
     admissions: Arc<Admissions>,
     device: DeviceHandle,
     relays: Vec<SocketAddr>,
+    me: Status,
+    status_path: PathBuf,
 ) {
     let mut tick = tokio::time::interval(OWN_REPORT_INTERVAL);
     loop {
         tick.tick().await;
-        let mesh_ips: HashMap<[u8; 32], Ipv4Addr> = match admissions.registry.lock() {
+        let nodes: HashMap<[u8; 32], (String, Ipv4Addr)> = match admissions.registry.lock() {
             Ok(registry) => registry
                 .nodes()
-                .map(|n| (n.public_key, n.mesh_ip))
+                .map(|n| (n.public_key, (n.name.clone(), n.mesh_ip)))
                 .collect(),
             Err(_) => return,
         };
+        let mesh_ips = nodes.iter().map(|(key, (_, ip))| (*key, *ip)).collect();
         let Ok(measured) = paths::measure(&device, &relays, &mesh_ips).await else {
             continue;
         };
         let report = Report {
             paths: measured.iter().map(path_report).collect(),
         };
+        let peers = measured
+            .iter()
+            .zip(&report.paths)
+            .filter_map(|(path, reported)| {
+                let (name, mesh_ip) = nodes.get(&path.public_key)?;
+                Some(PeerStatus {
+                    name: name.clone(),
+                    mesh_ip: *mesh_ip,
+                    path: reported.clone(),
+                })
+            })
+            .collect();
+        let status = Status {
+            updated: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+            peers,
+            ..me.clone()
+        };
+        let written = serde_json::to_vec(&status)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| warren_proto::files::write_secret(&status_path, &bytes));
+        if let Err(error) = written {
+            tracing::warn!(%error, path = %status_path.display(), "writing the status file");
+        }
         if let Ok(mut reports) = admissions.reports.lock() {
             reports.insert(CONTROL_NAME.to_owned(), (SystemTime::now(), report));
         }

@@ -271,6 +271,38 @@ fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
         "{ping}"
     );
 
+    // `warren status` on the worker: its own view, without the admin credential.
+    let status = cone
+        .host
+        .ns
+        .exec([
+            warren_bin().unwrap().as_os_str(),
+            "status".as_ref(),
+            "--json".as_ref(),
+            "--data-dir".as_ref(),
+            cone.dir.as_os_str(),
+        ])
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["name"], "a");
+    assert_eq!(status["control_connected"], true);
+    let peers: Vec<(String, String)> = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        peers.contains(&("b".to_owned(), "relayed".to_owned())),
+        "{peers:?}"
+    );
+    assert!(peers.iter().any(|(name, _)| name == "control"), "{peers:?}");
+
     // A restart rejoins with the stored credential: same name, same address.
     agent_a.stop().unwrap();
     let (_agent_a, again) = cone.join(&cluster, "a", None);

@@ -152,6 +152,42 @@ pub struct Report {
     pub paths: Vec<PathReport>,
 }
 
+/// A node's own view, written to its data directory every few seconds
+/// for `warren status` (which needs no admin credential).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's name (`control` for the control plane).
+    pub name: String,
+    /// Its mesh address.
+    pub mesh_ip: Ipv4Addr,
+    /// `control`, `direct` or `relay`.
+    pub mode: String,
+    /// Its mesh interface.
+    pub iface: String,
+    /// Whether it is connected to the control plane.
+    pub control_connected: bool,
+    /// When this was written, unix seconds.
+    pub updated: u64,
+    /// Every peer.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One peer in a [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// The peer's name.
+    pub name: String,
+    /// Its mesh address.
+    pub mesh_ip: Ipv4Addr,
+    /// How this node reaches it.
+    #[serde(flatten)]
+    pub path: PathReport,
+}
+
+/// The file a [`Status`] is kept in, in the data directory (the agent's
+/// is under `agent/`).
+pub const STATUS_FILE: &str = "status.json";
+
 /// A frame that cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -39,6 +39,8 @@ enum Command {
     Mesh(cmd::mesh::MeshArgs),
     /// Ping a node through the mesh, showing the path each reply took.
     Ping(cmd::mesh::PingArgs),
+    /// This machine's own view: who it is, and how it reaches each peer.
+    Status(cmd::status::StatusArgs),
     /// List the cluster's nodes.
     Nodes(cmd::nodes::NodesArgs),
     /// Manage one node (`warren node rm NAME`).
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Token(args) => cmd::token::run(args),
         Command::Join(args) => cmd::join::run(args),
         Command::Nodes(args) => cmd::nodes::list(args),
+        Command::Status(args) => cmd::status::run(args),
         Command::Mesh(args) => cmd::mesh::run(args),
         Command::Ping(args) => cmd::mesh::ping(args),
         Command::Node(args) => cmd::nodes::node(args),

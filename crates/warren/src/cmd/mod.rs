@@ -8,6 +8,7 @@ pub mod mesh;
 pub mod nodes;
 pub mod relay;
 pub mod serve;
+pub mod status;
 pub mod token;
 
 use anyhow::{Context, Result};

@@ -1,0 +1,157 @@
+//! `warren status`: this machine's own view of the mesh, from the status
+//! file its agent (or control plane) keeps in the data directory. Needs no
+//! admin credential.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+use warren_proto::{Status, STATUS_FILE};
+
+/// A status older than this means the agent is not running.
+const STALE_SECS: u64 = 30;
+
+/// Arguments of `warren status`.
+#[derive(Args)]
+#[command(
+    long_about = "Show this machine's own view: its name, mesh address and join mode, whether \
+        it is connected to the control plane, and how it reaches each peer (direct or \
+        relayed, endpoint, round-trip time, last handshake, bytes). Read from the status file \
+        the running agent (or control plane) refreshes every 5 seconds in --data-dir; no admin \
+        credential is needed.",
+    after_help = "Examples:\n  warren status\n  warren status --json | jq '.peers[] | {name, kind}'"
+)]
+pub struct StatusArgs {
+    /// Print the status file's JSON: {"name","mesh_ip","mode","iface","control_connected","updated","peers":[…]}.
+    #[arg(long)]
+    json: bool,
+    /// The data directory `warren join` (or `warren serve`) uses.
+    #[arg(long, value_name = "DIR", env = "WARREN_DATA_DIR", default_value = super::serve::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+/// Runs `warren status`.
+pub fn run(args: StatusArgs) -> Result<()> {
+    let candidates = [
+        args.data_dir.join("agent").join(STATUS_FILE),
+        args.data_dir.join(STATUS_FILE),
+    ];
+    let Some(path) = candidates.iter().find(|p| p.exists()) else {
+        bail!(
+            "no status in {}: this machine has not joined a cluster (warren join), or uses another --data-dir",
+            args.data_dir.display()
+        );
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let status: Status = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a warren status file", path.display()))?;
+    if args.json {
+        println!("{text}");
+        return Ok(());
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    print!("{}", render(&status, now));
+    Ok(())
+}
+
+fn render(status: &Status, now: u64) -> String {
+    let age = now.saturating_sub(status.updated);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "node     {} ({}, {}) on {}",
+        status.name, status.mesh_ip, status.mode, status.iface
+    );
+    let state = if age > STALE_SECS {
+        format!("unknown: the agent last wrote this {age}s ago (is it running?)")
+    } else if status.control_connected {
+        "connected".to_owned()
+    } else {
+        "disconnected (the mesh keeps running; the agent reconnects)".to_owned()
+    };
+    let _ = writeln!(out, "control  {state}");
+    out.push('\n');
+    if status.peers.is_empty() {
+        out.push_str("no peers yet\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<16}  {:<15}  {:<7}  {:<22}  {:>9}  {:>9}",
+        "PEER", "MESH IP", "PATH", "ENDPOINT", "RTT", "HANDSHAKE"
+    );
+    for peer in &status.peers {
+        let _ = writeln!(
+            out,
+            "{:<16}  {:<15}  {:<7}  {:<22}  {:>9}  {:>9}",
+            peer.name,
+            peer.mesh_ip,
+            peer.path.kind,
+            peer.path
+                .endpoint
+                .map_or_else(|| "-".to_owned(), |e| e.to_string()),
+            peer.path
+                .rtt_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2} ms")),
+            peer.path
+                .last_handshake_secs
+                .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago")),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_proto::{PathReport, PeerStatus};
+
+    #[test]
+    fn the_view_says_who_this_is_and_how_each_peer_is_reached() {
+        let status = Status {
+            name: "pi".to_owned(),
+            mesh_ip: "100.96.0.2".parse().unwrap(),
+            mode: "relay".to_owned(),
+            iface: "warren0".to_owned(),
+            control_connected: true,
+            updated: 1000,
+            peers: vec![PeerStatus {
+                name: "control".to_owned(),
+                mesh_ip: "100.96.0.1".parse().unwrap(),
+                path: PathReport {
+                    public_key: "k".to_owned(),
+                    kind: "relayed".to_owned(),
+                    endpoint: Some("203.0.113.1:3478".parse().unwrap()),
+                    rtt_ms: Some(0.5),
+                    last_handshake_secs: Some(7),
+                    tx_bytes: 1,
+                    rx_bytes: 2,
+                },
+            }],
+        };
+        let text = render(&status, 1003);
+        assert!(
+            text.starts_with("node     pi (100.96.0.2, relay) on warren0\ncontrol  connected\n"),
+            "{text}"
+        );
+        let last: Vec<&str> = text.lines().last().unwrap().split_whitespace().collect();
+        assert_eq!(
+            last,
+            [
+                "control",
+                "100.96.0.1",
+                "relayed",
+                "203.0.113.1:3478",
+                "0.50",
+                "ms",
+                "7s",
+                "ago"
+            ]
+        );
+        assert!(render(&status, 2000).contains("is it running?"));
+    }
+}
