@@ -1,6 +1,7 @@
 # warren — build, test, demo and benchmark.
 #
-#   make demo    two namespaces joined by warren devices: wg show and a transfer
+#   make demo    a whole cluster in namespaces: control plane, a relay worker behind a
+#                home NAT, a direct worker in a VPC; warren nodes, mesh, ping, status
 #   make test    everything CI runs: setup, fmt, clippy, unit/property and netns tests
 #   make bench   data-plane benchmark against wireguard-go and boringtun-cli
 #

@@ -474,3 +474,26 @@ fn relayed_pairs_keep_flowing_through_a_standalone_relay_while_the_control_plane
     cluster.start_again();
     support::transfer(&b.host.ns, &a.host.ns, ip_a, 1 << 20).unwrap();
 }
+
+/// A `--relay` worker at home and a `--direct` worker in a VPC: the direct
+/// worker's private address is useless from the home, so the pair starts
+/// on the relay (and may punch through both NATs).
+#[test]
+fn a_home_worker_reaches_a_vpc_worker() {
+    let cluster = Cluster::new("join-mixed");
+    let home = Worker::new(&cluster, "pi", Nat::Cone);
+    let mut vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
+        .unwrap();
+    let vm = Worker::on(&cluster, "vm", vpc.pop().unwrap(), true);
+    let (agent_pi, _) = home.join(&cluster, "pi", Some(&cluster.token()));
+    let (agent_vm, ip_vm) = vm.join(&cluster, "vm", Some(&cluster.token()));
+    let moved = support::transfer(&home.host.ns, &vm.host.ns, ip_vm, 256 * 1024);
+    assert!(
+        moved.is_ok(),
+        "{moved:?}\npi:\n{}\nvm:\n{}",
+        agent_pi.log_tail(40),
+        agent_vm.log_tail(40)
+    );
+}
