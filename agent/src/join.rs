@@ -242,6 +242,15 @@ pub async fn run(
                     }
                     tracing::info!(added = added.len(), removed = removed.len(), "peer map updated");
                 }
+                Ok(ControlMessage::Ticket { ticket }) => match Ticket::from_base64(&ticket) {
+                    Ok(ticket) => {
+                        if let Err(error) = handle.renew_relay_ticket(ticket).await {
+                            tracing::warn!(%error, "renewing the relay ticket");
+                        }
+                        tracing::debug!("relay ticket renewed");
+                    }
+                    Err(_) => tracing::warn!("the control plane sent a malformed relay ticket"),
+                },
                 Ok(other) => tracing::debug!(?other, "unexpected message"),
                 Err(error) => {
                     if was_removed(&link.connection) {
@@ -331,9 +340,9 @@ async fn hello_welcome(
             ))
         }
         ControlMessage::Refused { reason } => Err(JoinError::Refused(reason)),
-        ControlMessage::Peers { .. } => {
-            Err(JoinError::Protocol("peers before the welcome".to_owned()))
-        }
+        ControlMessage::Peers { .. } | ControlMessage::Ticket { .. } => Err(JoinError::Protocol(
+            "an update before the welcome".to_owned(),
+        )),
     }
 }
 

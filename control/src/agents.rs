@@ -18,8 +18,13 @@ use warren_proto::{Auth, ControlMessage, Hello, Peer, Report, Welcome, ALPN, PRO
 use warren_relay::SigningKey;
 use warren_wire::NodeKey;
 
-/// How long a relay ticket handed to an agent lasts.
-pub const TICKET_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a relay ticket handed to an agent lasts. Connected agents get
+/// a fresh one every [`TICKET_RENEWAL`]; a removed node's last ticket dies
+/// within this (standalone relays cannot be told of removals).
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// How often connected agents get a fresh ticket.
+pub const TICKET_RENEWAL: Duration = Duration::from_secs(20 * 60);
 
 /// How long an agent may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +61,8 @@ pub struct Admissions {
     /// Each node's latest path report (the control plane's own under
     /// [`CONTROL_NAME`]), and when it came.
     pub reports: Mutex<std::collections::HashMap<String, (SystemTime, Report)>>,
+    /// The embedded relay, told at once when a node is removed.
+    pub revoker: Option<warren_relay::Revoker>,
 }
 
 /// The control plane's name in peer maps and `warren mesh`.
@@ -135,6 +142,10 @@ impl Admissions {
             .remove(name)
             .ok_or_else(|| RemoveError::Unknown(name.to_owned()))?;
         let _ = self.events.send(PeerEvent::Left(node.clone()));
+        if let Some(revoker) = &self.revoker {
+            // Longer than any ticket the node may still hold.
+            revoker.revoke(NodeKey(node.public_key), TICKET_LIFETIME * 2);
+        }
         if let Ok(mut reports) = self.reports.lock() {
             reports.remove(name);
         }
@@ -342,7 +353,7 @@ async fn connection(incoming: quinn::Incoming, admissions: Arc<Admissions>) -> R
         Arc::clone(&admissions),
         node.name.clone(),
     ));
-    let ended = follow(&connection, &mut send, &mut events, &node).await;
+    let ended = follow(&connection, &mut send, &mut events, &node, &admissions).await;
     reader.abort();
     if let Ok(mut online) = admissions.online.lock() {
         online.remove(&node.name);
@@ -374,9 +385,18 @@ async fn follow(
     send: &mut quinn::SendStream,
     events: &mut tokio::sync::broadcast::Receiver<PeerEvent>,
     node: &NodeRecord,
+    admissions: &Admissions,
 ) -> Result<(), String> {
+    let first_renewal = tokio::time::Instant::now() + TICKET_RENEWAL;
+    let mut renewals = tokio::time::interval_at(first_renewal, TICKET_RENEWAL);
     loop {
         tokio::select! {
+            _ = renewals.tick() => {
+                let expires = now_unix() + TICKET_LIFETIME.as_secs();
+                let ticket = admissions.signing_key.mint(NodeKey(node.public_key), expires);
+                let renewal = ControlMessage::Ticket { ticket: ticket.to_base64() };
+                write_frame(send, &renewal).await?;
+            },
             event = events.recv() => {
                 let update = match event {
                     Ok(PeerEvent::Joined(other)) if other.name != node.name => ControlMessage::Peers {
@@ -456,6 +476,7 @@ mod tests {
             events: tokio::sync::broadcast::channel(4).0,
             online: Mutex::new(std::collections::HashMap::new()),
             reports: Mutex::new(std::collections::HashMap::new()),
+            revoker: None,
         };
         (admissions, token.id_hex(), URL_SAFE_NO_PAD.encode(secret))
     }

@@ -197,6 +197,7 @@ pub async fn serve(
         events: events.clone(),
         online: Mutex::new(std::collections::HashMap::new()),
         reports: Mutex::new(std::collections::HashMap::new()),
+        revoker: relay.as_ref().map(Server::revoker),
     });
     let state = Arc::new(ApiState {
         store,

@@ -10,6 +10,7 @@
 mod relay_support;
 mod support;
 
+use base64::Engine as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -376,6 +377,49 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
     );
     let nodes = cluster.admin(&["nodes"]);
     assert!(!nodes.contains(&ip_b.to_string()), "{nodes}");
+    // Even with a ticket still valid (minted here with the control plane's
+    // key, as b's last one would be), the embedded relay refuses b's key.
+    let b_private: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(
+            std::fs::read_to_string(b.dir.join("agent/wireguard.key"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let b_key = relay_support::public_of(b_private);
+    let ticket = cluster.admin(&[
+        "relay",
+        "ticket",
+        "--signing-key-file",
+        &cluster
+            .control_dir
+            .join("relay-signing.key")
+            .display()
+            .to_string(),
+        "--node-key",
+        &base64::engine::general_purpose::STANDARD.encode(b_key.0),
+    ]);
+    let relay_addr = std::net::SocketAddr::from((cluster.control.ip, 3478));
+    let mut stale = relay_support::Node::on_port(
+        &cluster.lab,
+        &b.host,
+        40000,
+        b_private,
+        warren_wire::Ticket::from_base64(&ticket).unwrap(),
+        relay_addr,
+    )
+    .unwrap();
+    stale
+        .pump_until(Duration::from_secs(10), |n| {
+            n.events
+                .contains(&warren_relay::client::ClientEvent::Refused(
+                    warren_wire::ErrorCode::UNAUTHORIZED,
+                ))
+        })
+        .unwrap();
+    assert!(!stale.client.is_registered());
     support::transfer(&c.host.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
     cluster.kill_and_restart();
     let nodes = cluster.admin(&["nodes", "--json"]);

@@ -110,7 +110,17 @@ enum State {
         ping_at: Instant,
         reflexive: SocketAddr,
         ping: Option<u64>,
+        /// A registration with a new ticket under way (see
+        /// [`RelayClient::renew_ticket`]): the session stays usable meanwhile.
+        renewal: Option<Renewal>,
     },
+}
+
+/// A ticket renewal in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Renewal {
+    retry_at: Instant,
+    proved: bool,
 }
 
 /// One node's link to one relay. See the module docs.
@@ -178,6 +188,28 @@ impl RelayClient {
         }
     }
 
+    /// Registers again with a fresh ticket (the control plane hands out
+    /// short-lived ones and renews them) without leaving the session: while
+    /// registered, the relay keeps forwarding on the current registration
+    /// until the renewal's `Registered` arrives; otherwise this is
+    /// [`RelayClient::set_ticket`].
+    pub fn renew_ticket(&mut self, ticket: Ticket, now: Instant) {
+        self.ticket = ticket;
+        match &mut self.state {
+            State::Registered { renewal, .. } => {
+                *renewal = Some(Renewal {
+                    retry_at: now + RETRY_INTERVAL,
+                    proved: false,
+                });
+                self.send_frame(Frame::RegisterRequest(RegisterRequest {
+                    node_key: self.node_key,
+                    ticket: self.ticket,
+                }));
+            }
+            State::Registering { .. } => self.request(now),
+        }
+    }
+
     /// Replaces the ticket (e.g. before the old one expires) and registers
     /// with it at once.
     pub fn set_ticket(&mut self, ticket: Ticket, now: Instant) {
@@ -210,22 +242,39 @@ impl RelayClient {
         match frame {
             Frame::Recv { src, payload } => return Ok(Some(Received { src, payload })),
             Frame::Challenge(challenge) => {
-                // Only an outstanding request is answered; a late duplicate
-                // challenge after `Registered` is ignored.
-                if !self.is_registered() {
-                    self.prove(&challenge);
+                // Only an outstanding request or renewal is answered; a late
+                // duplicate challenge after `Registered` is ignored.
+                match &mut self.state {
+                    State::Registering { .. } => self.prove(&challenge),
+                    State::Registered {
+                        renewal: Some(renewal),
+                        ..
+                    } => {
+                        renewal.proved = true;
+                        self.prove(&challenge);
+                    }
+                    State::Registered { .. } => {}
                 }
             }
             Frame::Registered(Registered { observed, expires }) => {
                 // Only the answer to a proof we sent: an unsolicited (or
                 // spoofed) `Registered` cannot set our reflexive address.
-                if !matches!(self.state, State::Registering { proved: true, .. }) {
+                let expected = matches!(
+                    self.state,
+                    State::Registering { proved: true, .. }
+                        | State::Registered {
+                            renewal: Some(Renewal { proved: true, .. }),
+                            ..
+                        }
+                );
+                if !expected {
                     return Err(ClientError::Unexpected);
                 }
                 self.state = State::Registered {
                     ping_at: now + KEEPALIVE_INTERVAL,
                     reflexive: observed,
                     ping: None,
+                    renewal: None,
                 };
                 tracing::debug!(relay = %self.relay, reflexive = %observed, "registered");
                 self.events.push_back(ClientEvent::Registered {
@@ -295,7 +344,18 @@ impl RelayClient {
                 self.request(now);
             }
             State::Registered {
-                ping_at, reflexive, ..
+                renewal: Some(renewal),
+                ..
+            } if now >= renewal.retry_at => {
+                // The renewal got no answer: ask again.
+                let ticket = self.ticket;
+                self.renew_ticket(ticket, now);
+            }
+            State::Registered {
+                ping_at,
+                reflexive,
+                renewal,
+                ..
             } if now >= ping_at => {
                 let txid = self.next_txid;
                 self.next_txid = self.next_txid.wrapping_add(1);
@@ -304,6 +364,7 @@ impl RelayClient {
                     ping_at: now + KEEPALIVE_INTERVAL,
                     reflexive,
                     ping: Some(txid),
+                    renewal,
                 };
             }
             State::Registered { .. } => {}
@@ -314,7 +375,12 @@ impl RelayClient {
     pub fn poll_timeout(&self) -> Instant {
         match self.state {
             State::Registering { retry_at, .. } => retry_at,
-            State::Registered { ping_at, .. } => ping_at.min(self.last_heard + DEAD_AFTER),
+            State::Registered {
+                ping_at, renewal, ..
+            } => {
+                let next = ping_at.min(self.last_heard + DEAD_AFTER);
+                renewal.map_or(next, |r| next.min(r.retry_at))
+            }
         }
     }
 

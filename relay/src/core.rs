@@ -124,6 +124,8 @@ pub struct Relay {
     queued: VecDeque<Transmit>,
     counters: Counters,
     next_sweep: Instant,
+    /// Keys refused until the given time (see [`Relay::revoke`]).
+    revoked: HashMap<NodeKey, Instant>,
 }
 
 impl Relay {
@@ -147,6 +149,7 @@ impl Relay {
             queued: VecDeque::new(),
             counters: Counters::default(),
             next_sweep: now + SWEEP_INTERVAL,
+            revoked: HashMap::new(),
         }
     }
 
@@ -214,6 +217,7 @@ impl Relay {
             return;
         }
         self.next_sweep = now + SWEEP_INTERVAL;
+        self.revoked.retain(|_, until| now < *until);
         let idle_timeout = self.config.idle_timeout;
         let mut ended = Vec::new();
         for (key, session) in &self.sessions {
@@ -232,6 +236,18 @@ impl Relay {
             tracing::debug!(node = ?key, expired, "session ended");
             self.remove_session(&key);
         }
+    }
+
+    /// Ends `key`'s session and refuses it (`revoked`) until `until`: the
+    /// control plane removed the node, whose ticket may still be valid, so
+    /// `until` should be past that ticket's expiry.
+    pub fn revoke(&mut self, key: NodeKey, until: Instant) {
+        if self.sessions.contains_key(&key) {
+            self.remove_session(&key);
+        }
+        self.revoked.insert(key, until);
+        self.counters.revocations += 1;
+        tracing::info!(node = ?key, "key revoked");
     }
 
     /// The next answer to send (challenges, registrations, pongs, errors).
@@ -371,6 +387,14 @@ impl Relay {
         if let Err((reason, code)) = self.check_proof(wall, from, proof) {
             self.refuse(from, request_len, code);
             return Err(self.drop(reason));
+        }
+        if self
+            .revoked
+            .get(&proof.node_key)
+            .is_some_and(|until| now < *until)
+        {
+            self.refuse(from, request_len, ErrorCode::UNAUTHORIZED);
+            return Err(self.drop(DropReason::Revoked));
         }
         let wall_now = unix_seconds(wall);
         let key = proof.node_key;

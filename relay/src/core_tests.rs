@@ -607,3 +607,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_renewed_ticket_extends_the_session_without_leaving_it() {
+    let mut h = Harness::new(Config::default());
+    let mut node = h.registered(1, Duration::from_secs(60));
+    let _ = std::iter::from_fn(|| node.client.poll_event()).count();
+    let renewed = h.ticket(node.key, HOUR);
+    node.client.renew_ticket(renewed, h.now);
+    assert!(node.client.is_registered(), "still usable while renewing");
+    h.exchange(&mut node);
+    assert!(node.client.is_registered());
+    assert_eq!(h.relay.metrics().refreshes, 1);
+    let events: Vec<_> = std::iter::from_fn(|| node.client.poll_event()).collect();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, ClientEvent::Registered { expires, .. } if *expires == renewed.expires)
+        ),
+        "{events:?}"
+    );
+    // The session now outlives the first ticket.
+    h.advance(Duration::from_secs(120));
+    let peer = h.registered(2, HOUR);
+    assert!(h
+        .send(&peer, &node.key, b"still here")
+        .result
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn a_revoked_key_loses_its_session_and_cannot_register_until_the_hold_ends() {
+    let mut h = Harness::new(Config::default());
+    let mut node = h.registered(1, HOUR);
+    let peer = h.registered(2, HOUR);
+    h.relay.revoke(node.key, h.now + Duration::from_secs(600));
+    assert!(
+        h.send(&peer, &node.key, b"gone").result.is_err(),
+        "no session to forward to"
+    );
+    node.client.set_ticket(h.ticket(node.key, HOUR), h.now);
+    h.exchange(&mut node);
+    assert!(!node.client.is_registered());
+    assert!(h.relay.metrics().drops.get(DropReason::Revoked) >= 1);
+    assert_eq!(h.relay.metrics().revocations, 1);
+    h.advance(Duration::from_secs(601));
+    node.client.set_ticket(h.ticket(node.key, HOUR), h.now);
+    h.exchange(&mut node);
+    assert!(node.client.is_registered(), "the hold is over");
+}

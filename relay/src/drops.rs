@@ -36,11 +36,13 @@ pub enum DropReason {
     RateLimited,
     /// A new registration while the relay is at its cap.
     Capacity,
+    /// A registration for a key the control plane revoked.
+    Revoked,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order (the order counters are reported in).
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::NotWarren,
         DropReason::Malformed,
         DropReason::UnsupportedVersion,
@@ -54,6 +56,7 @@ impl DropReason {
         DropReason::ExpiredTicket,
         DropReason::RateLimited,
         DropReason::Capacity,
+        DropReason::Revoked,
     ];
 
     /// A stable snake_case name, used in metrics and logs.
@@ -72,6 +75,7 @@ impl DropReason {
             DropReason::ExpiredTicket => "expired_ticket",
             DropReason::RateLimited => "rate_limited",
             DropReason::Capacity => "capacity",
+            DropReason::Revoked => "revoked",
         }
     }
 
@@ -133,6 +137,8 @@ pub struct Counters {
     pub expired: u64,
     /// Sessions ended because the node fell silent.
     pub idled_out: u64,
+    /// Keys revoked by the control plane.
+    pub revocations: u64,
     /// Datagrams forwarded (`Send` in, `Recv` out).
     pub forwarded_frames: u64,
     /// Bytes of forwarded frames.

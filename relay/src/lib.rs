@@ -28,4 +28,4 @@ pub use crate::crypto::{ControlKey, SigningKey};
 pub use crate::drops::{Counters, DropCounters, DropReason};
 pub use crate::limit::RateLimit;
 #[cfg(feature = "server")]
-pub use crate::server::{Server, ServerError, ServerOptions};
+pub use crate::server::{Revoker, Server, ServerError, ServerOptions};

@@ -46,7 +46,7 @@ impl Snapshot {
         for (name, help, value) in gauges {
             metric(&mut out, name, "gauge", help, value);
         }
-        let counters: [(&str, &str, u64); 13] = [
+        let counters: [(&str, &str, u64); 14] = [
             (
                 "received_datagrams_total",
                 "Datagrams received.",
@@ -87,6 +87,11 @@ impl Snapshot {
                 "sessions_idled_out_total",
                 "Sessions ended by silence.",
                 c.idled_out,
+            ),
+            (
+                "revocations_total",
+                "Keys the control plane revoked (removed nodes).",
+                c.revocations,
             ),
             (
                 "forwarded_frames_total",

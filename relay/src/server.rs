@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use warren_udp::{GsoSocket, Outgoing, Received, BATCH, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+use warren_wire::NodeKey;
 
 /// How long a `/metrics` client may take to send its request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -145,6 +146,26 @@ pub struct Server {
     metrics: Option<TcpListener>,
     relay: Relay,
     io: IoCounters,
+    revocations: (
+        tokio::sync::mpsc::UnboundedSender<Revocation>,
+        tokio::sync::mpsc::UnboundedReceiver<Revocation>,
+    ),
+}
+
+/// A key to refuse, and for how long.
+type Revocation = (NodeKey, Duration);
+
+/// Revokes keys on a running [`Server`] from the same process (the
+/// control plane's embedded relay, when a node is removed).
+#[derive(Debug, Clone)]
+pub struct Revoker(tokio::sync::mpsc::UnboundedSender<Revocation>);
+
+impl Revoker {
+    /// Ends `key`'s session and refuses the key for `hold` (longer than
+    /// any ticket the control plane gave it). False if the relay stopped.
+    pub fn revoke(&self, key: NodeKey, hold: Duration) -> bool {
+        self.0.send((key, hold)).is_ok()
+    }
 }
 
 impl Server {
@@ -171,7 +192,13 @@ impl Server {
             metrics,
             relay: Relay::new(options.config, options.control_key, seed, Instant::now()),
             io: IoCounters::default(),
+            revocations: tokio::sync::mpsc::unbounded_channel(),
         })
+    }
+
+    /// A handle that revokes keys while the relay runs.
+    pub fn revoker(&self) -> Revoker {
+        Revoker(self.revocations.0.clone())
     }
 
     /// The UDP address nodes reach the relay at.
@@ -197,6 +224,7 @@ impl Server {
                     Err(error) => tracing::debug!(%error, "receive failed"),
                 },
                 () = tokio::time::sleep_until(deadline) => self.relay.handle_timeout(Instant::now()),
+                Some((key, hold)) = self.revocations.1.recv() => self.relay.revoke(key, Instant::now() + hold),
                 accepted = accept(self.metrics.as_ref()) => match accepted {
                     Ok(stream) => {
                         let body = self.snapshot().render();

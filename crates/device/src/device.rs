@@ -240,6 +240,13 @@ impl DeviceHandle {
         self.request(UapiRequest::Uapi(Request::Get)).await
     }
 
+    /// Renews the relay registrations with a fresh ticket for the device's key.
+    pub async fn renew_relay_ticket(&self, ticket: Ticket) -> Result<(), HandleError> {
+        self.request(UapiRequest::RelayTicket(ticket))
+            .await
+            .map(|_| ())
+    }
+
     /// The device's state: keys, peers, endpoints, handshakes, bytes.
     pub async fn state(&self) -> Result<warren_uapi::DeviceState, HandleError> {
         let answer = self.get().await?;
@@ -546,6 +553,11 @@ impl Device {
     async fn handle_uapi(&mut self, request: UapiRequest) -> String {
         match request {
             UapiRequest::Stats => stats::format_stats(&self.node),
+            UapiRequest::RelayTicket(ticket) => {
+                self.node
+                    .renew_relay_ticket(ticket, std::time::Instant::now());
+                warren_uapi::format_errno(errno::SUCCESS)
+            }
             UapiRequest::Uapi(Request::Get) => warren_uapi::format_get_response(
                 &configure::snapshot(&self.node, self.listen_port, self.fwmark, SystemTime::now()),
             ),

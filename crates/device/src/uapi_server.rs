@@ -26,6 +26,10 @@ pub enum UapiRequest {
     Uapi(Request),
     /// warren's `stats=1`: drop counters.
     Stats,
+    /// A fresh relay ticket for the device's key, from the agent in the
+    /// same process ([`crate::DeviceHandle::renew_relay_ticket`]); never
+    /// parsed from the socket.
+    RelayTicket(warren_wire::Ticket),
 }
 
 /// A request plus the channel its textual answer goes back on.

@@ -68,6 +68,13 @@ impl Relays {
         all
     }
 
+    /// Renews every relay registration with `ticket`, keeping the sessions.
+    pub(crate) fn renew(&mut self, ticket: Ticket, now: Instant) {
+        for client in &mut self.clients {
+            client.renew_ticket(ticket, now);
+        }
+    }
+
     /// Registers again with every relay under a new identity (the tickets
     /// must be for the new key, or the relays refuse them).
     pub(crate) fn rekey(&mut self, private_key: [u8; 32], now: Instant) {

@@ -117,6 +117,12 @@ pub enum ControlMessage {
         /// The reason.
         reason: String,
     },
+    /// A fresh relay ticket for the node's key (tickets are short-lived and
+    /// renewed while the node is connected; a removed node gets none).
+    Ticket {
+        /// The ticket, base64.
+        ticket: String,
+    },
     /// Changes to the peer map since the welcome or the last update.
     Peers {
         /// Nodes that joined (or whose details changed).

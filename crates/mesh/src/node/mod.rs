@@ -325,6 +325,13 @@ impl Node {
         self.relays.handle_timeout(now, &mut self.queued);
     }
 
+    /// Hands every relay a fresh ticket for this node's key (the control
+    /// plane renews short-lived tickets), keeping the registrations up.
+    pub fn renew_relay_ticket(&mut self, ticket: Ticket, now: Instant) {
+        self.relays.renew(ticket, now);
+        self.relays.handle_timeout(now, &mut self.queued);
+    }
+
     /// Sets the persistent keepalive interval in seconds (0 turns it off).
     pub fn set_persistent_keepalive(
         &mut self,
