@@ -98,6 +98,14 @@ pub enum ServeError {
     /// The control plane's own mesh device.
     #[error("the control plane's mesh device: {0}")]
     Device(#[from] warren_device::DeviceError),
+    /// The mesh CIDR overlaps a route this host has.
+    #[error("the mesh CIDR {cidr} overlaps the route to {route} on this host: pick a free range with --mesh-cidr")]
+    MeshCidrRouted {
+        /// The mesh CIDR.
+        cidr: Ipv4Network,
+        /// The route's destination.
+        route: IpNetwork,
+    },
     /// Nothing tells agents where the control plane is.
     #[error("cannot tell which address agents reach this host at: pass --advertise-address IP")]
     NoAdvertiseAddress,
@@ -126,7 +134,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let identity = Identity::load_or_create(&options.data_dir)?;
     let store = Store::open(&identity.database())?;
-    check_cidr_is_free(options.mesh_cidr)?;
+    check_cidr_is_free(options.mesh_cidr).await?;
     let mut registry = Registry::new(Allocator::new(options.mesh_cidr)?);
     for node in store.nodes()? {
         registry.insert(node)?;
@@ -428,20 +436,34 @@ fn public_key_of(private_key: [u8; 32]) -> [u8; 32] {
         .to_bytes()
 }
 
-/// Refuses a mesh CIDR that holds one of this host's addresses: mesh routes
-/// would hijack that network. (A listing that fails is no reason to refuse.)
-fn check_cidr_is_free(cidr: Ipv4Network) -> Result<(), ServeError> {
+/// Refuses a mesh CIDR that holds one of this host's addresses or overlaps
+/// one of its routes: mesh routes would hijack that network. (A listing
+/// that fails is no reason to refuse.)
+async fn check_cidr_is_free(cidr: Ipv4Network) -> Result<(), ServeError> {
     let all = local_addresses::interface_addresses().unwrap_or_default();
     let taken = all.into_iter().find(|a| match a.address {
         IpAddr::V4(v4) => cidr.contains(v4),
         IpAddr::V6(_) => false,
     });
-    match taken {
-        Some(taken) => Err(ServeError::MeshCidrInUse {
+    if let Some(taken) = taken {
+        return Err(ServeError::MeshCidrInUse {
             cidr,
             address: taken.address,
             interface: taken.interface,
-        }),
+        });
+    }
+    let routes = match warren_device::netlink::Netlink::connect() {
+        Ok(netlink) => netlink.main_table_routes().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let overlapping = routes.into_iter().find(|route| match route {
+        IpNetwork::V4(route) => {
+            route.contains(cidr.network_address()) || cidr.contains(route.network_address())
+        }
+        IpNetwork::V6(_) => false,
+    });
+    match overlapping {
+        Some(route) => Err(ServeError::MeshCidrRouted { cidr, route }),
         None => Ok(()),
     }
 }

@@ -195,6 +195,16 @@ fn serve_refuses_bad_options_with_one_clear_line() {
     let control = Control::new("ctl-refuse");
     let small = control.fails(&["serve", "--mesh-cidr", "10.0.0.0/31"]);
     assert!(small.contains("too small"), "{small}");
+    control
+        .host
+        .ns
+        .add_route("10.88.0.0/16", control.host.ip)
+        .unwrap();
+    let routed = control.fails(&["serve", "--mesh-cidr", "10.88.4.0/24"]);
+    assert!(
+        routed.contains("overlaps the route to 10.88.0.0/16"),
+        "{routed}"
+    );
     control.host.ns.add_addr("eth0", "100.96.7.1/24").unwrap();
     let overlap = control.fails(&["serve"]);
     assert!(

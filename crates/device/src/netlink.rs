@@ -145,6 +145,8 @@ pub enum Op {
         /// The interface.
         link: String,
     },
+    /// [`Netlink::main_table_routes`].
+    ListAllRoutes,
 }
 
 impl fmt::Display for Op {
@@ -159,6 +161,7 @@ impl fmt::Display for Op {
             Op::AddRoute { link, route } => write!(f, "adding route {route} dev {link}"),
             Op::DeleteRoute { link, route } => write!(f, "deleting route {route} dev {link}"),
             Op::ListRoutes { link } => write!(f, "listing the routes via {link}"),
+            Op::ListAllRoutes => write!(f, "listing the routing table"),
         }
     }
 }
@@ -426,6 +429,28 @@ impl Netlink {
         }
     }
 
+    /// The destinations of every unicast route in the main table except
+    /// default routes, whatever interface they use: what a new network
+    /// (the mesh CIDR) must not overlap.
+    pub async fn main_table_routes(&self) -> Result<Vec<IpNetwork>, NetlinkError> {
+        let dump = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<IpAddr>::new().build())
+            .execute();
+        match dump.try_collect::<Vec<RouteMessage>>().await {
+            Ok(messages) => Ok(messages
+                .iter()
+                .filter(|m| in_main_table(m) && m.header.destination_prefix_length > 0)
+                .filter_map(destination)
+                .collect()),
+            Err(e) => Err(NetlinkError::Request {
+                op: Op::ListAllRoutes,
+                source: to_io(e),
+            }),
+        }
+    }
+
     async fn link_by_name(&self, name: &str) -> Result<Option<LinkMessage>, io::Error> {
         let mut replies = pin!(self.handle.link().get().match_name(name).execute());
         replies.try_next().await.map_err(to_io)
@@ -486,6 +511,11 @@ fn route_message(index: u32, route: IpNetwork) -> RouteMessage {
 
 /// Whether `message` is a unicast route of the main table out of `index`.
 fn routes_via(message: &RouteMessage, index: u32) -> bool {
+    in_main_table(message) && message.attributes.contains(&RouteAttribute::Oif(index))
+}
+
+/// Whether a route is a unicast route of the main table.
+fn in_main_table(message: &RouteMessage) -> bool {
     let table = message
         .attributes
         .iter()
@@ -494,9 +524,7 @@ fn routes_via(message: &RouteMessage, index: u32) -> bool {
             _ => None,
         })
         .unwrap_or(u32::from(message.header.table));
-    table == u32::from(RouteHeader::RT_TABLE_MAIN)
-        && message.header.kind == RouteType::Unicast
-        && message.attributes.contains(&RouteAttribute::Oif(index))
+    table == u32::from(RouteHeader::RT_TABLE_MAIN) && message.header.kind == RouteType::Unicast
 }
 
 /// The destination prefix of a route; a route without one is a default
