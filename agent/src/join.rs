@@ -502,9 +502,9 @@ fn decode_key(text: &str) -> Option<[u8; 32]> {
         .and_then(|bytes| bytes.try_into().ok())
 }
 
-/// Waits until the device has a session with the control plane (the
-/// persistent keepalive starts the handshake at once; through a relay when
-/// the node is relayed, so the relay works too).
+/// Waits until the mesh is usable: the device is registered with every
+/// relay, and has a session with the control plane (the persistent
+/// keepalive starts the handshake at once).
 async fn wait_usable(handle: &DeviceHandle, control_key: &str) -> Result<(), JoinError> {
     let Some(key) = decode_key(control_key) else {
         return Err(JoinError::Protocol(
@@ -517,17 +517,22 @@ async fn wait_usable(handle: &DeviceHandle, control_key: &str) -> Result<(), Joi
             .state()
             .await
             .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, e.to_string()))?;
-        let done = state
+        let handshake = state
             .peers
             .iter()
             .any(|peer| peer.public_key.0 == key && peer.last_handshake.is_some());
+        let done = handshake
+            && handle
+                .relays_registered()
+                .await
+                .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, e.to_string()))?;
         if done {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(JoinError::NotUsable(
                 USABLE_TIMEOUT,
-                "no WireGuard handshake with the control plane's mesh device".to_owned(),
+                "no WireGuard handshake with the control plane's mesh device, or a relay did not acknowledge the registration".to_owned(),
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -240,6 +240,15 @@ impl DeviceHandle {
         self.request(UapiRequest::Uapi(Request::Get)).await
     }
 
+    /// Whether the device is registered with every relay it was given
+    /// (true when it has none).
+    pub async fn relays_registered(&self) -> Result<bool, HandleError> {
+        let answer = self.request(UapiRequest::RelayStatus).await?;
+        Ok(!answer
+            .lines()
+            .any(|line| line.ends_with("registered=false")))
+    }
+
     /// Renews the relay registrations with a fresh ticket for the device's key.
     pub async fn renew_relay_ticket(&self, ticket: Ticket) -> Result<(), HandleError> {
         self.request(UapiRequest::RelayTicket(ticket))
@@ -553,6 +562,13 @@ impl Device {
     async fn handle_uapi(&mut self, request: UapiRequest) -> String {
         match request {
             UapiRequest::Stats => stats::format_stats(&self.node),
+            UapiRequest::RelayStatus => {
+                let mut answer = String::new();
+                for (relay, registered) in self.node.relay_registrations() {
+                    answer.push_str(&format!("relay={relay} registered={registered}\n"));
+                }
+                answer + &warren_uapi::format_errno(errno::SUCCESS)
+            }
             UapiRequest::RelayTicket(ticket) => {
                 self.node
                     .renew_relay_ticket(ticket, std::time::Instant::now());

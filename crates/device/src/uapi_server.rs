@@ -30,6 +30,10 @@ pub enum UapiRequest {
     /// same process ([`crate::DeviceHandle::renew_relay_ticket`]); never
     /// parsed from the socket.
     RelayTicket(warren_wire::Ticket),
+    /// Which relays the device is registered with, one `relay=ADDR
+    /// registered=true|false` line each (in-process only, like
+    /// [`UapiRequest::RelayTicket`]).
+    RelayStatus,
 }
 
 /// A request plus the channel its textual answer goes back on.

@@ -46,6 +46,14 @@ impl Relays {
             .map(RelayClient::relay_addr)
     }
 
+    /// Each relay's address and whether this node is registered with it.
+    pub(crate) fn registrations(&self) -> Vec<(SocketAddr, bool)> {
+        self.clients
+            .iter()
+            .map(|c| (c.relay_addr(), c.is_registered()))
+            .collect()
+    }
+
     /// Every relay's address, registered or not.
     pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         self.clients.iter().map(RelayClient::relay_addr).collect()

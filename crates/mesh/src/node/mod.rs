@@ -325,6 +325,11 @@ impl Node {
         self.relays.handle_timeout(now, &mut self.queued);
     }
 
+    /// Each relay this node uses and whether it is registered there now.
+    pub fn relay_registrations(&self) -> Vec<(SocketAddr, bool)> {
+        self.relays.registrations()
+    }
+
     /// Hands every relay a fresh ticket for this node's key (the control
     /// plane renews short-lived tickets), keeping the registrations up.
     pub fn renew_relay_ticket(&mut self, ticket: Ticket, now: Instant) {
