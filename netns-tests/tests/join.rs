@@ -328,6 +328,10 @@ fn used_revoked_and_foreign_tokens_and_taken_names_are_refused() {
     cluster.admin(&["token", "revoke", &id]);
     let refused = second.refused(&cluster, "b", &revoked);
     assert!(refused.contains("revoked"), "{refused}");
+    let short = cluster.admin(&["token", "create", "--ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let expired = second.refused(&cluster, "b", &short);
+    assert!(expired.contains("expired"), "{expired}");
     let garbage = second.refused(&cluster, "b", "not-a-token");
     assert!(garbage.contains("not a warren join token"), "{garbage}");
     // None of this admitted b.
