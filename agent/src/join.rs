@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use warren_device::netlink::IfAddress;
 use warren_device::paths;
 use warren_device::{Device, DeviceHandle, DeviceOptions};
+use warren_mesh::PeerKey;
 use warren_proto::{
     Auth, ControlMessage, Hello, PathReport, Peer, PeerStatus, Report, Status, Welcome,
     PROTOCOL_VERSION,
@@ -242,6 +243,14 @@ pub async fn run(
                     }
                     tracing::info!(added = added.len(), removed = removed.len(), "peer map updated");
                 }
+                Ok(ControlMessage::Candidates { public_key, candidates }) => {
+                    if let Some(key) = decode_key(&public_key) {
+                        tracing::debug!(peer = %public_key, ?candidates, "peer candidates from the control plane");
+                        if let Err(error) = handle.set_peer_candidates(PeerKey(key), candidates).await {
+                            tracing::debug!(%error, "a peer's candidates");
+                        }
+                    }
+                }
                 Ok(ControlMessage::Ticket { ticket }) => match Ticket::from_base64(&ticket) {
                     Ok(ticket) => {
                         if let Err(error) = handle.renew_relay_ticket(ticket).await {
@@ -340,7 +349,9 @@ async fn hello_welcome(
             ))
         }
         ControlMessage::Refused { reason } => Err(JoinError::Refused(reason)),
-        ControlMessage::Peers { .. } | ControlMessage::Ticket { .. } => Err(JoinError::Protocol(
+        ControlMessage::Peers { .. }
+        | ControlMessage::Ticket { .. }
+        | ControlMessage::Candidates { .. } => Err(JoinError::Protocol(
             "an update before the welcome".to_owned(),
         )),
     }
@@ -550,7 +561,9 @@ async fn report(
         .map(|(key, peer)| (*key, peer.mesh_ip))
         .collect();
     let paths = paths::measure(handle, relays, &mesh_ips).await.ok()?;
+    let candidates = handle.own_candidates().await.unwrap_or_default();
     Some(Report {
+        candidates,
         paths: paths
             .into_iter()
             .map(|path| PathReport {

@@ -320,6 +320,13 @@ pub enum PeerEvent {
     Joined(NodeRecord),
     /// A node was removed.
     Left(NodeRecord),
+    /// A node reported new NAT traversal candidates.
+    Candidates {
+        /// The node.
+        node: NodeRecord,
+        /// Its candidates, likeliest first.
+        candidates: Vec<SocketAddr>,
+    },
 }
 
 /// One agent: its hello, the answer, then the peer-map changes until the
@@ -366,8 +373,23 @@ async fn read_reports(mut recv: quinn::RecvStream, admissions: Arc<Admissions>, 
     loop {
         match read_frame::<Report>(&mut recv).await {
             Ok(report) => {
-                if let Ok(mut reports) = admissions.reports.lock() {
-                    reports.insert(name.clone(), (SystemTime::now(), report));
+                let candidates = report.candidates.clone();
+                let previous = admissions.reports.lock().ok().and_then(|mut reports| {
+                    reports
+                        .insert(name.clone(), (SystemTime::now(), report))
+                        .map(|(_, old)| old.candidates)
+                });
+                if !candidates.is_empty() && previous.as_ref() != Some(&candidates) {
+                    let node = admissions
+                        .registry
+                        .lock()
+                        .ok()
+                        .and_then(|registry| registry.get(&name).cloned());
+                    if let Some(node) = node {
+                        let _ = admissions
+                            .events
+                            .send(PeerEvent::Candidates { node, candidates });
+                    }
                 }
             }
             Err(error) => {
@@ -376,6 +398,28 @@ async fn read_reports(mut recv: quinn::RecvStream, admissions: Arc<Admissions>, 
             }
         }
     }
+}
+
+/// The candidates every other node last reported, for an agent that just
+/// connected.
+fn known_candidates(admissions: &Admissions, name: &str) -> Vec<ControlMessage> {
+    let Ok(reports) = admissions.reports.lock() else {
+        return Vec::new();
+    };
+    let Ok(registry) = admissions.registry.lock() else {
+        return Vec::new();
+    };
+    reports
+        .iter()
+        .filter(|(other, (_, report))| other.as_str() != name && !report.candidates.is_empty())
+        .filter_map(|(other, (_, report))| {
+            let node = registry.get(other)?;
+            Some(ControlMessage::Candidates {
+                public_key: STANDARD.encode(node.public_key),
+                candidates: report.candidates.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Pushes peer-map changes to one joined agent until it goes, or until it
@@ -387,6 +431,9 @@ async fn follow(
     node: &NodeRecord,
     admissions: &Admissions,
 ) -> Result<(), String> {
+    for update in known_candidates(admissions, &node.name) {
+        write_frame(send, &update).await?;
+    }
     let first_renewal = tokio::time::Instant::now() + TICKET_RENEWAL;
     let mut renewals = tokio::time::interval_at(first_renewal, TICKET_RENEWAL);
     loop {
@@ -411,7 +458,13 @@ async fn follow(
                         added: Vec::new(),
                         removed: vec![STANDARD.encode(other.public_key)],
                     },
-                    Ok(PeerEvent::Joined(_)) => continue,
+                    Ok(PeerEvent::Candidates { node: other, candidates }) if other.name != node.name => {
+                        ControlMessage::Candidates {
+                            public_key: STANDARD.encode(other.public_key),
+                            candidates,
+                        }
+                    }
+                    Ok(PeerEvent::Joined(_) | PeerEvent::Candidates { .. }) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                         return Err(format!("{missed} peer-map updates missed; the agent reconnects"));
                     }

@@ -187,6 +187,7 @@ mod tests {
                     now - Duration::from_secs(4),
                     Report {
                         paths: vec![path(9, "direct"), path(2, "relayed"), path(7, "direct")],
+                        candidates: Vec::new(),
                     },
                 ),
             ),
@@ -196,6 +197,7 @@ mod tests {
                     now,
                     Report {
                         paths: vec![path(1, "direct")],
+                        candidates: Vec::new(),
                     },
                 ),
             ),

@@ -353,6 +353,12 @@ async fn follow_joins(
                     tracing::warn!(name = %node.name, %error, "removing a node from the control plane's device");
                 }
             }
+            Ok(PeerEvent::Candidates { node, candidates }) => {
+                let key = warren_mesh::PeerKey(node.public_key);
+                if let Err(error) = device.set_peer_candidates(key, candidates).await {
+                    tracing::debug!(name = %node.name, %error, "a node's candidates");
+                }
+            }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "the control plane's device missed peer-map changes");
             }
@@ -386,6 +392,7 @@ async fn report_own_paths(
         };
         let report = Report {
             paths: measured.iter().map(path_report).collect(),
+            candidates: Vec::new(),
         };
         let peers = measured
             .iter()

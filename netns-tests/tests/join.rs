@@ -537,6 +537,16 @@ fn a_home_worker_reaches_a_vpc_worker() {
     let vm = Worker::on(&cluster, "vm", vpc.pop().unwrap(), true);
     let (agent_pi, _) = home.join(&cluster, "pi", Some(&cluster.token()));
     let (agent_vm, ip_vm) = vm.join(&cluster, "vm", Some(&cluster.token()));
+    // Each learns the other's candidates from the control plane too (not
+    // only through the relay's disco messages).
+    for agent in [&agent_pi, &agent_vm] {
+        agent
+            .wait_for_log(
+                "peer candidates from the control plane",
+                Duration::from_secs(20),
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_tail(20)));
+    }
     let moved = support::transfer(&home.host.ns, &vm.host.ns, ip_vm, 256 * 1024);
     assert!(
         moved.is_ok(),

@@ -220,19 +220,24 @@ pub enum HandleError {
     Unreadable(warren_uapi::GetResponseError),
 }
 
+/// `Ok` for an answer ending in `errno=0`, the errno otherwise.
+fn succeeded(answer: &str) -> Result<(), HandleError> {
+    match answer
+        .trim_end()
+        .rsplit_once("errno=")
+        .map(|(_, n)| n.parse::<i32>())
+    {
+        Some(Ok(0)) => Ok(()),
+        Some(Ok(errno)) => Err(HandleError::Refused(errno)),
+        _ => Err(HandleError::Refused(-1)),
+    }
+}
+
 impl DeviceHandle {
     /// Applies `set`, as a UAPI `set=1` request.
     pub async fn set(&self, set: SetRequest) -> Result<(), HandleError> {
         let answer = self.request(UapiRequest::Uapi(Request::Set(set))).await?;
-        match answer
-            .trim_end()
-            .rsplit_once("errno=")
-            .map(|(_, n)| n.parse::<i32>())
-        {
-            Some(Ok(0)) => Ok(()),
-            Some(Ok(errno)) => Err(HandleError::Refused(errno)),
-            _ => Err(HandleError::Refused(-1)),
-        }
+        succeeded(&answer)
     }
 
     /// The device's state as a UAPI `get=1` answer.
@@ -247,6 +252,28 @@ impl DeviceHandle {
         Ok(!answer
             .lines()
             .any(|line| line.ends_with("registered=false")))
+    }
+
+    /// This device's own candidates (the relays' view of it, then the
+    /// host's addresses), for the control plane to pass on.
+    pub async fn own_candidates(&self) -> Result<Vec<SocketAddr>, HandleError> {
+        let answer = self.request(UapiRequest::Candidates).await?;
+        Ok(answer
+            .lines()
+            .filter_map(|line| line.strip_prefix("candidate=")?.parse().ok())
+            .collect())
+    }
+
+    /// Candidates for the peer `key`, learned from the control plane.
+    pub async fn set_peer_candidates(
+        &self,
+        key: warren_mesh::PeerKey,
+        candidates: Vec<SocketAddr>,
+    ) -> Result<(), HandleError> {
+        let answer = self
+            .request(UapiRequest::PeerCandidates(key, candidates))
+            .await?;
+        succeeded(&answer)
     }
 
     /// Renews the relay registrations with a fresh ticket for the device's key.
@@ -562,6 +589,23 @@ impl Device {
     async fn handle_uapi(&mut self, request: UapiRequest) -> String {
         match request {
             UapiRequest::Stats => stats::format_stats(&self.node),
+            UapiRequest::Candidates => {
+                let mut answer = String::new();
+                for candidate in self.node.own_candidates() {
+                    answer.push_str(&format!("candidate={candidate}\n"));
+                }
+                answer + &warren_uapi::format_errno(errno::SUCCESS)
+            }
+            UapiRequest::PeerCandidates(key, candidates) => {
+                let known =
+                    self.node
+                        .set_peer_candidates(&key, candidates, std::time::Instant::now());
+                warren_uapi::format_errno(if known {
+                    errno::SUCCESS
+                } else {
+                    errno::INVALID_ARGUMENT
+                })
+            }
             UapiRequest::RelayStatus => {
                 let mut answer = String::new();
                 for (relay, registered) in self.node.relay_registrations() {

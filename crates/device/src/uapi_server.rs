@@ -34,6 +34,11 @@ pub enum UapiRequest {
     /// registered=true|false` line each (in-process only, like
     /// [`UapiRequest::RelayTicket`]).
     RelayStatus,
+    /// This device's own NAT traversal candidates, one `candidate=ADDR`
+    /// line each (in-process only).
+    Candidates,
+    /// A peer's candidates learned from the control plane (in-process only).
+    PeerCandidates(warren_mesh::PeerKey, Vec<std::net::SocketAddr>),
 }
 
 /// A request plus the channel its textual answer goes back on.

@@ -194,6 +194,23 @@ impl Peer {
         targets
     }
 
+    /// Takes `candidates` (already filtered) as probe targets for the next
+    /// [`CANDIDATE_LIFETIME`]. Returns whether to probe at the next tick:
+    /// they changed, and no probe went out in the last second.
+    pub(crate) fn take_candidates(&mut self, candidates: Vec<SocketAddr>, now: Instant) -> bool {
+        let changed = self.candidates != candidates;
+        self.candidates = candidates;
+        self.candidates_at = Some(now);
+        let probed_lately = self
+            .last_direct_probe
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
+        if changed && !probed_lately {
+            self.last_direct_probe = None;
+            return true;
+        }
+        false
+    }
+
     /// Whether this node should send the peer its candidates at `now`.
     pub(crate) fn call_due(&self, now: Instant, path: Path) -> bool {
         matches!(path, Path::Relay(_))

@@ -411,3 +411,22 @@ fn ipv6_candidates_are_probed_by_nodes_with_ipv6() {
         vec![v6, v4]
     );
 }
+
+/// Candidates the control plane relays are filtered and probed like those
+/// of a `CallMeMaybe`; an unknown peer's are refused.
+#[test]
+fn candidates_from_the_control_plane_are_probed_at_the_next_tick() {
+    let mut world = World::build(false, false);
+    let b = world.nodes[1].public_key();
+    let (now, relay) = (world.now, world.relay_addr);
+    let good: SocketAddr = "198.51.100.77:51820".parse().unwrap();
+    let candidates = vec![relay, "127.0.0.1:9".parse().unwrap(), good];
+    assert!(world.nodes[0].set_peer_candidates(&b, candidates, now));
+    assert!(!world.nodes[0].set_peer_candidates(&public_of(key_bytes(9)), vec![good], now));
+    world.nodes[0].handle_timeout(now + Duration::from_millis(300));
+    let targets: Vec<SocketAddr> = std::iter::from_fn(|| world.nodes[0].poll_transmit())
+        .map(|t| t.dst)
+        .filter(|dst| *dst != relay)
+        .collect();
+    assert_eq!(targets, vec![good]);
+}

@@ -123,6 +123,14 @@ pub enum ControlMessage {
         /// The ticket, base64.
         ticket: String,
     },
+    /// Where a peer could be reached directly, as it last reported (NAT
+    /// traversal candidates, passed on by the control plane).
+    Candidates {
+        /// The peer's public key, base64.
+        public_key: String,
+        /// Its candidates, likeliest first.
+        candidates: Vec<SocketAddr>,
+    },
     /// Changes to the peer map since the welcome or the last update.
     Peers {
         /// Nodes that joined (or whose details changed).
@@ -156,6 +164,10 @@ pub struct PathReport {
 pub struct Report {
     /// Its view of every peer.
     pub paths: Vec<PathReport>,
+    /// Where peers could reach it directly (the relays' view of it, then its
+    /// own addresses), passed on to the other nodes for NAT traversal.
+    #[serde(default)]
+    pub candidates: Vec<SocketAddr>,
 }
 
 /// A node's own view, written to its data directory every few seconds

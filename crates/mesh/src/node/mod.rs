@@ -227,10 +227,33 @@ impl Node {
         self.local_candidates = unique;
     }
 
+    /// Candidates for `key` learned another way than a `CallMeMaybe` (the
+    /// control plane relays each node's candidates too): filtered and
+    /// probed the same way. Returns false for an unknown peer.
+    pub fn set_peer_candidates(
+        &mut self,
+        key: &PeerKey,
+        candidates: Vec<SocketAddr>,
+        now: Instant,
+    ) -> bool {
+        let candidates = self.probeable(candidates);
+        let Some(peer) = self
+            .index_by_key
+            .get(key)
+            .and_then(|index| self.peers.get_mut(index))
+        else {
+            return false;
+        };
+        if peer.take_candidates(candidates, now) {
+            self.next_tick = self.next_tick.min(now);
+        }
+        true
+    }
+
     /// Everything this node tells peers to probe: the relays' view of it
     /// first (what works across NATs), then its own addresses, at most
     /// [`disco::MAX_CANDIDATES`].
-    fn own_candidates(&self) -> Vec<SocketAddr> {
+    pub fn own_candidates(&self) -> Vec<SocketAddr> {
         let mut candidates = self.relays.reflexives();
         for local in &self.local_candidates {
             if !candidates.contains(local) {

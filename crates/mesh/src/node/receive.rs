@@ -195,65 +195,41 @@ impl Node {
     /// not called the peer within a second it calls back at once, so both
     /// ends probe together (which is what punches through cone NATs).
     fn handle_disco(&mut self, now: Instant, src: PeerKey, message: &[u8]) -> Result<(), Dropped> {
-        let own = self.own_candidates();
-        let relay = self.relays.preferred();
-        let relays = self.relays.addrs();
-        let has_ipv6 = self.local_candidates.iter().any(SocketAddr::is_ipv6);
-        let Some(peer) = self
-            .index_by_key
-            .get(&src)
-            .and_then(|index| self.peers.get_mut(index))
-        else {
+        let Some(index) = self.index_by_key.get(&src).copied() else {
             return Err(self.drop_unattributed(DropReason::UnknownPeer));
         };
-        let opened = match disco::claimed_sender(message) {
-            Some(claimed) if claimed == src => {
-                peer.disco.open(message).map_err(|error| match error {
-                    disco::DiscoError::Malformed => DropReason::Malformed,
-                    disco::DiscoError::Unauthenticated => DropReason::Unauthenticated,
-                })
-            }
-            _ => Err(DropReason::Unauthenticated),
+        let verdict = match self.peers.get(&index) {
+            Some(peer) => match disco::claimed_sender(message) {
+                Some(claimed) if claimed == src => match peer.disco.open(message) {
+                    Ok(opened) if opened.1.follows(peer.last_disco) => Ok(opened),
+                    Ok(_) => Err(DropReason::Replayed),
+                    Err(disco::DiscoError::Malformed) => Err(DropReason::Malformed),
+                    Err(disco::DiscoError::Unauthenticated) => Err(DropReason::Unauthenticated),
+                },
+                _ => Err(DropReason::Unauthenticated),
+            },
+            None => return Err(self.drop_unattributed(DropReason::UnknownPeer)),
         };
-        let (disco::Message::CallMeMaybe(candidates), nonce) = match opened {
-            Ok(opened) if opened.1.follows(peer.last_disco) => opened,
-            Ok(_) => {
-                peer.note_drop(DropReason::Replayed);
-                self.drops.count(DropReason::Replayed);
-                return Err(Dropped {
-                    reason: DropReason::Replayed,
-                });
-            }
+        let (disco::Message::CallMeMaybe(candidates), nonce) = match verdict {
+            Ok(opened) => opened,
             Err(reason) => {
-                peer.note_drop(reason);
+                if let Some(peer) = self.peers.get_mut(&index) {
+                    peer.note_drop(reason);
+                }
                 self.drops.count(reason);
                 return Err(Dropped { reason });
             }
         };
+        let candidates = self.probeable(candidates);
+        let own = self.own_candidates();
+        let relay = self.relays.preferred();
+        let Some(peer) = self.peers.get_mut(&index) else {
+            return Ok(());
+        };
         peer.last_disco = Some(nonce);
-        // Probe only what could be the peer: unicast addresses with a port,
-        // not a relay, not this node, IPv6 only if this node has it, and
-        // only the first few (the peer lists the likeliest first).
-        let candidates: Vec<SocketAddr> = candidates
-            .into_iter()
-            .filter(|c| {
-                is_probe_target(*c)
-                    && !relays.contains(c)
-                    && !own.contains(c)
-                    && (c.is_ipv4() || has_ipv6)
-            })
-            .take(crate::peer::MAX_PROBED_CANDIDATES)
-            .collect();
         tracing::debug!(peer = ?peer.key, ?candidates, "peer called: probing its candidates");
-        let changed = peer.candidates != candidates;
-        peer.candidates = candidates;
-        peer.candidates_at = Some(now);
-        let probed_lately = peer
-            .last_direct_probe
-            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
-        if changed && !probed_lately {
+        if peer.take_candidates(candidates, now) {
             // Probe at the next tick rather than wait a probe interval.
-            peer.last_direct_probe = None;
             self.next_tick = self.next_tick.min(now);
         }
         let answered_lately = peer
@@ -271,6 +247,25 @@ impl Node {
             self.queued.push_back(call);
         }
         Ok(())
+    }
+
+    /// The candidates worth probing: unicast addresses with a port, not a
+    /// relay, not this node, IPv6 only if this node has it, and only the
+    /// first few (a peer lists the likeliest first).
+    pub(super) fn probeable(&self, candidates: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        let own = self.own_candidates();
+        let relays = self.relays.addrs();
+        let has_ipv6 = self.local_candidates.iter().any(SocketAddr::is_ipv6);
+        candidates
+            .into_iter()
+            .filter(|c| {
+                is_probe_target(*c)
+                    && !relays.contains(c)
+                    && !own.contains(c)
+                    && (c.is_ipv4() || has_ipv6)
+            })
+            .take(crate::peer::MAX_PROBED_CANDIDATES)
+            .collect()
     }
 
     /// Works out which peer a datagram claims to come from, checking MAC1
