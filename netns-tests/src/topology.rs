@@ -330,6 +330,28 @@ impl Internet {
         Ok(hosts)
     }
 
+    /// Gives `host` a second interface `iface` on the LAN behind `router`
+    /// (built by [`Internet::add_lan`]) at `192.168.k.last`: a public host
+    /// with a private interface too, as a VPS in a VPC. Its default route
+    /// stays where it was.
+    pub fn join_lan(
+        &self,
+        host: &Host,
+        router: &Router,
+        iface: &str,
+        last: u8,
+    ) -> Result<Ipv4Addr> {
+        let [a, b, c, _] = router.lan_ip.octets();
+        let ip = Ipv4Addr::new(a, b, c, last);
+        let port = format!("j{last}");
+        router.ns.veth_to(&port, &host.ns, iface)?;
+        router.ns.attach_to_bridge(&port, "lan")?;
+        host.ns.add_addr(iface, &format!("{ip}/24"))?;
+        host.ns.link_up(iface)?;
+        wait_up(&[(&router.ns, &[&port]), (&host.ns, &[iface])])?;
+        Ok(ip)
+    }
+
     /// A NAT router `{name}gw` on the public segment (or behind a carrier)
     /// with a fresh LAN number; its LAN side is left to the caller.
     fn router(&self, lab: &Lab, name: &str, nat: Nat) -> Result<Gateway> {

@@ -555,3 +555,43 @@ fn a_home_worker_reaches_a_vpc_worker() {
         agent_vm.log_tail(40)
     );
 }
+
+/// The control plane on a VPS with a private interface in the VPC too: the
+/// direct workers still reach it and each other, and the control plane
+/// reaches them straight over the VPC, at the private addresses they gave.
+#[test]
+fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers_directly() {
+    let cluster = Cluster::new("join-vpcctl");
+    let mut vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
+        .unwrap();
+    let (host_b, host_a) = (vpc.pop().unwrap(), vpc.pop().unwrap());
+    let router = host_a.router.clone().unwrap();
+    let private = cluster
+        .net
+        .join_lan(&cluster.control, &router, "eth1", 50)
+        .unwrap();
+    let a = Worker::on(&cluster, "vm-a", host_a, true);
+    let b = Worker::on(&cluster, "vm-b", host_b, true);
+    let (_agent_a, ip_a) = a.join(&cluster, "vm-a", Some(&cluster.token()));
+    let (_agent_b, ip_b) = b.join(&cluster, "vm-b", Some(&cluster.token()));
+    support::transfer(&a.host.ns, &b.host.ns, ip_b, 64 * 1024).unwrap();
+    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
+    support::transfer(&b.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
+    support::transfer(&cluster.control.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
+    // The control plane's device talks to the VMs over the VPC.
+    let over_vpc =
+        warren_netns_tests::wait_for_value("a path over the VPC", Duration::from_secs(20), || {
+            let endpoints = cluster
+                .control
+                .ns
+                .exec(["wg", "show", &cluster.iface, "endpoints"])
+                .ok()?;
+            (endpoints.contains(&format!("{}:51820", a.host.ip))).then_some(endpoints)
+        });
+    assert!(
+        over_vpc.is_ok(),
+        "control {private} never went direct over the VPC: {over_vpc:?}"
+    );
+}
