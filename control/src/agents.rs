@@ -18,13 +18,11 @@ use warren_proto::{Auth, ControlMessage, Hello, Peer, Report, Welcome, ALPN, PRO
 use warren_relay::SigningKey;
 use warren_wire::NodeKey;
 
-/// How long a relay ticket handed to an agent lasts. Connected agents get
-/// a fresh one every [`TICKET_RENEWAL`]; a removed node's last ticket dies
-/// within this (standalone relays cannot be told of removals).
-pub const TICKET_LIFETIME: Duration = Duration::from_secs(3600);
-
-/// How often connected agents get a fresh ticket.
-pub const TICKET_RENEWAL: Duration = Duration::from_secs(20 * 60);
+/// How long a relay ticket handed to an agent lasts by default
+/// (`warren serve --ticket-lifetime`). Connected agents get a fresh one
+/// every third of it; a removed node's last ticket dies within it
+/// (standalone relays cannot be told of removals).
+pub const DEFAULT_TICKET_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// How long an agent may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,6 +61,8 @@ pub struct Admissions {
     pub reports: Mutex<std::collections::HashMap<String, (SystemTime, Report)>>,
     /// The embedded relay, told at once when a node is removed.
     pub revoker: Option<warren_relay::Revoker>,
+    /// How long the relay tickets it hands out last.
+    pub ticket_lifetime: Duration,
 }
 
 /// The control plane's name in peer maps and `warren mesh`.
@@ -144,7 +144,7 @@ impl Admissions {
         let _ = self.events.send(PeerEvent::Left(node.clone()));
         if let Some(revoker) = &self.revoker {
             // Longer than any ticket the node may still hold.
-            revoker.revoke(NodeKey(node.public_key), TICKET_LIFETIME * 2);
+            revoker.revoke(NodeKey(node.public_key), self.ticket_lifetime * 2);
         }
         if let Ok(mut reports) = self.reports.lock() {
             reports.remove(name);
@@ -235,9 +235,10 @@ impl Admissions {
     }
 
     fn welcome(&self, node: &NodeRecord, credential: Option<String>, now: u64) -> Welcome {
-        let ticket = self
-            .signing_key
-            .mint(NodeKey(node.public_key), now + TICKET_LIFETIME.as_secs());
+        let ticket = self.signing_key.mint(
+            NodeKey(node.public_key),
+            now + self.ticket_lifetime.as_secs(),
+        );
         let mut peers = vec![Peer {
             name: CONTROL_NAME.to_owned(),
             public_key: STANDARD.encode(self.control.public_key),
@@ -434,12 +435,12 @@ async fn follow(
     for update in known_candidates(admissions, &node.name) {
         write_frame(send, &update).await?;
     }
-    let first_renewal = tokio::time::Instant::now() + TICKET_RENEWAL;
-    let mut renewals = tokio::time::interval_at(first_renewal, TICKET_RENEWAL);
+    let renewal = admissions.ticket_lifetime / 3;
+    let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + renewal, renewal);
     loop {
         tokio::select! {
             _ = renewals.tick() => {
-                let expires = now_unix() + TICKET_LIFETIME.as_secs();
+                let expires = now_unix() + admissions.ticket_lifetime.as_secs();
                 let ticket = admissions.signing_key.mint(NodeKey(node.public_key), expires);
                 let renewal = ControlMessage::Ticket { ticket: ticket.to_base64() };
                 write_frame(send, &renewal).await?;
@@ -530,6 +531,7 @@ mod tests {
             online: Mutex::new(std::collections::HashMap::new()),
             reports: Mutex::new(std::collections::HashMap::new()),
             revoker: None,
+            ticket_lifetime: DEFAULT_TICKET_LIFETIME,
         };
         (admissions, token.id_hex(), URL_SAFE_NO_PAD.encode(secret))
     }

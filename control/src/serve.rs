@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub wg_port: u16,
     /// Its mesh interface's name.
     pub iface: String,
+    /// How long the relay tickets nodes get last (renewed every third).
+    pub ticket_lifetime: std::time::Duration,
 }
 
 /// Why the control plane could not start or stopped.
@@ -206,6 +208,7 @@ pub async fn serve(
         online: Mutex::new(std::collections::HashMap::new()),
         reports: Mutex::new(std::collections::HashMap::new()),
         revoker: relay.as_ref().map(Server::revoker),
+        ticket_lifetime: options.ticket_lifetime,
     });
     let state = Arc::new(ApiState {
         store,

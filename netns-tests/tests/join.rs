@@ -595,3 +595,20 @@ fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers_directly() {
         "control {private} never went direct over the VPC: {over_vpc:?}"
     );
 }
+
+/// Relay tickets are short-lived and renewed while the node is connected:
+/// with 6-second tickets, a relayed pair (symmetric NAT) still moves data
+/// long after the tickets it joined with expired.
+#[test]
+fn relayed_pairs_outlive_their_first_tickets() {
+    let cluster = Cluster::with("join-renew", |_, _, _| {
+        vec!["--ticket-lifetime".to_owned(), "6s".to_owned()]
+    });
+    let a = Worker::new(&cluster, "a", Nat::Cone);
+    let b = Worker::new(&cluster, "b", Nat::Symmetric);
+    let (agent_a, _) = a.join(&cluster, "a", Some(&cluster.token()));
+    let (_agent_b, ip_b) = b.join(&cluster, "b", Some(&cluster.token()));
+    std::thread::sleep(Duration::from_secs(10));
+    support::transfer(&a.host.ns, &b.host.ns, ip_b, 1 << 20).unwrap();
+    assert!(agent_a.log().contains("relay ticket renewed"));
+}

@@ -5,6 +5,7 @@ use clap::Args;
 use ip_network::Ipv4Network;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 use warren_control::{Identity, ServeOptions};
 
 /// The data directory when none is given.
@@ -67,6 +68,20 @@ pub struct ServeArgs {
     /// The control plane's mesh interface.
     #[arg(long, value_name = "NAME", default_value = "warren0")]
     iface: String,
+    /// How long the relay tickets nodes get last; connected nodes get a fresh
+    /// one every third of it, and a removed node's relay access ends with its
+    /// last one on standalone relays (the embedded relay cuts it at once).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_ticket_lifetime)]
+    ticket_lifetime: Duration,
+}
+
+/// A ticket lifetime: at least 3 s (renewals come every third), at most 30 days.
+fn parse_ticket_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if lifetime < Duration::from_secs(3) || lifetime > Duration::from_secs(30 * 24 * 3600) {
+        return Err("between 3s and 30d".to_owned());
+    }
+    Ok(lifetime)
 }
 
 /// Arguments of `warren control-key`.
@@ -89,6 +104,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         relays: args.relays,
         wg_port: args.wg_port,
         iface: args.iface,
+        ticket_lifetime: args.ticket_lifetime,
     };
     super::block_on(async move {
         let shutdown = super::shutdown_signal()?;
