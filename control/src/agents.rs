@@ -5,7 +5,7 @@
 //! [`Admissions::answer`] holds the rules and touches only the store and
 //! the registry; the QUIC code around it only moves frames.
 
-use crate::nodes::{JoinRequest, Mode, NodeRecord, Registry};
+use crate::nodes::{JoinRefused, JoinRequest, Mode, NodeRecord, Registry};
 use crate::store::{RedeemError, Store};
 use crate::tokens::secret_sha256;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -124,7 +124,7 @@ impl Admissions {
             .map_err(|()| format!("unknown join mode {:?}: direct or relay", hello.mode))?;
         match &hello.auth {
             Auth::Token { id, secret } => self.join(hello, public_key, mode, id, secret, now),
-            Auth::Credential { secret } => self.rejoin(public_key, secret),
+            Auth::Credential { secret } => self.rejoin(hello, public_key, mode, secret),
         }
     }
 
@@ -205,7 +205,9 @@ impl Admissions {
 
     fn rejoin(
         &self,
+        hello: &Hello,
         public_key: [u8; 32],
+        mode: Mode,
         secret: &str,
     ) -> Result<(NodeRecord, Option<String>), String> {
         let unknown = "this node's credential is not known here (was it removed with `warren node rm`?): join again with a new token".to_owned();
@@ -215,20 +217,40 @@ impl Admissions {
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(|| unknown.clone())?;
         let hash = secret_sha256(&secret);
-        let registry = self
+        let mut registry = self
             .registry
             .lock()
             .map_err(|_| "internal error".to_owned())?;
-        let node = registry
+        let stored = registry
             .nodes()
             .find(|n| n.credential_sha256 == hash)
             .cloned()
             .ok_or(unknown)?;
-        if node.public_key != public_key {
+        if stored.public_key != public_key {
             return Err(format!(
                 "node {:?} joined with another WireGuard key: a node cannot change or claim keys",
-                node.name
+                stored.name
             ));
+        }
+        // A node may come back with a new mode, private address or port:
+        // stored first, then every peer hears of it (the welcome's event).
+        let node = NodeRecord {
+            mode,
+            private_address: hello.private_address,
+            wg_port: hello.wg_port,
+            ..stored.clone()
+        };
+        if node != stored {
+            if node.mode == Mode::Direct && node.private_address.is_none() {
+                return Err(JoinRefused::NoPrivateAddress.to_string());
+            }
+            let store = self.store.lock().map_err(|_| "internal error".to_owned())?;
+            store.update_node(&node).map_err(|error| {
+                tracing::error!(%error, "storing a rejoin");
+                "the control plane could not store the rejoin; try again".to_owned()
+            })?;
+            registry.replace(node.clone());
+            tracing::info!(name = %node.name, mode = node.mode.as_str(), "node rejoined with new details");
         }
         tracing::info!(name = %node.name, mesh_ip = %node.mesh_ip, "node rejoined");
         Ok((node, None))
@@ -619,5 +641,42 @@ mod tests {
         );
         let (forged, _) = admissions.answer(&rejoin(1, "AAAA"), now);
         assert!(refusal(&forged).contains("not known here"), "{forged:?}");
+    }
+
+    /// A node that comes back with other details (now `--direct` at a
+    /// private address) is stored with them, keeping its name and address.
+    #[test]
+    fn a_rejoin_with_new_details_updates_the_node() {
+        let (admissions, id, secret) = admissions("update");
+        let now = now_unix();
+        let (answer, first) = admissions.answer(&hello(&id, &secret, 1), now);
+        let ControlMessage::Welcome(welcome) = answer else {
+            panic!("{answer:?}");
+        };
+        let first = first.unwrap();
+        let credential = welcome.credential.unwrap();
+        let direct = |private_address: Option<std::net::IpAddr>| Hello {
+            auth: Auth::Credential {
+                secret: credential.clone(),
+            },
+            mode: "direct".to_owned(),
+            private_address,
+            ..hello("", "", 1)
+        };
+        let (refused_answer, _) = admissions.answer(&direct(None), now);
+        assert!(refusal(&refused_answer).contains("--private-address"));
+        let private = "10.0.0.9".parse().unwrap();
+        let (_, updated) = admissions.answer(&direct(Some(private)), now);
+        let updated = updated.unwrap();
+        assert_eq!(
+            (updated.mode, updated.private_address),
+            (Mode::Direct, Some(private))
+        );
+        assert_eq!(
+            (&updated.name, updated.mesh_ip),
+            (&first.name, first.mesh_ip)
+        );
+        let stored = admissions.store.lock().unwrap().nodes().unwrap();
+        assert_eq!(stored, vec![updated]);
     }
 }

