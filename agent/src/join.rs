@@ -126,8 +126,7 @@ pub async fn run(
 ) -> Result<(), JoinError> {
     let dir = AgentDir::open(&options.data_dir)?;
     let private_key = dir.wireguard_key()?;
-    let public_key =
-        boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private_key));
+    let public_key = PeerKey::of_private(private_key);
     let stored = dir.joined()?;
     let (auth, control, pin) = match (&stored, &options.token) {
         (Some(joined), _) => (
@@ -157,7 +156,7 @@ pub async fn run(
         version: PROTOCOL_VERSION,
         auth,
         name: options.name.clone(),
-        public_key: STANDARD.encode(public_key.as_bytes()),
+        public_key: public_key.to_base64(),
         mode: mode.to_owned(),
         private_address,
         wg_port: options.wg_port,
@@ -252,12 +251,10 @@ pub async fn run(
                     }
                 }
                 Ok(ControlMessage::Ticket { ticket }) => match Ticket::from_base64(&ticket) {
-                    Ok(ticket) => {
-                        if let Err(error) = handle.renew_relay_ticket(ticket).await {
-                            tracing::warn!(%error, "renewing the relay ticket");
-                        }
-                        tracing::debug!("relay ticket renewed");
-                    }
+                    Ok(ticket) => match handle.renew_relay_ticket(ticket).await {
+                        Ok(()) => tracing::debug!("relay ticket renewed"),
+                        Err(error) => tracing::warn!(%error, "renewing the relay ticket"),
+                    },
                     Err(_) => tracing::warn!("the control plane sent a malformed relay ticket"),
                 },
                 Ok(other) => tracing::debug!(?other, "unexpected message"),

@@ -197,7 +197,7 @@ pub async fn serve(
         relays: relays.clone(),
         mesh: options.mesh_cidr,
         control: ControlPeer {
-            public_key: public_key_of(identity.wireguard_key),
+            public_key: warren_mesh::PeerKey::of_private(identity.wireguard_key).0,
             mesh_ip: control_ip,
             endpoints: control_addrs
                 .iter()
@@ -308,11 +308,10 @@ async fn control_device(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
         + 10 * 365 * 24 * 3600;
-    device.ticket = Some(
-        identity
-            .signing_key()
-            .mint(NodeKey(public_key_of(identity.wireguard_key)), expires),
-    );
+    device.ticket = Some(identity.signing_key().mint(
+        NodeKey(warren_mesh::PeerKey::of_private(identity.wireguard_key).0),
+        expires,
+    ));
     Ok(Device::create(device).await?)
 }
 
@@ -439,11 +438,6 @@ pub fn path_report(path: &paths::PeerPath) -> PathReport {
         tx_bytes: path.tx_bytes,
         rx_bytes: path.rx_bytes,
     }
-}
-
-fn public_key_of(private_key: [u8; 32]) -> [u8; 32] {
-    boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private_key))
-        .to_bytes()
 }
 
 /// Refuses a mesh CIDR that holds one of this host's addresses or overlaps

@@ -20,6 +20,9 @@ use warren_netns_tests::{Host, Internet, Lab, Nat, Proc, Signal, Spawn};
 
 const JOINED: Duration = Duration::from_secs(30);
 
+/// The control plane's mesh address (the default CIDR's first host).
+const CONTROL_IP: Ipv4Addr = Ipv4Addr::new(100, 96, 0, 1);
+
 /// A control plane on the public segment with its embedded relay.
 struct Cluster {
     lab: Lab,
@@ -204,14 +207,13 @@ fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
     let (agent_a, ip_a) = cone.join(&cluster, "a", Some(&cluster.token()));
     let (_agent_b, ip_b) = symmetric.join(&cluster, "b", Some(&cluster.token()));
     assert_ne!(ip_a, ip_b);
-    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
     for ip in [ip_a, ip_b] {
-        assert!(ip.octets()[..2] == [100, 96] && ip != control_ip, "{ip}");
+        assert!(ip.octets()[..2] == [100, 96] && ip != CONTROL_IP, "{ip}");
     }
 
     // Through the mesh: each worker to the control plane, and to each other
     // (b learned of a when it joined; a was told of b by the control plane).
-    support::transfer(&cone.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
+    support::transfer(&cone.host.ns, &cluster.control.ns, CONTROL_IP, 64 * 1024).unwrap();
     support::transfer(&symmetric.host.ns, &cone.host.ns, ip_a, 64 * 1024).unwrap();
     support::transfer(&cone.host.ns, &symmetric.host.ns, ip_b, 64 * 1024).unwrap();
 
@@ -439,28 +441,42 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
 #[test]
 fn direct_workers_in_a_vpc_talk_over_their_private_addresses() {
     let cluster = Cluster::new("join-vpc");
+    let (a, b) = vpc_workers(&cluster);
+    let _agents = join_vpc_workers(&cluster, &a, &b);
+    let nodes = cluster.admin(&["nodes"]);
+    assert!(nodes.contains("direct"), "{nodes}");
+}
+
+/// Two `--direct` workers, `vm-a` and `vm-b`, on one VPC behind a NAT
+/// gateway; not joined yet.
+fn vpc_workers(cluster: &Cluster) -> (Worker, Worker) {
     let mut vpc = cluster
         .net
         .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
         .unwrap();
     let (host_b, host_a) = (vpc.pop().unwrap(), vpc.pop().unwrap());
-    let a = Worker::on(&cluster, "vm-a", host_a, true);
-    let b = Worker::on(&cluster, "vm-b", host_b, true);
-    let (_agent_a, ip_a) = a.join(&cluster, "vm-a", Some(&cluster.token()));
-    let (_agent_b, ip_b) = b.join(&cluster, "vm-b", Some(&cluster.token()));
+    (
+        Worker::on(cluster, "vm-a", host_a, true),
+        Worker::on(cluster, "vm-b", host_b, true),
+    )
+}
+
+/// Joins both VPC workers and checks they reach each other straight over
+/// the VPC (each one's endpoint for the other is its private address) and
+/// reach the control plane; returns the agents and their mesh addresses.
+fn join_vpc_workers(cluster: &Cluster, a: &Worker, b: &Worker) -> [(Proc, Ipv4Addr); 2] {
+    let (agent_a, ip_a) = a.join(cluster, "vm-a", Some(&cluster.token()));
+    let (agent_b, ip_b) = b.join(cluster, "vm-b", Some(&cluster.token()));
     support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
     support::transfer(&b.host.ns, &a.host.ns, ip_a, 256 * 1024).unwrap();
-    // Straight over the VPC: the peer's endpoint is its private address.
     let shown = a
         .host
         .ns
         .exec(["wg", "show", &a.iface, "endpoints"])
         .unwrap();
     assert!(shown.contains(&format!("{}:51820", b.host.ip)), "{shown}");
-    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
-    support::transfer(&a.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
-    let nodes = cluster.admin(&["nodes"]);
-    assert!(nodes.contains("direct"), "{nodes}");
+    support::transfer(&a.host.ns, &cluster.control.ns, CONTROL_IP, 64 * 1024).unwrap();
+    [(agent_a, ip_a), (agent_b, ip_b)]
 }
 
 /// With a standalone relay, killing the control plane does not even pause
@@ -562,23 +578,14 @@ fn a_home_worker_reaches_a_vpc_worker() {
 #[test]
 fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers() {
     let cluster = Cluster::new("join-vpcctl");
-    let mut vpc = cluster
-        .net
-        .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
-        .unwrap();
-    let (host_b, host_a) = (vpc.pop().unwrap(), vpc.pop().unwrap());
-    let router = host_a.router.clone().unwrap();
+    let (a, b) = vpc_workers(&cluster);
+    let router = a.host.router.clone().unwrap();
     let private = cluster
         .net
         .join_lan(&cluster.control, &router, "eth1", 50)
         .unwrap();
-    let a = Worker::on(&cluster, "vm-a", host_a, true);
-    let b = Worker::on(&cluster, "vm-b", host_b, true);
-    let (_agent_a, ip_a) = a.join(&cluster, "vm-a", Some(&cluster.token()));
-    let (_agent_b, ip_b) = b.join(&cluster, "vm-b", Some(&cluster.token()));
-    support::transfer(&a.host.ns, &b.host.ns, ip_b, 64 * 1024).unwrap();
-    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
-    support::transfer(&b.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
+    let [(_agent_a, ip_a), _b] = join_vpc_workers(&cluster, &a, &b);
+    support::transfer(&b.host.ns, &cluster.control.ns, CONTROL_IP, 64 * 1024).unwrap();
     support::transfer(&cluster.control.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
     // The control plane's device reaches the VMs directly (over the VPC or
     // through its NAT gateway, whichever WireGuard roamed to last), not
@@ -617,23 +624,6 @@ fn relayed_pairs_outlive_their_first_tickets() {
 #[test]
 fn without_any_relay_direct_workers_use_their_private_addresses() {
     let cluster = Cluster::with("join-norelay", |_, _, _| vec!["--no-relay".to_owned()]);
-    let mut vpc = cluster
-        .net
-        .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
-        .unwrap();
-    let (host_b, host_a) = (vpc.pop().unwrap(), vpc.pop().unwrap());
-    let a = Worker::on(&cluster, "vm-a", host_a, true);
-    let b = Worker::on(&cluster, "vm-b", host_b, true);
-    let (_agent_a, ip_a) = a.join(&cluster, "vm-a", Some(&cluster.token()));
-    let (_agent_b, ip_b) = b.join(&cluster, "vm-b", Some(&cluster.token()));
-    support::transfer(&a.host.ns, &b.host.ns, ip_b, 64 * 1024).unwrap();
-    support::transfer(&b.host.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
-    let control_ip = Ipv4Addr::new(100, 96, 0, 1);
-    support::transfer(&a.host.ns, &cluster.control.ns, control_ip, 64 * 1024).unwrap();
-    let shown = a
-        .host
-        .ns
-        .exec(["wg", "show", &a.iface, "endpoints"])
-        .unwrap();
-    assert!(shown.contains(&format!("{}:51820", b.host.ip)), "{shown}");
+    let (a, b) = vpc_workers(&cluster);
+    let _agents = join_vpc_workers(&cluster, &a, &b);
 }

@@ -33,7 +33,7 @@ fn key(seed: u8) -> [u8; 32] {
 }
 
 fn public(private: [u8; 32]) -> [u8; 32] {
-    boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private)).to_bytes()
+    warren_mesh::PeerKey::of_private(private).0
 }
 
 /// Starts `warren device up` on `host` with tunnel address `address`, one
@@ -92,6 +92,49 @@ fn start_device(
     }
 }
 
+/// Devices on the two `ends` (host, private key, the endpoint the other
+/// end is told, if any), `10.9.0.1` and `10.9.0.2`, each with the other
+/// as its peer and the relay; returns once both registered with it.
+fn start_pair(
+    lab: &Lab,
+    ends: [(&Host, [u8; 32], Option<SocketAddr>); 2],
+    relay: SocketAddr,
+    signer: &SigningKey,
+    mtu: u32,
+) -> (WgIface, WgIface) {
+    let [(host_a, key_a, ep_a), (host_b, key_b, ep_b)] = ends;
+    let dev_a = start_device(
+        lab,
+        host_a,
+        key_a,
+        "10.9.0.1/24",
+        public(key_b),
+        "10.9.0.2",
+        ep_b,
+        relay,
+        signer,
+        mtu,
+    );
+    let dev_b = start_device(
+        lab,
+        host_b,
+        key_b,
+        "10.9.0.2/24",
+        public(key_a),
+        "10.9.0.1",
+        ep_a,
+        relay,
+        signer,
+        mtu,
+    );
+    for dev in [&dev_a, &dev_b] {
+        dev.proc
+            .wait_for_log("registered with relay", Duration::from_secs(10))
+            .unwrap();
+    }
+    (dev_a, dev_b)
+}
+
 #[test]
 fn devices_behind_symmetric_nats_move_data_through_the_relay() {
     let pair = NatPair::new("dev-relay", |_, _| (Nat::Symmetric, Nat::Symmetric));
@@ -122,35 +165,8 @@ fn a_reachable_peer_goes_direct_and_falls_back_to_the_relay_when_the_path_is_cut
         SocketAddr::from((a.ip, 51820)),
         SocketAddr::from((b.ip, 51820)),
     );
-    let dev_a = start_device(
-        &lab,
-        &a,
-        key_a,
-        "10.9.0.1/24",
-        public(key_b),
-        "10.9.0.2",
-        Some(ep_b),
-        relay,
-        &signer,
-        DEFAULT_TEST_MTU,
-    );
-    let dev_b = start_device(
-        &lab,
-        &b,
-        key_b,
-        "10.9.0.2/24",
-        public(key_a),
-        "10.9.0.1",
-        Some(ep_a),
-        relay,
-        &signer,
-        DEFAULT_TEST_MTU,
-    );
-    for dev in [&dev_a, &dev_b] {
-        dev.proc
-            .wait_for_log("registered with relay", Duration::from_secs(10))
-            .unwrap();
-    }
+    let ends = [(&a, key_a, Some(ep_a)), (&b, key_b, Some(ep_b))];
+    let (dev_a, dev_b) = start_pair(&lab, ends, relay, &signer, DEFAULT_TEST_MTU);
 
     // The handshake and the direct probes try the direct path; it answers
     // and takes over (within a probe interval or two).
@@ -257,36 +273,8 @@ impl NatPair {
         let control_key = B64.encode(signer.control_key().0);
         let relay_proc = start_relay(&lab, &relay_host, &control_key).unwrap();
         let relay = SocketAddr::from((relay_host.ip, RELAY_PORT));
-        let (key_a, key_b) = (key(5), key(6));
-        let dev_a = start_device(
-            &lab,
-            &a,
-            key_a,
-            "10.9.0.1/24",
-            public(key_b),
-            "10.9.0.2",
-            None,
-            relay,
-            &signer,
-            tunnel_mtu,
-        );
-        let dev_b = start_device(
-            &lab,
-            &b,
-            key_b,
-            "10.9.0.2/24",
-            public(key_a),
-            "10.9.0.1",
-            None,
-            relay,
-            &signer,
-            tunnel_mtu,
-        );
-        for dev in [&dev_a, &dev_b] {
-            dev.proc
-                .wait_for_log("registered with relay", Duration::from_secs(10))
-                .unwrap();
-        }
+        let ends = [(&a, key(5), None), (&b, key(6), None)];
+        let (dev_a, dev_b) = start_pair(&lab, ends, relay, &signer, tunnel_mtu);
         NatPair {
             lab,
             _net: net,

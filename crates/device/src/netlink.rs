@@ -411,20 +411,14 @@ impl Netlink {
     /// out through interface `index`, IPv4 and IPv6: those added by
     /// [`add_route`](Netlink::add_route) and the kernel's subnet routes.
     pub async fn routes(&self, index: u32) -> Result<Vec<IpNetwork>, NetlinkError> {
-        // An AF_UNSPEC dump returns the routes of every family.
-        let dump = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<IpAddr>::new().build())
-            .execute();
-        match dump.try_collect::<Vec<RouteMessage>>().await {
+        match self.dump_routes().await {
             Ok(messages) => Ok(messages
                 .iter()
                 .filter(|m| routes_via(m, index))
                 .filter_map(destination)
                 .collect()),
             Err(e) => Err(self
-                .request_error(index, to_io(e), |link| Op::ListRoutes { link })
+                .request_error(index, e, |link| Op::ListRoutes { link })
                 .await),
         }
     }
@@ -433,22 +427,28 @@ impl Netlink {
     /// default routes, whatever interface they use: what a new network
     /// (the mesh CIDR) must not overlap.
     pub async fn main_table_routes(&self) -> Result<Vec<IpNetwork>, NetlinkError> {
+        let messages = self
+            .dump_routes()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                op: Op::ListAllRoutes,
+                source,
+            })?;
+        Ok(messages
+            .iter()
+            .filter(|m| in_main_table(m) && m.header.destination_prefix_length > 0)
+            .filter_map(destination)
+            .collect())
+    }
+
+    /// Every route of every family (an AF_UNSPEC dump).
+    async fn dump_routes(&self) -> Result<Vec<RouteMessage>, io::Error> {
         let dump = self
             .handle
             .route()
             .get(RouteMessageBuilder::<IpAddr>::new().build())
             .execute();
-        match dump.try_collect::<Vec<RouteMessage>>().await {
-            Ok(messages) => Ok(messages
-                .iter()
-                .filter(|m| in_main_table(m) && m.header.destination_prefix_length > 0)
-                .filter_map(destination)
-                .collect()),
-            Err(e) => Err(NetlinkError::Request {
-                op: Op::ListAllRoutes,
-                source: to_io(e),
-            }),
-        }
+        dump.try_collect::<Vec<RouteMessage>>().await.map_err(to_io)
     }
 
     async fn link_by_name(&self, name: &str) -> Result<Option<LinkMessage>, io::Error> {

@@ -17,6 +17,13 @@ pub struct PeerKey(pub [u8; 32]);
 pub struct KeyParseError;
 
 impl PeerKey {
+    /// The public key of the X25519 private key `private`.
+    pub fn of_private(private: [u8; 32]) -> PeerKey {
+        PeerKey::from(boringtun::x25519::PublicKey::from(
+            &boringtun::x25519::StaticSecret::from(private),
+        ))
+    }
+
     /// The key as raw bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -180,6 +180,29 @@ impl World {
         dst
     }
 
+    /// Runs node 0's timers at `at` and returns where it sent straight to
+    /// (everything but the relay): its direct probes.
+    fn probes_of_node_0(&mut self, at: Instant) -> Vec<SocketAddr> {
+        self.nodes[0].handle_timeout(at);
+        let relay = self.relay_addr;
+        std::iter::from_fn(|| self.nodes[0].poll_transmit())
+            .map(|t| t.dst)
+            .filter(|dst| *dst != relay)
+            .collect()
+    }
+
+    /// A packet from node 0 (which goes through the relay: no direct path
+    /// is known), two ticks for disco calls and probes, then traffic both
+    /// ways.
+    fn punch(&mut self) {
+        self.send(0, b"first");
+        assert_eq!(self.path(0), Path::Relay(self.relay_addr));
+        self.advance(Duration::from_millis(300));
+        self.advance(Duration::from_millis(300));
+        self.send(1, b"answer");
+        self.send(0, b"again");
+    }
+
     fn path(&self, of: usize) -> Path {
         let other = self.nodes[1 - of].public_key();
         self.nodes[of].peer(&other).unwrap().path
@@ -258,14 +281,9 @@ fn a_direct_path_that_opens_later_is_found_by_the_probes() {
 #[test]
 fn peers_that_know_nothing_of_each_other_find_the_direct_path_through_disco() {
     let mut world = World::build(true, false);
-    world.send(0, b"first");
-    assert_eq!(world.path(0), Path::Relay(world.relay_addr));
-    // The next ticks exchange CallMeMaybe (each node's reflexive address, as
-    // the relay saw it) through the relay and probe the candidates.
-    world.advance(Duration::from_millis(300));
-    world.advance(Duration::from_millis(300));
-    world.send(1, b"answer");
-    world.send(0, b"again");
+    // The ticks exchange CallMeMaybe (each node's reflexive address, as the
+    // relay saw it) through the relay and probe the candidates.
+    world.punch();
     assert_eq!(world.path(0), Path::Direct(world.addrs[1]));
     assert_eq!(world.path(1), Path::Direct(world.addrs[0]));
     assert_eq!(world.delivered[1].len(), 2);
@@ -281,12 +299,7 @@ fn peers_on_one_lan_go_direct_by_their_local_addresses() {
         let lan = world.lan[i];
         world.nodes[i].set_local_candidates(vec![lan]);
     }
-    world.send(0, b"first");
-    assert_eq!(world.path(0), Path::Relay(world.relay_addr));
-    world.advance(Duration::from_millis(300));
-    world.advance(Duration::from_millis(300));
-    world.send(1, b"answer");
-    world.send(0, b"again");
+    world.punch();
     assert_eq!(world.path(0), Path::Direct(world.lan[1]));
     assert_eq!(world.path(1), Path::Direct(world.lan[0]));
     assert_eq!(world.delivered[1].len(), 2);
@@ -336,14 +349,7 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
     // The next tick probes the one probeable candidate, nothing else: not
     // this node's own address, not IPv6 (this node has none).
     let later = now + Duration::from_millis(300);
-    world.nodes[0].handle_timeout(later);
-    let mut direct_targets = Vec::new();
-    while let Some(t) = world.nodes[0].poll_transmit() {
-        if t.dst != relay {
-            direct_targets.push(t.dst);
-        }
-    }
-    assert_eq!(direct_targets, vec![good]);
+    assert_eq!(world.probes_of_node_0(later), vec![good]);
 
     // The same call again is a replay.
     let replay = world.nodes[0].handle_datagram(later, relay, &relayed(&call, &b), &mut out);
@@ -396,11 +402,7 @@ fn ipv6_candidates_are_probed_by_nodes_with_ipv6() {
         world.nodes[0]
             .handle_datagram(now, relay, &relayed, &mut out)
             .unwrap();
-        world.nodes[0].handle_timeout(now + Duration::from_millis(300));
-        std::iter::from_fn(|| world.nodes[0].poll_transmit())
-            .map(|t| t.dst)
-            .filter(|dst| *dst != relay)
-            .collect::<Vec<_>>()
+        world.probes_of_node_0(now + Duration::from_millis(300))
     };
     assert_eq!(
         probed(vec!["192.168.1.10:51820".parse().unwrap()]),
@@ -423,10 +425,6 @@ fn candidates_from_the_control_plane_are_probed_at_the_next_tick() {
     let candidates = vec![relay, "127.0.0.1:9".parse().unwrap(), good];
     assert!(world.nodes[0].set_peer_candidates(&b, candidates, now));
     assert!(!world.nodes[0].set_peer_candidates(&public_of(key_bytes(9)), vec![good], now));
-    world.nodes[0].handle_timeout(now + Duration::from_millis(300));
-    let targets: Vec<SocketAddr> = std::iter::from_fn(|| world.nodes[0].poll_transmit())
-        .map(|t| t.dst)
-        .filter(|dst| *dst != relay)
-        .collect();
+    let targets = world.probes_of_node_0(now + Duration::from_millis(300));
     assert_eq!(targets, vec![good]);
 }

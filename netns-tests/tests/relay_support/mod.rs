@@ -59,10 +59,7 @@ pub struct Node {
 
 /// The public key of a private key.
 pub fn public_of(private: [u8; 32]) -> NodeKey {
-    NodeKey(
-        boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private))
-            .to_bytes(),
-    )
+    NodeKey(warren_mesh::PeerKey::of_private(private).0)
 }
 
 impl Node {

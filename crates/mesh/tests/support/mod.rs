@@ -32,9 +32,7 @@ pub fn key_bytes(seed: u8) -> [u8; 32] {
 }
 
 pub fn public_of(private: [u8; 32]) -> PeerKey {
-    PeerKey::from(boringtun::x25519::PublicKey::from(
-        &boringtun::x25519::StaticSecret::from(private),
-    ))
+    PeerKey::of_private(private)
 }
 
 /// Mesh address of host `i` (10.0.0.<i+1>).
