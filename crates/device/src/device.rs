@@ -7,6 +7,7 @@
 
 use crate::batch::TxBatch;
 use crate::configure;
+use crate::handle::{DeviceHandle, HandleCommand};
 use crate::local_addresses;
 use crate::netlink::{IfAddress, Netlink, NetlinkError};
 use crate::offload::{self, Coalescer, OffloadError, VnetHdr};
@@ -194,109 +195,8 @@ pub struct Device {
     uapi: UapiListener,
     node: Node,
     mtu: u32,
-    /// Requests from UAPI connections and [`DeviceHandle`]s.
-    commands: (mpsc::Sender<UapiCommand>, mpsc::Receiver<UapiCommand>),
-}
-
-/// Configures a running [`Device`] from the same process, as `wg set`
-/// would through the UAPI socket (an agent adding peers, say).
-#[derive(Debug, Clone)]
-pub struct DeviceHandle {
-    commands: mpsc::Sender<UapiCommand>,
-}
-
-/// Why a [`DeviceHandle`] request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HandleError {
-    /// The device is not running any more.
-    #[error("the device has stopped")]
-    Stopped,
-    /// The device refused the request with this errno (negated, as UAPI says).
-    #[error("the device refused the configuration (errno {0})")]
-    Refused(i32),
-    /// The device's answer did not parse.
-    #[error("the device's state could not be read: {0}")]
-    Unreadable(warren_uapi::GetResponseError),
-}
-
-/// `Ok` for an answer ending in `errno=0`, the errno otherwise.
-fn succeeded(answer: &str) -> Result<(), HandleError> {
-    match answer
-        .trim_end()
-        .rsplit_once("errno=")
-        .map(|(_, n)| n.parse::<i32>())
-    {
-        Some(Ok(0)) => Ok(()),
-        Some(Ok(errno)) => Err(HandleError::Refused(errno)),
-        _ => Err(HandleError::Refused(-1)),
-    }
-}
-
-impl DeviceHandle {
-    /// Applies `set`, as a UAPI `set=1` request.
-    pub async fn set(&self, set: SetRequest) -> Result<(), HandleError> {
-        let answer = self.request(UapiRequest::Uapi(Request::Set(set))).await?;
-        succeeded(&answer)
-    }
-
-    /// The device's state as a UAPI `get=1` answer.
-    pub async fn get(&self) -> Result<String, HandleError> {
-        self.request(UapiRequest::Uapi(Request::Get)).await
-    }
-
-    /// Whether the device is registered with every relay it was given
-    /// (true when it has none).
-    pub async fn relays_registered(&self) -> Result<bool, HandleError> {
-        let answer = self.request(UapiRequest::RelayStatus).await?;
-        Ok(!answer
-            .lines()
-            .any(|line| line.ends_with("registered=false")))
-    }
-
-    /// This device's own candidates (the relays' view of it, then the
-    /// host's addresses), for the control plane to pass on.
-    pub async fn own_candidates(&self) -> Result<Vec<SocketAddr>, HandleError> {
-        let answer = self.request(UapiRequest::Candidates).await?;
-        Ok(answer
-            .lines()
-            .filter_map(|line| line.strip_prefix("candidate=")?.parse().ok())
-            .collect())
-    }
-
-    /// Candidates for the peer `key`, learned from the control plane.
-    pub async fn set_peer_candidates(
-        &self,
-        key: warren_mesh::PeerKey,
-        candidates: Vec<SocketAddr>,
-    ) -> Result<(), HandleError> {
-        let answer = self
-            .request(UapiRequest::PeerCandidates(key, candidates))
-            .await?;
-        succeeded(&answer)
-    }
-
-    /// Renews the relay registrations with a fresh ticket for the device's key.
-    pub async fn renew_relay_ticket(&self, ticket: Ticket) -> Result<(), HandleError> {
-        self.request(UapiRequest::RelayTicket(ticket))
-            .await
-            .map(|_| ())
-    }
-
-    /// The device's state: keys, peers, endpoints, handshakes, bytes.
-    pub async fn state(&self) -> Result<warren_uapi::DeviceState, HandleError> {
-        let answer = self.get().await?;
-        warren_uapi::parse_get_response(&answer).map_err(HandleError::Unreadable)
-    }
-
-    async fn request(&self, request: UapiRequest) -> Result<String, HandleError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.commands
-            .send(UapiCommand { request, reply })
-            .await
-            .map_err(|_| HandleError::Stopped)?;
-        answer.await.map_err(|_| HandleError::Stopped)
-    }
+    /// Requests from [`DeviceHandle`]s.
+    handle_commands: (mpsc::Sender<HandleCommand>, mpsc::Receiver<HandleCommand>),
 }
 
 impl Device {
@@ -362,14 +262,14 @@ impl Device {
             uapi,
             node,
             mtu: options.mtu,
-            commands: mpsc::channel(16),
+            handle_commands: mpsc::channel(16),
         })
     }
 
     /// A handle that configures the device while it runs.
     pub fn handle(&self) -> DeviceHandle {
         DeviceHandle {
-            commands: self.commands.0.clone(),
+            commands: self.handle_commands.0.clone(),
         }
     }
 
@@ -386,7 +286,7 @@ impl Device {
     /// Serves until `shutdown` completes. Dropping the device afterwards
     /// removes the interface (with its addresses and routes) and the UAPI socket.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DeviceError> {
-        let commands_tx = self.commands.0.clone();
+        let (commands_tx, mut commands) = mpsc::channel::<UapiCommand>(16);
         let mut buffers = Buffers::new(self.mtu);
         let connection_slots = Arc::new(Semaphore::new(MAX_UAPI_CLIENTS));
         tokio::pin!(shutdown);
@@ -421,7 +321,8 @@ impl Device {
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
-                Some(command) = self.commands.1.recv() => {
+                Some(command) = self.handle_commands.1.recv() => self.handle_command(command).await,
+                Some(command) = commands.recv() => {
                     let answer = self.handle_uapi(command.request).await;
                     let _ = command.reply.send(answer);
                 },
@@ -586,41 +487,39 @@ impl Device {
         }
     }
 
+    /// Answers a [`DeviceHandle`] request.
+    async fn handle_command(&mut self, command: HandleCommand) {
+        let now = std::time::Instant::now();
+        // A requester that stopped waiting is no reason to fail.
+        match command {
+            HandleCommand::Set(set, reply) => {
+                let _ = reply.send(self.handle_set(&set).await);
+            }
+            HandleCommand::State(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            HandleCommand::RenewRelayTicket(ticket) => self.node.renew_relay_ticket(ticket, now),
+            HandleCommand::RelayRegistrations(reply) => {
+                let _ = reply.send(self.node.relay_registrations());
+            }
+            HandleCommand::Candidates(reply) => {
+                let _ = reply.send(self.node.own_candidates());
+            }
+            HandleCommand::PeerCandidates(key, candidates, reply) => {
+                let _ = reply.send(self.node.set_peer_candidates(&key, candidates, now));
+            }
+        }
+    }
+
+    /// The device as `get=1` reports it.
+    fn snapshot(&self) -> warren_uapi::DeviceState {
+        configure::snapshot(&self.node, self.listen_port, self.fwmark, SystemTime::now())
+    }
+
     async fn handle_uapi(&mut self, request: UapiRequest) -> String {
         match request {
             UapiRequest::Stats => stats::format_stats(&self.node),
-            UapiRequest::Candidates => {
-                let mut answer = String::new();
-                for candidate in self.node.own_candidates() {
-                    answer.push_str(&format!("candidate={candidate}\n"));
-                }
-                answer + &warren_uapi::format_errno(errno::SUCCESS)
-            }
-            UapiRequest::PeerCandidates(key, candidates) => {
-                let known =
-                    self.node
-                        .set_peer_candidates(&key, candidates, std::time::Instant::now());
-                warren_uapi::format_errno(if known {
-                    errno::SUCCESS
-                } else {
-                    errno::INVALID_ARGUMENT
-                })
-            }
-            UapiRequest::RelayStatus => {
-                let mut answer = String::new();
-                for (relay, registered) in self.node.relay_registrations() {
-                    answer.push_str(&format!("relay={relay} registered={registered}\n"));
-                }
-                answer + &warren_uapi::format_errno(errno::SUCCESS)
-            }
-            UapiRequest::RelayTicket(ticket) => {
-                self.node
-                    .renew_relay_ticket(ticket, std::time::Instant::now());
-                warren_uapi::format_errno(errno::SUCCESS)
-            }
-            UapiRequest::Uapi(Request::Get) => warren_uapi::format_get_response(
-                &configure::snapshot(&self.node, self.listen_port, self.fwmark, SystemTime::now()),
-            ),
+            UapiRequest::Uapi(Request::Get) => warren_uapi::format_get_response(&self.snapshot()),
             UapiRequest::Uapi(Request::Set(set)) => match self.handle_set(&set).await {
                 Ok(()) => warren_uapi::format_errno(errno::SUCCESS),
                 Err(errno) => warren_uapi::format_errno(errno),

@@ -9,6 +9,7 @@
 mod batch;
 pub mod configure;
 mod device;
+mod handle;
 pub mod local_addresses;
 pub mod netlink;
 pub mod offload;
@@ -18,4 +19,5 @@ pub mod stats;
 pub mod tun;
 pub mod uapi_server;
 
-pub use device::{Device, DeviceError, DeviceHandle, DeviceOptions, HandleError, DEFAULT_MTU};
+pub use device::{Device, DeviceError, DeviceOptions, DEFAULT_MTU};
+pub use handle::{DeviceHandle, HandleError};

@@ -4,7 +4,7 @@
 //! measured through the mesh with a small UDP echo that every warren node
 //! answers on its mesh address ([`ECHO_PORT`]).
 
-use crate::device::{DeviceHandle, HandleError};
+use crate::handle::{DeviceHandle, HandleError};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -26,19 +26,6 @@ pub enum UapiRequest {
     Uapi(Request),
     /// warren's `stats=1`: drop counters.
     Stats,
-    /// A fresh relay ticket for the device's key, from the agent in the
-    /// same process ([`crate::DeviceHandle::renew_relay_ticket`]); never
-    /// parsed from the socket.
-    RelayTicket(warren_wire::Ticket),
-    /// Which relays the device is registered with, one `relay=ADDR
-    /// registered=true|false` line each (in-process only, like
-    /// [`UapiRequest::RelayTicket`]).
-    RelayStatus,
-    /// This device's own NAT traversal candidates, one `candidate=ADDR`
-    /// line each (in-process only).
-    Candidates,
-    /// A peer's candidates learned from the control plane (in-process only).
-    PeerCandidates(warren_mesh::PeerKey, Vec<std::net::SocketAddr>),
 }
 
 /// A request plus the channel its textual answer goes back on.
