@@ -182,7 +182,7 @@ impl Worker {
     }
 
     /// `warren join` that must fail; returns its one error line.
-    fn refused(&self, cluster: &Cluster, name: &str, token: &str) -> String {
+    fn refused(&self, name: &str, token: &str) -> String {
         let out: Output = self
             .host
             .ns
@@ -191,7 +191,6 @@ impl Worker {
             .output()
             .unwrap();
         assert!(!out.status.success(), "the join succeeded");
-        let _ = cluster;
         let stderr = String::from_utf8(out.stderr).unwrap();
         let line = stderr.lines().last().unwrap_or_default().to_owned();
         assert!(line.starts_with("warren: error: "), "{stderr}");
@@ -321,20 +320,20 @@ fn used_revoked_and_foreign_tokens_and_taken_names_are_refused() {
     let (_agent, _) = first.join(&cluster, "a", Some(&token));
 
     let second = Worker::new(&cluster, "b", Nat::Cone);
-    let used = second.refused(&cluster, "b", &token);
+    let used = second.refused("b", &token);
     assert!(used.contains("already used"), "{used}");
-    let taken = second.refused(&cluster, "a", &cluster.token());
+    let taken = second.refused("a", &cluster.token());
     assert!(taken.contains("taken"), "{taken}");
     let revoked = cluster.token();
     let id = revoked.parse::<warren_wire::JoinToken>().unwrap().id_hex();
     cluster.admin(&["token", "revoke", &id]);
-    let refused = second.refused(&cluster, "b", &revoked);
+    let refused = second.refused("b", &revoked);
     assert!(refused.contains("revoked"), "{refused}");
     let short = cluster.admin(&["token", "create", "--ttl", "1s"]);
     std::thread::sleep(Duration::from_millis(1500));
-    let expired = second.refused(&cluster, "b", &short);
+    let expired = second.refused("b", &short);
     assert!(expired.contains("expired"), "{expired}");
-    let garbage = second.refused(&cluster, "b", "not-a-token");
+    let garbage = second.refused("b", "not-a-token");
     assert!(garbage.contains("not a warren join token"), "{garbage}");
     // None of this admitted b.
     let tokens = cluster.admin(&["token", "list", "--json"]);
