@@ -44,7 +44,7 @@ demo: setup build
 	scripts/demo
 
 bench: setup release
-	$(CARGO) run --release -p warren-netns-tests --bin warren-bench -- --write docs/benchmarks.md
+	$(CARGO) run --release -p warren-bench -- --write docs/benchmarks.md
 
 clean:
 	$(CARGO) clean

@@ -10,9 +10,9 @@
 //! | DELETE | `/v1/tokens/{id}` | | 200 `{"id","revoked":true}`, 404 |
 //! | GET | `/v1/nodes` | | 200 `{"nodes":[{"name","mesh_ip","mode","private_address","online","endpoint","joined"}]}` |
 //! | DELETE | `/v1/nodes/{name}` | | 200 `{"name","removed":true}`, 404 |
-//! | GET | `/v1/mesh` | | 200 [`crate::mesh::MeshView`] (`docs/mesh.md`) |
+//! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
 
-use crate::agents::{Admissions, RemoveError};
+use crate::agent_endpoint::{Admissions, RemoveError};
 use crate::store::Store;
 use crate::tokens::{TokenRecord, DEFAULT_TTL, DEFAULT_USES};
 use axum::extract::{Path, State};
@@ -221,7 +221,7 @@ async fn revoke_token(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers)?;
     let unknown = || ApiError(StatusCode::NOT_FOUND, format!("no token has the id {id}"));
-    let raw = parse_id(&id).ok_or_else(unknown)?;
+    let raw = crate::tokens::parse_id(&id).ok_or_else(unknown)?;
     if !lock(&state)?
         .revoke_token(&raw)
         .map_err(ApiError::internal)?
@@ -273,19 +273,19 @@ async fn remove_node(
 async fn mesh(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-) -> Result<Json<crate::mesh::MeshView>, ApiError> {
+) -> Result<Json<crate::mesh_view::MeshView>, ApiError> {
     authorize(&state, &headers)?;
     let poisoned = || ApiError::internal("the cluster state is unusable after a panic");
     let cluster = &state.cluster;
     let online = cluster.online.lock().map_err(|_| poisoned())?.clone();
     let reports = cluster.reports.lock().map_err(|_| poisoned())?.clone();
     let registry = cluster.registry.lock().map_err(|_| poisoned())?;
-    let control = crate::mesh::ControlMember {
+    let control = crate::mesh_view::ControlMember {
         public_key: cluster.control.public_key,
         mesh_ip: cluster.control.mesh_ip,
         endpoint: state.control_addrs.first().copied(),
     };
-    Ok(Json(crate::mesh::view(
+    Ok(Json(crate::mesh_view::view(
         &control,
         &cluster.relays,
         registry.nodes(),
@@ -297,30 +297,4 @@ async fn mesh(
 
 async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such API endpoint".to_owned())
-}
-
-/// A token id from its 16 hex digits.
-pub(crate) fn parse_id(text: &str) -> Option<[u8; 8]> {
-    if text.len() != 16 || !text.is_ascii() {
-        return None;
-    }
-    let mut id = [0u8; 8];
-    for (i, byte) in id.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_ids_parse_from_exactly_sixteen_hex_digits() {
-        assert_eq!(parse_id("0102030405060708"), Some([1, 2, 3, 4, 5, 6, 7, 8]));
-        assert_eq!(parse_id("01020304050607"), None);
-        assert_eq!(parse_id("010203040506070g"), None);
-        assert_eq!(parse_id("01020304050607080"), None);
-        assert_eq!(parse_id("é102030405060708"), None);
-    }
 }

@@ -23,7 +23,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use warren_proto::files;
-use warren_relay::{ControlKey, SigningKey};
+use warren_relay_proto::{ControlKey, SigningKey};
 
 /// The admin credential's file name in the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";

@@ -7,10 +7,13 @@
 //! plan was stored ([`Registry::insert`]): a store failure leaves it as it
 //! was.
 
-use crate::alloc::{AllocError, Allocator};
+use crate::ipam::{AllocError, Allocator};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
+
+/// The control plane's name in peer maps and `warren mesh`.
+pub const CONTROL_NAME: &str = "control";
 
 /// Longest node name (a DNS label).
 pub const MAX_NAME_LEN: usize = 63;

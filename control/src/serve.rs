@@ -2,10 +2,11 @@
 //! identities and state, checks the mesh CIDR, serves the admin API and,
 //! unless told not to, an embedded relay that trusts its ticket-signing key.
 
-use crate::agents::{self, Admissions, ControlPeer, PeerEvent, CONTROL_NAME};
-use crate::alloc::{AllocError, Allocator};
+use crate::agent_endpoint::{self, Admissions, ControlPeer, PeerEvent};
 use crate::api::{self, ApiState};
 use crate::identity::{Identity, IdentityError};
+use crate::ipam::{AllocError, Allocator};
+use crate::nodes::CONTROL_NAME;
 use crate::nodes::{NodeRecord, Registry};
 use crate::store::{Store, StoreError};
 use base64::Engine as _;
@@ -22,7 +23,8 @@ use warren_device::netlink::IfAddress;
 use warren_device::paths;
 use warren_device::{Device, DeviceHandle, DeviceOptions};
 use warren_proto::{PathReport, PeerStatus, Report, Status};
-use warren_relay::{Config, Server, ServerError, ServerOptions};
+use warren_relay::{Server, ServerError, ServerOptions};
+use warren_relay_proto::Config;
 use warren_uapi::{IpNetwork, Key, PeerChange, SetRequest};
 use warren_wire::NodeKey;
 
@@ -180,7 +182,8 @@ pub async fn serve(
     let device = control_device(&options, &identity, &registry, &relays).await?;
     let device_handle = device.handle();
     let endpoint = quinn::Endpoint::server(
-        agents::server_config(&identity.tls_cert, &identity.tls_key).map_err(ServeError::Tls)?,
+        agent_endpoint::server_config(&identity.tls_cert, &identity.tls_key)
+            .map_err(ServeError::Tls)?,
         options.listen,
     )
     .map_err(|source| ServeError::Quic {
@@ -258,7 +261,7 @@ pub async fn serve(
         options.data_dir.join(warren_proto::STATUS_FILE),
     ));
     let peers_task = tokio::spawn(follow_joins(events.subscribe(), device_handle));
-    let agents_task = tokio::spawn(agents::serve(endpoint.clone(), admissions));
+    let agents_task = tokio::spawn(agent_endpoint::serve(endpoint.clone(), admissions));
     let api =
         axum::serve(api_listener, api::router(state)).with_graceful_shutdown(stopped(stop_rx));
     let api_task = tokio::spawn(async move { api.await });

@@ -7,7 +7,6 @@
 
 use ring::digest::{digest, SHA256};
 use std::time::Duration;
-use warren_wire::join_token::hex_of;
 
 /// A token's lifetime when none is given (`warren token create`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
@@ -131,7 +130,7 @@ impl TokenRecord {
 
     /// The id as `warren token list` shows it.
     pub fn id_hex(&self) -> String {
-        hex_of(&self.id)
+        hex::encode(self.id)
     }
 
     /// Where the token stands at `now`. Revocation shows first, then use,
@@ -170,9 +169,25 @@ pub fn secret_sha256(secret: &[u8; 32]) -> [u8; 32] {
     out
 }
 
+/// A token id from the 16 hex digits `warren token list` shows.
+pub fn parse_id(text: &str) -> Option<[u8; 8]> {
+    let mut id = [0u8; 8];
+    hex::decode_to_slice(text, &mut id).ok()?;
+    Some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_ids_parse_from_exactly_sixteen_hex_digits() {
+        assert_eq!(parse_id("0102030405060708"), Some([1, 2, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(parse_id("01020304050607"), None);
+        assert_eq!(parse_id("010203040506070g"), None);
+        assert_eq!(parse_id("01020304050607080"), None);
+        assert_eq!(parse_id("é102030405060708"), None);
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -1,5 +1,5 @@
 //! One Docker daemon per simulated worker, inside the worker's namespace
-//! (LAB.md "One Docker daemon per simulated worker"): own data root, exec
+//! (docs/lab.md "One Docker daemon per simulated worker"): own data root, exec
 //! root, socket and pidfile under the lab directory, no bridge and no
 //! iptables, so nothing appears in the root namespace. Containers use host
 //! networking, i.e. the worker's namespace.

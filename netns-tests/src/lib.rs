@@ -41,7 +41,7 @@
 //! Docker daemon with [`docker::start_dockerd`]. Test failures keep the lab's
 //! logs (`/tmp/wl/...`, path printed); `WARREN_LAB_KEEP=1` keeps them always.
 //!
-//! Hard rules (see shared/LAB.md): nothing is added to the root namespace,
+//! Hard rules (see docs/lab.md): nothing is added to the root namespace,
 //! every address used belongs to a lab namespace, and processes are only
 //! ever signalled by pid.
 
@@ -55,6 +55,7 @@ pub mod sweep;
 pub mod tcp;
 pub mod topology;
 pub mod udp;
+pub mod wait;
 pub mod wg;
 
 pub use cmd::{require_bin, run, run_args};
@@ -62,6 +63,7 @@ pub use docker::{import_busybox_image, start_dockerd, Dockerd};
 pub use impair::{block_udp, loss, IptRule};
 pub use lab::Lab;
 pub use netns::Netns;
-pub use process::{wait_for, wait_for_file, wait_for_value, Proc, Signal, Spawn};
+pub use process::{Proc, Signal, Spawn};
 pub use topology::{two_hosts, Carrier, Host, Internet, Nat, Router, TwoHosts};
+pub use wait::{wait_for, wait_for_file, wait_for_value};
 pub use wg::{start_wg, KeyPair, PeerConfig, WgDump, WgIface, WgImpl, WgPeer};

@@ -183,7 +183,7 @@ impl Netns {
     /// silently dropped.
     pub fn wait_oper_up(&self, ifaces: &[&str], timeout: std::time::Duration) -> Result<()> {
         let mut last = String::new();
-        let up = crate::process::wait_for(
+        let up = crate::wait::wait_for(
             &format!("{ifaces:?} in {} to be up", self.name),
             timeout,
             || {

@@ -1,6 +1,6 @@
 //! Long-running programs inside a namespace: how they are started
-//! ([`Spawn`]), the guard that stops them ([`Proc`]), and polling helpers
-//! ([`wait_for`], [`wait_for_file`]).
+//! ([`Spawn`]) and the guard that stops them ([`Proc`]); [`crate::wait`] has
+//! the free-standing polls.
 //!
 //! Every program writes stdout and stderr, interleaved, to one log file in the
 //! lab's directory; error messages about a process end with its last log lines
@@ -443,7 +443,7 @@ impl Proc {
             .ok_or_else(|| anyhow!("{} survived SIGKILL", self.inner.name))
     }
 
-    /// Polls `cond` until it holds, like [`wait_for`], but fails at once if
+    /// Polls `cond` until it holds, like [`crate::wait_for`], but fails at once if
     /// the process exits meanwhile; either error quotes the log's last lines.
     pub fn wait_for(
         &self,
@@ -506,38 +506,4 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
         .unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Polls `cond` (with a short, growing interval) until it returns true, or
-/// fails after `timeout` with "timed out ... waiting for WHAT".
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
-    wait_for_value(what, timeout, || cond().then_some(())).map(drop)
-}
-
-/// Polls `probe` until it returns `Some(value)` and returns the value, or
-/// fails after `timeout`.
-pub fn wait_for_value<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Option<T>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    let mut interval = Duration::from_millis(2);
-    loop {
-        if let Some(v) = probe() {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(interval);
-        interval = (interval * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// Waits until `path` exists.
-pub fn wait_for_file(path: &Path, timeout: Duration) -> Result<()> {
-    wait_for(&format!("{} to exist", path.display()), timeout, || {
-        path.exists()
-    })
 }

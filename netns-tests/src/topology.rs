@@ -436,7 +436,7 @@ impl Carrier {
     }
 }
 
-/// Turns `ns` into a NAT router towards `wan` (LAB.md "A host behind NAT"):
+/// Turns `ns` into a NAT router towards `wan` (docs/lab.md "A host behind NAT"):
 /// forwarding on, MASQUERADE (`--random-fully` if `symmetric`), and nothing
 /// unsolicited from the WAN accepted, neither forwarded nor for the router
 /// itself (without the INPUT drop an early hole-punch packet creates a

@@ -270,7 +270,7 @@ impl WgIface {
     /// one), and returns that peer.
     pub fn wait_for_handshake(&self, public_key: &str, timeout: Duration) -> Result<WgPeer> {
         let mut last = None;
-        let found = crate::process::wait_for_value(
+        let found = crate::wait::wait_for_value(
             &format!("a handshake with {public_key} on {}", self.name),
             timeout,
             || match self.peer(public_key) {

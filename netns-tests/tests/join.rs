@@ -419,7 +419,7 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
     stale
         .pump_until(Duration::from_secs(10), |n| {
             n.events
-                .contains(&warren_relay::client::ClientEvent::Refused(
+                .contains(&warren_relay_proto::client::ClientEvent::Refused(
                     warren_wire::ErrorCode::UNAUTHORIZED,
                 ))
         })

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use warren_netns_tests::wg::warren_bin;
 use warren_netns_tests::{run_args, Host, Internet, Lab, Nat};
-use warren_relay::client::ClientEvent;
-use warren_relay::SigningKey;
+use warren_relay_proto::client::ClientEvent;
+use warren_relay_proto::SigningKey;
 use warren_wire::{ErrorCode, Frame, Ticket};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;

@@ -17,7 +17,7 @@ use support::transfer;
 use warren_netns_tests::topology::HostOpts;
 use warren_netns_tests::wg::{uapi_socket, warren_bin};
 use warren_netns_tests::{wait_for_file, Host, Internet, Lab, Nat, Spawn, WgIface, WgImpl};
-use warren_relay::SigningKey;
+use warren_relay_proto::SigningKey;
 use warren_wire::NodeKey;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -361,7 +361,7 @@ fn a_symmetric_nat_pair_stays_relayed_and_works() {
     let pair = NatPair::new("punch-sym", |_, _| (Nat::Symmetric, Nat::Cone));
     assert!(
         !pair.goes_direct(),
-        "symmetric <-> cone cannot punch (LAB.md)"
+        "symmetric <-> cone cannot punch (docs/lab.md)"
     );
     pair.transfer_both_ways(MIB);
 }

@@ -3,8 +3,8 @@
 //! Written by hand: a dozen counters and one labelled family do not justify
 //! a metrics registry crate, and the format is a few lines of text.
 
-use crate::drops::Counters;
 use std::fmt::Write as _;
+use warren_relay_proto::Counters;
 
 /// Counters the I/O driver keeps (the core cannot see socket errors).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,7 +134,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drops::DropReason;
+    use warren_relay_proto::DropReason;
 
     #[test]
     fn renders_every_counter_and_every_drop_reason() {

@@ -8,8 +8,6 @@
 //! [`BATCH`] messages per `recvmmsg` and `sendmmsg`, each message a GRO or
 //! GSO run where the kernel allows.
 
-use crate::core::{Config, Relay};
-use crate::crypto::ControlKey;
 use crate::metrics::{IoCounters, Snapshot};
 use std::future::Future;
 use std::io::IoSlice;
@@ -17,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use warren_relay_proto::{Config, ControlKey, Relay};
 use warren_udp::{GsoSocket, Outgoing, Received, BATCH, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
 use warren_wire::NodeKey;
 
@@ -390,9 +389,9 @@ async fn serve_metrics(mut stream: TcpStream, body: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::RelayClient;
-    use crate::crypto::SigningKey;
     use tokio::net::UdpSocket;
+    use warren_relay_proto::client::RelayClient;
+    use warren_relay_proto::SigningKey;
     use warren_wire::NodeKey;
 
     /// Frames to one destination leave in as few GSO sends as the kernel

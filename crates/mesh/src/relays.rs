@@ -1,7 +1,7 @@
 //! The relays a node is registered with, as seen from the mesh core.
 //!
 //! Each relay gets a [`RelayClient`] (registration, keepalives,
-//! re-registration; see `warren_relay::client`) driven over the node's one
+//! re-registration; see `warren_relay_proto::client`) driven over the node's one
 //! UDP socket, so the NAT mapping a relay observes is the one WireGuard
 //! uses. Relays are kept in preference order: a peer without a trusted
 //! direct path is reached through the first relay this node is registered
@@ -11,7 +11,7 @@ use crate::node::Transmit;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
-use warren_relay::client::{ClientEvent, Received, RelayClient};
+use warren_relay_proto::client::{ClientEvent, Received, RelayClient};
 use warren_wire::frame::{write_send_header, SEND_HEADER_LEN};
 use warren_wire::{NodeKey, Ticket};
 

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{ipv4_packet, key_bytes, mesh_ip, public_of};
 use warren_mesh::{Node, Path, PeerConfig};
-use warren_relay::{Config, Relay, SigningKey};
+use warren_relay_proto::{Config, Relay, SigningKey};
 use warren_wire::NodeKey;
 
 const WG_DATA: u8 = 4;

@@ -199,7 +199,7 @@ pub struct RegisterProof {
     pub ephemeral: [u8; 32],
     /// The challenge's cookie, echoed.
     pub cookie: [u8; COOKIE_LEN],
-    /// MAC over the transcript (see `warren_relay::crypto`).
+    /// MAC over the transcript (see `warren_relay_proto::crypto`).
     pub mac: [u8; MAC_LEN],
 }
 

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! This module is only the layout; signing and verifying live with the
-//! relay (`warren_relay::crypto`).
+//! relay (`warren_relay_proto::crypto`).
 
 use crate::error::DecodeError;
 use crate::key::NodeKey;

@@ -1,6 +1,6 @@
 //! `lab-nfq-delay --queue N --delay-ms D`: holds every packet of NFQUEUE
 //! queue `N` (in the network namespace it runs in) for `D` ms, then accepts
-//! it. The lab's stand-in for netem, which this kernel lacks (LAB.md "Delay
+//! it. The lab's stand-in for netem, which this kernel lacks (docs/lab.md "Delay
 //! and loss"): pair it with
 //! `iptables -t raw -A PREROUTING -i IFACE -j NFQUEUE --queue-num N --queue-bypass`.
 //!

@@ -10,8 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use warren_netns_tests::wg::warren_bin;
 use warren_netns_tests::{Host, Lab, Proc, Spawn};
-use warren_relay::client::{ClientEvent, RelayClient};
-use warren_relay::SigningKey;
+use warren_relay_proto::client::{ClientEvent, RelayClient};
+use warren_relay_proto::SigningKey;
 use warren_wire::{is_warren_frame, NodeKey, Ticket};
 
 /// The relay's UDP port.

@@ -282,7 +282,7 @@ pub fn document(
     ));
     d.push_str(
         "which runs `cargo build --release -p warren` and then\n\n\
-         ```\ncargo run --release -p warren-netns-tests --bin warren-bench -- --write docs/benchmarks.md\n```\n\n",
+         ```\ncargo run --release -p warren-bench -- --write docs/benchmarks.md\n```\n\n",
     );
     if args != "--write docs/benchmarks.md" {
         d.push_str(&format!("This run's arguments: `warren-bench {args}`.\n\n"));

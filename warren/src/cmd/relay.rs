@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use warren_relay::{Config, ControlKey, RateLimit, Server, ServerOptions, SigningKey};
+use warren_relay::{Server, ServerOptions};
+use warren_relay_proto::{Config, ControlKey, RateLimit, SigningKey};
 use warren_wire::NodeKey;
 
 /// Arguments of `warren relay`: either a subcommand or the server's options.

@@ -7,7 +7,7 @@ use clap::Args;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
-use warren_control::mesh::{MeshPath, MeshView};
+use warren_control::mesh_view::{MeshPath, MeshView};
 
 /// Arguments of `warren mesh`.
 #[derive(Args)]
@@ -242,7 +242,7 @@ fn path_to(socket: &std::path::Path, ip: std::net::Ipv4Addr, view: &MeshView) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warren_control::mesh::MeshNode;
+    use warren_control::mesh_view::MeshNode;
 
     fn view() -> MeshView {
         MeshView {

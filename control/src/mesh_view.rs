@@ -3,8 +3,8 @@
 //! the registry, the open connections and the latest reports, without side
 //! effects (see `docs/mesh.md` for the JSON).
 
-use crate::agents::CONTROL_NAME;
 use crate::nodes::NodeRecord;
+use crate::nodes::CONTROL_NAME;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 //! [`Admissions::answer`] holds the rules and touches only the store and
 //! the registry; the QUIC code around it only moves frames.
 
-use crate::nodes::{JoinRefused, JoinRequest, Mode, NodeRecord, Registry};
+use crate::nodes::{JoinRefused, JoinRequest, Mode, NodeRecord, Registry, CONTROL_NAME};
 use crate::store::{RedeemError, Store};
 use crate::tokens::secret_sha256;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use warren_proto::{Auth, ControlMessage, Hello, Peer, Report, Welcome, ALPN, PROTOCOL_VERSION};
-use warren_relay::SigningKey;
+use warren_relay_proto::SigningKey;
 use warren_wire::NodeKey;
 
 /// How long a relay ticket handed to an agent lasts by default
@@ -64,9 +64,6 @@ pub struct Admissions {
     /// How long the relay tickets it hands out last.
     pub ticket_lifetime: Duration,
 }
-
-/// The control plane's name in peer maps and `warren mesh`.
-pub const CONTROL_NAME: &str = "control";
 
 /// Why a node could not be removed.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +160,7 @@ impl Admissions {
         now: u64,
     ) -> Result<(NodeRecord, Option<String>), String> {
         let invalid = || "the join token is not valid for this control plane".to_owned();
-        let id = crate::api::parse_id(id).ok_or_else(invalid)?;
+        let id = crate::tokens::parse_id(id).ok_or_else(invalid)?;
         let secret: [u8; 32] = URL_SAFE_NO_PAD
             .decode(secret)
             .ok()
@@ -526,7 +523,7 @@ pub async fn read_frame<T: for<'de> serde::Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alloc::Allocator;
+    use crate::ipam::Allocator;
     use crate::tokens::TokenRecord;
 
     fn admissions(name: &str) -> (Admissions, String, String) {

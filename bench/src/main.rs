@@ -6,27 +6,15 @@
 //! UDP round-trip latency idle and under load, and the tunnel processes'
 //! CPU seconds per GiB. See `--help` (the [`cli::HELP`] text) for details.
 
-// A binary's root module looks for modules beside it; these live in
-// `warren-bench/`.
-#[path = "warren-bench/about.rs"]
 mod about;
-#[path = "warren-bench/cli.rs"]
 mod cli;
-#[path = "warren-bench/cpu.rs"]
 mod cpu;
-#[path = "warren-bench/iperf.rs"]
 mod iperf;
-#[path = "warren-bench/json.rs"]
 mod json;
-#[path = "warren-bench/latency.rs"]
 mod latency;
-#[path = "warren-bench/paths.rs"]
 mod paths;
-#[path = "warren-bench/relay.rs"]
 mod relay;
-#[path = "warren-bench/report.rs"]
 mod report;
-#[path = "warren-bench/stats.rs"]
 mod stats;
 
 use std::path::Path as FsPath;

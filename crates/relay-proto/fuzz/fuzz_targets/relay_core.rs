@@ -9,7 +9,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
-use warren_relay::{Config, ControlKey, Relay};
+use warren_relay_proto::{Config, ControlKey, Relay};
 
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();

@@ -74,8 +74,8 @@ EXIT STATUS
 
 EXAMPLES
     make bench
-    cargo run --release -p warren-netns-tests --bin warren-bench -- --write docs/benchmarks.md
-    cargo run --release -p warren-netns-tests --bin warren-bench -- --quick --only warren,wireguard-go
+    cargo run --release -p warren-bench -- --write docs/benchmarks.md
+    cargo run --release -p warren-bench -- --quick --only warren,wireguard-go
 ";
 
 /// What to run, from the command line.
