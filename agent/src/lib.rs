@@ -3,11 +3,15 @@
 //! [`join::run`] connects to the control plane over QUIC with its
 //! certificate pinned ([`pinned`]), joins with a token or rejoins with the
 //! credential kept in the data directory ([`state`]), brings up the mesh
-//! device with the peer map and relay ticket it is given, and applies the
-//! peer-map updates that follow.
+//! device with the peer map and relay ticket it is given, and then drives
+//! two state machines: the [`session`] (connected or reconnecting) and the
+//! sans-IO [`core`], which turns each control message into device changes
+//! and each report into the status file.
 
+pub mod core;
 pub mod join;
 pub mod pinned;
+pub mod session;
 pub mod state;
 
 pub use join::{run, JoinError, JoinMode, JoinOptions, Usable};

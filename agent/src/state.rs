@@ -7,17 +7,18 @@
 //! ```
 //!
 //! Both are written 0600 through a synced temporary file renamed into place
-//! ([`warren_proto::files`]).
+//! ([`warren_os::files`]); `status.json`, the node's view for `warren
+//! status`, is rewritten every few seconds without a sync.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use warren_proto::files;
+use warren_os::files;
+use warren_proto::{Mode, Secret, Status, Welcome};
+use warren_wire::PrivateKey;
 
 /// What went wrong with the data directory.
 #[derive(Debug, thiserror::Error)]
@@ -47,18 +48,48 @@ pub enum StateError {
 /// Who this node is, once joined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Joined {
-    /// Its name.
+    /// The node's name.
     pub name: String,
-    /// Its mesh address.
+    /// The node's mesh address.
     pub mesh_ip: Ipv4Addr,
     /// `direct` or `relay`.
-    pub mode: String,
+    pub mode: Mode,
     /// The credential to rejoin with (base64url).
-    pub credential: String,
+    pub credential: Secret,
     /// Where the control plane is.
     pub control: Vec<SocketAddr>,
-    /// Its certificate's SHA-256, hex.
+    /// The control plane's certificate's SHA-256, hex.
     pub cert_sha256: String,
+}
+
+impl Joined {
+    /// The state after `welcome`, joined as `mode` with `credential`.
+    pub fn new(
+        welcome: &Welcome,
+        mode: Mode,
+        credential: Secret,
+        control: Vec<SocketAddr>,
+        cert_sha256: [u8; 32],
+    ) -> Joined {
+        Joined {
+            name: welcome.name.clone(),
+            mesh_ip: welcome.mesh_ip,
+            mode,
+            credential,
+            control,
+            cert_sha256: hex::encode(cert_sha256),
+        }
+    }
+
+    /// The pinned certificate's SHA-256.
+    pub fn cert_sha256(&self) -> Result<[u8; 32], StateError> {
+        let mut pin = [0u8; 32];
+        hex::decode_to_slice(&self.cert_sha256, &mut pin).map_err(|_| StateError::Malformed {
+            path: PathBuf::from("agent.json"),
+            what: "certificate pin (64 hex digits)",
+        })?;
+        Ok(pin)
+    }
 }
 
 /// The agent's data directory.
@@ -80,22 +111,17 @@ impl AgentDir {
     }
 
     /// The node's WireGuard private key, created on first use.
-    pub fn wireguard_key(&self) -> Result<[u8; 32], StateError> {
+    pub fn wireguard_key(&self) -> Result<PrivateKey, StateError> {
         let path = self.dir.join("wireguard.key");
         match read_optional(&path)? {
-            Some(text) => STANDARD
-                .decode(text.trim())
-                .ok()
-                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .ok_or(StateError::Malformed {
-                    path,
-                    what: "WireGuard private key",
-                }),
+            Some(text) => PrivateKey::from_base64(&text).map_err(|_| StateError::Malformed {
+                path,
+                what: "WireGuard private key",
+            }),
             None => {
-                let mut key = [0u8; 32];
-                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-                    .map_err(|_| StateError::Random)?;
-                write_secret(&path, format!("{}\n", STANDARD.encode(key)).as_bytes())?;
+                let key =
+                    PrivateKey::from_bytes(warren_os::random().map_err(|_| StateError::Random)?);
+                write_secret(&path, format!("{}\n", key.to_base64()).as_bytes())?;
                 Ok(key)
             }
         }
@@ -118,13 +144,13 @@ impl AgentDir {
     }
 
     /// Records this node's latest view, for `warren status`.
-    pub fn save_status(&self, status: &warren_proto::Status) -> Result<(), StateError> {
+    pub fn save_status(&self, status: &Status) -> Result<(), StateError> {
         let path = self.dir.join(warren_proto::STATUS_FILE);
         let text = serde_json::to_string(status).map_err(|error| StateError::Io {
             path: path.clone(),
             error: io::Error::other(error),
         })?;
-        write_secret(&path, text.as_bytes())
+        files::write_status(&path, text.as_bytes()).map_err(|error| StateError::Io { path, error })
     }
 
     /// Records who this node is.
@@ -176,16 +202,17 @@ mod tests {
         let joined = Joined {
             name: "pi".to_owned(),
             mesh_ip: Ipv4Addr::new(100, 96, 0, 2),
-            mode: "relay".to_owned(),
-            credential: "c2VjcmV0".to_owned(),
+            mode: Mode::Relay,
+            credential: Secret([5; 32]),
             control: vec!["203.0.113.1:7443".parse().unwrap()],
-            cert_sha256: "00".repeat(32),
+            cert_sha256: "ab".repeat(32),
         };
         dir.save_joined(&joined).unwrap();
-        assert_eq!(
-            AgentDir::open(&root).unwrap().joined().unwrap(),
-            Some(joined)
-        );
+        let text = fs::read_to_string(root.join("agent/agent.json")).unwrap();
+        assert!(text.contains(r#""mode": "relay""#), "{text}");
+        let read = AgentDir::open(&root).unwrap().joined().unwrap().unwrap();
+        assert_eq!(read, joined);
+        assert_eq!(read.cert_sha256().unwrap(), [0xab; 32]);
         let _ = fs::remove_dir_all(&root);
     }
 }

@@ -1,5 +1,5 @@
-//! The admin HTTP API that `warren token …` (and later `nodes`, `mesh`,
-//! `deploy`) talks to. JSON in and out, under `/v1`; every request carries
+//! The admin HTTP API that `warren token`, `nodes`, `node rm` and `mesh`
+//! talk to. JSON in and out, under `/v1`; every request carries
 //! the admin credential as `Authorization: Bearer …`. Errors are
 //! `{"error": "…"}` with a fitting status, and change nothing.
 //!
@@ -12,8 +12,7 @@
 //! | DELETE | `/v1/nodes/{name}` | | 200 `{"name","removed":true}`, 404 |
 //! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
 
-use crate::agent_endpoint::{Admissions, RemoveError};
-use crate::store::Store;
+use crate::cluster::{Cluster, ClusterState, RemoveError};
 use crate::tokens::{TokenRecord, DEFAULT_TTL, DEFAULT_USES};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -23,16 +22,15 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use warren_proto::Mode;
 use warren_wire::JoinToken;
 
 /// What the handlers share.
 pub struct ApiState {
-    /// The state store.
-    pub store: Arc<Mutex<Store>>,
-    /// The nodes and their connections.
-    pub cluster: Arc<Admissions>,
+    /// The cluster's state.
+    pub cluster: Cluster,
     /// The credential every request must carry.
     pub admin_token: String,
     /// What tokens pin: the QUIC certificate's SHA-256.
@@ -78,7 +76,7 @@ pub struct NodeInfo {
     /// Its mesh address.
     pub mesh_ip: String,
     /// `direct` or `relay`.
-    pub mode: String,
+    pub mode: Mode,
     /// The private address a direct node gave.
     pub private_address: Option<String>,
     /// Whether its agent is connected now.
@@ -126,12 +124,6 @@ impl ApiError {
     }
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// Refuses requests without the admin credential.
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = headers
@@ -150,11 +142,12 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn lock(state: &ApiState) -> Result<std::sync::MutexGuard<'_, Store>, ApiError> {
-    state
-        .store
-        .lock()
-        .map_err(|_| ApiError::internal("the state store is unusable after a panic"))
+/// Runs `job` on the cluster's state.
+async fn with<R: Send + 'static>(
+    state: &ApiState,
+    job: impl FnOnce(&mut ClusterState) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    state.cluster.with(job).await.map_err(ApiError::internal)
 }
 
 async fn create_token(
@@ -166,13 +159,12 @@ async fn create_token(
     let Json(request) = body.unwrap_or_default();
     let ttl = request.ttl_secs.map_or(DEFAULT_TTL, Duration::from_secs);
     let uses = request.uses.unwrap_or(DEFAULT_USES);
-    let mut random = [0u8; 40];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
-        .map_err(|_| ApiError::internal("the OS gave no random bytes"))?;
-    let (record, secret) = TokenRecord::issue(now_unix(), ttl, uses, random)
+    let random = warren_os::random::<40>().map_err(ApiError::internal)?;
+    let (record, secret) = TokenRecord::issue(warren_os::unix_now(), ttl, uses, random)
         .map_err(|error| ApiError(StatusCode::BAD_REQUEST, error.to_string()))?;
-    lock(&state)?
-        .insert_token(&record)
+    let stored = record.clone();
+    with(&state, move |cluster| cluster.store().insert_token(&stored))
+        .await?
         .map_err(ApiError::internal)?;
     let token = JoinToken {
         id: record.id,
@@ -197,9 +189,9 @@ async fn list_tokens(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers)?;
-    let now = now_unix();
-    let tokens: Vec<TokenInfo> = lock(&state)?
-        .tokens()
+    let now = warren_os::unix_now();
+    let tokens: Vec<TokenInfo> = with(&state, |cluster| cluster.store().tokens())
+        .await?
         .map_err(ApiError::internal)?
         .iter()
         .map(|record| TokenInfo {
@@ -222,8 +214,8 @@ async fn revoke_token(
     authorize(&state, &headers)?;
     let unknown = || ApiError(StatusCode::NOT_FOUND, format!("no token has the id {id}"));
     let raw = crate::tokens::parse_id(&id).ok_or_else(unknown)?;
-    if !lock(&state)?
-        .revoke_token(&raw)
+    if !with(&state, move |cluster| cluster.store().revoke_token(&raw))
+        .await?
         .map_err(ApiError::internal)?
     {
         return Err(unknown());
@@ -237,19 +229,17 @@ async fn list_nodes(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers)?;
-    let poisoned = || ApiError::internal("the node registry is unusable after a panic");
-    let online = state.cluster.online.lock().map_err(|_| poisoned())?.clone();
-    let registry = state.cluster.registry.lock().map_err(|_| poisoned())?;
-    let nodes: Vec<NodeInfo> = registry
-        .nodes()
-        .map(|node| NodeInfo {
-            name: node.name.clone(),
-            mesh_ip: node.mesh_ip.to_string(),
-            mode: node.mode.as_str().to_owned(),
-            private_address: node.private_address.map(|a| a.to_string()),
-            online: online.contains_key(&node.name),
-            endpoint: online.get(&node.name).map(ToString::to_string),
-            joined: node.joined,
+    let nodes: Vec<NodeInfo> = with(&state, |cluster| cluster.listing())
+        .await?
+        .into_iter()
+        .map(|listed| NodeInfo {
+            name: listed.node.name,
+            mesh_ip: listed.node.mesh_ip.to_string(),
+            mode: listed.node.mode,
+            private_address: listed.node.private_address.map(|a| a.to_string()),
+            online: listed.connected_from.is_some(),
+            endpoint: listed.connected_from.map(|from| from.to_string()),
+            joined: listed.node.joined,
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })))
@@ -261,7 +251,8 @@ async fn remove_node(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers)?;
-    match state.cluster.remove(&name) {
+    let removing = name.clone();
+    match with(&state, move |cluster| cluster.remove(&removing)).await? {
         Ok(_) => Ok(Json(json!({ "name": name, "removed": true }))),
         Err(error @ RemoveError::Unknown(_)) => {
             Err(ApiError(StatusCode::NOT_FOUND, error.to_string()))
@@ -275,24 +266,10 @@ async fn mesh(
     headers: HeaderMap,
 ) -> Result<Json<crate::mesh_view::MeshView>, ApiError> {
     authorize(&state, &headers)?;
-    let poisoned = || ApiError::internal("the cluster state is unusable after a panic");
-    let cluster = &state.cluster;
-    let online = cluster.online.lock().map_err(|_| poisoned())?.clone();
-    let reports = cluster.reports.lock().map_err(|_| poisoned())?.clone();
-    let registry = cluster.registry.lock().map_err(|_| poisoned())?;
-    let control = crate::mesh_view::ControlMember {
-        public_key: cluster.control.public_key,
-        mesh_ip: cluster.control.mesh_ip,
-        endpoint: state.control_addrs.first().copied(),
-    };
-    Ok(Json(crate::mesh_view::view(
-        &control,
-        &cluster.relays,
-        registry.nodes(),
-        &online,
-        &reports,
-        SystemTime::now(),
-    )))
+    let now = SystemTime::now();
+    Ok(Json(
+        with(&state, move |cluster| cluster.mesh_view(now)).await?,
+    ))
 }
 
 async fn not_found() -> ApiError {

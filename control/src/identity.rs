@@ -17,13 +17,14 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use ring::rand::{SecureRandom, SystemRandom};
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use warren_proto::files;
+use std::sync::Arc;
+use warren_os::files;
 use warren_relay_proto::{ControlKey, SigningKey};
+use warren_wire::PrivateKey;
 
 /// The admin credential's file name in the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -67,9 +68,9 @@ pub struct Identity {
     /// Its private key, PKCS#8 DER.
     pub tls_key: Vec<u8>,
     /// The mesh device's WireGuard private key.
-    pub wireguard_key: [u8; 32],
-    /// The seed of the ticket-signing key.
-    signing_seed: [u8; 32],
+    pub wireguard_key: PrivateKey,
+    /// The key that signs relay tickets.
+    pub signing_key: Arc<SigningKey>,
 }
 
 impl Identity {
@@ -99,10 +100,12 @@ impl Identity {
             }
         };
 
-        let wireguard_key = load_key(&dir.join("wireguard.key"), "WireGuard private key")?;
+        let wireguard_key = PrivateKey::from_bytes(load_key(
+            &dir.join("wireguard.key"),
+            "WireGuard private key",
+        )?);
         let signing_path = dir.join("relay-signing.key");
-        let signing_seed = load_key(&signing_path, "ticket-signing key")?;
-        SigningKey::from_seed(&signing_seed)
+        let signing_key = SigningKey::from_seed(&load_key(&signing_path, "ticket-signing key")?)
             .map_err(|_| malformed(&signing_path, "ticket-signing key"))?;
 
         let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
@@ -121,19 +124,13 @@ impl Identity {
             tls_cert,
             tls_key,
             wireguard_key,
-            signing_seed,
+            signing_key: Arc::new(signing_key),
         })
-    }
-
-    /// The key that signs relay tickets.
-    pub fn signing_key(&self) -> SigningKey {
-        // Checked when loaded.
-        SigningKey::from_seed(&self.signing_seed).unwrap_or_else(|_| unreachable!())
     }
 
     /// The public key relays verify tickets with (`warren relay --control-key`).
     pub fn control_key(&self) -> ControlKey {
-        self.signing_key().control_key()
+        self.signing_key.control_key()
     }
 
     /// SHA-256 of the certificate: what join tokens pin.
@@ -172,11 +169,7 @@ fn malformed(path: &Path, what: &'static str) -> IdentityError {
 }
 
 fn random<const N: usize>() -> Result<[u8; N], IdentityError> {
-    let mut bytes = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| IdentityError::Random)?;
-    Ok(bytes)
+    warren_os::random().map_err(|_| IdentityError::Random)
 }
 
 /// A 32-byte key stored as base64 at `path`, created at random if missing.

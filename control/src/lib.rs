@@ -7,12 +7,17 @@
 //! them, [`identity`] keeps the keys and certificate in the data directory,
 //! [`api`] serves the admin HTTP API, and [`serve`] wires it all together.
 
+pub mod admission;
 pub mod agent_endpoint;
 pub mod api;
+pub mod cluster;
+mod control_device;
+mod host_checks;
 pub mod identity;
 pub mod ipam;
 pub mod mesh_view;
 pub mod nodes;
+mod own_report;
 pub mod serve;
 pub mod store;
 pub mod tokens;

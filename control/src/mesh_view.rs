@@ -5,13 +5,12 @@
 
 use crate::nodes::NodeRecord;
 use crate::nodes::CONTROL_NAME;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
-use warren_proto::Report;
+use warren_proto::{Mode, PathKind, Report};
+use warren_wire::PublicKey;
 
 /// A node in `warren mesh`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +20,7 @@ pub struct MeshNode {
     /// Its mesh address.
     pub mesh_ip: Ipv4Addr,
     /// `control`, `direct` or `relay`.
-    pub mode: String,
+    pub mode: Mode,
     /// Whether it is connected to the control plane now.
     pub online: bool,
     /// Where it connects from (its public address behind NAT) or, offline,
@@ -39,7 +38,7 @@ pub struct MeshPath {
     /// The peer.
     pub to: String,
     /// `direct`, `relayed` or `none`.
-    pub kind: String,
+    pub kind: PathKind,
     /// Round trip through the mesh, milliseconds.
     pub rtt_ms: Option<f64>,
     /// Seconds since the last handshake (as of the report).
@@ -61,15 +60,18 @@ pub struct MeshView {
     pub relays: Vec<SocketAddr>,
 }
 
-/// The control plane as a member of the mesh.
+/// The control plane as a member of the mesh: what agents get as their
+/// first peer and `warren mesh` shows as its first node.
 #[derive(Debug, Clone)]
 pub struct ControlMember {
-    /// Its WireGuard public key.
-    pub public_key: [u8; 32],
-    /// Its mesh address.
+    /// The control plane's WireGuard public key.
+    pub public_key: PublicKey,
+    /// The control plane's mesh address.
     pub mesh_ip: Ipv4Addr,
-    /// Where agents reach it.
+    /// Where agents reach the control plane (its QUIC endpoint).
     pub endpoint: Option<SocketAddr>,
+    /// Where its WireGuard socket is reachable, likeliest first.
+    pub wireguard_endpoints: Vec<SocketAddr>,
 }
 
 /// Assembles the view at `now`.
@@ -89,19 +91,19 @@ pub fn view<'a>(
     let mut members = vec![MeshNode {
         name: CONTROL_NAME.to_owned(),
         mesh_ip: control.mesh_ip,
-        mode: CONTROL_NAME.to_owned(),
+        mode: Mode::Control,
         online: true,
         endpoint: control.endpoint.map(|e| e.to_string()),
         last_seen_secs: age(CONTROL_NAME),
     }];
-    let mut names_by_key: HashMap<String, String> =
-        HashMap::from([(STANDARD.encode(control.public_key), CONTROL_NAME.to_owned())]);
+    let mut names_by_key: HashMap<PublicKey, String> =
+        HashMap::from([(control.public_key, CONTROL_NAME.to_owned())]);
     for node in nodes {
-        names_by_key.insert(STANDARD.encode(node.public_key), node.name.clone());
+        names_by_key.insert(node.public_key, node.name.clone());
         members.push(MeshNode {
             name: node.name.clone(),
             mesh_ip: node.mesh_ip,
-            mode: node.mode.as_str().to_owned(),
+            mode: node.mode,
             online: online.contains_key(&node.name),
             endpoint: online
                 .get(&node.name)
@@ -119,7 +121,7 @@ pub fn view<'a>(
                 Some(MeshPath {
                     from: from.clone(),
                     to: names.get(&path.public_key)?.clone(),
-                    kind: path.kind.clone(),
+                    kind: path.kind,
                     rtt_ms: path.rtt_ms,
                     last_handshake_secs: path.last_handshake_secs,
                     tx_bytes: path.tx_bytes,
@@ -139,13 +141,12 @@ pub fn view<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::Mode;
     use warren_proto::PathReport;
 
     fn node(name: &str, key: u8, ip: [u8; 4]) -> NodeRecord {
         NodeRecord {
             name: name.to_owned(),
-            public_key: [key; 32],
+            public_key: PublicKey::from_bytes([key; 32]),
             mesh_ip: Ipv4Addr::from(ip),
             mode: Mode::Relay,
             private_address: None,
@@ -155,10 +156,10 @@ mod tests {
         }
     }
 
-    fn path(key: u8, kind: &str) -> PathReport {
+    fn path(key: u8, kind: PathKind) -> PathReport {
         PathReport {
-            public_key: STANDARD.encode([key; 32]),
-            kind: kind.to_owned(),
+            public_key: PublicKey::from_bytes([key; 32]),
+            kind,
             endpoint: None,
             rtt_ms: Some(1.5),
             last_handshake_secs: Some(3),
@@ -170,9 +171,10 @@ mod tests {
     #[test]
     fn pairs_are_named_as_their_reporters_see_them_and_strangers_are_left_out() {
         let control = ControlMember {
-            public_key: [9; 32],
+            public_key: PublicKey::from_bytes([9; 32]),
             mesh_ip: Ipv4Addr::new(100, 96, 0, 1),
             endpoint: Some("203.0.113.1:7443".parse().unwrap()),
+            wireguard_endpoints: Vec::new(),
         };
         let nodes = [
             node("pi", 1, [100, 96, 0, 2]),
@@ -186,7 +188,11 @@ mod tests {
                 (
                     now - Duration::from_secs(4),
                     Report {
-                        paths: vec![path(9, "direct"), path(2, "relayed"), path(7, "direct")],
+                        paths: vec![
+                            path(9, PathKind::Direct),
+                            path(2, PathKind::Relayed),
+                            path(7, PathKind::Direct),
+                        ],
                         candidates: Vec::new(),
                     },
                 ),
@@ -196,36 +202,39 @@ mod tests {
                 (
                     now,
                     Report {
-                        paths: vec![path(1, "direct")],
+                        paths: vec![path(1, PathKind::Direct)],
                         candidates: Vec::new(),
                     },
                 ),
             ),
         ]);
         let view = view(&control, &[], nodes.iter(), &online, &reports, now);
-        let names: Vec<(&str, &str, bool)> = view
+        let names: Vec<(&str, Mode, bool)> = view
             .nodes
             .iter()
-            .map(|n| (n.name.as_str(), n.mode.as_str(), n.online))
+            .map(|n| (n.name.as_str(), n.mode, n.online))
             .collect();
         assert_eq!(
             names,
             vec![
-                ("control", "control", true),
-                ("pi", "relay", true),
-                ("vps", "relay", false)
+                ("control", Mode::Control, true),
+                ("pi", Mode::Relay, true),
+                ("vps", Mode::Relay, false)
             ]
         );
         assert_eq!(view.nodes[1].last_seen_secs, Some(4));
         assert_eq!(view.nodes[1].endpoint.as_deref(), Some("198.51.100.7:4000"));
-        let pairs: Vec<(&str, &str, &str)> = view
+        let pairs: Vec<(&str, &str, PathKind)> = view
             .paths
             .iter()
-            .map(|p| (p.from.as_str(), p.to.as_str(), p.kind.as_str()))
+            .map(|p| (p.from.as_str(), p.to.as_str(), p.kind))
             .collect();
         assert_eq!(
             pairs,
-            vec![("pi", "control", "direct"), ("pi", "vps", "relayed")]
+            vec![
+                ("pi", "control", PathKind::Direct),
+                ("pi", "vps", PathKind::Relayed)
+            ]
         );
         let json = serde_json::to_value(&view).unwrap();
         for field in [
@@ -242,5 +251,7 @@ mod tests {
         for field in ["name", "mesh_ip", "mode", "online", "endpoint"] {
             assert!(json["nodes"][0].get(field).is_some(), "{field}");
         }
+        assert_eq!(json["nodes"][1]["mode"], "relay");
+        assert_eq!(json["paths"][1]["kind"], "relayed");
     }
 }

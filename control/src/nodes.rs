@@ -10,7 +10,8 @@
 use crate::ipam::{AllocError, Allocator};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
+use warren_proto::{Mode, RefusalCode};
+use warren_wire::PublicKey;
 
 /// The control plane's name in peer maps and `warren mesh`.
 pub const CONTROL_NAME: &str = "control";
@@ -18,47 +19,16 @@ pub const CONTROL_NAME: &str = "control";
 /// Longest node name (a DNS label).
 pub const MAX_NAME_LEN: usize = 63;
 
-/// How a node reaches the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
-    /// On a private network, reached at its private address.
-    Direct,
-    /// Behind NAT: through relays until a direct path is found.
-    Relay,
-}
-
-impl Mode {
-    /// The word `warren mesh` and the API use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Direct => "direct",
-            Mode::Relay => "relay",
-        }
-    }
-}
-
-impl FromStr for Mode {
-    type Err = ();
-
-    fn from_str(text: &str) -> Result<Mode, ()> {
-        match text {
-            "direct" => Ok(Mode::Direct),
-            "relay" => Ok(Mode::Relay),
-            _ => Err(()),
-        }
-    }
-}
-
 /// One node, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
     /// Its unique name.
     pub name: String,
     /// Its WireGuard public key.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKey,
     /// Its mesh address.
     pub mesh_ip: Ipv4Addr,
-    /// How it joined.
+    /// How it joined: `direct` or `relay`.
     pub mode: Mode,
     /// The private address a direct node advertises.
     pub private_address: Option<IpAddr>,
@@ -76,8 +46,8 @@ pub struct JoinRequest {
     /// The name it wants.
     pub name: String,
     /// Its WireGuard public key.
-    pub public_key: [u8; 32],
-    /// How it joins.
+    pub public_key: PublicKey,
+    /// How it joins: `direct` or `relay`.
     pub mode: Mode,
     /// Its private address (direct nodes).
     pub private_address: Option<IpAddr>,
@@ -92,6 +62,12 @@ pub enum JoinRefused {
     /// Not a usable name.
     #[error("invalid node name {0:?}: use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'")]
     InvalidName(String),
+    /// The control plane's own name.
+    #[error("the name {CONTROL_NAME:?} is the control plane's: pick another with --name")]
+    ReservedName,
+    /// A node joins `direct` or `relay`.
+    #[error("a node joins --direct or --relay, not as {0}")]
+    InvalidMode(Mode),
     /// Another node has this name.
     #[error("the name {0:?} is taken by another node: pick another with --name, or remove the old node with `warren node rm {0}`")]
     NameTaken(String),
@@ -104,6 +80,19 @@ pub enum JoinRefused {
     /// No mesh address left.
     #[error(transparent)]
     Exhausted(#[from] AllocError),
+}
+
+impl JoinRefused {
+    /// The code the protocol carries beside the line to print.
+    pub fn code(&self) -> RefusalCode {
+        match self {
+            JoinRefused::InvalidName(_) | JoinRefused::ReservedName => RefusalCode::InvalidName,
+            JoinRefused::InvalidMode(_) | JoinRefused::NoPrivateAddress => RefusalCode::InvalidMode,
+            JoinRefused::NameTaken(_) => RefusalCode::NameTaken,
+            JoinRefused::KeyTaken(_) => RefusalCode::KeyTaken,
+            JoinRefused::Exhausted(_) => RefusalCode::MeshFull,
+        }
+    }
 }
 
 /// Whether `name` is a DNS label: what node names must be.
@@ -149,7 +138,7 @@ impl Registry {
     }
 
     /// The node holding `public_key`.
-    pub fn by_key(&self, public_key: &[u8; 32]) -> Option<&NodeRecord> {
+    pub fn by_key(&self, public_key: &PublicKey) -> Option<&NodeRecord> {
         self.nodes.values().find(|n| n.public_key == *public_key)
     }
 
@@ -160,8 +149,21 @@ impl Registry {
         credential_sha256: [u8; 32],
         now: u64,
     ) -> Result<NodeRecord, JoinRefused> {
+        // The name is echoed back only when it is short enough to be one.
+        if request.name.len() > MAX_NAME_LEN {
+            return Err(JoinRefused::InvalidName(format!(
+                "{}…",
+                request.name.chars().take(MAX_NAME_LEN).collect::<String>()
+            )));
+        }
         if !is_valid_name(&request.name) {
             return Err(JoinRefused::InvalidName(request.name.clone()));
+        }
+        if request.name == CONTROL_NAME {
+            return Err(JoinRefused::ReservedName);
+        }
+        if request.mode == Mode::Control {
+            return Err(JoinRefused::InvalidMode(request.mode));
         }
         if self.nodes.contains_key(&request.name) {
             return Err(JoinRefused::NameTaken(request.name.clone()));
@@ -223,7 +225,7 @@ mod tests {
     fn request(name: &str, key: u8) -> JoinRequest {
         JoinRequest {
             name: name.to_owned(),
-            public_key: [key; 32],
+            public_key: PublicKey::from_bytes([key; 32]),
             mode: Mode::Relay,
             private_address: None,
             wg_port: 51820,
@@ -253,7 +255,23 @@ mod tests {
             nodes.plan_join(&direct, [0; 32], 11),
             Err(JoinRefused::NoPrivateAddress)
         );
-        for bad in ["", "-pi", "pi-", "Pi", "pi.home", &"a".repeat(64)] {
+        assert_eq!(
+            nodes.plan_join(&request("control", 5), [0; 32], 11),
+            Err(JoinRefused::ReservedName)
+        );
+        let control_mode = JoinRequest {
+            mode: Mode::Control,
+            ..request("sneaky", 5)
+        };
+        assert_eq!(
+            nodes.plan_join(&control_mode, [0; 32], 11),
+            Err(JoinRefused::InvalidMode(Mode::Control))
+        );
+        assert_eq!(
+            nodes.plan_join(&request(&"a".repeat(1000), 4), [0; 32], 11),
+            Err(JoinRefused::InvalidName(format!("{}…", "a".repeat(63))))
+        );
+        for bad in ["", "-pi", "pi-", "Pi", "pi.home"] {
             assert_eq!(
                 nodes.plan_join(&request(bad, 4), [0; 32], 11),
                 Err(JoinRefused::InvalidName(bad.to_owned()))

@@ -7,10 +7,12 @@
 //! schema carries a version; a database from a newer warren is refused
 //! rather than misread.
 
-use crate::nodes::{Mode, NodeRecord};
+use crate::nodes::NodeRecord;
 use crate::tokens::{TokenRecord, TokenRefused};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use warren_proto::Mode;
+use warren_wire::PublicKey;
 
 /// The schema this build writes and reads.
 const SCHEMA_VERSION: i64 = 1;
@@ -296,7 +298,7 @@ fn insert_node(conn: &Connection, node: &NodeRecord) -> rusqlite::Result<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             node.name,
-            node.public_key.as_slice(),
+            node.public_key.as_bytes().as_slice(),
             node.mesh_ip.to_string(),
             node.mode.as_str(),
             node.private_address.map(|a| a.to_string()),
@@ -320,9 +322,13 @@ fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord,
     let parsed = (|| {
         Some(NodeRecord {
             name,
-            public_key: key.try_into().ok()?,
+            public_key: PublicKey::from_bytes(key.try_into().ok()?),
             mesh_ip: mesh_ip.parse().ok()?,
-            mode: mode.parse::<Mode>().ok()?,
+            mode: match mode.as_str() {
+                "direct" => Mode::Direct,
+                "relay" => Mode::Relay,
+                _ => return None,
+            },
             private_address: match private_address {
                 Some(text) => Some(text.parse().ok()?),
                 None => None,
@@ -423,7 +429,7 @@ mod tests {
         store.insert_token(&token).unwrap();
         let node = NodeRecord {
             name: "pi".to_owned(),
-            public_key: [1; 32],
+            public_key: PublicKey::from_bytes([1; 32]),
             mesh_ip: "100.96.0.2".parse().unwrap(),
             mode: Mode::Direct,
             private_address: Some("10.0.0.2".parse().unwrap()),

@@ -404,7 +404,7 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
             .display()
             .to_string(),
         "--node-key",
-        &base64::engine::general_purpose::STANDARD.encode(b_key.0),
+        &b_key.to_base64(),
     ]);
     let relay_addr = std::net::SocketAddr::from((cluster.control.ip, 3478));
     let mut stale = relay_support::Node::on_port(

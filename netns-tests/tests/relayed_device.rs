@@ -18,7 +18,7 @@ use warren_netns_tests::topology::HostOpts;
 use warren_netns_tests::wg::{uapi_socket, warren_bin};
 use warren_netns_tests::{wait_for_file, Host, Internet, Lab, Nat, Spawn, WgIface, WgImpl};
 use warren_relay_proto::SigningKey;
-use warren_wire::NodeKey;
+use warren_wire::PublicKey;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const MIB: usize = 1024 * 1024;
@@ -33,7 +33,9 @@ fn key(seed: u8) -> [u8; 32] {
 }
 
 fn public(private: [u8; 32]) -> [u8; 32] {
-    warren_mesh::PeerKey::of_private(private).0
+    *warren_wire::PrivateKey::from_bytes(private)
+        .public_key()
+        .as_bytes()
 }
 
 /// Starts `warren device up` on `host` with tunnel address `address`, one
@@ -65,7 +67,7 @@ fn start_device(
         ),
     )
     .unwrap();
-    let ticket = signer.mint(NodeKey(public(private)), unix_in(3600));
+    let ticket = signer.mint(PublicKey::from_bytes(public(private)), unix_in(3600));
     let ticket_file = dir.join("ticket");
     std::fs::write(&ticket_file, ticket.to_base64()).unwrap();
     let proc = lab

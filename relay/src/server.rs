@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use warren_relay_proto::{Config, ControlKey, Relay};
 use warren_udp::{GsoSocket, Outgoing, Received, BATCH, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
-use warren_wire::NodeKey;
+use warren_wire::PublicKey;
 
 /// How long a `/metrics` client may take to send its request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,7 +152,7 @@ pub struct Server {
 }
 
 /// A key to refuse, and for how long.
-type Revocation = (NodeKey, Duration);
+type Revocation = (PublicKey, Duration);
 
 /// Revokes keys on a running [`Server`] from the same process (the
 /// control plane's embedded relay, when a node is removed).
@@ -162,7 +162,7 @@ pub struct Revoker(tokio::sync::mpsc::UnboundedSender<Revocation>);
 impl Revoker {
     /// Ends `key`'s session and refuses the key for `hold` (longer than
     /// any ticket the control plane gave it). False if the relay stopped.
-    pub fn revoke(&self, key: NodeKey, hold: Duration) -> bool {
+    pub fn revoke(&self, key: PublicKey, hold: Duration) -> bool {
         self.0.send((key, hold)).is_ok()
     }
 }
@@ -392,7 +392,6 @@ mod tests {
     use tokio::net::UdpSocket;
     use warren_relay_proto::client::RelayClient;
     use warren_relay_proto::SigningKey;
-    use warren_wire::NodeKey;
 
     /// Frames to one destination leave in as few GSO sends as the kernel
     /// allows: a shorter frame ends a run, and so do the segment and byte
@@ -469,15 +468,12 @@ mod tests {
             + 600;
         let mut nodes = Vec::new();
         for n in [1u8, 2] {
-            let private = [n; 32];
-            let key = NodeKey(
-                boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private))
-                    .to_bytes(),
-            );
+            let private = warren_wire::PrivateKey::from_bytes([n; 32]);
+            let key = private.public_key();
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let client = RelayClient::new(
                 relay_addr,
-                private,
+                &private,
                 signer.mint(key, expires),
                 Instant::now(),
             );

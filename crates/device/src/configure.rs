@@ -5,8 +5,9 @@
 //! change is one the node accepts. A `get` is answered from a snapshot.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use warren_mesh::{Node, PeerConfig, PeerKey, PeerStats};
+use warren_mesh::{Node, PeerConfig, PeerStats};
 use warren_uapi::{DeviceState, PeerChange, PeerState, SetRequest};
+use warren_wire::PublicKey;
 
 /// Applies the peer and key parts of a `set` request. The socket parts
 /// (listen port, fwmark) are the driver's, applied before this runs, and
@@ -14,14 +15,14 @@ use warren_uapi::{DeviceState, PeerChange, PeerState, SetRequest};
 /// device always has one).
 pub fn apply(node: &mut Node, request: &SetRequest) {
     if let Some(Some(private_key)) = request.private_key {
-        node.set_private_key(private_key.0);
+        node.set_private_key(&private_key.into());
     }
     if request.replace_peers {
         node.remove_all_peers();
     }
     let own_key = node.public_key();
     for change in &request.peers {
-        let key = PeerKey(change.public_key.0);
+        let key = PublicKey::from(change.public_key);
         if key == own_key {
             // As wireguard-go does: a device is never its own peer.
             continue;
@@ -43,7 +44,7 @@ pub fn apply(node: &mut Node, request: &SetRequest) {
     }
 }
 
-fn update_peer(node: &mut Node, key: &PeerKey, change: &PeerChange) {
+fn update_peer(node: &mut Node, key: &PublicKey, change: &PeerChange) {
     // The peer exists and is not us, so none of these can fail.
     if let Some(psk) = preshared_key(change) {
         let _ = node.set_preshared_key(key, psk);
@@ -73,7 +74,7 @@ fn preshared_key(change: &PeerChange) -> Option<Option<[u8; 32]>> {
 /// The device as `get=1` reports it.
 pub fn snapshot(node: &Node, listen_port: u16, fwmark: u32, wall_clock: SystemTime) -> DeviceState {
     DeviceState {
-        private_key: Some(warren_uapi::Key(node.private_key())),
+        private_key: Some((&node.private_key()).into()),
         listen_port,
         fwmark,
         peers: node
@@ -86,7 +87,7 @@ pub fn snapshot(node: &Node, listen_port: u16, fwmark: u32, wall_clock: SystemTi
 
 fn peer_state(peer: &PeerStats, wall_clock: SystemTime) -> PeerState {
     PeerState {
-        public_key: warren_uapi::Key(peer.key.0),
+        public_key: peer.key.into(),
         preshared_key: peer.preshared_key.map(warren_uapi::Key),
         // `wg show` has one endpoint field: where the peer's traffic goes
         // now (the relay while relayed), else its direct endpoint if known.

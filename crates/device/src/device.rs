@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Semaphore};
 use warren_mesh::{Node, MAX_OVERHEAD};
 use warren_uapi::{errno, Request, SetRequest};
 use warren_udp::{GsoSocket, Received};
-use warren_wire::Ticket;
+use warren_wire::{PrivateKey, Ticket};
 
 /// Default MTU of the tunnel interface: what fits a 1500-byte path once
 /// IPv6 (40), UDP (8), the relay's `Send` header (36) and WireGuard (32)
@@ -232,9 +232,10 @@ impl Device {
         })?;
         let uapi = UapiListener::bind(&options.uapi_dir, tun.name())?;
 
-        let private_key = random_bytes::<32>()?;
+        // Replaced by the configuration's key at once; random until then.
+        let private_key = PrivateKey::from_bytes(random_bytes::<32>()?);
         let seed = u64::from_le_bytes(random_bytes::<8>()?);
-        let mut node = Node::new(private_key, seed, Instant::now());
+        let mut node = Node::new(&private_key, seed, Instant::now());
         configure::apply(&mut node, &config);
         if !options.relays.is_empty() {
             let ticket = options.ticket.ok_or(DeviceError::NoTicket)?;

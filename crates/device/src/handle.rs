@@ -5,8 +5,8 @@
 
 use std::net::SocketAddr;
 use tokio::sync::{mpsc, oneshot};
-use warren_mesh::PeerKey;
 use warren_uapi::{DeviceState, SetRequest};
+use warren_wire::PublicKey;
 use warren_wire::Ticket;
 
 /// One in-process request and where its answer goes.
@@ -24,7 +24,7 @@ pub(crate) enum HandleCommand {
     Candidates(oneshot::Sender<Vec<SocketAddr>>),
     /// A peer's candidates from the control plane; the answer says whether
     /// the peer is known.
-    PeerCandidates(PeerKey, Vec<SocketAddr>, oneshot::Sender<bool>),
+    PeerCandidates(PublicKey, Vec<SocketAddr>, oneshot::Sender<bool>),
 }
 
 /// Configures a running device from the same process, as `wg set` would
@@ -79,7 +79,7 @@ impl DeviceHandle {
     /// Candidates for the peer `key`, learned from the control plane.
     pub async fn set_peer_candidates(
         &self,
-        key: PeerKey,
+        key: PublicKey,
         candidates: Vec<SocketAddr>,
     ) -> Result<(), HandleError> {
         let known = self

@@ -10,6 +10,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
+use warren_proto::{PathKind, PathReport};
+use warren_wire::PublicKey;
 
 /// The UDP port of the mesh echo, on every node's mesh address.
 pub const ECHO_PORT: u16 = 7946;
@@ -19,47 +21,6 @@ const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// The first bytes of an echo probe.
 const MAGIC: &[u8; 4] = b"wrn?";
-
-/// How a peer is reached now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathKind {
-    /// Straight to the peer.
-    Direct,
-    /// Through a relay.
-    Relayed,
-    /// No session (never a handshake).
-    None,
-}
-
-impl PathKind {
-    /// The word `warren mesh` uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PathKind::Direct => "direct",
-            PathKind::Relayed => "relayed",
-            PathKind::None => "none",
-        }
-    }
-}
-
-/// One peer's path, as this node sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerPath {
-    /// The peer's public key.
-    pub public_key: [u8; 32],
-    /// How it is reached.
-    pub kind: PathKind,
-    /// Where this node sends to it (the relay while relayed).
-    pub endpoint: Option<SocketAddr>,
-    /// The echo's round trip, if it came back.
-    pub rtt: Option<Duration>,
-    /// Time since the last handshake.
-    pub since_handshake: Option<Duration>,
-    /// Bytes sent to it.
-    pub tx_bytes: u64,
-    /// Bytes received from it.
-    pub rx_bytes: u64,
-}
 
 /// Answers echo probes on `mesh_ip` until the task is dropped or aborted.
 pub async fn echo_responder(mesh_ip: Ipv4Addr) -> io::Result<tokio::task::JoinHandle<()>> {
@@ -80,14 +41,14 @@ pub async fn echo_responder(mesh_ip: Ipv4Addr) -> io::Result<tokio::task::JoinHa
     }))
 }
 
-/// Every peer's path now: the device's view plus one echo round trip per
-/// peer in `mesh_ips` (peers not in it get no RTT). `relays` tells relayed
-/// endpoints apart.
+/// Every peer's path now, as the protocol reports it: the device's view
+/// plus one echo round trip per peer in `mesh_ips` (peers not in it get no
+/// RTT). `relays` tells relayed endpoints apart.
 pub async fn measure(
     device: &DeviceHandle,
     relays: &[SocketAddr],
-    mesh_ips: &HashMap<[u8; 32], Ipv4Addr>,
-) -> Result<Vec<PeerPath>, HandleError> {
+    mesh_ips: &HashMap<PublicKey, Ipv4Addr>,
+) -> Result<Vec<PathReport>, HandleError> {
     let rtts = probe_all(mesh_ips.iter().map(|(key, ip)| (*key, *ip)).collect())
         .await
         .unwrap_or_default();
@@ -99,18 +60,20 @@ pub async fn measure(
         .peers
         .into_iter()
         .map(|peer| {
-            let key = peer.public_key.0;
+            let key = PublicKey::from(peer.public_key);
             let kind = match (peer.last_handshake, peer.endpoint) {
                 (None, _) => PathKind::None,
                 (Some(_), Some(endpoint)) if relays.contains(&endpoint) => PathKind::Relayed,
                 (Some(_), _) => PathKind::Direct,
             };
-            PeerPath {
+            PathReport {
                 public_key: key,
                 kind,
                 endpoint: peer.endpoint,
-                rtt: rtts.get(&key).copied(),
-                since_handshake: peer.last_handshake.map(|at| now.saturating_sub(at)),
+                rtt_ms: rtts.get(&key).map(|rtt| rtt.as_secs_f64() * 1000.0),
+                last_handshake_secs: peer
+                    .last_handshake
+                    .map(|at| now.saturating_sub(at).as_secs()),
                 tx_bytes: peer.tx_bytes,
                 rx_bytes: peer.rx_bytes,
             }
@@ -120,7 +83,9 @@ pub async fn measure(
 
 /// One echo to each target at once; the round trips of those that came
 /// back within [`PROBE_WAIT`].
-async fn probe_all(targets: Vec<([u8; 32], Ipv4Addr)>) -> io::Result<HashMap<[u8; 32], Duration>> {
+async fn probe_all(
+    targets: Vec<(PublicKey, Ipv4Addr)>,
+) -> io::Result<HashMap<PublicKey, Duration>> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
     let mut sent = HashMap::new();
     for (index, (key, ip)) in targets.iter().enumerate() {

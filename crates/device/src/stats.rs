@@ -17,7 +17,8 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
-use warren_mesh::{DropReason, Node, PeerKey};
+use warren_mesh::{DropReason, Node};
+use warren_wire::PublicKey;
 
 /// The complete `stats=1` request.
 pub const STATS_REQUEST: &[u8] = b"stats=1\n\n";
@@ -35,7 +36,7 @@ pub struct DropReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerDrops {
     /// The peer.
-    pub public_key: PeerKey,
+    pub public_key: PublicKey,
     /// Its non-zero counters.
     pub drops: Vec<(DropReason, u64)>,
 }
@@ -83,7 +84,7 @@ pub fn format_stats(node: &Node) -> String {
     for peer in node.peers() {
         text.push_str(&format!(
             "public_key={}\n",
-            warren_uapi::Key(peer.key.0).to_hex()
+            warren_uapi::Key::from(peer.key).to_hex()
         ));
         for (reason, count) in peer.drops.nonzero() {
             text.push_str(&format!("drop_{reason}={count}\n"));
@@ -109,7 +110,7 @@ pub fn parse_stats(text: &str) -> Result<DropReport, StatsError> {
         } else if key == "public_key" {
             let key = warren_uapi::Key::from_hex(value).map_err(|_| malformed("public_key"))?;
             report.peers.push(PeerDrops {
-                public_key: PeerKey(key.0),
+                public_key: PublicKey::from_bytes(key.0),
                 drops: Vec::new(),
             });
         } else if let Some(name) = key.strip_prefix("drop_") {
@@ -170,8 +171,12 @@ mod tests {
 
     #[test]
     fn the_answer_for_a_node_parses_back() {
-        let mut node = Node::new([1; 32], 0, Instant::now());
-        let peer = PeerKey([9; 32]);
+        let mut node = Node::new(
+            &warren_wire::PrivateKey::from_bytes([1; 32]),
+            0,
+            Instant::now(),
+        );
+        let peer = PublicKey::from_bytes([9; 32]);
         node.add_peer(peer, PeerConfig::default()).unwrap();
         let mut out = [0u8; 256];
         let _ = node.send_ip(Instant::now(), &[0x45; 4], &mut out);

@@ -25,11 +25,11 @@
 //! many candidate addresses (family `4` + 4 bytes or `6` + 16 bytes, then a
 //! big-endian port): "I might be reachable here; probe me there."
 
-use crate::key::PeerKey;
 use blake2::{Blake2s256, Digest};
-use boringtun::x25519::{PublicKey, StaticSecret};
+use boringtun::x25519::{PublicKey as X25519PublicKey, StaticSecret};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use warren_wire::{PrivateKey, PublicKey};
 
 /// First byte of every disco message.
 pub const MAGIC: u8 = 0xFD;
@@ -49,9 +49,9 @@ pub fn is_disco(bytes: &[u8]) -> bool {
 }
 
 /// The sender a disco message claims, before it is opened.
-pub fn claimed_sender(bytes: &[u8]) -> Option<PeerKey> {
+pub fn claimed_sender(bytes: &[u8]) -> Option<PublicKey> {
     let key: [u8; 32] = bytes.get(2..34)?.try_into().ok()?;
-    Some(PeerKey(key))
+    Some(PublicKey::from_bytes(key))
 }
 
 /// The nonce of a disco message: the sender's per-run prefix and counter.
@@ -108,14 +108,14 @@ pub enum DiscoError {
 /// The key for messages `from` → `to`, from their X25519 shared secret.
 fn direction_key(
     shared: &[u8; 32],
-    from: &PeerKey,
-    to: &PeerKey,
+    from: &PublicKey,
+    to: &PublicKey,
 ) -> Result<LessSafeKey, ring::error::Unspecified> {
     let mut hash = Blake2s256::new();
     hash.update(KEY_LABEL);
     hash.update(shared);
-    hash.update(from.0);
-    hash.update(to.0);
+    hash.update(from.as_bytes());
+    hash.update(to.as_bytes());
     let key: [u8; 32] = hash.finalize().into();
     // A 32-byte key is exactly what ChaCha20-Poly1305 takes.
     UnboundKey::new(&CHACHA20_POLY1305, &key).map(LessSafeKey::new)
@@ -123,7 +123,7 @@ fn direction_key(
 
 /// The two directional keys between this node and one peer.
 pub struct DiscoKeys {
-    own: PeerKey,
+    own: PublicKey,
     seal: LessSafeKey,
     open: LessSafeKey,
     /// False when the peer's key is a low-order point: the shared secret is
@@ -133,10 +133,10 @@ pub struct DiscoKeys {
 
 impl DiscoKeys {
     /// The keys between `private_key` (this node) and `peer`.
-    pub fn new(private_key: &StaticSecret, peer: PeerKey) -> DiscoKeys {
-        let own = PeerKey::from(PublicKey::from(private_key));
-        let shared = private_key.diffie_hellman(&PublicKey::from(peer.0));
-        let derive = |from: &PeerKey, to: &PeerKey| direction_key(shared.as_bytes(), from, to);
+    pub fn new(private_key: &PrivateKey, peer: PublicKey) -> DiscoKeys {
+        let own = private_key.public_key();
+        let shared = StaticSecret::from(private_key).diffie_hellman(&X25519PublicKey::from(peer));
+        let derive = |from: &PublicKey, to: &PublicKey| direction_key(shared.as_bytes(), from, to);
         let contributory = shared.as_bytes().iter().any(|b| *b != 0);
         match (derive(&own, &peer), derive(&peer, &own)) {
             (Ok(seal), Ok(open)) => DiscoKeys {
@@ -155,7 +155,7 @@ impl DiscoKeys {
         let mut out = Vec::with_capacity(HEADER_LEN + 64);
         out.push(MAGIC);
         out.push(VERSION);
-        out.extend_from_slice(&self.own.0);
+        out.extend_from_slice(self.own.as_bytes());
         out.extend_from_slice(&nonce);
         let mut body = encode(message);
         // Sealing only fails for messages beyond ChaCha20's 256 GiB limit.
@@ -274,9 +274,9 @@ mod tests {
     /// with this node, which anyone can compute: its messages are refused.
     #[test]
     fn a_low_order_peer_key_opens_nothing() {
-        let node = StaticSecret::from([1u8; 32]);
-        let node_public = PeerKey::from(PublicKey::from(&node));
-        let low_order = PeerKey([0; 32]);
+        let node = PrivateKey::from_bytes([1u8; 32]);
+        let node_public = node.public_key();
+        let low_order = PublicKey::from_bytes([0; 32]);
         let keys = DiscoKeys::new(&node, low_order);
         let zero = [0u8; 32];
         let forger = DiscoKeys {
@@ -293,12 +293,9 @@ mod tests {
     }
 
     fn pair() -> (DiscoKeys, DiscoKeys) {
-        let a = StaticSecret::from([1u8; 32]);
-        let b = StaticSecret::from([2u8; 32]);
-        let (pa, pb) = (
-            PeerKey::from(PublicKey::from(&a)),
-            PeerKey::from(PublicKey::from(&b)),
-        );
+        let a = PrivateKey::from_bytes([1u8; 32]);
+        let b = PrivateKey::from_bytes([2u8; 32]);
+        let (pa, pb) = (a.public_key(), b.public_key());
         (DiscoKeys::new(&a, pb), DiscoKeys::new(&b, pa))
     }
 
@@ -322,7 +319,7 @@ mod tests {
             Err(DiscoError::Unauthenticated),
             "not a's own direction"
         );
-        let stranger = DiscoKeys::new(&StaticSecret::from([3u8; 32]), a.own);
+        let stranger = DiscoKeys::new(&PrivateKey::from_bytes([3u8; 32]), a.own);
         assert_eq!(stranger.open(&sealed), Err(DiscoError::Unauthenticated));
     }
 

@@ -15,13 +15,11 @@
 
 pub mod disco;
 pub mod drops;
-pub mod key;
 mod node;
 mod peer;
 mod relays;
 
 pub use drops::{DropCounters, DropReason, UnknownDropReason};
-pub use key::{KeyParseError, PeerKey};
 pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, MAX_OVERHEAD, TIMER_TICK};
 pub use peer::{
     Path, PeerConfig, PeerStats, CANDIDATE_LIFETIME, DIRECT_PROBE_INTERVAL, DIRECT_SILENCE,

@@ -3,11 +3,11 @@
 
 use crate::disco::{DiscoKeys, DiscoNonce};
 use crate::drops::{DropCounters, DropReason};
-use crate::key::PeerKey;
 use boringtun::noise::Tunn;
 use ip_network::IpNetwork;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use warren_wire::PublicKey;
 
 /// Where a peer's encrypted packets are sent.
 ///
@@ -87,7 +87,7 @@ pub struct PeerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerStats {
     /// The peer's public key.
-    pub key: PeerKey,
+    pub key: PublicKey,
     /// The pre-shared key, if one is set.
     pub preshared_key: Option<[u8; 32]>,
     /// The current path to the peer.
@@ -110,7 +110,7 @@ pub struct PeerStats {
 
 /// A peer inside the node. Owned and driven by [`crate::Node`].
 pub(crate) struct Peer {
-    pub(crate) key: PeerKey,
+    pub(crate) key: PublicKey,
     pub(crate) index: u32,
     pub(crate) tunn: Tunn,
     pub(crate) preshared_key: Option<[u8; 32]>,

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 use warren_relay_proto::client::{ClientEvent, Received, RelayClient};
 use warren_wire::frame::{write_send_header, SEND_HEADER_LEN};
-use warren_wire::{NodeKey, Ticket};
+use warren_wire::{PrivateKey, PublicKey, Ticket};
 
 /// The node's relay clients, in preference order.
 #[derive(Default)]
@@ -27,7 +27,7 @@ impl Relays {
     pub(crate) fn add(
         &mut self,
         relay: SocketAddr,
-        private_key: [u8; 32],
+        private_key: &PrivateKey,
         ticket: Ticket,
         now: Instant,
     ) {
@@ -85,7 +85,7 @@ impl Relays {
 
     /// Registers again with every relay under a new identity (the tickets
     /// must be for the new key, or the relays refuse them).
-    pub(crate) fn rekey(&mut self, private_key: [u8; 32], now: Instant) {
+    pub(crate) fn rekey(&mut self, private_key: &PrivateKey, now: Instant) {
         let old = std::mem::take(&mut self.clients);
         for client in old {
             self.add(client.relay_addr(), private_key, *client.ticket(), now);
@@ -147,10 +147,10 @@ fn drain(client: &mut RelayClient, queue: &mut VecDeque<Transmit<Vec<u8>>>) {
 }
 
 /// A WireGuard datagram for `peer`, framed to go through a relay.
-pub(crate) fn framed(peer: [u8; 32], datagram: &[u8]) -> Vec<u8> {
+pub(crate) fn framed(peer: PublicKey, datagram: &[u8]) -> Vec<u8> {
     let mut frame = vec![0u8; SEND_HEADER_LEN + datagram.len()];
     // The buffer is exactly header + datagram long, so the header fits.
-    let _ = write_send_header(&mut frame, &NodeKey(peer));
+    let _ = write_send_header(&mut frame, &peer);
     frame[SEND_HEADER_LEN..].copy_from_slice(datagram);
     frame
 }

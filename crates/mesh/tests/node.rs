@@ -275,12 +275,12 @@ fn resetting_the_same_private_key_keeps_sessions_and_a_new_key_restarts_them() {
     let mut net = Net::full_mesh(2);
     net.establish();
     let own = net.hosts[0].node.private_key();
-    net.hosts[0].node.set_private_key(own);
+    net.hosts[0].node.set_private_key(&own);
     net.send_0_to_1(b"same key");
     assert_eq!(net.in_flight.front().unwrap().1.payload[0], WG_DATA);
     net.drive();
 
-    net.hosts[0].node.set_private_key(support::key_bytes(99));
+    net.hosts[0].node.set_private_key(&support::private_key(99));
     net.send_0_to_1(b"new key");
     assert_eq!(
         net.in_flight.front().unwrap().1.payload[0],

@@ -10,10 +10,9 @@ mod support;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{ipv4_packet, key_bytes, mesh_ip, public_of};
+use support::{ipv4_packet, mesh_ip, private_key, public_of};
 use warren_mesh::{Node, Path, PeerConfig};
 use warren_relay_proto::{Config, Relay, SigningKey};
-use warren_wire::NodeKey;
 
 const WG_DATA: u8 = 4;
 
@@ -50,13 +49,13 @@ impl World {
             "198.51.100.1:51820".parse().unwrap(),
             "198.51.100.2:51820".parse().unwrap(),
         ];
-        let keys = [key_bytes(1), key_bytes(2)];
+        let keys = [private_key(1), private_key(2)];
         let expires = wall.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
         let nodes = [0, 1].map(|i| {
             let other = 1 - i;
-            let mut node = Node::new(keys[i], i as u64 * 77, now);
+            let mut node = Node::new(&keys[i], i as u64 * 77, now);
             node.add_peer(
-                public_of(keys[other]),
+                public_of(&keys[other]),
                 PeerConfig {
                     endpoint: endpoints_known.then_some(addrs[other]),
                     allowed_ips: vec![format!("{}/32", mesh_ip(other)).parse().unwrap()],
@@ -64,7 +63,7 @@ impl World {
                 },
             )
             .unwrap();
-            let ticket = signer.mint(NodeKey(public_of(keys[i]).0), expires);
+            let ticket = signer.mint(public_of(&keys[i]), expires);
             node.add_relay(relay_addr, ticket, now);
             node
         });
@@ -307,7 +306,6 @@ fn peers_on_one_lan_go_direct_by_their_local_addresses() {
 
 #[test]
 fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates_are_probed() {
-    use boringtun::x25519::StaticSecret;
     use warren_mesh::disco::{DiscoKeys, DiscoNonce, Message};
     use warren_mesh::DropReason;
     use warren_wire::Frame;
@@ -315,7 +313,7 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
     let mut world = World::build(false, false);
     let a = world.nodes[0].public_key();
     let b = world.nodes[1].public_key();
-    let b_keys = DiscoKeys::new(&StaticSecret::from(key_bytes(2)), a);
+    let b_keys = DiscoKeys::new(&private_key(2), a);
     let good: SocketAddr = "198.51.100.99:4000".parse().unwrap();
     let own: SocketAddr = "192.168.1.10:51820".parse().unwrap();
     let v6: SocketAddr = "[2001:db8::5]:4000".parse().unwrap();
@@ -332,13 +330,8 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
         ]),
         DiscoNonce::new([7; 8], 1_000_000),
     );
-    let relayed = |payload: &[u8], src: &warren_mesh::PeerKey| {
-        Frame::Recv {
-            src: NodeKey(src.0),
-            payload,
-        }
-        .to_vec()
-    };
+    let relayed =
+        |payload: &[u8], src: &warren_wire::PublicKey| Frame::Recv { src: *src, payload }.to_vec();
     let mut out = vec![0u8; 65536];
     let (now, relay) = (world.now, world.relay_addr);
     assert_eq!(
@@ -356,7 +349,7 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
     assert_eq!(replay.unwrap_err().reason, DropReason::Replayed);
 
     // A call sealed by b but relayed in a stranger's name is refused.
-    let stranger = public_of(key_bytes(9));
+    let stranger = public_of(&private_key(9));
     let fresh = b_keys.seal(
         &Message::CallMeMaybe(vec![good]),
         DiscoNonce::new([7; 8], 1_000_001),
@@ -365,7 +358,7 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
         .handle_datagram(later, relay, &relayed(&fresh, &stranger), &mut out)
         .is_err());
     // ...and one whose claimed sender is not the relayed sender, too.
-    let c_keys = DiscoKeys::new(&StaticSecret::from(key_bytes(9)), a);
+    let c_keys = DiscoKeys::new(&private_key(9), a);
     let forged = c_keys.seal(
         &Message::CallMeMaybe(vec![good]),
         DiscoNonce::new([8; 8], 1),
@@ -377,7 +370,6 @@ fn disco_calls_are_refused_when_replayed_or_forged_and_only_probeable_candidates
 /// IPv6 candidates are probed when both ends have IPv6, and only then.
 #[test]
 fn ipv6_candidates_are_probed_by_nodes_with_ipv6() {
-    use boringtun::x25519::StaticSecret;
     use warren_mesh::disco::{DiscoKeys, DiscoNonce, Message};
     use warren_wire::Frame;
 
@@ -388,12 +380,12 @@ fn ipv6_candidates_are_probed_by_nodes_with_ipv6() {
         world.nodes[0].set_local_candidates(own);
         let a = world.nodes[0].public_key();
         let b = world.nodes[1].public_key();
-        let call = DiscoKeys::new(&StaticSecret::from(key_bytes(2)), a).seal(
+        let call = DiscoKeys::new(&private_key(2), a).seal(
             &Message::CallMeMaybe(vec![v6, v4]),
             DiscoNonce::new([7; 8], 1),
         );
         let relayed = Frame::Recv {
-            src: NodeKey(b.0),
+            src: b,
             payload: &call,
         }
         .to_vec();
@@ -424,7 +416,7 @@ fn candidates_from_the_control_plane_are_probed_at_the_next_tick() {
     let good: SocketAddr = "198.51.100.77:51820".parse().unwrap();
     let candidates = vec![relay, "127.0.0.1:9".parse().unwrap(), good];
     assert!(world.nodes[0].set_peer_candidates(&b, candidates, now));
-    assert!(!world.nodes[0].set_peer_candidates(&public_of(key_bytes(9)), vec![good], now));
+    assert!(!world.nodes[0].set_peer_candidates(&public_of(&private_key(9)), vec![good], now));
     let targets = world.probes_of_node_0(now + Duration::from_millis(300));
     assert_eq!(targets, vec![good]);
 }

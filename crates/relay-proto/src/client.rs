@@ -18,14 +18,15 @@
 //! registration): a forged one costs at most a re-registration.
 
 use crate::crypto::Transcript;
-use boringtun::x25519::{PublicKey, StaticSecret};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use warren_wire::frame::SEND_HEADER_LEN;
 use warren_wire::{
-    DecodeError, ErrorCode, Frame, NodeKey, RegisterProof, RegisterRequest, Registered, Ticket,
+    DecodeError, ErrorCode, Frame, PrivateKey, PublicKey, RegisterProof, RegisterRequest,
+    Registered, Ticket,
 };
+use x25519_dalek::StaticSecret;
 
 /// How often an unanswered registration is retried: a lost datagram costs a
 /// second, and a relay that is down sees one 140-byte request per second.
@@ -76,7 +77,7 @@ pub enum ClientEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received<'a> {
     /// The sender, as its relay session proved it.
-    pub src: NodeKey,
+    pub src: PublicKey,
     /// What it sent (a WireGuard datagram).
     pub payload: &'a [u8],
 }
@@ -127,7 +128,7 @@ struct Renewal {
 pub struct RelayClient {
     relay: SocketAddr,
     private_key: StaticSecret,
-    node_key: NodeKey,
+    node_key: PublicKey,
     ticket: Ticket,
     state: State,
     last_heard: Instant,
@@ -139,9 +140,9 @@ pub struct RelayClient {
 impl RelayClient {
     /// A client for the relay at `relay`, registering `private_key`'s public
     /// key with `ticket`. The first `RegisterRequest` is queued at once.
-    pub fn new(relay: SocketAddr, private_key: [u8; 32], ticket: Ticket, now: Instant) -> Self {
+    pub fn new(relay: SocketAddr, private_key: &PrivateKey, ticket: Ticket, now: Instant) -> Self {
+        let node_key = private_key.public_key();
         let private_key = StaticSecret::from(private_key);
-        let node_key = NodeKey(PublicKey::from(&private_key).to_bytes());
         let mut client = RelayClient {
             relay,
             private_key,
@@ -171,7 +172,7 @@ impl RelayClient {
     }
 
     /// Our key.
-    pub fn node_key(&self) -> NodeKey {
+    pub fn node_key(&self) -> PublicKey {
         self.node_key
     }
 
@@ -318,7 +319,7 @@ impl RelayClient {
     /// send `out` to [`RelayClient::relay_addr`].
     pub fn encode_send(
         &self,
-        dst: &NodeKey,
+        dst: &PublicKey,
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), ClientError> {

@@ -35,7 +35,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use warren_wire::{
-    send_to_recv_in_place, Challenge, DecodeError, ErrorCode, Frame, NodeKey, RegisterProof,
+    send_to_recv_in_place, Challenge, DecodeError, ErrorCode, Frame, PublicKey, RegisterProof,
     RegisterRequest, Registered,
 };
 
@@ -92,7 +92,7 @@ pub struct Dropped {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     /// The node's key.
-    pub key: NodeKey,
+    pub key: PublicKey,
     /// Its registered (reflexive) address.
     pub addr: SocketAddr,
     /// Its ticket's expiry, unix seconds.
@@ -119,13 +119,13 @@ pub struct Relay {
     start: Instant,
     current: EpochKeys,
     previous: Option<EpochKeys>,
-    sessions: HashMap<NodeKey, Session>,
-    by_addr: HashMap<SocketAddr, NodeKey>,
+    sessions: HashMap<PublicKey, Session>,
+    by_addr: HashMap<SocketAddr, PublicKey>,
     queued: VecDeque<Transmit>,
     counters: Counters,
     next_sweep: Instant,
     /// Keys refused until the given time (see [`Relay::revoke`]).
-    revoked: HashMap<NodeKey, Instant>,
+    revoked: HashMap<PublicKey, Instant>,
 }
 
 impl Relay {
@@ -241,7 +241,7 @@ impl Relay {
     /// Ends `key`'s session and refuses it (`revoked`) until `until`: the
     /// control plane removed the node, whose ticket may still be valid, so
     /// `until` should be past that ticket's expiry.
-    pub fn revoke(&mut self, key: NodeKey, until: Instant) {
+    pub fn revoke(&mut self, key: PublicKey, until: Instant) {
         if self.sessions.contains_key(&key) {
             self.remove_session(&key);
         }
@@ -294,7 +294,7 @@ impl Relay {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        dst: NodeKey,
+        dst: PublicKey,
         datagram: &mut [u8],
     ) -> Result<Option<SocketAddr>, Dropped> {
         let src = self.session_of(now, from, datagram.len())?;
@@ -326,7 +326,7 @@ impl Relay {
         now: Instant,
         from: SocketAddr,
         len: usize,
-    ) -> Result<NodeKey, Dropped> {
+    ) -> Result<PublicKey, Dropped> {
         let Some(key) = self.by_addr.get(&from).copied() else {
             self.refuse(from, len, ErrorCode::NOT_REGISTERED);
             return Err(self.drop(DropReason::NotRegistered));
@@ -508,7 +508,7 @@ impl Relay {
         self.previous = Some(previous);
     }
 
-    fn remove_session(&mut self, key: &NodeKey) {
+    fn remove_session(&mut self, key: &PublicKey) {
         if let Some(session) = self.sessions.remove(key) {
             if self.by_addr.get(&session.addr) == Some(key) {
                 self.by_addr.remove(&session.addr);

@@ -5,7 +5,7 @@ use super::*;
 use crate::client::{ClientEvent, RelayClient};
 use crate::crypto::SigningKey;
 use proptest::prelude::*;
-use warren_wire::{FrameType, Ticket};
+use warren_wire::{FrameType, PrivateKey, Ticket};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -31,15 +31,15 @@ struct Outcome {
 struct TestNode {
     client: RelayClient,
     addr: SocketAddr,
-    key: NodeKey,
+    key: PublicKey,
 }
 
 fn addr(n: u16) -> SocketAddr {
     SocketAddr::from(([198, 51, 100, (n % 250) as u8 + 1], 40_000 + n))
 }
 
-fn private_key(n: u8) -> [u8; 32] {
-    [n.wrapping_mul(7).wrapping_add(1); 32]
+fn private_key(n: u8) -> PrivateKey {
+    PrivateKey::from_bytes([n.wrapping_mul(7).wrapping_add(1); 32])
 }
 
 impl Harness {
@@ -64,7 +64,7 @@ impl Harness {
         self.relay.handle_timeout(self.now);
     }
 
-    fn ticket(&self, key: NodeKey, ttl: Duration) -> Ticket {
+    fn ticket(&self, key: PublicKey, ttl: Duration) -> Ticket {
         let expires = unix_seconds(self.wall()) + ttl.as_secs();
         self.signer.mint(key, expires)
     }
@@ -83,13 +83,10 @@ impl Harness {
 
     fn node(&self, n: u16, ttl: Duration) -> TestNode {
         let private = private_key(n as u8);
-        let key = NodeKey(
-            boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private))
-                .to_bytes(),
-        );
+        let key = private.public_key();
         let relay_addr = SocketAddr::from(([203, 0, 113, 1], 3478));
         TestNode {
-            client: RelayClient::new(relay_addr, private, self.ticket(key, ttl), self.now),
+            client: RelayClient::new(relay_addr, &private, self.ticket(key, ttl), self.now),
             addr: addr(n),
             key,
         }
@@ -118,14 +115,14 @@ impl Harness {
         node
     }
 
-    fn send(&mut self, from: &TestNode, dst: &NodeKey, payload: &[u8]) -> Outcome {
+    fn send(&mut self, from: &TestNode, dst: &PublicKey, payload: &[u8]) -> Outcome {
         let mut frame = Vec::new();
         Frame::Send { dst: *dst, payload }.encode(&mut frame);
         self.deliver(from.addr, &frame)
     }
 
     /// Everything about sessions, for clone-and-compare.
-    fn session_state(&self) -> (HashMap<NodeKey, Session>, HashMap<SocketAddr, NodeKey>) {
+    fn session_state(&self) -> (HashMap<PublicKey, Session>, HashMap<SocketAddr, PublicKey>) {
         (self.relay.sessions.clone(), self.relay.by_addr.clone())
     }
 }
@@ -223,7 +220,7 @@ fn datagrams_are_forwarded_both_ways_with_the_senders_session_key() {
 fn unknown_destinations_are_dropped_counted_and_answered_small() {
     let mut h = Harness::new(Config::default());
     let a = h.registered(1, HOUR);
-    let out = h.send(&a, &NodeKey([9; 32]), b"x");
+    let out = h.send(&a, &PublicKey::from_bytes([9; 32]), b"x");
     assert_eq!(
         out.result,
         Err(Dropped {
@@ -466,12 +463,12 @@ fn non_warren_datagrams_get_no_answer() {
 /// Frames an attacker without a session might send: noise, and well-formed
 /// frames of every type with arbitrary contents.
 fn arb_hostile() -> impl Strategy<Value = Vec<u8>> {
-    let key = any::<[u8; 32]>().prop_map(NodeKey);
+    let key = any::<[u8; 32]>().prop_map(PublicKey::from_bytes);
     let ticket = (any::<[u8; 32]>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(k, e, s)| {
         let mut signature = [0u8; 64];
         signature[..32].copy_from_slice(&s);
         Ticket {
-            node_key: NodeKey(k),
+            node_key: PublicKey::from_bytes(k),
             expires: e,
             signature,
         }
@@ -533,7 +530,7 @@ proptest! {
             for reply in &out.replies {
                 prop_assert!(reply.payload.len() < frame.len(), "reply {} >= request {}", reply.payload.len(), frame.len());
             }
-                let keys: Vec<NodeKey> = h.relay.sessions.keys().copied().collect();
+                let keys: Vec<PublicKey> = h.relay.sessions.keys().copied().collect();
             prop_assert_eq!(keys, vec![a.key]);
         }
         let after = h.session_state();
@@ -551,7 +548,7 @@ proptest! {
         let nodes = [h.registered(1, HOUR), h.registered(2, HOUR), h.registered(3, HOUR)];
         let sender = &nodes[0];
         for (target, payload, as_recv) in frames {
-            let dst = nodes.get(target).map_or(NodeKey([0xAA; 32]), |n| n.key);
+            let dst = nodes.get(target).map_or(PublicKey::from_bytes([0xAA; 32]), |n| n.key);
             // Either a Send, or a Recv that claims to come from someone else.
             let frame = if as_recv {
                 Frame::Recv { src: nodes[1].key, payload: &payload }.to_vec()

@@ -2,7 +2,7 @@
 //! and the node side ([`crate::client`]).
 //!
 //! - **Tickets** are Ed25519 signatures by the control plane's key (ring's
-//!   Ed25519, already in the tree through boringtun: no second curve library)
+//!   Ed25519: no second curve library)
 //!   over `b"warren-relay-ticket-v1" || node key || expiry`.
 //! - **Epoch keys.** Time since the relay started is cut into epochs of
 //!   [`EPOCH`]; for epoch `n` the relay derives, from its 32-byte secret seed,
@@ -24,12 +24,12 @@
 use blake2::digest::consts::U16;
 use blake2::digest::{KeyInit, Mac};
 use blake2::{Blake2sMac, Blake2sMac256};
-use boringtun::x25519::{PublicKey, StaticSecret};
 use ring::signature::{Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, ED25519};
 use std::net::SocketAddr;
 use std::time::Duration;
 use warren_wire::frame::{write_addr, COOKIE_LEN, MAC_LEN, VERSION};
-use warren_wire::{FrameType, NodeKey, Ticket};
+use warren_wire::{FrameType, PublicKey, Ticket};
+use x25519_dalek::{PublicKey as X25519PublicKey, StaticSecret};
 
 /// How long one set of epoch keys is current. A challenge stays valid while
 /// its epoch is the current or the previous one: 30–60 s, far more than a
@@ -81,7 +81,7 @@ impl SigningKey {
     }
 
     /// A ticket for `node_key` valid until `expires` (unix seconds).
-    pub fn mint(&self, node_key: NodeKey, expires: u64) -> Ticket {
+    pub fn mint(&self, node_key: PublicKey, expires: u64) -> Ticket {
         let signature = self.0.sign(&Ticket::signed_message(&node_key, expires));
         let mut bytes = [0u8; 64];
         bytes.copy_from_slice(signature.as_ref());
@@ -113,7 +113,7 @@ impl EpochKeys {
             seed,
             &[b"warren-relay-ephemeral-v1", &epoch.to_be_bytes()],
         ));
-        let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
+        let ephemeral_public = X25519PublicKey::from(&ephemeral).to_bytes();
         EpochKeys {
             epoch,
             ephemeral,
@@ -123,7 +123,7 @@ impl EpochKeys {
     }
 
     /// The cookie for a request from `observed` for `node_key`.
-    pub fn cookie(&self, observed: &SocketAddr, node_key: &NodeKey) -> [u8; COOKIE_LEN] {
+    pub fn cookie(&self, observed: &SocketAddr, node_key: &PublicKey) -> [u8; COOKIE_LEN] {
         cookie_mac(&self.cookie_key, observed, node_key)
             .finalize()
             .into_bytes()
@@ -136,7 +136,7 @@ impl EpochKeys {
         &self,
         cookie: &[u8; COOKIE_LEN],
         observed: &SocketAddr,
-        node_key: &NodeKey,
+        node_key: &PublicKey,
     ) -> bool {
         cookie_mac(&self.cookie_key, observed, node_key)
             .verify_slice(cookie)
@@ -144,7 +144,7 @@ impl EpochKeys {
     }
 }
 
-fn cookie_mac(key: &[u8; 32], observed: &SocketAddr, node_key: &NodeKey) -> Blake2sMac128 {
+fn cookie_mac(key: &[u8; 32], observed: &SocketAddr, node_key: &PublicKey) -> Blake2sMac128 {
     let mut addr = Vec::with_capacity(19);
     write_addr(observed, &mut addr);
     let mut mac = new_mac128(key);
@@ -158,7 +158,7 @@ fn cookie_mac(key: &[u8; 32], observed: &SocketAddr, node_key: &NodeKey) -> Blak
 #[derive(Debug, Clone, Copy)]
 pub struct Transcript<'a> {
     /// The key being registered.
-    pub node_key: &'a NodeKey,
+    pub node_key: &'a PublicKey,
     /// Its ticket.
     pub ticket: &'a Ticket,
     /// The relay's ephemeral public key from the challenge.
@@ -178,7 +178,7 @@ pub struct WeakKey;
 impl Transcript<'_> {
     /// The node's side: the MAC under `X25519(node private, ephemeral)`.
     pub fn node_mac(&self, node_private: &StaticSecret) -> Result<[u8; MAC_LEN], WeakKey> {
-        let shared = node_private.diffie_hellman(&PublicKey::from(*self.ephemeral));
+        let shared = node_private.diffie_hellman(&X25519PublicKey::from(*self.ephemeral));
         if !shared.was_contributory() {
             return Err(WeakKey);
         }
@@ -188,7 +188,7 @@ impl Transcript<'_> {
     /// The relay's side: whether `mac` is the MAC under
     /// `X25519(ephemeral private, node key)` (constant time).
     pub fn relay_verifies(&self, ephemeral_private: &StaticSecret, mac: &[u8; MAC_LEN]) -> bool {
-        let shared = ephemeral_private.diffie_hellman(&PublicKey::from(self.node_key.0));
+        let shared = ephemeral_private.diffie_hellman(&X25519PublicKey::from(*self.node_key));
         shared.was_contributory() && self.mac(shared.as_bytes()).verify_slice(mac).is_ok()
     }
 
@@ -227,25 +227,26 @@ fn keyed_hash(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warren_wire::PrivateKey;
 
-    fn node() -> (StaticSecret, NodeKey) {
-        let private = StaticSecret::from([5u8; 32]);
-        let public = NodeKey(PublicKey::from(&private).to_bytes());
-        (private, public)
+    fn node() -> (StaticSecret, PublicKey) {
+        let private = PrivateKey::from_bytes([5u8; 32]);
+        let public = private.public_key();
+        (StaticSecret::from(&private), public)
     }
 
     #[test]
     fn tickets_verify_only_with_their_control_key_and_unchanged() {
         let signer = SigningKey::from_seed(&[1; 32]).unwrap();
         let other = SigningKey::from_seed(&[2; 32]).unwrap();
-        let ticket = signer.mint(NodeKey([9; 32]), 1_000);
+        let ticket = signer.mint(PublicKey::from_bytes([9; 32]), 1_000);
         assert_eq!(signer.control_key().verify(&ticket), Ok(()));
         assert_eq!(other.control_key().verify(&ticket), Err(BadSignature));
         let mut later = ticket;
         later.expires += 1;
         assert_eq!(signer.control_key().verify(&later), Err(BadSignature));
         let mut stolen = ticket;
-        stolen.node_key = NodeKey([8; 32]);
+        stolen.node_key = PublicKey::from_bytes([8; 32]);
         assert_eq!(signer.control_key().verify(&stolen), Err(BadSignature));
     }
 
@@ -271,11 +272,11 @@ mod tests {
     fn cookies_bind_address_key_and_epoch() {
         let keys = EpochKeys::derive(&[1; 32], 0);
         let addr: SocketAddr = "203.0.113.9:4000".parse().unwrap();
-        let key = NodeKey([3; 32]);
+        let key = PublicKey::from_bytes([3; 32]);
         let cookie = keys.cookie(&addr, &key);
         assert!(keys.cookie_is_valid(&cookie, &addr, &key));
         assert!(!keys.cookie_is_valid(&cookie, &"203.0.113.9:4001".parse().unwrap(), &key));
-        assert!(!keys.cookie_is_valid(&cookie, &addr, &NodeKey([4; 32])));
+        assert!(!keys.cookie_is_valid(&cookie, &addr, &PublicKey::from_bytes([4; 32])));
         assert!(!EpochKeys::derive(&[1; 32], 1).cookie_is_valid(&cookie, &addr, &key));
     }
 

@@ -1,11 +1,13 @@
 //! The 32-byte key type shared by private, public and preshared keys.
 //!
 //! The UAPI protocol writes keys as 64 hex digits; wg(8) configuration files
-//! write them as 44 characters of padded base64. [`Key`] converts both ways.
+//! write them as 44 characters of padded base64. [`Key`] converts both ways,
+//! and to and from warren's own [`PublicKey`] and [`PrivateKey`].
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use std::fmt;
+use warren_wire::{PrivateKey, PublicKey};
 
 /// A WireGuard key: a Curve25519 private or public key, or a preshared key.
 ///
@@ -93,6 +95,30 @@ impl Key {
 impl From<[u8; 32]> for Key {
     fn from(bytes: [u8; 32]) -> Self {
         Key(bytes)
+    }
+}
+
+impl From<PublicKey> for Key {
+    fn from(key: PublicKey) -> Self {
+        Key(*key.as_bytes())
+    }
+}
+
+impl From<Key> for PublicKey {
+    fn from(key: Key) -> Self {
+        PublicKey::from_bytes(key.0)
+    }
+}
+
+impl From<&PrivateKey> for Key {
+    fn from(key: &PrivateKey) -> Self {
+        Key(key.to_bytes())
+    }
+}
+
+impl From<Key> for PrivateKey {
+    fn from(key: Key) -> Self {
+        PrivateKey::from_bytes(key.0)
     }
 }
 

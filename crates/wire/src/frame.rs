@@ -32,7 +32,7 @@
 //! tables with the registration flow and the crypto.
 
 use crate::error::DecodeError;
-use crate::key::NodeKey;
+use crate::key::PublicKey;
 use crate::reader::Reader;
 use crate::ticket::{Ticket, TICKET_LEN};
 use std::fmt;
@@ -171,7 +171,7 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegisterRequest {
     /// The key to register.
-    pub node_key: NodeKey,
+    pub node_key: PublicKey,
     /// The control plane's ticket for that key.
     pub ticket: Ticket,
 }
@@ -192,7 +192,7 @@ pub struct Challenge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegisterProof {
     /// The key to register.
-    pub node_key: NodeKey,
+    pub node_key: PublicKey,
     /// The control plane's ticket for that key.
     pub ticket: Ticket,
     /// The challenge's ephemeral key, echoed.
@@ -227,14 +227,14 @@ pub enum Frame<'a> {
     /// A datagram for the node with key `dst`.
     Send {
         /// Destination node.
-        dst: NodeKey,
+        dst: PublicKey,
         /// The datagram (a WireGuard message), opaque to the relay.
         payload: &'a [u8],
     },
     /// A datagram from the node with key `src` (as its session proved).
     Recv {
         /// Source node.
-        src: NodeKey,
+        src: PublicKey,
         /// The datagram, as the source sent it.
         payload: &'a [u8],
     },
@@ -265,7 +265,7 @@ impl<'a> Frame<'a> {
         let frame_type = read_header(&mut reader)?;
         let frame = match frame_type {
             FrameType::RegisterRequest => Frame::RegisterRequest(RegisterRequest {
-                node_key: NodeKey(reader.array()?),
+                node_key: PublicKey::from_bytes(reader.array()?),
                 ticket: Ticket::read(&mut reader)?,
             }),
             FrameType::Challenge => Frame::Challenge(Challenge {
@@ -274,7 +274,7 @@ impl<'a> Frame<'a> {
                 observed: read_addr(&mut reader)?,
             }),
             FrameType::RegisterProof => Frame::RegisterProof(RegisterProof {
-                node_key: NodeKey(reader.array()?),
+                node_key: PublicKey::from_bytes(reader.array()?),
                 ticket: Ticket::read(&mut reader)?,
                 ephemeral: reader.array()?,
                 cookie: reader.array()?,
@@ -285,11 +285,11 @@ impl<'a> Frame<'a> {
                 expires: reader.u64()?,
             }),
             FrameType::Send => Frame::Send {
-                dst: NodeKey(reader.array()?),
+                dst: PublicKey::from_bytes(reader.array()?),
                 payload: read_payload(&mut reader)?,
             },
             FrameType::Recv => Frame::Recv {
-                src: NodeKey(reader.array()?),
+                src: PublicKey::from_bytes(reader.array()?),
                 payload: read_payload(&mut reader)?,
             },
             FrameType::Ping => {
@@ -393,18 +393,18 @@ impl<'a> Frame<'a> {
 /// Writes a `Send` header for `dst` into the first [`SEND_HEADER_LEN`] bytes
 /// of `buf`, so a caller that keeps that much headroom in front of its
 /// payload sends without copying. `None` if `buf` is shorter than that.
-pub fn write_send_header(buf: &mut [u8], dst: &NodeKey) -> Option<()> {
+pub fn write_send_header(buf: &mut [u8], dst: &PublicKey) -> Option<()> {
     write_key_header(buf, FrameType::Send, dst)
 }
 
 /// Rewrites a decoded `Send` frame in place into the `Recv` the destination
 /// gets: same length, the type byte changed and the destination key replaced
 /// by the source's. `None` if `frame` is shorter than a `Send` header.
-pub fn send_to_recv_in_place(frame: &mut [u8], src: &NodeKey) -> Option<()> {
+pub fn send_to_recv_in_place(frame: &mut [u8], src: &PublicKey) -> Option<()> {
     write_key_header(frame, FrameType::Recv, src)
 }
 
-fn write_key_header(buf: &mut [u8], frame_type: FrameType, key: &NodeKey) -> Option<()> {
+fn write_key_header(buf: &mut [u8], frame_type: FrameType, key: &PublicKey) -> Option<()> {
     let header = buf.get_mut(..SEND_HEADER_LEN)?;
     let (fixed, key_bytes) = header.split_at_mut(HEADER_LEN);
     fixed.copy_from_slice(&[MAGIC, VERSION, frame_type.byte(), 0]);

@@ -5,8 +5,8 @@ use super::*;
 use proptest::prelude::*;
 use std::net::{SocketAddrV4, SocketAddrV6};
 
-fn arb_key() -> impl Strategy<Value = NodeKey> {
-    any::<[u8; 32]>().prop_map(NodeKey)
+fn arb_key() -> impl Strategy<Value = PublicKey> {
+    any::<[u8; 32]>().prop_map(PublicKey::from_bytes)
 }
 
 fn arb_ticket() -> impl Strategy<Value = Ticket> {
@@ -43,8 +43,8 @@ fn arb_addr() -> impl Strategy<Value = SocketAddr> {
 #[derive(Debug, Clone)]
 enum Owned {
     Fixed(Frame<'static>),
-    Send(NodeKey, Vec<u8>),
-    Recv(NodeKey, Vec<u8>),
+    Send(PublicKey, Vec<u8>),
+    Recv(PublicKey, Vec<u8>),
 }
 
 impl Owned {
@@ -226,7 +226,7 @@ fn unknown_types_and_bad_headers_are_refused() {
         Err(DecodeError::Truncated)
     );
     let empty_send = Frame::Send {
-        dst: NodeKey([0; 32]),
+        dst: PublicKey::from_bytes([0; 32]),
         payload: &[1],
     }
     .to_vec();
@@ -266,14 +266,20 @@ fn replies_are_never_larger_than_requests() {
 #[test]
 fn write_send_header_needs_room() {
     let mut short = [0u8; SEND_HEADER_LEN - 1];
-    assert_eq!(write_send_header(&mut short, &NodeKey([1; 32])), None);
+    assert_eq!(
+        write_send_header(&mut short, &PublicKey::from_bytes([1; 32])),
+        None
+    );
     let mut buf = vec![0u8; SEND_HEADER_LEN + 3];
     buf[SEND_HEADER_LEN..].copy_from_slice(&[7, 8, 9]);
-    assert_eq!(write_send_header(&mut buf, &NodeKey([1; 32])), Some(()));
+    assert_eq!(
+        write_send_header(&mut buf, &PublicKey::from_bytes([1; 32])),
+        Some(())
+    );
     assert_eq!(
         Frame::decode(&buf),
         Ok(Frame::Send {
-            dst: NodeKey([1; 32]),
+            dst: PublicKey::from_bytes([1; 32]),
             payload: &[7, 8, 9]
         })
     );

@@ -1,10 +1,12 @@
-//! warren's wire formats: codecs only, no I/O, no crypto.
+//! warren's wire formats and the node identity: codecs, no I/O; the only
+//! crypto is deriving a public key from a private one.
 //!
 //! - [`frame`]: the frames between nodes and a relay (registration,
 //!   forwarding, keepalive, refusals), with their byte layouts;
 //! - [`ticket`]: the control plane's signed permission to register a key;
 //! - [`join_token`]: what `warren join --token` takes (control addresses,
 //!   the pinned certificate, the secret);
+//! - [`key`]: [`PublicKey`], the one node identity, and [`PrivateKey`];
 //! - [`Reader`]: the bounds-checked cursor every decoder reads through, so
 //!   no input can make a decoder panic.
 //!
@@ -26,6 +28,6 @@ pub use frame::{
     FrameType, RegisterProof, RegisterRequest, Registered,
 };
 pub use join_token::{JoinToken, JoinTokenError, JOIN_TOKEN_PREFIX};
-pub use key::{KeyParseError, NodeKey};
+pub use key::{KeyParseError, PrivateKey, PublicKey};
 pub use reader::Reader;
 pub use ticket::{Ticket, TicketParseError};

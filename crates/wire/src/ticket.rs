@@ -13,7 +13,7 @@
 //! relay (`warren_relay_proto::crypto`).
 
 use crate::error::DecodeError;
-use crate::key::NodeKey;
+use crate::key::PublicKey;
 use crate::reader::Reader;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -32,7 +32,7 @@ pub const TICKET_SIGNED_LEN: usize = TICKET_CONTEXT.len() + 32 + 8;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Ticket {
     /// The node key the ticket is for.
-    pub node_key: NodeKey,
+    pub node_key: PublicKey,
     /// When it stops being valid, in seconds since the unix epoch.
     pub expires: u64,
     /// The control key's Ed25519 signature over [`Ticket::signed_message`].
@@ -46,7 +46,7 @@ pub struct TicketParseError;
 
 impl Ticket {
     /// The bytes the signature covers for `node_key` and `expires`.
-    pub fn signed_message(node_key: &NodeKey, expires: u64) -> [u8; TICKET_SIGNED_LEN] {
+    pub fn signed_message(node_key: &PublicKey, expires: u64) -> [u8; TICKET_SIGNED_LEN] {
         let mut message = [0u8; TICKET_SIGNED_LEN];
         let (context, rest) = message.split_at_mut(TICKET_CONTEXT.len());
         context.copy_from_slice(TICKET_CONTEXT);
@@ -71,7 +71,7 @@ impl Ticket {
     /// Reads a ticket.
     pub fn read(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Ticket {
-            node_key: NodeKey(reader.array()?),
+            node_key: PublicKey::from_bytes(reader.array()?),
             expires: reader.u64()?,
             signature: reader.array()?,
         })
@@ -105,7 +105,7 @@ mod tests {
 
     fn ticket() -> Ticket {
         Ticket {
-            node_key: NodeKey([3; 32]),
+            node_key: PublicKey::from_bytes([3; 32]),
             expires: 0x0102_0304_0506_0708,
             signature: [9; 64],
         }
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn signed_message_is_context_key_expiry() {
-        let message = Ticket::signed_message(&NodeKey([3; 32]), 5);
+        let message = Ticket::signed_message(&PublicKey::from_bytes([3; 32]), 5);
         assert_eq!(message.get(..22), Some(&b"warren-relay-ticket-v1"[..]));
         assert_eq!(message.get(22..54), Some(&[3u8; 32][..]));
         assert_eq!(message.get(54..), Some(&5u64.to_be_bytes()[..]));

@@ -12,7 +12,7 @@ use warren_netns_tests::wg::warren_bin;
 use warren_netns_tests::{Host, Lab, Proc, Spawn};
 use warren_relay_proto::client::{ClientEvent, RelayClient};
 use warren_relay_proto::SigningKey;
-use warren_wire::{is_warren_frame, NodeKey, Ticket};
+use warren_wire::{is_warren_frame, PublicKey, Ticket};
 
 /// The relay's UDP port.
 pub const RELAY_PORT: u16 = 3478;
@@ -51,15 +51,15 @@ pub fn unix_in(offset: i64) -> u64 {
 pub struct Node {
     pub sock: UdpSocket,
     pub client: RelayClient,
-    pub key: NodeKey,
+    pub key: PublicKey,
     pub events: Vec<ClientEvent>,
     /// Datagrams received through the relay: (source key, payload).
-    pub received: Vec<(NodeKey, Vec<u8>)>,
+    pub received: Vec<(PublicKey, Vec<u8>)>,
 }
 
 /// The public key of a private key.
-pub fn public_of(private: [u8; 32]) -> NodeKey {
-    NodeKey(warren_mesh::PeerKey::of_private(private).0)
+pub fn public_of(private: [u8; 32]) -> PublicKey {
+    warren_wire::PrivateKey::from_bytes(private).public_key()
 }
 
 impl Node {
@@ -87,7 +87,12 @@ impl Node {
         let sock = lab.in_ns(&host.ns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)))??;
         Ok(Node {
             sock,
-            client: RelayClient::new(relay, private, ticket, Instant::now()),
+            client: RelayClient::new(
+                relay,
+                &warren_wire::PrivateKey::from_bytes(private),
+                ticket,
+                Instant::now(),
+            ),
             key: public_of(private),
             events: Vec::new(),
             received: Vec::new(),
@@ -154,7 +159,7 @@ impl Node {
     }
 
     /// Sends `payload` to `dst` through the relay.
-    pub fn send(&mut self, dst: &NodeKey, payload: &[u8]) -> Result<()> {
+    pub fn send(&mut self, dst: &PublicKey, payload: &[u8]) -> Result<()> {
         let mut frame = Vec::new();
         self.client.encode_send(dst, payload, &mut frame)?;
         self.sock.send_to(&frame, self.client.relay_addr())?;
@@ -172,7 +177,7 @@ impl Node {
 }
 
 /// Mints a ticket for `key` valid until `expires` (unix seconds).
-pub fn ticket(signer: &SigningKey, key: NodeKey, expires: u64) -> Ticket {
+pub fn ticket(signer: &SigningKey, key: PublicKey, expires: u64) -> Ticket {
     signer.mint(key, expires)
 }
 

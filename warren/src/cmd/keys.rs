@@ -1,20 +1,16 @@
 //! `warren genkey` and `warren pubkey`: WireGuard keys in wg(8)'s format.
 
 use anyhow::{bail, Context, Result};
-use boringtun::x25519::{PublicKey, StaticSecret};
 use std::io::{Read, Write};
-use warren_mesh::PeerKey;
+use warren_wire::PrivateKey;
 
 /// Prints a fresh private key.
 pub fn genkey() -> Result<()> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
+    let mut bytes = warren_os::random::<32>()?;
     // Clamp as wg(8) does, so the printed key is the canonical form.
     bytes[0] &= 248;
     bytes[31] = (bytes[31] & 127) | 64;
-    println!("{}", PeerKey(bytes).to_base64());
+    println!("{}", PrivateKey::from_bytes(bytes).to_base64());
     Ok(())
 }
 
@@ -25,10 +21,9 @@ pub fn pubkey() -> Result<()> {
         .take(1024)
         .read_to_string(&mut text)
         .context("reading the private key from stdin")?;
-    let Ok(private) = PeerKey::from_base64(text.trim()) else {
+    let Ok(private) = PrivateKey::from_base64(&text) else {
         bail!("stdin is not a base64 WireGuard private key (as printed by `warren genkey`)");
     };
-    let public = PublicKey::from(&StaticSecret::from(private.0));
-    writeln!(std::io::stdout(), "{}", PeerKey::from(public)).context("writing stdout")?;
+    writeln!(std::io::stdout(), "{}", private.public_key()).context("writing stdout")?;
     Ok(())
 }

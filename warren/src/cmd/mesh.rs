@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 use warren_control::mesh_view::{MeshPath, MeshView};
+use warren_proto::PathKind;
 
 /// Arguments of `warren mesh`.
 #[derive(Args)]
@@ -143,10 +144,10 @@ fn dot(view: &MeshView) -> String {
         );
     }
     for path in &view.paths {
-        let style = match path.kind.as_str() {
-            "direct" => "solid",
-            "relayed" => "dashed",
-            _ => "dotted",
+        let style = match path.kind {
+            PathKind::Direct => "solid",
+            PathKind::Relayed => "dashed",
+            PathKind::None => "dotted",
         };
         let _ = writeln!(
             out,
@@ -243,13 +244,14 @@ fn path_to(socket: &std::path::Path, ip: std::net::Ipv4Addr, view: &MeshView) ->
 mod tests {
     use super::*;
     use warren_control::mesh_view::MeshNode;
+    use warren_proto::Mode;
 
     fn view() -> MeshView {
         MeshView {
             nodes: vec![MeshNode {
                 name: "pi".to_owned(),
                 mesh_ip: "100.96.0.2".parse().unwrap(),
-                mode: "relay".to_owned(),
+                mode: Mode::Relay,
                 online: true,
                 endpoint: Some("198.51.100.7:4000".to_owned()),
                 last_seen_secs: Some(3),
@@ -257,7 +259,7 @@ mod tests {
             paths: vec![MeshPath {
                 from: "pi".to_owned(),
                 to: "vps".to_owned(),
-                kind: "relayed".to_owned(),
+                kind: PathKind::Relayed,
                 rtt_ms: Some(1.25),
                 last_handshake_secs: Some(12),
                 tx_bytes: 3 * 1024 * 1024,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use warren_relay::{Server, ServerOptions};
 use warren_relay_proto::{Config, ControlKey, RateLimit, SigningKey};
-use warren_wire::NodeKey;
+use warren_wire::PublicKey;
 
 /// Arguments of `warren relay`: either a subcommand or the server's options.
 #[derive(Args)]
@@ -185,7 +185,7 @@ fn pubkey() -> Result<()> {
 fn mint(args: TicketArgs) -> Result<()> {
     let key = parse_signing_key(&read_small(&args.signing_key_file)?)
         .with_context(|| format!("in {}", args.signing_key_file.display()))?;
-    let node_key = NodeKey::from_base64(&args.node_key)
+    let node_key = PublicKey::from_base64(&args.node_key)
         .map_err(|_| anyhow!("--node-key is not a base64 WireGuard public key (44 characters)"))?;
     let expires = SystemTime::now()
         .checked_add(args.ttl)

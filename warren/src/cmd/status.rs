@@ -115,7 +115,7 @@ mod tests {
         let status = Status {
             name: "pi".to_owned(),
             mesh_ip: "100.96.0.2".parse().unwrap(),
-            mode: "relay".to_owned(),
+            mode: warren_proto::Mode::Relay,
             iface: "warren0".to_owned(),
             control_connected: true,
             updated: 1000,
@@ -123,8 +123,8 @@ mod tests {
                 name: "control".to_owned(),
                 mesh_ip: "100.96.0.1".parse().unwrap(),
                 path: PathReport {
-                    public_key: "k".to_owned(),
-                    kind: "relayed".to_owned(),
+                    public_key: warren_wire::PublicKey::from_bytes([1; 32]),
+                    kind: warren_proto::PathKind::Relayed,
                     endpoint: Some("203.0.113.1:3478".parse().unwrap()),
                     rtt_ms: Some(0.5),
                     last_handshake_secs: Some(7),

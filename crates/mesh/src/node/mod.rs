@@ -22,13 +22,12 @@ mod send;
 
 use crate::disco::{self, DiscoKeys};
 use crate::drops::{DropCounters, DropReason};
-use crate::key::PeerKey;
 use crate::peer::{Path, Peer, PeerConfig, PeerStats};
 use crate::relays::{framed, Relays};
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};
-use boringtun::x25519::{PublicKey, StaticSecret};
+use boringtun::x25519::StaticSecret;
 use ip_network::IpNetwork;
 use ip_network_table::IpNetworkTable;
 use std::collections::{HashMap, VecDeque};
@@ -36,7 +35,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use warren_wire::frame::{is_warren_frame, write_send_header, SEND_HEADER_LEN};
-use warren_wire::{NodeKey, Ticket};
+use warren_wire::Ticket;
+use warren_wire::{PrivateKey, PublicKey};
 
 /// How often WireGuard's timers are checked (boringtun's own device uses 250 ms).
 pub const TIMER_TICK: Duration = Duration::from_millis(250);
@@ -83,13 +83,13 @@ pub struct Dropped {
 pub enum ConfigError {
     /// The change names a peer the node does not have.
     #[error("no peer with public key {0}")]
-    UnknownPeer(PeerKey),
+    UnknownPeer(PublicKey),
     /// A peer with this key already exists.
     #[error("peer {0} already exists")]
-    DuplicatePeer(PeerKey),
+    DuplicatePeer(PublicKey),
     /// The key is the node's own public key; a node cannot be its own peer.
     #[error("peer {0} is this node's own public key")]
-    OwnKey(PeerKey),
+    OwnKey(PublicKey),
 }
 
 /// The per-run disco nonce prefix: a hash of the seed, so it shares no bits
@@ -111,15 +111,14 @@ fn disco_prefix(seed: u64) -> [u8; 8] {
 /// unauthenticated flood with cookie replies that look, to the caller, like
 /// authenticated protocol traffic.)
 fn new_session(
-    private_key: &StaticSecret,
-    peer: PeerKey,
+    private_key: &PrivateKey,
+    peer: PublicKey,
     preshared_key: Option<[u8; 32]>,
     index: u32,
 ) -> Tunn {
-    let public_key = PublicKey::from(private_key);
-    let unlimited = Arc::new(RateLimiter::new(&public_key, u64::MAX));
+    let unlimited = Arc::new(RateLimiter::new(&private_key.public_key().into(), u64::MAX));
     Tunn::new(
-        private_key.clone(),
+        StaticSecret::from(private_key),
         peer.into(),
         preshared_key,
         None,
@@ -130,10 +129,10 @@ fn new_session(
 
 /// A userspace WireGuard interface without I/O. See the module docs.
 pub struct Node {
-    private_key: StaticSecret,
+    private_key: PrivateKey,
     public_key: PublicKey,
     peers: HashMap<u32, Peer>,
-    index_by_key: HashMap<PeerKey, u32>,
+    index_by_key: HashMap<PublicKey, u32>,
     routes: IpNetworkTable<u32>,
     next_index: u32,
     rate_limiter: Arc<RateLimiter>,
@@ -156,12 +155,11 @@ pub struct Node {
 impl Node {
     /// A node with `private_key` and no peers. `seed` picks the first session
     /// index (use a random value so indexes are not predictable across restarts).
-    pub fn new(private_key: [u8; 32], seed: u64, now: Instant) -> Self {
-        let private_key = StaticSecret::from(private_key);
-        let public_key = PublicKey::from(&private_key);
+    pub fn new(private_key: &PrivateKey, seed: u64, now: Instant) -> Self {
+        let public_key = private_key.public_key();
         Node {
-            rate_limiter: Arc::new(RateLimiter::new(&public_key, HANDSHAKE_RATE_LIMIT)),
-            private_key,
+            rate_limiter: Arc::new(RateLimiter::new(&public_key.into(), HANDSHAKE_RATE_LIMIT)),
+            private_key: private_key.clone(),
             public_key,
             peers: HashMap::new(),
             index_by_key: HashMap::new(),
@@ -181,26 +179,29 @@ impl Node {
     }
 
     /// The node's public key.
-    pub fn public_key(&self) -> PeerKey {
-        PeerKey::from(self.public_key)
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
     }
 
     /// The node's private key (for the UAPI `get`, which reports it).
-    pub fn private_key(&self) -> [u8; 32] {
-        self.private_key.to_bytes()
+    pub fn private_key(&self) -> PrivateKey {
+        self.private_key.clone()
     }
 
     /// Replaces the node's private key. Every session is dropped (they were
     /// keyed to the old identity); a peer whose key is the new public key is
     /// removed, as a node cannot be its own peer.
-    pub fn set_private_key(&mut self, private_key: [u8; 32]) {
-        if private_key == self.private_key.to_bytes() {
+    pub fn set_private_key(&mut self, private_key: &PrivateKey) {
+        if *private_key == self.private_key {
             // `wg setconf` and friends resend the key: keep the sessions.
             return;
         }
-        self.private_key = StaticSecret::from(private_key);
-        self.public_key = PublicKey::from(&self.private_key);
-        self.rate_limiter = Arc::new(RateLimiter::new(&self.public_key, HANDSHAKE_RATE_LIMIT));
+        self.private_key = private_key.clone();
+        self.public_key = private_key.public_key();
+        self.rate_limiter = Arc::new(RateLimiter::new(
+            &self.public_key.into(),
+            HANDSHAKE_RATE_LIMIT,
+        ));
         let own = self.public_key();
         self.remove_peer(&own);
         self.relays.rekey(private_key, self.now);
@@ -232,7 +233,7 @@ impl Node {
     /// probed the same way. Returns false for an unknown peer.
     pub fn set_peer_candidates(
         &mut self,
-        key: &PeerKey,
+        key: &PublicKey,
         candidates: Vec<SocketAddr>,
         now: Instant,
     ) -> bool {
@@ -265,7 +266,7 @@ impl Node {
     }
 
     /// Adds a peer. Its allowed IPs are taken from any peer that had them.
-    pub fn add_peer(&mut self, key: PeerKey, config: PeerConfig) -> Result<(), ConfigError> {
+    pub fn add_peer(&mut self, key: PublicKey, config: PeerConfig) -> Result<(), ConfigError> {
         if key == self.public_key() {
             return Err(ConfigError::OwnKey(key));
         }
@@ -302,12 +303,12 @@ impl Node {
     }
 
     /// Whether the node has a peer with this key.
-    pub fn has_peer(&self, key: &PeerKey) -> bool {
+    pub fn has_peer(&self, key: &PublicKey) -> bool {
         self.index_by_key.contains_key(key)
     }
 
     /// Removes a peer, its session and its allowed IPs. Returns whether it existed.
-    pub fn remove_peer(&mut self, key: &PeerKey) -> bool {
+    pub fn remove_peer(&mut self, key: &PublicKey) -> bool {
         let Some(index) = self.index_by_key.remove(key) else {
             return false;
         };
@@ -329,7 +330,7 @@ impl Node {
     /// relay (if any) carries the traffic.
     pub fn set_endpoint(
         &mut self,
-        key: &PeerKey,
+        key: &PublicKey,
         endpoint: Option<SocketAddr>,
     ) -> Result<(), ConfigError> {
         let peer = self.peer_mut(key)?;
@@ -343,8 +344,7 @@ impl Node {
     /// Registers with the relay at `relay` using `ticket` (issued for this
     /// node's key), after any relays added before (the preference order).
     pub fn add_relay(&mut self, relay: SocketAddr, ticket: Ticket, now: Instant) {
-        self.relays
-            .add(relay, self.private_key.to_bytes(), ticket, now);
+        self.relays.add(relay, &self.private_key, ticket, now);
         self.relays.handle_timeout(now, &mut self.queued);
     }
 
@@ -363,7 +363,7 @@ impl Node {
     /// Sets the persistent keepalive interval in seconds (0 turns it off).
     pub fn set_persistent_keepalive(
         &mut self,
-        key: &PeerKey,
+        key: &PublicKey,
         seconds: u16,
     ) -> Result<(), ConfigError> {
         self.peer_mut(key)?.persistent_keepalive = seconds;
@@ -374,7 +374,7 @@ impl Node {
     /// since the current one was keyed without it.
     pub fn set_preshared_key(
         &mut self,
-        key: &PeerKey,
+        key: &PublicKey,
         preshared_key: Option<[u8; 32]>,
     ) -> Result<(), ConfigError> {
         let private_key = self.private_key.clone();
@@ -389,7 +389,7 @@ impl Node {
     /// Replaces the peer's allowed IPs.
     pub fn set_allowed_ips(
         &mut self,
-        key: &PeerKey,
+        key: &PublicKey,
         networks: Vec<IpNetwork>,
     ) -> Result<(), ConfigError> {
         let index = self.index_of(key)?;
@@ -401,14 +401,18 @@ impl Node {
     }
 
     /// Adds one allowed IP network to the peer, taking it from any other peer.
-    pub fn add_allowed_ip(&mut self, key: &PeerKey, network: IpNetwork) -> Result<(), ConfigError> {
+    pub fn add_allowed_ip(
+        &mut self,
+        key: &PublicKey,
+        network: IpNetwork,
+    ) -> Result<(), ConfigError> {
         let index = self.index_of(key)?;
         self.routes.insert(network, index);
         Ok(())
     }
 
     /// A snapshot of one peer.
-    pub fn peer(&self, key: &PeerKey) -> Option<PeerStats> {
+    pub fn peer(&self, key: &PublicKey) -> Option<PeerStats> {
         let index = self.index_by_key.get(key)?;
         self.peers.get(index).map(|peer| self.stats_of(peer))
     }
@@ -444,14 +448,14 @@ impl Node {
         Dropped { reason }
     }
 
-    fn index_of(&self, key: &PeerKey) -> Result<u32, ConfigError> {
+    fn index_of(&self, key: &PublicKey) -> Result<u32, ConfigError> {
         self.index_by_key
             .get(key)
             .copied()
             .ok_or(ConfigError::UnknownPeer(*key))
     }
 
-    fn peer_mut(&mut self, key: &PeerKey) -> Result<&mut Peer, ConfigError> {
+    fn peer_mut(&mut self, key: &PublicKey) -> Result<&mut Peer, ConfigError> {
         let index = self.index_of(key)?;
         self.peers
             .get_mut(&index)

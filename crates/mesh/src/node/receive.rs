@@ -30,7 +30,7 @@ enum Arrival {
     /// Straight from this address.
     Direct(SocketAddr),
     /// Through the relay at `relay`, which vouches that `src` sent it.
-    Relay { relay: SocketAddr, src: PeerKey },
+    Relay { relay: SocketAddr, src: PublicKey },
 }
 
 /// What boringtun did with an incoming datagram, without borrowing its buffer.
@@ -72,13 +72,13 @@ impl Node {
             .handle_frame(now, from, datagram, &mut self.queued)
         {
             Some(Ok(Some(received))) if disco::is_disco(received.payload) => {
-                self.handle_disco(now, PeerKey(received.src.0), received.payload)?;
+                self.handle_disco(now, received.src, received.payload)?;
                 Ok(None)
             }
             Some(Ok(Some(received))) => {
                 let arrival = Arrival::Relay {
                     relay: from,
-                    src: PeerKey(received.src.0),
+                    src: received.src,
                 };
                 self.handle_wireguard(now, arrival, received.payload, out)
             }
@@ -161,7 +161,7 @@ impl Node {
                     },
                     Arrival::Relay { relay, .. } => Transmit {
                         dst: relay,
-                        payload: framed(peer_key.0, datagram),
+                        payload: framed(peer_key, datagram),
                     },
                 };
                 peer.note_sent(now, reply.len());
@@ -194,7 +194,12 @@ impl Node {
     /// become probe targets, probed at the next tick, and if this node has
     /// not called the peer within a second it calls back at once, so both
     /// ends probe together (which is what punches through cone NATs).
-    fn handle_disco(&mut self, now: Instant, src: PeerKey, message: &[u8]) -> Result<(), Dropped> {
+    fn handle_disco(
+        &mut self,
+        now: Instant,
+        src: PublicKey,
+        message: &[u8],
+    ) -> Result<(), Dropped> {
         let Some(index) = self.index_by_key.get(&src).copied() else {
             return Err(self.drop_unattributed(DropReason::UnknownPeer));
         };
@@ -290,7 +295,7 @@ impl Node {
                 // way the initiation came.
                 let payload = match arrival {
                     Arrival::Direct(_) => reply.to_vec(),
-                    Arrival::Relay { src, .. } => framed(src.0, reply),
+                    Arrival::Relay { src, .. } => framed(src, reply),
                 };
                 self.queued.push_back(Transmit { dst: from, payload });
                 return Err(DropReason::UnderLoad);
@@ -300,11 +305,15 @@ impl Node {
         };
         match packet {
             Packet::HandshakeInit(init) => {
-                let half = parse_handshake_anon(&self.private_key, &self.public_key, &init)
-                    .map_err(|error| DropReason::from_wireguard(&error))?;
+                let half = parse_handshake_anon(
+                    &StaticSecret::from(&self.private_key),
+                    &self.public_key.into(),
+                    &init,
+                )
+                .map_err(|error| DropReason::from_wireguard(&error))?;
                 let index = self
                     .index_by_key
-                    .get(&PeerKey(half.peer_static_public))
+                    .get(&PublicKey::from_bytes(half.peer_static_public))
                     .copied()
                     .ok_or(DropReason::UnknownPeer)?;
                 Ok((index, MessageKind::HandshakeInitiation))

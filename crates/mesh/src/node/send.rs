@@ -21,7 +21,7 @@ pub(super) fn call_me_maybe(
     );
     Transmit {
         dst: relay,
-        payload: framed(peer.key.0, &call),
+        payload: framed(peer.key, &call),
     }
 }
 
@@ -76,7 +76,7 @@ impl Node {
                         payload: datagram.to_vec(),
                     });
                 }
-                let _ = write_send_header(header, &NodeKey(peer.key.0));
+                let _ = write_send_header(header, &peer.key);
                 Ok((relay, datagram.len()))
             }
             (TunnResult::WriteToNetwork(_), Path::Unknown) => Err(DropReason::NoEndpoint),
@@ -158,7 +158,7 @@ impl Node {
                         }
                         self.queued.push_back(Transmit {
                             dst: relay,
-                            payload: framed(peer.key.0, &probe),
+                            payload: framed(peer.key, &probe),
                         });
                         break;
                     }
@@ -199,7 +199,7 @@ impl Node {
                         }
                         self.queued.push_back(Transmit {
                             dst: relay,
-                            payload: framed(peer.key.0, &datagram),
+                            payload: framed(peer.key, &datagram),
                         });
                     }
                     Path::Unknown => {

@@ -6,7 +6,8 @@
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
-use warren_mesh::{Node, PeerConfig, PeerKey, Transmit};
+use warren_mesh::{Node, PeerConfig, Transmit};
+use warren_wire::{PrivateKey, PublicKey};
 
 /// One simulated host: a node, its UDP address and what reached its TUN.
 pub struct Host {
@@ -24,15 +25,15 @@ pub struct Net {
     pub aliases: Vec<(SocketAddr, usize)>,
 }
 
-pub fn key_bytes(seed: u8) -> [u8; 32] {
+pub fn private_key(seed: u8) -> PrivateKey {
     let mut key = [seed; 32];
     key[0] &= 248;
     key[31] = (key[31] & 127) | 64;
-    key
+    PrivateKey::from_bytes(key)
 }
 
-pub fn public_of(private: [u8; 32]) -> PeerKey {
-    PeerKey::of_private(private)
+pub fn public_of(private: &PrivateKey) -> PublicKey {
+    private.public_key()
 }
 
 /// Mesh address of host `i` (10.0.0.<i+1>).
@@ -45,16 +46,16 @@ impl Net {
     /// knowing every other's endpoint.
     pub fn full_mesh(n: usize) -> Net {
         let now = Instant::now();
-        let keys: Vec<[u8; 32]> = (0..n).map(|i| key_bytes(i as u8 + 1)).collect();
+        let keys: Vec<PrivateKey> = (0..n).map(|i| private_key(i as u8 + 1)).collect();
         let addrs: Vec<SocketAddr> = (0..n)
             .map(|i| SocketAddr::from(([192, 168, 1, i as u8 + 1], 51820)))
             .collect();
         let mut hosts = Vec::new();
         for i in 0..n {
-            let mut node = Node::new(keys[i], i as u64 * 1000, now);
+            let mut node = Node::new(&keys[i], i as u64 * 1000, now);
             for j in (0..n).filter(|j| *j != i) {
                 node.add_peer(
-                    public_of(keys[j]),
+                    public_of(&keys[j]),
                     PeerConfig {
                         endpoint: Some(addrs[j]),
                         allowed_ips: vec![format!("{}/32", mesh_ip(j)).parse().unwrap()],
@@ -77,7 +78,7 @@ impl Net {
         }
     }
 
-    pub fn key(&self, i: usize) -> PeerKey {
+    pub fn key(&self, i: usize) -> PublicKey {
         self.hosts[i].node.public_key()
     }
 
@@ -212,7 +213,7 @@ pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
 /// A handshake response to the node with public key `to`, for session index
 /// `receiver_index`, with a valid MAC1 (anyone who knows `to` can compute it)
 /// and garbage everywhere else: what an attacker can forge.
-pub fn forged_handshake_response(to: &PeerKey, receiver_index: u32, nonce: u32) -> Vec<u8> {
+pub fn forged_handshake_response(to: &PublicKey, receiver_index: u32, nonce: u32) -> Vec<u8> {
     use blake2::digest::{FixedOutput, KeyInit, Update};
     use blake2::{Blake2s256, Blake2sMac, Digest};
     let mut message = vec![0u8; 92];
@@ -222,7 +223,7 @@ pub fn forged_handshake_response(to: &PeerKey, receiver_index: u32, nonce: u32) 
     message[12..44].fill(nonce as u8);
     let mut hash = Blake2s256::new();
     Digest::update(&mut hash, b"mac1----");
-    Digest::update(&mut hash, to.0);
+    Digest::update(&mut hash, to.as_bytes());
     let mac1_key: [u8; 32] = hash.finalize().into();
     let mut mac =
         <Blake2sMac<blake2::digest::consts::U16> as KeyInit>::new_from_slice(&mac1_key).unwrap();

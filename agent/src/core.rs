@@ -1,0 +1,182 @@
+//! How the agent reacts to the control plane, without I/O: messages in,
+//! device changes and status out.
+//!
+//! [`AgentCore`] owns the agent's picture of the mesh: who it is and the
+//! peer map. Feed it the welcome of every (re)connection
+//! ([`AgentCore::handle_welcome`]), each message that follows
+//! ([`AgentCore::handle_message`]) and each measured report
+//! ([`AgentCore::status`]); carry out the [`Action`]s it returns, in order.
+//! The driver in [`crate::join`] only moves bytes between it, the QUIC
+//! stream and the device.
+
+use ip_network::Ipv4Network;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use warren_proto::{ControlMessage, Peer, Report, Status, StatusOf, Welcome};
+use warren_uapi::{IpNetwork, PeerChange, SetRequest};
+use warren_wire::{PublicKey, Ticket};
+
+/// Keepalive for every peer: keeps NAT mappings open and paths probed.
+pub const PERSISTENT_KEEPALIVE: u16 = 25;
+
+/// What the driver does for the core.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Apply these peer changes to the device.
+    Configure(SetRequest),
+    /// Probe these candidates of a peer (NAT traversal).
+    PeerCandidates {
+        /// The peer.
+        peer: PublicKey,
+        /// Its candidates, likeliest first.
+        candidates: Vec<SocketAddr>,
+    },
+    /// Register with the relays again with this ticket.
+    RenewTicket(Ticket),
+}
+
+/// The agent's picture of the mesh (see the module doc).
+#[derive(Debug, Clone)]
+pub struct AgentCore {
+    me: StatusOf,
+    peers: HashMap<PublicKey, Peer>,
+    connected: bool,
+    last_report: Option<Report>,
+}
+
+impl AgentCore {
+    /// The core of a node described by `me`, before any welcome.
+    pub fn new(me: StatusOf) -> AgentCore {
+        AgentCore {
+            me,
+            peers: HashMap::new(),
+            connected: false,
+            last_report: None,
+        }
+    }
+
+    /// The current peers.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+
+    /// Whether the control plane is connected.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The welcome of a (re)connection: its peer map replaces the old one.
+    /// Peers that are gone (removed while this node was away) are removed
+    /// from the device; the others are added or updated in place, which
+    /// keeps their sessions.
+    pub fn handle_welcome(&mut self, welcome: &Welcome) -> Vec<Action> {
+        self.connected = true;
+        self.me.name = welcome.name.clone();
+        self.me.mesh_ip = welcome.mesh_ip;
+        let gone: Vec<PublicKey> = self
+            .peers
+            .keys()
+            .filter(|key| !welcome.peers.iter().any(|peer| peer.public_key == **key))
+            .copied()
+            .collect();
+        self.peers = welcome
+            .peers
+            .iter()
+            .map(|peer| (peer.public_key, peer.clone()))
+            .collect();
+        vec![Action::Configure(peer_changes(&welcome.peers, &gone))]
+    }
+
+    /// A message after the welcome.
+    pub fn handle_message(&mut self, message: ControlMessage) -> Vec<Action> {
+        match message {
+            ControlMessage::Peers { added, removed } => {
+                for peer in &added {
+                    self.peers.insert(peer.public_key, peer.clone());
+                }
+                for key in &removed {
+                    self.peers.remove(key);
+                }
+                tracing::info!(
+                    added = added.len(),
+                    removed = removed.len(),
+                    "peer map updated"
+                );
+                vec![Action::Configure(peer_changes(&added, &removed))]
+            }
+            ControlMessage::Candidates {
+                public_key,
+                candidates,
+            } if self.peers.contains_key(&public_key) => vec![Action::PeerCandidates {
+                peer: public_key,
+                candidates,
+            }],
+            ControlMessage::Ticket { ticket } => vec![Action::RenewTicket(ticket)],
+            ControlMessage::Candidates { .. } => Vec::new(),
+            ControlMessage::Welcome(_) | ControlMessage::Refused { .. } => {
+                tracing::debug!("ignoring a second answer to the hello");
+                Vec::new()
+            }
+            // A kind a newer control plane added: nothing to do with it.
+            _ => Vec::new(),
+        }
+    }
+
+    /// The control plane connection was lost.
+    pub fn handle_disconnected(&mut self) {
+        self.connected = false;
+    }
+
+    /// Takes a freshly measured report; returns the status to write at
+    /// `now` (unix seconds).
+    pub fn handle_report(&mut self, report: Report, now: u64) -> Status {
+        self.last_report = Some(report);
+        self.status(now)
+    }
+
+    /// The status as of the last report (no peers before the first one).
+    pub fn status(&self, now: u64) -> Status {
+        let empty = Report {
+            paths: Vec::new(),
+            candidates: Vec::new(),
+        };
+        let report = self.last_report.as_ref().unwrap_or(&empty);
+        Status::from_report(
+            &self.me,
+            report,
+            |key| {
+                self.peers
+                    .get(key)
+                    .map(|peer| (peer.name.clone(), peer.mesh_ip))
+            },
+            self.connected,
+            now,
+        )
+    }
+}
+
+/// The UAPI changes that add `added` (replacing what the device had of
+/// them: endpoint and allowed IPs, keeping the session) and remove `removed`.
+pub fn peer_changes(added: &[Peer], removed: &[PublicKey]) -> SetRequest {
+    let mut set = SetRequest::default();
+    for peer in added {
+        set.peers.push(PeerChange {
+            endpoint: peer.endpoints.first().copied(),
+            persistent_keepalive_interval: Some(PERSISTENT_KEEPALIVE),
+            replace_allowed_ips: true,
+            allowed_ips: vec![IpNetwork::V4(Ipv4Network::from(peer.mesh_ip))],
+            ..PeerChange::new(peer.public_key.into())
+        });
+    }
+    for key in removed {
+        set.peers.push(PeerChange {
+            remove: true,
+            ..PeerChange::new((*key).into())
+        });
+    }
+    set
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

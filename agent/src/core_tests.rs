@@ -1,0 +1,140 @@
+//! The agent core's reactions, message by message.
+
+use super::*;
+use std::net::Ipv4Addr;
+use warren_proto::{Mode, PathKind, PathReport};
+
+fn key(seed: u8) -> PublicKey {
+    PublicKey::from_bytes([seed; 32])
+}
+
+fn peer(name: &str, seed: u8) -> Peer {
+    Peer {
+        name: name.to_owned(),
+        public_key: key(seed),
+        mesh_ip: Ipv4Addr::new(100, 96, 0, seed),
+        mode: Mode::Relay,
+        endpoints: Vec::new(),
+    }
+}
+
+fn welcome(peers: Vec<Peer>) -> Welcome {
+    Welcome {
+        name: "pi".to_owned(),
+        mesh_ip: Ipv4Addr::new(100, 96, 0, 2),
+        mesh_prefix: 16,
+        credential: None,
+        relays: Vec::new(),
+        ticket: Ticket::decode(&[3u8; warren_wire::ticket::TICKET_LEN]).unwrap(),
+        peers,
+    }
+}
+
+fn core() -> AgentCore {
+    AgentCore::new(StatusOf {
+        name: "pi".to_owned(),
+        mesh_ip: Ipv4Addr::new(100, 96, 0, 2),
+        mode: Mode::Relay,
+        iface: "warren0".to_owned(),
+    })
+}
+
+/// The keys an action set adds and removes, in order.
+fn changes(actions: &[Action]) -> (Vec<PublicKey>, Vec<PublicKey>) {
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    for action in actions {
+        if let Action::Configure(set) = action {
+            for change in &set.peers {
+                let key = PublicKey::from(change.public_key);
+                if change.remove {
+                    removed.push(key);
+                } else {
+                    added.push(key);
+                }
+            }
+        }
+    }
+    (added, removed)
+}
+
+/// The security review's H2: a node removed while this agent was away is
+/// missing from the next welcome, and the agent removes it from the device.
+#[test]
+fn a_reconnect_welcome_removes_peers_that_left_while_away() {
+    let mut core = core();
+    let first = core.handle_welcome(&welcome(vec![peer("control", 1), peer("b", 3)]));
+    assert_eq!(changes(&first), (vec![key(1), key(3)], vec![]));
+    core.handle_disconnected();
+    assert!(!core.is_connected());
+    let again = core.handle_welcome(&welcome(vec![peer("control", 1), peer("c", 4)]));
+    assert_eq!(changes(&again), (vec![key(1), key(4)], vec![key(3)]));
+    let mut names: Vec<&str> = core.peers().map(|p| p.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, vec!["c", "control"]);
+}
+
+#[test]
+fn peer_updates_candidates_and_tickets_become_device_actions() {
+    let mut core = core();
+    core.handle_welcome(&welcome(vec![peer("control", 1)]));
+    let update = core.handle_message(ControlMessage::Peers {
+        added: vec![peer("vm", 5)],
+        removed: vec![key(1)],
+    });
+    assert_eq!(changes(&update), (vec![key(5)], vec![key(1)]));
+    let candidates = vec!["203.0.113.9:51820".parse().unwrap()];
+    assert_eq!(
+        core.handle_message(ControlMessage::Candidates {
+            public_key: key(5),
+            candidates: candidates.clone(),
+        }),
+        vec![Action::PeerCandidates {
+            peer: key(5),
+            candidates: candidates.clone()
+        }]
+    );
+    assert!(
+        core.handle_message(ControlMessage::Candidates {
+            public_key: key(9),
+            candidates,
+        })
+        .is_empty(),
+        "candidates of a stranger are ignored"
+    );
+    let ticket = Ticket::decode(&[4u8; warren_wire::ticket::TICKET_LEN]).unwrap();
+    assert_eq!(
+        core.handle_message(ControlMessage::Ticket { ticket }),
+        vec![Action::RenewTicket(ticket)]
+    );
+    assert!(core.handle_message(ControlMessage::Unknown).is_empty());
+}
+
+#[test]
+fn the_status_names_reported_peers_and_says_whether_the_control_plane_is_there() {
+    let mut core = core();
+    core.handle_welcome(&welcome(vec![peer("control", 1), peer("vm", 5)]));
+    let path = |seed: u8| PathReport {
+        public_key: key(seed),
+        kind: PathKind::Direct,
+        endpoint: None,
+        rtt_ms: None,
+        last_handshake_secs: None,
+        tx_bytes: 0,
+        rx_bytes: 0,
+    };
+    let status = core.handle_report(
+        Report {
+            paths: vec![path(5), path(1), path(9)],
+            candidates: Vec::new(),
+        },
+        100,
+    );
+    let names: Vec<&str> = status.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["control", "vm"], "sorted, strangers left out");
+    assert!(status.control_connected);
+    core.handle_disconnected();
+    let offline = core.status(105);
+    assert!(!offline.control_connected);
+    assert_eq!((offline.updated, offline.peers.len()), (105, 2));
+}

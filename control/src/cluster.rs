@@ -1,0 +1,433 @@
+//! The control plane's shared state and its one owner.
+//!
+//! [`ClusterState`] holds everything the QUIC endpoint, the admin API and
+//! the control plane's own device share: the store, the node registry, the
+//! open agent connections and their latest reports. Its methods are plain
+//! synchronous code that commits to the store before it changes anything
+//! in memory or tells anyone (peer-map events go out after the commit).
+//!
+//! [`Cluster`] is the handle: the state lives on a thread of its own, and
+//! [`Cluster::with`] runs a closure on it and hands back the result, so
+//! there is exactly one owner, no lock order to keep, and SQLite's fsyncs
+//! never run on the threads that move packets. Later, several control-plane
+//! processes can share the store behind the same methods.
+
+use crate::admission::{self, Decision, Refusal, Snapshot};
+use crate::mesh_view::{self, ControlMember, MeshView};
+use crate::nodes::{NodeRecord, Registry, CONTROL_NAME};
+use crate::store::{RedeemError, Store, StoreError};
+use ip_network::Ipv4Network;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use warren_proto::{ControlMessage, Hello, Mode, Peer, RefusalCode, Report, Welcome};
+use warren_relay::Revoker;
+use warren_relay_proto::SigningKey;
+use warren_wire::{PublicKey, Ticket};
+
+/// How many peer-map events a slow subscriber may fall behind before it
+/// must resynchronise.
+const EVENT_BACKLOG: usize = 256;
+
+/// A change to the peer map, for every connected agent and the control
+/// plane's own device.
+#[derive(Debug, Clone)]
+pub enum PeerEvent {
+    /// A node joined or rejoined.
+    Joined(NodeRecord),
+    /// A node was removed.
+    Left(NodeRecord),
+    /// A node reported new NAT traversal candidates.
+    Candidates {
+        /// The node.
+        node: NodeRecord,
+        /// Its candidates, likeliest first.
+        candidates: Vec<SocketAddr>,
+    },
+}
+
+/// What the cluster is configured with when the control plane starts.
+pub struct ClusterConfig {
+    /// The state store, already open.
+    pub store: Store,
+    /// The nodes loaded from it.
+    pub registry: Registry,
+    /// Signs relay tickets.
+    pub signing_key: Arc<SigningKey>,
+    /// How long the tickets it hands out last.
+    pub ticket_lifetime: Duration,
+    /// The relays agents register with, in order of preference.
+    pub relays: Vec<SocketAddr>,
+    /// The mesh CIDR.
+    pub mesh: Ipv4Network,
+    /// The control plane as a mesh member.
+    pub control: ControlMember,
+    /// The embedded relay, told at once when a node is removed.
+    pub revoker: Option<Revoker>,
+}
+
+/// The shared state (see the module doc).
+pub struct ClusterState {
+    config: ClusterConfig,
+    events: broadcast::Sender<PeerEvent>,
+    online: HashMap<String, Online>,
+    reports: HashMap<String, (SystemTime, Report)>,
+    next_connection: u64,
+}
+
+/// An open agent connection.
+#[derive(Debug, Clone, Copy)]
+struct Online {
+    connection: ConnectionId,
+    remote: SocketAddr,
+}
+
+/// Tells apart two connections of one node, so the older one ending does
+/// not mark the node offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionId(u64);
+
+/// An admitted agent: its node and the welcome to send.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The node as stored.
+    pub node: NodeRecord,
+    /// What the agent is told.
+    pub welcome: Welcome,
+    /// The connection, for [`ClusterState::disconnected`].
+    pub connection: ConnectionId,
+}
+
+/// Why a node could not be removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoveError {
+    /// No node has that name.
+    #[error("no node is called {0:?} (see `warren nodes`)")]
+    Unknown(String),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A node as `warren nodes` lists it.
+#[derive(Debug, Clone)]
+pub struct NodeListing {
+    /// The node as stored.
+    pub node: NodeRecord,
+    /// Where its agent connects from, while connected.
+    pub connected_from: Option<SocketAddr>,
+}
+
+impl ClusterState {
+    /// The state over `config`.
+    pub fn new(config: ClusterConfig) -> ClusterState {
+        ClusterState {
+            config,
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            online: HashMap::new(),
+            reports: HashMap::new(),
+            next_connection: 0,
+        }
+    }
+
+    /// Peer-map events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<PeerEvent> {
+        self.events.subscribe()
+    }
+
+    /// The nodes now.
+    pub fn registry(&self) -> &Registry {
+        &self.config.registry
+    }
+
+    /// The store, for what the admin API reads and writes directly (tokens).
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.config.store
+    }
+
+    /// How long the relay tickets it hands out last.
+    pub fn ticket_lifetime(&self) -> Duration {
+        self.config.ticket_lifetime
+    }
+
+    /// Answers `hello` from `remote` at `now` (unix seconds) with `random`
+    /// for a new credential: a welcome once the join is stored, or a
+    /// refusal that changed nothing.
+    pub fn admit(
+        &mut self,
+        hello: &Hello,
+        remote: SocketAddr,
+        now: u64,
+        random: [u8; 32],
+    ) -> Result<Admitted, Refusal> {
+        let token = match &hello.auth {
+            warren_proto::Auth::Token { id, .. } => {
+                self.config.store.token(&id.0).map_err(internal)?
+            }
+            warren_proto::Auth::Credential { .. } => None,
+        };
+        let snapshot = Snapshot {
+            registry: &self.config.registry,
+            token: token.as_ref(),
+            control_key: self.config.control.public_key,
+        };
+        let (node, credential) = match admission::decide(&snapshot, hello, now, random)? {
+            Decision::Join {
+                node,
+                token,
+                token_secret,
+                credential,
+            } => {
+                self.config
+                    .store
+                    .join(&token.0, &token_secret.0, &node, now)
+                    .map_err(|error| match error {
+                        RedeemError::Refused(refused) => Refusal::from(refused),
+                        RedeemError::Store(error) => internal(error),
+                    })?;
+                self.config
+                    .registry
+                    .insert(node.clone())
+                    .map_err(internal)?;
+                tracing::info!(name = %node.name, mesh_ip = %node.mesh_ip, mode = %node.mode, "node joined");
+                (node, Some(credential))
+            }
+            Decision::Rejoin { node, changed } => {
+                if changed {
+                    self.config.store.update_node(&node).map_err(internal)?;
+                    self.config.registry.replace(node.clone());
+                    tracing::info!(name = %node.name, mode = %node.mode, "node rejoined with new details");
+                }
+                tracing::info!(name = %node.name, mesh_ip = %node.mesh_ip, "node rejoined");
+                (node, None)
+            }
+        };
+        let welcome = self.welcome(&node, credential, now);
+        let connection = ConnectionId(self.next_connection);
+        self.next_connection += 1;
+        self.online
+            .insert(node.name.clone(), Online { connection, remote });
+        let _ = self.events.send(PeerEvent::Joined(node.clone()));
+        Ok(Admitted {
+            node,
+            welcome,
+            connection,
+        })
+    }
+
+    fn welcome(
+        &self,
+        node: &NodeRecord,
+        credential: Option<warren_proto::Secret>,
+        now: u64,
+    ) -> Welcome {
+        let control = &self.config.control;
+        let mut peers = vec![Peer {
+            name: CONTROL_NAME.to_owned(),
+            public_key: control.public_key,
+            mesh_ip: control.mesh_ip,
+            mode: Mode::Control,
+            endpoints: control.wireguard_endpoints.clone(),
+        }];
+        peers.extend(
+            self.config
+                .registry
+                .nodes()
+                .filter(|n| n.name != node.name)
+                .map(peer_of),
+        );
+        Welcome {
+            name: node.name.clone(),
+            mesh_ip: node.mesh_ip,
+            mesh_prefix: self.config.mesh.netmask(),
+            credential,
+            relays: self.config.relays.clone(),
+            ticket: self.mint(node.public_key, now),
+            peers,
+        }
+    }
+
+    fn mint(&self, key: PublicKey, now: u64) -> Ticket {
+        self.config
+            .signing_key
+            .mint(key, now + self.config.ticket_lifetime.as_secs())
+    }
+
+    /// A fresh relay ticket for `name` at `now`, unless it was removed.
+    pub fn renew_ticket(&self, name: &str, now: u64) -> Option<Ticket> {
+        let node = self.config.registry.get(name)?;
+        Some(self.mint(node.public_key, now))
+    }
+
+    /// The connection `connection` of `name` ended.
+    pub fn disconnected(&mut self, name: &str, connection: ConnectionId) {
+        if self
+            .online
+            .get(name)
+            .is_some_and(|online| online.connection == connection)
+        {
+            self.online.remove(name);
+        }
+    }
+
+    /// Removes the node `name`: from the store first, then the registry
+    /// (its address is free again), and tells everyone (its own connection
+    /// closes, the others and the control plane's device drop it).
+    pub fn remove(&mut self, name: &str) -> Result<NodeRecord, RemoveError> {
+        if self.config.registry.get(name).is_none() {
+            return Err(RemoveError::Unknown(name.to_owned()));
+        }
+        self.config.store.remove_node(name)?;
+        let node = self
+            .config
+            .registry
+            .remove(name)
+            .ok_or_else(|| RemoveError::Unknown(name.to_owned()))?;
+        self.reports.remove(name);
+        let _ = self.events.send(PeerEvent::Left(node.clone()));
+        if let Some(revoker) = &self.config.revoker {
+            // Longer than any ticket the node may still hold.
+            revoker.revoke(node.public_key, self.config.ticket_lifetime * 2);
+        }
+        tracing::info!(%name, mesh_ip = %node.mesh_ip, "node removed");
+        Ok(node)
+    }
+
+    /// Keeps `name`'s latest report (the control plane's own under
+    /// [`CONTROL_NAME`]), received `at`; new candidates go to every peer.
+    pub fn record_report(&mut self, name: &str, report: Report, at: SystemTime) {
+        let candidates = report.candidates.clone();
+        let previous = self
+            .reports
+            .insert(name.to_owned(), (at, report))
+            .map(|(_, old)| old.candidates);
+        if candidates.is_empty() || previous.as_ref() == Some(&candidates) {
+            return;
+        }
+        if let Some(node) = self.config.registry.get(name) {
+            let _ = self.events.send(PeerEvent::Candidates {
+                node: node.clone(),
+                candidates,
+            });
+        }
+    }
+
+    /// The candidates every node but `name` last reported, for an agent
+    /// that just connected.
+    pub fn known_candidates(&self, name: &str) -> Vec<ControlMessage> {
+        self.reports
+            .iter()
+            .filter(|(other, (_, report))| other.as_str() != name && !report.candidates.is_empty())
+            .filter_map(|(other, (_, report))| {
+                let node = self.config.registry.get(other)?;
+                Some(ControlMessage::Candidates {
+                    public_key: node.public_key,
+                    candidates: report.candidates.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every node and where its agent connects from.
+    pub fn listing(&self) -> Vec<NodeListing> {
+        self.config
+            .registry
+            .nodes()
+            .map(|node| NodeListing {
+                node: node.clone(),
+                connected_from: self.online.get(&node.name).map(|online| online.remote),
+            })
+            .collect()
+    }
+
+    /// The `warren mesh` view at `now`.
+    pub fn mesh_view(&self, now: SystemTime) -> MeshView {
+        let online: HashMap<String, SocketAddr> = self
+            .online
+            .iter()
+            .map(|(name, online)| (name.clone(), online.remote))
+            .collect();
+        mesh_view::view(
+            &self.config.control,
+            &self.config.relays,
+            self.config.registry.nodes(),
+            &online,
+            &self.reports,
+            now,
+        )
+    }
+}
+
+/// A node as the others' peer: direct nodes at their private address.
+pub fn peer_of(node: &NodeRecord) -> Peer {
+    Peer {
+        name: node.name.clone(),
+        public_key: node.public_key,
+        mesh_ip: node.mesh_ip,
+        mode: node.mode,
+        endpoints: node
+            .private_address
+            .map(|ip: IpAddr| SocketAddr::new(ip, node.wg_port))
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> Refusal {
+    tracing::error!(%error, "admitting a node");
+    Refusal::new(
+        RefusalCode::Internal,
+        "the control plane could not store the join; try again",
+    )
+}
+
+type Job = Box<dyn FnOnce(&mut ClusterState) + Send>;
+
+/// The handle to the cluster's owner thread (see the module doc).
+#[derive(Clone)]
+pub struct Cluster {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// The cluster's owner thread is gone (the control plane is stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the control plane is stopping")]
+pub struct ClusterStopped;
+
+impl Cluster {
+    /// Starts the owner thread with `state`; it runs until every handle is
+    /// dropped.
+    pub fn spawn(state: ClusterState) -> std::io::Result<Cluster> {
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+        std::thread::Builder::new()
+            .name("warren-cluster".to_owned())
+            .spawn(move || {
+                let mut state = state;
+                while let Some(job) = queue.blocking_recv() {
+                    job(&mut state);
+                }
+            })?;
+        Ok(Cluster { jobs })
+    }
+
+    /// Runs `job` on the state and returns what it returns.
+    pub async fn with<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut ClusterState) -> R + Send + 'static,
+    ) -> Result<R, ClusterStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |state| {
+                let _ = reply.send(job(state));
+            }))
+            .map_err(|_| ClusterStopped)?;
+        answer.await.map_err(|_| ClusterStopped)
+    }
+}
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;

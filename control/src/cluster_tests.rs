@@ -1,0 +1,213 @@
+//! The cluster state commits what admission decides, and a refusal leaves
+//! no trace.
+
+use super::*;
+use crate::ipam::Allocator;
+use crate::tokens::TokenRecord;
+use proptest::prelude::*;
+use std::time::Duration;
+use warren_proto::{Auth, Secret, TokenId, PROTOCOL_VERSION};
+use warren_relay_proto::SigningKey;
+use warren_wire::PrivateKey;
+
+const NOW: u64 = 1_800_000_000;
+
+fn key(seed: u8) -> PublicKey {
+    PrivateKey::from_bytes([seed; 32]).public_key()
+}
+
+struct Fixture {
+    state: ClusterState,
+    token: TokenId,
+    secret: Secret,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fixture(name: &str, uses: u32) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("warren-cluster-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&dir.join("state.db")).unwrap();
+    let (token, secret) =
+        TokenRecord::issue(NOW - 10, Duration::from_secs(600), uses, [3; 40]).unwrap();
+    store.insert_token(&token).unwrap();
+    let mesh: Ipv4Network = "100.96.0.0/24".parse().unwrap();
+    let state = ClusterState::new(ClusterConfig {
+        store,
+        registry: Registry::new(Allocator::new(mesh).unwrap()),
+        signing_key: Arc::new(SigningKey::from_seed(&[1; 32]).unwrap()),
+        ticket_lifetime: Duration::from_secs(3600),
+        relays: Vec::new(),
+        mesh,
+        control: ControlMember {
+            public_key: key(200),
+            mesh_ip: "100.96.0.1".parse().unwrap(),
+            endpoint: None,
+            wireguard_endpoints: Vec::new(),
+        },
+        revoker: None,
+    });
+    Fixture {
+        state,
+        token: TokenId(token.id),
+        secret: Secret(secret),
+        dir,
+    }
+}
+
+fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
+    Hello {
+        version: PROTOCOL_VERSION,
+        capabilities: Vec::new(),
+        auth,
+        name: name.to_owned(),
+        public_key,
+        mode: Mode::Relay,
+        private_address: None,
+        wg_port: 51820,
+    }
+}
+
+fn remote() -> SocketAddr {
+    "198.51.100.7:4000".parse().unwrap()
+}
+
+/// Everything a refusal must leave as it was.
+fn trace(state: &mut ClusterState) -> (Vec<NodeRecord>, Vec<TokenRecord>, Vec<NodeRecord>, usize) {
+    let stored = state.store().nodes().unwrap();
+    let tokens = state.store().tokens().unwrap();
+    let registered = state.registry().nodes().cloned().collect();
+    (stored, tokens, registered, state.listing().len())
+}
+
+#[test]
+fn a_join_is_stored_counted_and_announced_and_a_rejoin_keeps_the_address() {
+    let mut fixture = fixture("join", 2);
+    let mut events = fixture.state.subscribe();
+    let auth = Auth::Token {
+        id: fixture.token,
+        secret: fixture.secret.clone(),
+    };
+    let admitted = fixture
+        .state
+        .admit(&hello(auth, "pi", key(1)), remote(), NOW, [7; 32])
+        .unwrap();
+    assert_eq!(admitted.welcome.credential, Some(Secret([7; 32])));
+    assert_eq!(admitted.welcome.peers[0].mode, Mode::Control);
+    assert_eq!(
+        fixture.state.store().nodes().unwrap(),
+        vec![admitted.node.clone()]
+    );
+    assert_eq!(fixture.state.store().tokens().unwrap()[0].used, 1);
+    assert!(matches!(events.try_recv(), Ok(PeerEvent::Joined(node)) if node.name == "pi"));
+    let listing = fixture.state.listing();
+    assert_eq!(listing[0].connected_from, Some(remote()));
+
+    let rejoin = Auth::Credential {
+        secret: Secret([7; 32]),
+    };
+    let again = fixture
+        .state
+        .admit(&hello(rejoin, "pi", key(1)), remote(), NOW, [8; 32])
+        .unwrap();
+    assert_eq!(again.welcome.mesh_ip, admitted.welcome.mesh_ip);
+    assert_eq!(again.welcome.credential, None);
+    assert_eq!(fixture.state.store().tokens().unwrap()[0].used, 1);
+    // The first connection ending does not mark the node offline: the
+    // second one is still open.
+    fixture.state.disconnected("pi", admitted.connection);
+    assert!(fixture.state.listing()[0].connected_from.is_some());
+    fixture.state.disconnected("pi", again.connection);
+    assert!(fixture.state.listing()[0].connected_from.is_none());
+}
+
+#[test]
+fn a_removed_node_gets_no_ticket_and_its_credential_is_refused() {
+    let mut fixture = fixture("remove", 1);
+    let auth = Auth::Token {
+        id: fixture.token,
+        secret: fixture.secret.clone(),
+    };
+    fixture
+        .state
+        .admit(&hello(auth, "pi", key(1)), remote(), NOW, [7; 32])
+        .unwrap();
+    assert!(fixture.state.renew_ticket("pi", NOW).is_some());
+    fixture.state.remove("pi").unwrap();
+    assert!(fixture.state.renew_ticket("pi", NOW).is_none());
+    assert!(matches!(
+        fixture.state.remove("pi"),
+        Err(RemoveError::Unknown(_))
+    ));
+    let rejoin = Auth::Credential {
+        secret: Secret([7; 32]),
+    };
+    let refusal = fixture
+        .state
+        .admit(&hello(rejoin, "pi", key(1)), remote(), NOW, [8; 32])
+        .unwrap_err();
+    assert_eq!(refusal.code, RefusalCode::CredentialUnknown);
+}
+
+/// One of: the right token, the token with a wrong secret, an unknown
+/// token, an unknown credential.
+fn auth(kind: u8, token: TokenId, secret: &Secret, bytes: [u8; 32], id: [u8; 8]) -> Auth {
+    match kind % 4 {
+        0 => Auth::Token {
+            id: token,
+            secret: secret.clone(),
+        },
+        1 => Auth::Token {
+            id: token,
+            secret: Secret(bytes),
+        },
+        2 => Auth::Token {
+            id: TokenId(id),
+            secret: Secret(bytes),
+        },
+        _ => Auth::Credential {
+            secret: Secret(bytes),
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever hellos arrive, each refused one leaves the store, the
+    /// token counts, the registry and the connections exactly as they were.
+    #[test]
+    fn a_refused_hello_changes_nothing(
+        hellos in proptest::collection::vec(
+            (
+                0u8..6,
+                prop_oneof![Just("pi"), Just("vps"), Just("control"), Just("Bad!")],
+                0u32..4,
+                (any::<u8>(), any::<[u8; 32]>(), any::<[u8; 8]>()),
+            ),
+            1..12,
+        ),
+    ) {
+        let mut fixture = fixture("refusals", 2);
+        for (seed, name, version, (kind, bytes, id)) in hellos {
+            let auth = auth(kind, fixture.token, &fixture.secret, bytes, id);
+            let public_key = match seed {
+                0 => PublicKey::from_bytes([0; 32]),
+                5 => key(200),
+                seed => key(seed),
+            };
+            let hello = Hello { version, ..hello(auth, name, public_key) };
+            let before = trace(&mut fixture.state);
+            let answer = fixture.state.admit(&hello, remote(), NOW, bytes);
+            if answer.is_err() {
+                prop_assert_eq!(trace(&mut fixture.state), before);
+            }
+        }
+    }
+}
