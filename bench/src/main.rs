@@ -10,7 +10,6 @@ mod about;
 mod cli;
 mod cpu;
 mod iperf;
-mod json;
 mod latency;
 mod paths;
 mod relay;

@@ -7,6 +7,9 @@
 //!   direct one;
 //! - the time from both devices registered with the relay to a direct path,
 //!   per NAT pairing, over many trials.
+//!
+//! Frames are built and read with `warren-wire`'s codec; keys are the raw
+//! 32 bytes.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
@@ -18,10 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use warren_netns_tests::wg::uapi_socket;
 use warren_netns_tests::{
     wait_for_file, Host, Internet, KeyPair, Lab, Nat, Netns, Proc, Spawn, WgIface, WgImpl,
 };
+use warren_wire::frame::SEND_HEADER_LEN;
+use warren_wire::{write_send_header, Frame};
 
 use crate::latency::Rtts;
 use crate::paths::Ends;
@@ -43,12 +50,7 @@ pub const PACKET_LIMIT: &str = "10000000";
 /// `Send` frame carries).
 pub const BLAST_SIZES: [usize; 2] = [1400, 100];
 /// Datagram length of the relay ping-pong (a 100-byte payload in a frame).
-pub const PING_PONG_LEN: usize = RELAY_HEADER + 100;
-/// Relay framing per datagram.
-const RELAY_HEADER: usize = 36;
-/// The `Send` and `Recv` frame types.
-const SEND: u8 = 5;
-const RECV: u8 = 6;
+pub const PING_PONG_LEN: usize = SEND_HEADER_LEN + 100;
 /// How long a traversal trial waits for a direct path before it counts as
 /// a failure.
 pub const TRAVERSAL_TIMEOUT: Duration = Duration::from_secs(8);
@@ -419,21 +421,33 @@ struct Forwarding {
     rn: RelayNet,
 }
 
-fn decode_b64_key(s: &str) -> Result<[u8; 32]> {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.trim().bytes().filter(|&c| c != b'=') {
-        let v = T.iter().position(|&t| t == c).context("bad base64")? as u32;
-        bits = (bits << 6) | v;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out.try_into().ok().context("a key is 32 bytes")
+/// The raw key of a base64 WireGuard key as `wg` prints it.
+fn decode_key(text: &str) -> Result<[u8; 32]> {
+    let bytes = BASE64
+        .decode(text.trim())
+        .with_context(|| format!("{text:?} is not base64"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow::anyhow!("a key is 32 bytes, not {}", b.len()))
+}
+
+/// A `Send` frame to `dst` with a `payload_len`-byte payload of zeros.
+fn send_frame(dst: [u8; 32], payload_len: usize) -> Result<Vec<u8>> {
+    let mut frame = vec![0u8; SEND_HEADER_LEN + payload_len];
+    // The one place the bench names warren-wire's key type.
+    write_send_header(&mut frame, &warren_wire::NodeKey(dst))
+        .context("a Send frame is longer than its header")?;
+    Ok(frame)
+}
+
+/// Turns a `Recv` frame in `datagram` in place into the `Send` that returns
+/// its payload to its source; false (and nothing changed) for anything else.
+fn recv_to_send_in_place(datagram: &mut [u8]) -> bool {
+    let src = match Frame::decode(datagram) {
+        Ok(Frame::Recv { src, .. }) => src,
+        _ => return false,
+    };
+    write_send_header(datagram, &src).is_some()
 }
 
 impl Forwarding {
@@ -453,19 +467,17 @@ impl Forwarding {
         Ok(Forwarding {
             s,
             r,
-            r_key: decode_b64_key(&kr.public)?,
+            r_key: decode_key(&kr.public)?,
             rn,
         })
     }
 
     /// Sends `payload`-byte datagrams (inside `Send` frames, so every
-    /// datagram is 36 bytes longer) as fast as one thread can for `secs`,
-    /// through the relay or straight to the receiver.
+    /// datagram is [`SEND_HEADER_LEN`] bytes longer) as fast as one thread
+    /// can for `secs`, through the relay or straight to the receiver.
     fn blast(&self, payload: usize, secs: u32, via_relay: bool) -> Result<Blast> {
-        let frame_len = RELAY_HEADER + payload;
-        let mut frame = vec![0u8; frame_len];
-        frame[..4].copy_from_slice(&[0xFE, 1, SEND, 0]);
-        frame[4..36].copy_from_slice(&self.r_key);
+        let frame = send_frame(self.r_key, payload)?;
+        let frame_len = frame.len();
         let dst = if via_relay {
             self.rn.relay_addr()
         } else {
@@ -490,13 +502,12 @@ impl Forwarding {
                 sock.set_read_timeout(Some(Duration::from_millis(50)))?;
                 let _ = ready_tx.send(Ok(()));
                 let mut bufs = vec![[0u8; 2048]; BATCH];
+                let ping = Frame::Ping { txid: 0 }.to_vec();
                 let mut last_ping = Instant::now() - Duration::from_secs(10);
                 let mut quiet_since: Option<Instant> = None;
                 loop {
                     if via_relay && last_ping.elapsed() > Duration::from_secs(1) {
-                        // Keeps the receiver's session fresh (Ping: 32 bytes).
-                        let mut ping = [0u8; 32];
-                        ping[..4].copy_from_slice(&[0xFE, 1, 7, 0]);
+                        // Keeps the receiver's session fresh.
                         let _ = sock.send_to(&ping, relay);
                         last_ping = Instant::now();
                     }
@@ -588,8 +599,8 @@ impl Forwarding {
                     let Ok((n, from)) = sock.recv_from(&mut buf) else {
                         continue;
                     };
-                    if from == relay && n > RELAY_HEADER && buf[2] == RECV {
-                        buf[2] = SEND;
+                    if from == relay {
+                        recv_to_send_in_place(&mut buf[..n]);
                     }
                     let _ = sock.send_to(&buf[..n], from);
                 }
@@ -607,9 +618,9 @@ impl Forwarding {
             .in_ns(&self.s.ns, move || -> Result<(Rtts, Rtts)> {
                 let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NODE_PORT))?;
                 sock.set_read_timeout(Some(Duration::from_millis(20)))?;
-                let mut frame = vec![0u8; probe_len.max(RELAY_HEADER + 8)];
-                frame[..4].copy_from_slice(&[0xFE, 1, SEND, 0]);
-                frame[4..36].copy_from_slice(&r_key);
+                let mut frame =
+                    send_frame(r_key, probe_len.max(SEND_HEADER_LEN + 8) - SEND_HEADER_LEN)?;
+                let seq_at = SEND_HEADER_LEN..SEND_HEADER_LEN + 8;
                 let (mut via_relay, mut via_bare) = (Rtts::default(), Rtts::default());
                 let mut buf = [0u8; 2048];
                 for seq in 0..2 * probes as u64 {
@@ -618,7 +629,7 @@ impl Forwarding {
                     } else {
                         (bare, &mut via_bare)
                     };
-                    frame[36..44].copy_from_slice(&seq.to_be_bytes());
+                    frame[seq_at.clone()].copy_from_slice(&seq.to_be_bytes());
                     let sent = Instant::now();
                     sock.send_to(&frame, dst)?;
                     loop {
@@ -627,7 +638,10 @@ impl Forwarding {
                             break;
                         }
                         match sock.recv_from(&mut buf) {
-                            Ok((n, _)) if n == frame.len() && buf[36..44] == seq.to_be_bytes() => {
+                            Ok((n, _))
+                                if n == frame.len()
+                                    && buf.get(seq_at.clone()) == Some(&seq.to_be_bytes()[..]) =>
+                            {
                                 rtts.micros.push(sent.elapsed().as_secs_f64() * 1e6);
                                 break;
                             }
@@ -880,4 +894,58 @@ fn check_path(pair: &Pair, direct: bool, frames: u64, units: u64) -> Result<()> 
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    // warren-wire's key type, named only here.
+    use warren_wire::NodeKey as Key;
+
+    #[test]
+    fn keys_decode_as_wg_prints_them() -> Result<()> {
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8 * 7);
+        assert_eq!(decode_key(&format!(" {}\n", BASE64.encode(key)))?, key);
+        assert!(decode_key("AAAA").is_err());
+        assert!(decode_key("not base64!").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn frames_the_relay_reads() -> Result<()> {
+        let dst = [9u8; 32];
+        let frame = send_frame(dst, 100)?;
+        assert_eq!(frame.len(), PING_PONG_LEN);
+        match Frame::decode(&frame)? {
+            Frame::Send { dst: d, payload } => {
+                assert_eq!(d, Key(dst));
+                assert_eq!(payload, &[0u8; 100][..]);
+            }
+            other => bail!("not a Send: {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_echo_returns_a_recv_to_its_source() -> Result<()> {
+        let src = [3u8; 32];
+        let mut datagram = Frame::Recv {
+            src: Key(src),
+            payload: b"probe",
+        }
+        .to_vec();
+        assert!(recv_to_send_in_place(&mut datagram));
+        assert_eq!(datagram, {
+            let mut f = send_frame(src, 5)?;
+            f[SEND_HEADER_LEN..].copy_from_slice(b"probe");
+            f
+        });
+        // A Send, a bare datagram or junk is left as it is.
+        for other in [datagram.clone(), b"bare probe".to_vec(), vec![0xFE]] {
+            let mut copy = other.clone();
+            assert!(!recv_to_send_in_place(&mut copy));
+            assert_eq!(copy, other);
+        }
+        Ok(())
+    }
 }

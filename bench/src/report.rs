@@ -545,6 +545,7 @@ pub fn relay_tables(r: &RelayResults) -> String {
 
 fn relay_document(d: &mut String, r: &RelayResults) {
     use crate::relay::{PACKET_LIMIT, POLL, RATE_LIMIT, TRAVERSAL_TIMEOUT, TUNNEL_MTU};
+    use warren_wire::frame::SEND_HEADER_LEN;
     d.push_str("## Relay and NAT traversal\n\n");
     d.push_str(&format!(
         "**Setup:** a lab \"internet\" (a bridge in a namespace, 203.0.113.0/24) with a \
@@ -556,7 +557,7 @@ fn relay_document(d: &mut String, r: &RelayResults) {
          for CGNAT), knowing nothing of each other but the relay.\n\n\
          **Forwarding:** two public hosts register with the relay (warren devices do the \
          registration, then stop; the sender and the counter then use their addresses, which \
-         is what a relay session is bound to). One thread blasts `Send` frames (36-byte relay \
+         is what a relay session is bound to). One thread blasts `Send` frames ({SEND_HEADER_LEN}-byte relay \
          header + a 1400- or 100-byte payload) through the relay as fast as `sendmmsg(2)` takes them (batches of 64), \
          for {} s per run, {} run(s), and a thread on the receiver counts the `Recv` frames; \
          the same datagrams are then sent straight from the sender to the receiver over the \
