@@ -8,13 +8,19 @@
 //! - the time from both devices registered with the relay to a direct path,
 //!   per NAT pairing, over many trials.
 //!
+//! With a baseline binary ([`Plan::baseline`]), the forwarding rate and the
+//! relay's latency are also measured on a second forwarding lab whose relay
+//! (and the devices that register with it) run that binary, interleaved run
+//! by run with the first; the tunnel and traversal parts run with the
+//! binary under test only.
+//!
 //! Frames are built and read with `warren-wire`'s codec; keys are the raw
 //! 32 bytes.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use warren_netns_tests::wg::uapi_socket;
+use warren_netns_tests::wg::{uapi_socket, warren_bin};
 use warren_netns_tests::{
     wait_for_file, Host, Internet, KeyPair, Lab, Nat, Netns, Proc, Spawn, WgIface, WgImpl,
 };
@@ -57,31 +63,29 @@ pub const TRAVERSAL_TIMEOUT: Duration = Duration::from_secs(8);
 /// Interval of the traversal trials' probes.
 pub const POLL: Duration = Duration::from_millis(50);
 
-/// A relay on a lab "internet" with its signing key.
+/// A relay on a lab "internet" with its signing key; `bin` is the warren
+/// binary that runs the relay, mints the tickets and runs the devices.
 struct RelayNet {
     relay: Proc,
     relay_host: Host,
     net: Internet,
     signing_key: PathBuf,
+    bin: PathBuf,
     lab: Lab,
 }
 
-fn warren() -> Result<PathBuf> {
-    warren_netns_tests::wg::warren_bin()
-}
-
 impl RelayNet {
-    fn new(tag: &str) -> Result<RelayNet> {
+    fn new(tag: &str, bin: &Path) -> Result<RelayNet> {
         let lab = Lab::new(tag)?;
         let net = Internet::new(&lab)?;
         let relay_host = net.add_public_host(&lab, "relay")?;
         let signing_key = lab.dir().join("control.key");
-        let key = Command::new(warren()?)
+        let key = Command::new(bin)
             .args(["relay", "keygen"])
             .output()
             .context("warren relay keygen")?;
         std::fs::write(&signing_key, &key.stdout)?;
-        let mut pubkey = Command::new(warren()?)
+        let mut pubkey = Command::new(bin)
             .args(["relay", "pubkey"])
             .stdin(std::fs::File::open(&signing_key)?)
             .output()
@@ -93,7 +97,7 @@ impl RelayNet {
         let metrics = SocketAddr::from((relay_host.ip, METRICS_PORT)).to_string();
         let relay = lab.spawn(
             &relay_host.ns,
-            Spawn::new(warren()?)
+            Spawn::new(bin)
                 .args(["relay", "--listen", &listen, "--control-key", &control_key])
                 .args(["--metrics", &metrics])
                 .args(["--rate-limit", RATE_LIMIT, "--packet-limit", PACKET_LIMIT])
@@ -105,6 +109,7 @@ impl RelayNet {
             relay_host,
             net,
             signing_key,
+            bin: bin.to_path_buf(),
             lab,
         })
     }
@@ -134,7 +139,7 @@ impl RelayNet {
                 key.private, peer.public
             ),
         )?;
-        let ticket = Command::new(warren()?)
+        let ticket = Command::new(&self.bin)
             .args(["relay", "ticket", "--signing-key-file"])
             .arg(&self.signing_key)
             .args(["--node-key", &key.public, "--ttl", "2h"])
@@ -150,7 +155,7 @@ impl RelayNet {
         std::fs::write(&ticket_file, &ticket.stdout)?;
         let proc = lab.spawn(
             &host.ns,
-            Spawn::new(warren()?)
+            Spawn::new(&self.bin)
                 .args(["device", "up", &name, "--address", address])
                 .args(["--mtu", &TUNNEL_MTU.to_string()])
                 .arg("--config")
@@ -267,7 +272,7 @@ impl Pairing {
 impl Pair {
     /// The lab, its relay and two hosts behind `pairing`'s NATs; no devices yet.
     fn new(tag: &str, pairing: Pairing) -> Result<Pair> {
-        let rn = RelayNet::new(tag)?;
+        let rn = RelayNet::new(tag, &warren_bin()?)?;
         let (nat_a, nat_b) = match pairing {
             Pairing::ConeCone => (Nat::Cone, Nat::Cone),
             Pairing::CgnatCone => (
@@ -377,6 +382,8 @@ impl Blast {
 pub struct RelayResults {
     /// Per payload size: runs through the relay and over the bare links.
     pub blasts: Vec<(usize, Vec<Blast>, Vec<Blast>)>,
+    /// The baseline binary's relay, if one was given.
+    pub baseline: Option<RelayBaseline>,
     /// One frame at a time through the relay and over the bare links.
     pub rtt_relay: crate::latency::Rtts,
     pub rtt_bare: crate::latency::Rtts,
@@ -392,6 +399,18 @@ pub struct RelayResults {
     pub runs: usize,
     pub probes: usize,
     pub trials: usize,
+}
+
+/// What the baseline binary's relay did, in its own forwarding lab,
+/// interleaved with the relay under test.
+#[derive(Debug, Default)]
+pub struct RelayBaseline {
+    /// Per payload size (as in [`RelayResults::blasts`]): runs through the
+    /// baseline relay. Its bare-link reference is the main lab's.
+    pub blasts: Vec<(usize, Vec<Blast>)>,
+    /// Ping-pong through the baseline relay, and over its lab's bare links.
+    pub rtt_relay: Rtts,
+    pub rtt_bare: Rtts,
 }
 
 fn big_buffers(sock: &UdpSocket) {
@@ -451,8 +470,8 @@ fn recv_to_send_in_place(datagram: &mut [u8]) -> bool {
 }
 
 impl Forwarding {
-    fn new() -> Result<Forwarding> {
-        let rn = RelayNet::new("benchrelayfwd")?;
+    fn new(tag: &str, bin: &Path) -> Result<Forwarding> {
+        let rn = RelayNet::new(tag, bin)?;
         let s = rn.net.add_public_host(&rn.lab, "s")?;
         let r = rn.net.add_public_host(&rn.lab, "r")?;
         let (ks, kr) = (KeyPair::generate()?, KeyPair::generate()?);
@@ -718,13 +737,56 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 2048]], len: usize) -> std::io:
 }
 
 /// What the section runs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub runs: usize,
     pub seconds: u32,
     pub probes: usize,
     pub trials: usize,
     pub blast_seconds: u32,
+    /// Another warren binary whose relay is measured beside this one's.
+    pub baseline: Option<PathBuf>,
+}
+
+/// Where a forwarding blast goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leg {
+    /// Through the relay under test.
+    Relay,
+    /// Through the baseline binary's relay (in its own lab).
+    BaselineRelay,
+    /// Straight to the receiver.
+    Bare,
+}
+
+/// One blast of `size`-byte payloads along `leg`, with its progress line.
+fn logged_blast(fwd: &Forwarding, size: usize, plan: &Plan, run: usize, leg: Leg) -> Result<Blast> {
+    crate::check_interrupt()?;
+    let b = fwd.blast(size, plan.blast_seconds, leg != Leg::Bare)?;
+    eprintln!(
+        "relay forwarding {size} B {} run {run}: {:.2} Gbit/s, {:.0} kpps, {:.2} % lost (sent {:.0} kpps)",
+        match leg {
+            Leg::Relay => "via relay",
+            Leg::BaselineRelay => "via baseline relay",
+            Leg::Bare => "bare links",
+        },
+        b.gbps(size),
+        b.pps() / 1e3,
+        b.loss_pct(),
+        b.sent as f64 / b.secs / 1e3,
+    );
+    Ok(b)
+}
+
+fn log_ping_pong(what: &str, relayed: &Rtts, bare: &Rtts) {
+    let pct = |r: &Rtts, p| crate::stats::percentile(&r.micros, p).unwrap_or(f64::NAN);
+    eprintln!(
+        "{what}: relay p50 {:.0} µs p99 {:.0} µs, bare p50 {:.0} µs p99 {:.0} µs",
+        pct(relayed, 50.0),
+        pct(relayed, 99.0),
+        pct(bare, 50.0),
+        pct(bare, 99.0),
+    );
 }
 
 /// Waits (sending through the tunnel) until the pair's path is direct.
@@ -749,40 +811,58 @@ pub fn run(plan: Plan) -> Result<RelayResults> {
 
     eprintln!("relay: setting up the forwarding lab");
     {
-        let fwd = Forwarding::new()?;
+        let fwd = Forwarding::new("benchrelayfwd", &warren_bin()?)?;
+        let old = match &plan.baseline {
+            Some(bin) => {
+                eprintln!("relay: setting up the baseline's forwarding lab");
+                Some(Forwarding::new("benchrelaybase", bin)?)
+            }
+            None => None,
+        };
+        let mut baseline = old.as_ref().map(|_| RelayBaseline::default());
         for &size in &BLAST_SIZES {
-            let (mut relayed, mut bare) = (Vec::new(), Vec::new());
+            let (mut relayed, mut bare, mut base) = (Vec::new(), Vec::new(), Vec::new());
             for run in 1..=plan.runs {
-                for via_relay in [true, false] {
-                    crate::check_interrupt()?;
-                    let b = fwd.blast(size, plan.blast_seconds, via_relay)?;
-                    eprintln!(
-                        "relay forwarding {size} B {} run {run}: {:.2} Gbit/s, {:.0} kpps, {:.2} % lost (sent {:.0} kpps)",
-                        if via_relay { "via relay" } else { "bare links" },
-                        b.gbps(size),
-                        b.pps() / 1e3,
-                        b.loss_pct(),
-                        b.sent as f64 / b.secs / 1e3,
-                    );
-                    if via_relay {
-                        relayed.push(b);
-                    } else {
-                        bare.push(b);
-                    }
+                relayed.push(logged_blast(&fwd, size, &plan, run, Leg::Relay)?);
+                if let Some(old) = &old {
+                    base.push(logged_blast(old, size, &plan, run, Leg::BaselineRelay)?);
                 }
+                bare.push(logged_blast(&fwd, size, &plan, run, Leg::Bare)?);
             }
             res.blasts.push((size, relayed, bare));
+            if let Some(b) = &mut baseline {
+                b.blasts.push((size, base));
+            }
         }
         crate::check_interrupt()?;
-        let (relayed, bare) = fwd.ping_pong(plan.probes, PING_PONG_LEN)?;
-        eprintln!(
-            "relay ping-pong: relay p50 {:.0} µs p99 {:.0} µs, bare p50 {:.0} µs p99 {:.0} µs",
-            crate::stats::percentile(&relayed.micros, 50.0).unwrap_or(f64::NAN),
-            crate::stats::percentile(&relayed.micros, 99.0).unwrap_or(f64::NAN),
-            crate::stats::percentile(&bare.micros, 50.0).unwrap_or(f64::NAN),
-            crate::stats::percentile(&bare.micros, 99.0).unwrap_or(f64::NAN),
-        );
-        (res.rtt_relay, res.rtt_bare) = (relayed, bare);
+        match (&old, &mut baseline) {
+            (Some(old), Some(b)) => {
+                // The two labs take turns, a run's share of the probes each,
+                // so that both see the same moments of the machine.
+                let share = plan.probes.div_ceil(plan.runs);
+                let mut left = plan.probes;
+                while left > 0 {
+                    let n = share.min(left);
+                    left -= n;
+                    crate::check_interrupt()?;
+                    let (relayed, bare) = fwd.ping_pong(n, PING_PONG_LEN)?;
+                    res.rtt_relay.append(relayed);
+                    res.rtt_bare.append(bare);
+                    crate::check_interrupt()?;
+                    let (relayed, bare) = old.ping_pong(n, PING_PONG_LEN)?;
+                    b.rtt_relay.append(relayed);
+                    b.rtt_bare.append(bare);
+                }
+                log_ping_pong("relay ping-pong", &res.rtt_relay, &res.rtt_bare);
+                log_ping_pong("baseline relay ping-pong", &b.rtt_relay, &b.rtt_bare);
+            }
+            _ => {
+                let (relayed, bare) = fwd.ping_pong(plan.probes, PING_PONG_LEN)?;
+                log_ping_pong("relay ping-pong", &relayed, &bare);
+                (res.rtt_relay, res.rtt_bare) = (relayed, bare);
+            }
+        }
+        res.baseline = baseline;
     }
 
     eprintln!(
