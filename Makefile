@@ -4,6 +4,9 @@
 #                home NAT, a direct worker in a VPC; warren nodes, mesh, ping, status
 #   make test    everything CI runs: setup, fmt, clippy, unit/property and netns tests
 #   make bench   data-plane benchmark against wireguard-go and boringtun-cli
+#   make bench-baseline BASE=REV [BENCH_ARGS=...]
+#                the same, with warren at git revision REV measured beside this
+#                tree's warren, interleaved run by run (warren-bench --baseline)
 #
 # The lab (demo, netns tests, bench) needs root, /dev/net/tun and network
 # namespaces; scripts/setup installs the packages it uses.
@@ -11,7 +14,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build release setup fmt-check clippy test unit-test netns-test demo bench clean
+.PHONY: all build release setup fmt-check clippy test unit-test netns-test demo bench bench-baseline clean
 
 all: build
 
@@ -45,6 +48,20 @@ demo: setup build
 
 bench: setup release
 	$(CARGO) run --release -p warren-bench -- --write docs/benchmarks.md
+
+# bench-baseline: warren at BASE (default: where this branch left main) is
+# built by bench/build-baseline in a temporary git worktree, into
+# $(CARGO_TARGET_DIR or target)/baseline/COMMIT (kept: a second run reuses
+# it), then the benchmark runs with --baseline that binary. BENCH_ARGS go to
+# warren-bench, e.g. BENCH_ARGS="--quick --only warren" or
+# BENCH_ARGS="--write docs/benchmarks.md"; nothing is written by default.
+BASE ?= $(shell git merge-base HEAD main 2>/dev/null)
+BENCH_ARGS ?=
+
+bench-baseline: setup release
+	@test -n "$(BASE)" || { echo "make bench-baseline: name the revision to compare with, e.g. BASE=main~1" >&2; exit 2; }
+	bin=$$(bench/build-baseline '$(BASE)') && \
+	$(CARGO) run --release -p warren-bench -- --baseline "$$bin" $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use warren_netns_tests::{cmd, wg::warren_bin};
 
-use crate::paths::PathKind;
+use crate::paths::{PathKind, WarrenBins};
 
 /// Where and with what a run happened.
 #[derive(Clone, Debug, Default)]
@@ -30,12 +30,16 @@ pub struct About {
 }
 
 impl About {
-    /// Gathers everything; versions only of the programs in `paths`.
-    pub fn gather(paths: &[PathKind]) -> Result<About> {
+    /// Gathers everything; versions only of the programs in `paths`, the
+    /// warren ones of the binaries in `bins`.
+    pub fn gather(paths: &[PathKind], bins: &WarrenBins) -> Result<About> {
         let mut versions = Vec::new();
         for kind in paths {
             let v = match kind {
-                PathKind::Warren => warren_version()?,
+                PathKind::Warren => warren_version(bins.current.as_deref())?,
+                PathKind::WarrenBaseline => {
+                    baseline_version(bins.baseline.as_deref().context("no baseline binary")?)?
+                }
                 PathKind::WireguardGo => first_line("wireguard-go", &["--version"])?,
                 PathKind::BoringtunCli => first_line("boringtun-cli", &["--version"])?,
                 PathKind::Veth => continue,
@@ -101,16 +105,34 @@ fn memory() -> String {
     )
 }
 
-/// `warren --version` of the benchmarked binary, with the workspace's git
-/// commit (and a note if warren's sources have uncommitted changes).
-fn warren_version() -> Result<String> {
-    let bin = warren_bin()?;
-    let out = cmd::run(Command::new(&bin).arg("--version"))?;
-    let version = out.lines().next().unwrap_or_default().trim().to_owned();
+/// `warren --version` of the benchmarked binary (`bin`, else the one
+/// found as usual), with the workspace's git commit (and a note if
+/// warren's sources have uncommitted changes).
+fn warren_version(bin: Option<&Path>) -> Result<String> {
+    let bin = match bin {
+        Some(b) => b.to_path_buf(),
+        None => warren_bin()?,
+    };
+    let version = first_line_of(&bin)?;
     Ok(match git_commit(&workspace_root()) {
         Some(commit) => format!("{version}, commit {commit}"),
         None => version,
     })
+}
+
+/// `warren --version` of the baseline binary, and where it is (relative to
+/// the workspace when inside it: `make bench-baseline` builds into
+/// `target/baseline/COMMIT/`, so the path names the commit).
+fn baseline_version(bin: &Path) -> Result<String> {
+    let version = first_line_of(bin)?;
+    let root = workspace_root();
+    let shown = bin.strip_prefix(&root).unwrap_or(bin);
+    Ok(format!("{version}, {}", shown.display()))
+}
+
+fn first_line_of(bin: &Path) -> Result<String> {
+    let out = cmd::run(Command::new(bin).arg("--version"))?;
+    Ok(out.lines().next().unwrap_or_default().trim().to_owned())
 }
 
 /// The workspace root (this package's parent directory).

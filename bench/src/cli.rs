@@ -1,5 +1,6 @@
 //! Command-line options and the `--help` text.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +15,7 @@ NAME
 SYNOPSIS
     warren-bench [--runs N] [--seconds S] [--probes N] [--quick]
                  [--only PATH[,PATH...]] [--traversal-trials N] [--write FILE]
+                 [--baseline WARREN]
 
 DESCRIPTION
     Builds one pair of network namespaces joined by a veth link per path, and
@@ -21,7 +23,10 @@ DESCRIPTION
 
       veth           iperf3 straight between the two hosts (no tunnel): the ceiling
       warren         warren device <-> warren device
-      wireguard-go   wireguard-go <-> wireguard-go (the baseline of every ratio)
+      warren-baseline
+                     the same, run by the --baseline binary (only with --baseline)
+      wireguard-go   wireguard-go <-> wireguard-go (the reference of the
+                     \"vs wg-go\" ratios)
       boringtun-cli  boringtun-cli <-> boringtun-cli
 
     Tunnels use MTU 1420. For each path it reports: iperf3 TCP single-stream
@@ -45,11 +50,27 @@ DESCRIPTION
     relay to a direct path for cone <-> cone, CGNAT <-> cone and symmetric
     <-> cone, over --traversal-trials trials each.
 
+    With --baseline WARREN (another warren binary, typically built from an
+    older commit: see make bench-baseline below), a path warren-baseline
+    joins the paths: the same warren <-> warren setup run by that binary,
+    interleaved run by run with warren. At least 5 runs are made then
+    (--runs is raised to 5, with a note on stderr). The report gains a table
+    \"warren vs baseline\": median TCP throughput, median CPU seconds per GiB
+    (per run), UDP throughput and loss, and round-trip p50/p99 of both, with
+    each new / old ratio and the per-run ratios, and whether TCP throughput
+    (new / old) and CPU per GiB (old / new, lower being better) are both
+    within 5 % (>= 0.95). If the relay section runs, the relay's forwarding
+    (Gbit/s, loss, CPU) and its added latency are measured with a second
+    relay run by the baseline binary as well, interleaved with the first;
+    the relayed tunnels and the traversal trials run with warren only.
+    Both binaries' --version go in the report.
+
     Everything happens inside network namespaces the benchmark creates and
     removes on exit; nothing touches the root namespace. Needs root.
 
 OPTIONS
-    --runs N         iperf3 runs per path and protocol (default 3)
+    --runs N         iperf3 runs per path and protocol (default 3; at least 5
+                     with --baseline)
     --seconds S      length of each iperf3 run in seconds (default 5)
     --probes N       round-trip probes per latency measurement (default 2000)
     --quick          1 run of 2 s, 300 probes and 3 traversal trials, for development
@@ -61,12 +82,19 @@ OPTIONS
                      trials per NAT pairing in the traversal part (default 10)
     --write FILE     also write the results, as Markdown, between the
                      <!-- bench:start --> and <!-- bench:end --> markers of
-                     FILE (created if missing; the rest of FILE is kept)
+                     FILE (created if missing; the rest of FILE is kept),
+                     with the comparison tables when --baseline is given
+    --baseline WARREN
+                     also measure the warren binary WARREN as the path
+                     warren-baseline and compare warren with it (see above);
+                     needs warren among the --only paths, or relay
     -h, --help       print this text
 
 ENVIRONMENT
     WARREN_BIN       the warren binary to benchmark (default: target/release/warren
                      next to this binary; `make bench` builds it first)
+    WARREN_BASELINE_BIN
+                     the binary for --baseline, when that flag is not given
 
 EXIT STATUS
     0 on success; 1 on any failure (a one-line reason on stderr), including
@@ -76,6 +104,10 @@ EXAMPLES
     make bench
     cargo run --release -p warren-bench -- --write docs/benchmarks.md
     cargo run --release -p warren-bench -- --quick --only warren,wireguard-go
+    make bench-baseline BASE=main~1 BENCH_ARGS=\"--quick --only warren\"
+        builds warren at main~1 in a temporary git worktree (kept in
+        target/baseline/COMMIT for the next time) and runs this benchmark
+        with --baseline that binary and BENCH_ARGS
 ";
 
 /// What to run, from the command line.
@@ -97,7 +129,15 @@ pub struct Options {
     pub relay: bool,
     /// Trials per NAT pairing in the traversal part.
     pub traversal_trials: usize,
+    /// The warren binary to compare warren with (`--baseline`).
+    pub baseline: Option<PathBuf>,
+    /// The `--runs` asked for, when a baseline raised it to
+    /// [`MIN_BASELINE_RUNS`].
+    pub runs_raised_from: Option<usize>,
 }
+
+/// The fewest runs a comparison with a baseline makes.
+pub const MIN_BASELINE_RUNS: usize = 5;
 
 impl Default for Options {
     fn default() -> Self {
@@ -110,6 +150,8 @@ impl Default for Options {
             quick: false,
             relay: true,
             traversal_trials: 10,
+            baseline: None,
+            runs_raised_from: None,
         }
     }
 }
@@ -130,8 +172,12 @@ pub enum Command {
     Run(Options),
 }
 
-/// Parses the arguments (without the program name).
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
+/// Parses the arguments (without the program name); `baseline_env` is
+/// `$WARREN_BASELINE_BIN`, which `--baseline` overrides.
+pub fn parse(
+    args: impl IntoIterator<Item = String>,
+    baseline_env: Option<OsString>,
+) -> Result<Command> {
     let mut o = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -160,10 +206,39 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             "--probes" => o.probes = positive(&flag, &value()?)?,
             "--write" => o.write = Some(PathBuf::from(value()?)),
             "--only" => (o.paths, o.relay) = only(&value()?)?,
+            "--baseline" => o.baseline = Some(non_empty(&flag, value()?)?.into()),
             _ => bail!("unknown argument {arg:?} (see --help)"),
         }
     }
+    if o.baseline.is_none() {
+        o.baseline = baseline_env.filter(|v| !v.is_empty()).map(PathBuf::from);
+    }
+    if o.baseline.is_some() {
+        with_baseline(&mut o)?;
+    }
     Ok(Command::Run(o))
+}
+
+/// Adds the `warren-baseline` path right after `warren` and raises the
+/// runs to [`MIN_BASELINE_RUNS`].
+fn with_baseline(o: &mut Options) -> Result<()> {
+    if let Some(at) = o.paths.iter().position(|&k| k == PathKind::Warren) {
+        o.paths.insert(at + 1, PathKind::WarrenBaseline);
+    } else if !o.paths.is_empty() {
+        bail!("--baseline compares warren with another warren binary: add warren to --only");
+    }
+    if o.runs < MIN_BASELINE_RUNS {
+        o.runs_raised_from = Some(o.runs);
+        o.runs = MIN_BASELINE_RUNS;
+    }
+    Ok(())
+}
+
+fn non_empty(flag: &str, v: String) -> Result<String> {
+    if v.is_empty() {
+        bail!("{flag} wants a path to a warren binary");
+    }
+    Ok(v)
 }
 
 fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) -> Result<T> {
@@ -180,6 +255,9 @@ fn only(list: &str) -> Result<(Vec<PathKind>, bool)> {
         if name == "relay" {
             relay = true;
             continue;
+        }
+        if name == PathKind::WarrenBaseline.name() {
+            bail!("warren-baseline is not a path for --only: --baseline WARREN adds it");
         }
         let kind = PathKind::from_name(name).with_context(|| {
             format!(
@@ -203,7 +281,14 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Options> {
-        match parse(args.iter().map(|s| s.to_string()))? {
+        run_env(args, None)
+    }
+
+    fn run_env(args: &[&str], baseline_env: Option<&str>) -> Result<Options> {
+        match parse(
+            args.iter().map(|s| s.to_string()),
+            baseline_env.map(OsString::from),
+        )? {
             Command::Run(o) => Ok(o),
             Command::Help => bail!("help"),
         }
@@ -228,7 +313,8 @@ mod tests {
         assert!(r.relay && r.paths.is_empty());
         assert_eq!(r.traversal_trials, 4);
         assert_eq!(o.write, Some(PathBuf::from("x.md")));
-        assert_eq!(parse(["-h".to_string()])?, Command::Help);
+        assert_eq!(parse(["-h".to_string()], None)?, Command::Help);
+        assert_eq!(o.baseline, None);
         Ok(())
     }
 
@@ -239,9 +325,52 @@ mod tests {
             &["--runs", "0"],
             &["--seconds", "x"],
             &["--only", "kernel"],
+            &["--only", "warren-baseline"],
             &["--frobnicate"],
+            &["--baseline"],
+            &["--baseline="],
+            // A baseline is compared with warren, which --only leaves out here.
+            &["--baseline", "old/warren", "--only", "veth"],
         ] {
             assert!(run(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_baseline_adds_its_path_and_runs() -> Result<()> {
+        let o = run(&["--quick", "--baseline", "old/warren"])?;
+        assert_eq!(o.baseline, Some(PathBuf::from("old/warren")));
+        assert_eq!(
+            o.paths,
+            vec![
+                PathKind::Warren,
+                PathKind::WarrenBaseline,
+                PathKind::WireguardGo,
+                PathKind::BoringtunCli,
+                PathKind::Veth
+            ]
+        );
+        assert_eq!((o.runs, o.runs_raised_from), (MIN_BASELINE_RUNS, Some(1)));
+        // The order of the flags does not matter; more runs stay.
+        let o = run(&["--baseline=old/warren", "--only", "warren", "--runs", "7"])?;
+        assert_eq!(o.paths, vec![PathKind::Warren, PathKind::WarrenBaseline]);
+        assert_eq!((o.runs, o.runs_raised_from), (7, None));
+        // The relay section alone compares the relays.
+        let o = run(&["--only", "relay", "--baseline", "b"])?;
+        assert!(o.relay && o.paths.is_empty());
+        assert_eq!((o.runs, o.runs_raised_from), (5, Some(3)));
+        Ok(())
+    }
+
+    #[test]
+    fn the_environment_names_a_baseline_the_flag_overrides() -> Result<()> {
+        let o = run_env(&["--only", "warren"], Some("/env/warren"))?;
+        assert_eq!(o.baseline, Some(PathBuf::from("/env/warren")));
+        assert_eq!(o.paths, vec![PathKind::Warren, PathKind::WarrenBaseline]);
+        let o = run_env(&["--baseline", "/flag/warren"], Some("/env/warren"))?;
+        assert_eq!(o.baseline, Some(PathBuf::from("/flag/warren")));
+        // Set but empty is unset.
+        assert_eq!(run_env(&[], Some(""))?, Options::default());
+        Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! CPU accounting of the tunnel processes, from `/proc/PID/stat`.
 
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 use warren_netns_tests::WgImpl;
 
@@ -69,6 +71,24 @@ pub fn check_is_program(pid: u32, imp: WgImpl) -> Result<()> {
         bail!(
             "pid {pid} runs {} rather than {expected}: its CPU time would not be the tunnel's",
             exe.display()
+        );
+    }
+    Ok(())
+}
+
+/// Checks that `pid` runs the binary `bin` itself (by its resolved path),
+/// so that its CPU time is that binary's: the `warren` and
+/// `warren-baseline` paths run two files of the same name.
+pub fn check_runs(pid: u32, bin: &Path) -> Result<()> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .with_context(|| format!("cannot read /proc/{pid}/exe"))?;
+    let want =
+        std::fs::canonicalize(bin).with_context(|| format!("cannot resolve {}", bin.display()))?;
+    if exe != want {
+        bail!(
+            "pid {pid} runs {} rather than {}: its CPU time would not be that binary's",
+            exe.display(),
+            want.display()
         );
     }
     Ok(())

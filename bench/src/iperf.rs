@@ -1,15 +1,15 @@
 //! iperf3 runs across a path: a one-shot server (`iperf3 -s -1`) in the
 //! server namespace, a `-J` client in the client namespace, the JSON report
-//! read with [`crate::json`].
+//! read into a [`Report`] with serde.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
 use warren_netns_tests::{Proc, Spawn};
 
-use crate::json::Json;
 use crate::paths::{Ends, MTU};
 
 /// The iperf3 port (in the path's own namespaces).
@@ -94,14 +94,90 @@ fn client_args(path: &impl Ends, udp: bool, seconds: u32) -> Vec<String> {
     args
 }
 
+/// The part of iperf3's `-J` report the benchmark reads. Every field is
+/// optional, so that a report of a failed test (an `error` and little
+/// else) still parses; [`Report::tcp`] and [`Report::udp`] name what is
+/// missing.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct Report {
+    /// Why the test failed, if it did.
+    error: Option<String>,
+    #[serde(default)]
+    end: End,
+}
+
+/// `end`: the totals of the test.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct End {
+    /// What the receiver got (UDP: iperf3 ≥ 3.11 only).
+    #[serde(default)]
+    sum_received: Sum,
+    /// UDP: what was sent, with the loss the receiver counted.
+    #[serde(default)]
+    sum: Sum,
+}
+
+/// One of `end`'s sums. Numbers are read as f64, as iperf3 writes some of
+/// them with a fraction; its byte counts fit an f64 exactly below 2⁵³.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct Sum {
+    bits_per_second: Option<f64>,
+    bytes: Option<f64>,
+    packets: Option<f64>,
+    lost_packets: Option<f64>,
+}
+
+/// `value`, or an error naming its place in the report.
+fn need(value: Option<f64>, path: &str) -> Result<f64> {
+    value.with_context(|| format!("{path} is missing"))
+}
+
+impl Report {
+    fn parse(text: &str) -> Result<Report> {
+        serde_json::from_str(text).context("invalid JSON")
+    }
+
+    /// The receiver's rate and byte count of a TCP test.
+    fn tcp(&self) -> Result<Tcp> {
+        let recv = &self.end.sum_received;
+        Ok(Tcp {
+            gbps: need(recv.bits_per_second, "end.sum_received.bits_per_second")? / 1e9,
+            bytes: need(recv.bytes, "end.sum_received.bytes")? as u64,
+        })
+    }
+
+    /// The receiver's rate (`end.sum_received`, iperf3 ≥ 3.11) and the
+    /// datagrams lost (`end.sum`, counted by the receiver, in percent of
+    /// those sent) of a UDP test; `label` names the path in errors.
+    fn udp(&self, label: &str) -> Result<Udp> {
+        let sum = &self.end.sum;
+        let packets = need(sum.packets, "end.sum.packets")?;
+        let lost = need(sum.lost_packets, "end.sum.lost_packets")?.max(0.0);
+        if packets <= 0.0 {
+            bail!("iperf3 UDP over {label} sent nothing");
+        }
+        let gbps = match self.end.sum_received.bits_per_second {
+            Some(bps) => bps / 1e9,
+            // Older iperf3: what was sent, scaled by what arrived.
+            None => {
+                need(sum.bits_per_second, "end.sum.bits_per_second")? * (1.0 - lost / packets) / 1e9
+            }
+        };
+        Ok(Udp {
+            gbps,
+            loss_pct: 100.0 * lost / packets,
+        })
+    }
+}
+
 /// Runs one iperf3 test over `path` and returns the client's JSON report.
-fn run(path: &impl Ends, udp: bool, seconds: u32) -> Result<Json> {
+fn run(path: &impl Ends, udp: bool, seconds: u32) -> Result<Report> {
     let _server = server(path)?;
     let mut cmd = path.client().command("iperf3");
     cmd.args(client_args(path, udp, seconds));
     let limit = Duration::from_secs(u64::from(seconds)) + CLIENT_SLACK;
     let out = run_with_timeout(&mut cmd, limit)?;
-    let report = Json::parse(&out.stdout).with_context(|| {
+    let report = Report::parse(&out.stdout).with_context(|| {
         format!(
             "iperf3 over {} printed no JSON report: {} {}",
             path.label(),
@@ -109,7 +185,7 @@ fn run(path: &impl Ends, udp: bool, seconds: u32) -> Result<Json> {
             out.stderr.trim()
         )
     })?;
-    if let Some(err) = report.str_at(&["error"]) {
+    if let Some(err) = &report.error {
         bail!("iperf3 over {}: {err}", path.label());
     }
     if !out.ok {
@@ -120,33 +196,13 @@ fn run(path: &impl Ends, udp: bool, seconds: u32) -> Result<Json> {
 
 /// One TCP single-stream run.
 pub fn tcp(path: &impl Ends, seconds: u32) -> Result<Tcp> {
-    let r = run(path, false, seconds)?;
-    let recv = ["end", "sum_received"];
-    Ok(Tcp {
-        gbps: r.num(&[recv[0], recv[1], "bits_per_second"])? / 1e9,
-        bytes: r.num(&[recv[0], recv[1], "bytes"])? as u64,
-    })
+    run(path, false, seconds)?.tcp()
 }
 
-/// One UDP run at full offered rate with [`UDP_LEN`]-byte datagrams: the
-/// receiver's rate (`end.sum_received`, iperf3 ≥ 3.11) and the datagrams
-/// lost (`end.sum`, counted by the receiver, in percent of those sent).
+/// One UDP run at full offered rate with [`UDP_LEN`]-byte datagrams (see
+/// [`Report::udp`] for what is read).
 pub fn udp(path: &impl Ends, seconds: u32) -> Result<Udp> {
-    let r = run(path, true, seconds)?;
-    let packets = r.num(&["end", "sum", "packets"])?;
-    let lost = r.num(&["end", "sum", "lost_packets"])?.max(0.0);
-    if packets <= 0.0 {
-        bail!("iperf3 UDP over {} sent nothing", path.label());
-    }
-    let gbps = match r.num(&["end", "sum_received", "bits_per_second"]) {
-        Ok(bps) => bps / 1e9,
-        // Older iperf3: what was sent, scaled by what arrived.
-        Err(_) => r.num(&["end", "sum", "bits_per_second"])? * (1.0 - lost / packets) / 1e9,
-    };
-    Ok(Udp {
-        gbps,
-        loss_pct: 100.0 * lost / packets,
-    })
+    run(path, true, seconds)?.udp(path.label())
 }
 
 /// A TCP stream running through a path in the background (server and
@@ -225,5 +281,70 @@ fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Result<Output> {
         }),
         None if crate::interrupted() => bail!("interrupted"),
         None => bail!("`{line}` did not finish within {limit:?}; killed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of iperf 3.12's `-J` report, cut down to what is read
+    /// (and a little around it).
+    const TCP: &str = r#" {"start": {"version": "iperf 3.12", "x": [1, 2.5e3, -3]},
+        "intervals": [],
+        "end": {"sum_sent": {"bytes": 1, "bits_per_second": 2.0},
+                "sum_received": {"start": 0, "end": 5.0001, "seconds": 5.0001,
+                                 "bytes": 123456789, "bits_per_second": 1.5e9, "sender": true}}} "#;
+
+    #[test]
+    fn reads_a_tcp_report() -> Result<()> {
+        let t = Report::parse(TCP)?.tcp()?;
+        assert_eq!(t.bytes, 123_456_789);
+        assert_eq!(t.gbps, 1.5);
+        Ok(())
+    }
+
+    #[test]
+    fn reads_udp_reports_old_and_new() -> Result<()> {
+        let new = Report::parse(
+            r#"{"end": {"sum": {"bits_per_second": 4e9, "packets": 1000, "lost_packets": 250},
+                        "sum_received": {"bits_per_second": 3e9}}}"#,
+        )?
+        .udp("p")?;
+        assert_eq!((new.gbps, new.loss_pct), (3.0, 25.0));
+        // iperf3 < 3.11 has no sum_received for UDP; negative loss (reordering) is none.
+        let old = Report::parse(
+            r#"{"end": {"sum": {"bits_per_second": 4e9, "packets": 1000, "lost_packets": -2}}}"#,
+        )?
+        .udp("p")?;
+        assert_eq!((old.gbps, old.loss_pct), (4.0, 0.0));
+        let none = Report::parse(r#"{"end": {"sum": {"packets": 0, "lost_packets": 0}}}"#)?;
+        assert!(none.udp("p").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_test_parses_and_names_what_is_missing() -> Result<()> {
+        let r = Report::parse(
+            r#"{"start": {}, "intervals": [], "end": {},
+                "error": "unable to connect: a \"quoted\" \u00e9"}"#,
+        )?;
+        assert_eq!(
+            r.error.as_deref(),
+            Some("unable to connect: a \"quoted\" é")
+        );
+        let err = format!("{:#}", r.tcp().err().context("no error")?);
+        assert!(
+            err.contains("end.sum_received.bits_per_second is missing"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_broken_documents() {
+        for bad in ["", "{", "{\"a\" 1}", "[1,]", "{} x", "\"open"] {
+            assert!(Report::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -28,6 +28,14 @@ pub struct Rtts {
     pub lost: usize,
 }
 
+impl Rtts {
+    /// Adds `other`'s round trips and losses to these.
+    pub fn append(&mut self, mut other: Rtts) {
+        self.micros.append(&mut other.micros);
+        self.lost += other.lost;
+    }
+}
+
 /// A UDP echo responder running on a thread in the server namespace;
 /// stopped and joined on drop.
 pub struct Responder {

@@ -4,13 +4,14 @@
 //! Each path is two lab namespaces on a veth link; the paths are measured
 //! in the same run, interleaved run by run: iperf3 TCP and UDP throughput,
 //! UDP round-trip latency idle and under load, and the tunnel processes'
-//! CPU seconds per GiB. See `--help` (the [`cli::HELP`] text) for details.
+//! CPU seconds per GiB. With `--baseline`, a second warren binary is
+//! measured beside the first and compared with it. See `--help` (the
+//! [`cli::HELP`] text) for details.
 
 mod about;
 mod cli;
 mod cpu;
 mod iperf;
-mod json;
 mod latency;
 mod paths;
 mod relay;
@@ -26,7 +27,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::about::About;
 use crate::cli::{Command, Options};
-use crate::paths::{Path, PathKind};
+use crate::paths::{Path, PathKind, WarrenBins};
 use crate::report::PathResults;
 
 /// How long a new tunnel gets to carry its first round trip (handshake).
@@ -84,28 +85,41 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match cli::parse(args.clone())? {
+    let opts = match cli::parse(args.clone(), std::env::var_os("WARREN_BASELINE_BIN"))? {
         Command::Help => {
             print!("{}", cli::HELP);
             return Ok(());
         }
         Command::Run(opts) => opts,
     };
-    preflight(&opts)?;
+    if let Some(asked) = opts.runs_raised_from {
+        eprintln!(
+            "note: a comparison with a baseline makes at least {} runs; running {} rather than {asked}",
+            cli::MIN_BASELINE_RUNS,
+            opts.runs
+        );
+    }
+    let bins = preflight(&opts)?;
     catch_signals();
     let started = Instant::now();
     let mut versioned = opts.paths.clone();
     if opts.relay && !versioned.contains(&PathKind::Warren) {
         versioned.insert(0, PathKind::Warren);
     }
-    let about = About::gather(&versioned)?;
+    if bins.baseline.is_some() && !versioned.contains(&PathKind::WarrenBaseline) {
+        versioned.insert(1, PathKind::WarrenBaseline);
+    }
+    let about = About::gather(&versioned, &bins)?;
     let results = {
-        let paths = setup(&opts)?;
+        let paths = setup(&opts, &bins)?;
         measure(&opts, &paths)?
         // The paths (namespaces, tunnel processes) go here.
     };
     if !results.is_empty() {
         println!("{}", report::tables(&results));
+        if let Some(table) = report::baseline_tables(&results) {
+            println!("{table}");
+        }
     }
     let relay = if opts.relay {
         let r = relay::run(relay::Plan {
@@ -114,6 +128,7 @@ fn run() -> Result<()> {
             probes: opts.probes,
             trials: opts.traversal_trials,
             blast_seconds: opts.seconds + 1,
+            baseline: bins.baseline.clone(),
         })?;
         println!("{}", report::relay_tables(&r));
         Some(r)
@@ -129,18 +144,38 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// Fails early, with what to do, if something the run needs is missing.
-fn preflight(opts: &Options) -> Result<()> {
+/// Fails early, with what to do, if something the run needs is missing;
+/// returns the warren binaries to run.
+fn preflight(opts: &Options) -> Result<WarrenBins> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark needs root (network namespaces): run it as root");
     }
     warren_netns_tests::require_bin("iperf3")?;
+    let mut bins = WarrenBins::default();
     if opts.relay {
         warren_netns_tests::require_bin("wg")?;
-        warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
-            "no warren binary for the relay section: run `cargo build --release -p warren`",
-        )?;
+        bins.current = Some(
+            warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
+                "no warren binary for the relay section: run `cargo build --release -p warren`",
+            )?,
+        );
+    }
+    if let Some(given) = &opts.baseline {
+        let bin = std::fs::canonicalize(given)
+            .with_context(|| format!("--baseline {}: no such file", given.display()))?;
+        let out = std::process::Command::new(&bin)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("--baseline {}: cannot run it", bin.display()))?;
+        if !out.status.success() || !String::from_utf8_lossy(&out.stdout).starts_with("warren") {
+            bail!(
+                "--baseline {}: `--version` does not say warren; is it a warren binary?",
+                bin.display()
+            );
+        }
+        warn_if_debug(&bin);
+        bins.baseline = Some(bin);
     }
     for kind in &opts.paths {
         match kind {
@@ -150,13 +185,11 @@ fn preflight(opts: &Options) -> Result<()> {
                         "no warren binary to benchmark: run `cargo build --release -p warren` \
                          (make bench does) or set WARREN_BIN",
                     )?;
-                if bin.components().any(|c| c.as_os_str() == "debug") {
-                    eprintln!(
-                        "warning: benchmarking a debug build ({}); use --release",
-                        bin.display()
-                    );
-                }
+                warn_if_debug(&bin);
+                bins.current = Some(bin);
             }
+            // Found above.
+            PathKind::WarrenBaseline => {}
             PathKind::WireguardGo => drop(warren_netns_tests::require_bin("wireguard-go")?),
             PathKind::BoringtunCli => drop(warren_netns_tests::require_bin("boringtun-cli")?),
             PathKind::Veth => {}
@@ -165,16 +198,34 @@ fn preflight(opts: &Options) -> Result<()> {
             warren_netns_tests::require_bin("wg")?;
         }
     }
-    Ok(())
+    if let (Some(current), Some(baseline)) = (&bins.current, &bins.baseline) {
+        if std::fs::canonicalize(current).ok().as_ref() == Some(baseline) {
+            eprintln!(
+                "note: the baseline is the warren binary under test ({}): the ratios show \
+                 the run-to-run noise only",
+                baseline.display()
+            );
+        }
+    }
+    Ok(bins)
+}
+
+fn warn_if_debug(bin: &FsPath) {
+    if bin.components().any(|c| c.as_os_str() == "debug") {
+        eprintln!(
+            "warning: benchmarking a debug build ({}); use --release",
+            bin.display()
+        );
+    }
 }
 
 /// Builds every path and checks it carries a round trip.
-fn setup(opts: &Options) -> Result<Vec<Path>> {
+fn setup(opts: &Options, bins: &WarrenBins) -> Result<Vec<Path>> {
     let mut paths = Vec::new();
     for &kind in &opts.paths {
         check_interrupt()?;
         eprintln!("setting up {}", kind.name());
-        let path = Path::setup(kind)?;
+        let path = Path::setup(kind, bins)?;
         latency::warm_up(&path, WARM_UP)?;
         paths.push(path);
     }
@@ -213,6 +264,7 @@ fn measure(opts: &Options, paths: &[Path]) -> Result<Vec<PathResults>> {
             r.tcp.push(tcp.gbps);
             r.tcp_bytes += tcp.bytes;
             r.cpu_secs += cpu;
+            r.tcp_runs.push((tcp.bytes, cpu));
             progress.report(&format!(
                 "{} tcp run {run}: {:.2} Gbit/s, {cpu:.1} CPU s",
                 path.kind.name(),

@@ -2,10 +2,13 @@
 //! veth) or by a WireGuard tunnel of one implementation on both ends.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path as FsPath, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use warren_netns_tests::sweep::remove_uapi_socket;
+use warren_netns_tests::wg::{uapi_socket, START_TIMEOUT};
 use warren_netns_tests::{
-    start_wg, two_hosts, KeyPair, Lab, Netns, PeerConfig, TwoHosts, WgIface, WgImpl,
+    start_wg, two_hosts, KeyPair, Lab, Netns, PeerConfig, Spawn, TwoHosts, WgIface, WgImpl,
 };
 
 /// MTU of every tunnel interface.
@@ -18,7 +21,10 @@ const WG_PORT: u16 = 51820;
 pub enum PathKind {
     /// warren ↔ warren.
     Warren,
-    /// wireguard-go ↔ wireguard-go: the baseline of the ratios.
+    /// warren ↔ warren with the `--baseline` binary, the one `Warren` is
+    /// compared against. Not in [`PathKind::ALL`]: `--baseline` adds it.
+    WarrenBaseline,
+    /// wireguard-go ↔ wireguard-go: the reference of the "vs wg-go" ratios.
     WireguardGo,
     /// boringtun-cli ↔ boringtun-cli.
     BoringtunCli,
@@ -27,7 +33,8 @@ pub enum PathKind {
 }
 
 impl PathKind {
-    /// Every path, in the order runs are interleaved and reported.
+    /// Every path `--only` can name, in the order runs are interleaved and
+    /// reported (a baseline comes right after `Warren`).
     pub const ALL: [PathKind; 4] = [
         PathKind::Warren,
         PathKind::WireguardGo,
@@ -39,6 +46,7 @@ impl PathKind {
     pub fn name(self) -> &'static str {
         match self {
             PathKind::Warren => "warren",
+            PathKind::WarrenBaseline => "warren-baseline",
             PathKind::WireguardGo => "wireguard-go",
             PathKind::BoringtunCli => "boringtun-cli",
             PathKind::Veth => "veth",
@@ -46,7 +54,7 @@ impl PathKind {
     }
 
     /// Parses a name as [`PathKind::name`] prints it (`boringtun` and `wg-go`
-    /// are accepted too).
+    /// are accepted too), except `warren-baseline`, which `--baseline` adds.
     pub fn from_name(name: &str) -> Option<PathKind> {
         match name {
             "warren" => Some(PathKind::Warren),
@@ -60,10 +68,32 @@ impl PathKind {
     /// The WireGuard implementation on both ends, `None` for raw veth.
     pub fn wg_impl(self) -> Option<WgImpl> {
         match self {
-            PathKind::Warren => Some(WgImpl::Warren),
+            PathKind::Warren | PathKind::WarrenBaseline => Some(WgImpl::Warren),
             PathKind::WireguardGo => Some(WgImpl::WireguardGo),
             PathKind::BoringtunCli => Some(WgImpl::BoringtunCli),
             PathKind::Veth => None,
+        }
+    }
+}
+
+/// The warren binaries of a run: the one under test and, with
+/// `--baseline`, the one it is compared against.
+#[derive(Clone, Debug, Default)]
+pub struct WarrenBins {
+    /// Runs the `warren` path (and the relay section).
+    pub current: Option<PathBuf>,
+    /// Runs the `warren-baseline` path (and the baseline relay).
+    pub baseline: Option<PathBuf>,
+}
+
+impl WarrenBins {
+    /// The binary that runs `kind`'s tunnel; `None` for the other
+    /// implementations.
+    pub fn of(&self, kind: PathKind) -> Option<&FsPath> {
+        match kind {
+            PathKind::Warren => self.current.as_deref(),
+            PathKind::WarrenBaseline => self.baseline.as_deref(),
+            _ => None,
         }
     }
 }
@@ -82,14 +112,15 @@ pub struct Path {
 }
 
 impl Path {
-    /// Builds the path in a lab of its own.
-    pub fn setup(kind: PathKind) -> Result<Path> {
+    /// Builds the path in a lab of its own; a warren path runs its binary
+    /// from `bins`.
+    pub fn setup(kind: PathKind, bins: &WarrenBins) -> Result<Path> {
         let lab = Lab::new(&format!("bench{}", kind.name()))?;
         let hosts = two_hosts(&lab)?;
         let tunnel = match kind.wg_impl() {
             None => None,
             Some(imp) => Some(
-                tunnel(&lab, &hosts, imp)
+                tunnel(&lab, &hosts, imp, bins.of(kind))
                     .with_context(|| format!("setting up the {} tunnel", kind.name()))?,
             ),
         };
@@ -183,12 +214,25 @@ impl Ends for Path {
 }
 
 /// Starts `imp` on both hosts (10.9.0.1 on `a`, 10.9.0.2 on `b`), each with
-/// the other as its one peer.
-fn tunnel(lab: &Lab, hosts: &TwoHosts, imp: WgImpl) -> Result<(WgIface, WgIface)> {
-    let a = start_wg(lab, &hosts.a.ns, imp, "10.9.0.1/24", MTU)?;
-    let b = start_wg(lab, &hosts.b.ns, imp, "10.9.0.2/24", MTU)?;
+/// the other as its one peer; warren runs as `warren_bin`.
+fn tunnel(
+    lab: &Lab,
+    hosts: &TwoHosts,
+    imp: WgImpl,
+    warren_bin: Option<&FsPath>,
+) -> Result<(WgIface, WgIface)> {
+    let start = |ns: &Netns, addr: &str| match (imp, warren_bin) {
+        (WgImpl::Warren, Some(bin)) => start_warren(lab, ns, bin, addr, MTU),
+        (WgImpl::Warren, None) => bail!("no warren binary to run"),
+        _ => start_wg(lab, ns, imp, addr, MTU),
+    };
+    let a = start(&hosts.a.ns, "10.9.0.1/24")?;
+    let b = start(&hosts.b.ns, "10.9.0.2/24")?;
     for iface in [&a, &b] {
-        crate::cpu::check_is_program(iface.proc.pid(), imp)?;
+        match warren_bin {
+            Some(bin) => crate::cpu::check_runs(iface.proc.pid(), bin)?,
+            None => crate::cpu::check_is_program(iface.proc.pid(), imp)?,
+        }
     }
     let key_a = KeyPair::generate()?;
     let key_b = KeyPair::generate()?;
@@ -207,4 +251,44 @@ fn tunnel(lab: &Lab, hosts: &TwoHosts, imp: WgImpl) -> Result<(WgIface, WgIface)
         keepalive: None,
     })?;
     Ok((a, b))
+}
+
+/// `warren device up` in `ns` as the lab's `start_wg` runs it for
+/// [`WgImpl::Warren`], but with the binary given rather than found through
+/// `$WARREN_BIN`, so that two warren binaries run side by side (the
+/// `warren` and `warren-baseline` paths both start this way, and differ in
+/// nothing but the binary).
+fn start_warren(
+    lab: &Lab,
+    ns: &Netns,
+    bin: &FsPath,
+    iface_addr: &str,
+    mtu: u32,
+) -> Result<WgIface> {
+    let ip: Ipv4Addr = iface_addr
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .with_context(|| format!("{iface_addr:?} is not an IPv4 address/prefix"))?;
+    let name = lab.iface_name(WgImpl::Warren.short());
+    remove_uapi_socket(&name);
+    let spec = Spawn::new(bin)
+        .args(["device", "up", &name, "--address", iface_addr])
+        .args(["--mtu", &mtu.to_string()])
+        .name(format!("{}-{name}", WgImpl::Warren.short()));
+    let proc = lab.spawn(ns, spec)?;
+    let sock = uapi_socket(&name);
+    proc.wait_for(
+        &format!("UAPI socket {}", sock.display()),
+        START_TIMEOUT,
+        || sock.exists(),
+    )?;
+    Ok(WgIface {
+        ns: ns.clone(),
+        name,
+        imp: WgImpl::Warren,
+        ip,
+        proc,
+    })
 }

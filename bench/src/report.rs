@@ -27,6 +27,8 @@ pub struct PathResults {
     pub tcp_bytes: u64,
     /// CPU seconds of both tunnel processes over the TCP runs.
     pub cpu_secs: f64,
+    /// Bytes received and CPU seconds of each TCP run.
+    pub tcp_runs: Vec<(u64, f64)>,
     /// Each UDP run.
     pub udp: Vec<Udp>,
     /// Round trips with the path idle.
@@ -45,6 +47,7 @@ impl PathResults {
             tcp: Vec::new(),
             tcp_bytes: 0,
             cpu_secs: 0.0,
+            tcp_runs: Vec::new(),
             udp: Vec::new(),
             idle: Rtts::default(),
             loaded: Rtts::default(),
@@ -68,6 +71,22 @@ impl PathResults {
     fn cpu_per_gib(&self) -> Option<f64> {
         (self.kind != PathKind::Veth && self.tcp_bytes > 0)
             .then(|| self.cpu_secs / (self.tcp_bytes as f64 / GIB))
+    }
+
+    /// CPU seconds per GiB of each TCP run (none without a tunnel process).
+    fn cpu_per_gib_runs(&self) -> Vec<f64> {
+        if self.kind == PathKind::Veth {
+            return Vec::new();
+        }
+        self.tcp_runs
+            .iter()
+            .filter(|(bytes, _)| *bytes > 0)
+            .map(|&(bytes, cpu)| cpu / (bytes as f64 / GIB))
+            .collect()
+    }
+
+    fn udp_runs(&self) -> Vec<f64> {
+        self.udp.iter().map(|u| u.gbps).collect()
     }
 }
 
@@ -265,6 +284,152 @@ pub fn tables(results: &[PathResults]) -> String {
     )
 }
 
+/// The goal of a comparison with a baseline: the new binary's TCP
+/// throughput and its CPU per GiB each at most 5 % worse than the old's.
+pub const BASELINE_GOAL: f64 = 0.95;
+
+/// Which way a figure is better.
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// One row of a new-against-old table: the two figures, their ratio, and
+/// the ratios of the runs paired in the order they were interleaved.
+fn versus_row(
+    figure: &str,
+    (new, old): (Option<f64>, Option<f64>),
+    decimals: usize,
+    better: Better,
+    runs: Option<(&[f64], &[f64])>,
+) -> Vec<String> {
+    vec![
+        figure.to_owned(),
+        num(new, decimals),
+        num(old, decimals),
+        ratio(new, old),
+        match better {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+        }
+        .to_owned(),
+        runs.map_or_else(
+            || "—".to_owned(),
+            |(new, old)| {
+                let paired: Vec<String> = new
+                    .iter()
+                    .zip(old)
+                    .map(|(&n, &o)| ratio(Some(n), Some(o)))
+                    .collect();
+                if paired.is_empty() {
+                    "—".to_owned()
+                } else {
+                    paired.join(", ")
+                }
+            },
+        ),
+    ]
+}
+
+const VERSUS_HEADER: [&str; 6] = [
+    "figure",
+    "warren",
+    "baseline",
+    "new / old",
+    "better",
+    "runs new / old",
+];
+
+/// "met" or "NOT met" for a higher-is-better score against [`BASELINE_GOAL`].
+fn verdict(score: Option<f64>) -> String {
+    match score {
+        Some(s) if s >= BASELINE_GOAL => format!("{s:.3} (met)"),
+        Some(s) => format!("{s:.3} (NOT met)"),
+        None => "— (not measured)".to_owned(),
+    }
+}
+
+/// The "warren vs baseline" table and the goal line, if both `warren` and
+/// `warren-baseline` are among `results`.
+pub fn baseline_tables(results: &[PathResults]) -> Option<String> {
+    let new = results.iter().find(|r| r.kind == PathKind::Warren)?;
+    let old = results
+        .iter()
+        .find(|r| r.kind == PathKind::WarrenBaseline)?;
+    let both = |f: &dyn Fn(&PathResults) -> Option<f64>| (f(new), f(old));
+    let (new_cpu, old_cpu) = (new.cpu_per_gib_runs(), old.cpu_per_gib_runs());
+    let (new_udp, old_udp) = (new.udp_runs(), old.udp_runs());
+    let mut rows = vec![
+        versus_row(
+            "TCP Gbit/s (median)",
+            both(&PathResults::tcp_median),
+            2,
+            Better::Higher,
+            Some((&new.tcp, &old.tcp)),
+        ),
+        versus_row(
+            "CPU s / GiB (median of runs)",
+            (median(&new_cpu), median(&old_cpu)),
+            2,
+            Better::Lower,
+            Some((&new_cpu, &old_cpu)),
+        ),
+        versus_row(
+            "UDP Gbit/s received (median)",
+            both(&PathResults::udp_median),
+            2,
+            Better::Higher,
+            Some((&new_udp, &old_udp)),
+        ),
+        versus_row(
+            "UDP loss % (median)",
+            both(&PathResults::udp_loss_median),
+            1,
+            Better::Lower,
+            None,
+        ),
+    ];
+    for (what, new_rtts, old_rtts) in [
+        ("idle", &new.idle, &old.idle),
+        ("loaded", &new.loaded, &old.loaded),
+        ("at 150 Mbit/s", &new.paced, &old.paced),
+    ] {
+        for pct in [50.0, 99.0] {
+            rows.push(versus_row(
+                &format!("RTT {what} p{pct:.0} µs"),
+                (p(new_rtts, pct), p(old_rtts, pct)),
+                0,
+                Better::Lower,
+                None,
+            ));
+        }
+    }
+    let table = Table {
+        header: VERSUS_HEADER.to_vec(),
+        rows,
+    };
+    let tcp = ratio_of(new.tcp_median(), old.tcp_median());
+    let cpu = ratio_of(median(&old_cpu), median(&new_cpu));
+    Some(format!(
+        "warren vs baseline (warren-baseline runs the --baseline binary; {} interleaved runs)\n\n{}\n\
+         Goal: TCP throughput new / old ≥ {BASELINE_GOAL} and CPU per GiB old / new ≥ {BASELINE_GOAL} \
+         (each at most 5 % worse than the baseline): TCP {}, CPU {}.\n",
+        new.tcp.len().min(old.tcp.len()),
+        table.render(),
+        verdict(tcp),
+        verdict(cpu),
+    ))
+}
+
+/// `x / base` if both are there and the base is positive.
+fn ratio_of(x: Option<f64>, base: Option<f64>) -> Option<f64> {
+    match (x, base) {
+        (Some(x), Some(b)) if b > 0.0 => Some(x / b),
+        _ => None,
+    }
+}
+
 /// The generated part of the Markdown file, markers included.
 pub fn document(
     about: &About,
@@ -314,6 +479,15 @@ pub fn document(
 }
 
 fn data_plane(d: &mut String, opts: &Options, results: &[PathResults]) {
+    let order = results
+        .iter()
+        .map(|r| r.kind.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let raised = match opts.runs_raised_from {
+        Some(asked) => format!(" (raised from {asked} for the comparison with the baseline)"),
+        None => String::new(),
+    };
     d.push_str(
         "\nDebian's wireguard-go 0.0.20220316 predates upstream's offload and batching work \
          (batched UDP I/O with `sendmmsg`/`recvmmsg` and TUN GSO/GRO, released from \
@@ -321,8 +495,8 @@ fn data_plane(d: &mut String, opts: &Options, results: &[PathResults]) {
          version this lab's tests interoperate with, and the baseline of every ratio below.\n\n",
     );
     d.push_str(&format!(
-        "**Method:** {} run(s) of {} s per path and protocol, interleaved path by path \
-         (warren, wireguard-go, boringtun-cli, veth, then again); iperf3 TCP with one stream; \
+        "**Method:** {} run(s){raised} of {} s per path and protocol, interleaved path by path \
+         ({order}, then again); iperf3 TCP with one stream; \
          iperf3 UDP with {UDP_LEN}-byte datagrams sent as fast as iperf3 can (`-b 0`); \
          {} UDP round-trip probes of 64 bytes, one at a time, idle, while an iperf3 TCP \
          stream runs through the same tunnel as fast as it can (\"loaded\": each tunnel \
@@ -335,6 +509,17 @@ fn data_plane(d: &mut String, opts: &Options, results: &[PathResults]) {
         opts.load_cap(),
     ));
     d.push_str(&tables(results));
+    if let Some(versus) = baseline_tables(results) {
+        d.push_str(
+            "\n### warren against the baseline\n\n\
+             `warren-baseline` is the same warren ↔ warren path run by another warren binary \
+             (`--baseline`, listed under Versions), measured in the same run, interleaved run \
+             by run with `warren`. \"new / old\" divides warren's figure by the baseline's; \
+             \"runs new / old\" pairs the runs in the order they were made. CPU per GiB is \
+             the median of the runs' own CPU seconds per GiB.\n\n",
+        );
+        d.push_str(&versus);
+    }
     d.push_str(HOW_TO_READ);
 }
 
@@ -528,6 +713,11 @@ pub fn relay_tables(r: &RelayResults) -> String {
             })
             .collect(),
     };
+    let versus = r
+        .baseline
+        .as_ref()
+        .map(|b| relay_baseline_table(r, b))
+        .unwrap_or_default();
     format!(
         "Relay forwarding (one sender thread; median of runs)\n\n{}\n\
          Relay latency (one {}-byte frame at a time, relay and bare probes alternating)\n\n{}\n\
@@ -540,12 +730,80 @@ pub fn relay_tables(r: &RelayResults) -> String {
         tunnel.render(),
         r.trials,
         traversal.render()
+    ) + &versus
+}
+
+/// The relay under test against the baseline binary's relay.
+fn relay_baseline_table(r: &RelayResults, b: &crate::relay::RelayBaseline) -> String {
+    use crate::relay::Blast;
+    let med = |v: &[Blast], f: &dyn Fn(&Blast) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
+    let mut rows = Vec::new();
+    for ((size, new, _), (_, old)) in r.blasts.iter().zip(&b.blasts) {
+        let size = *size;
+        let gbps = |v: &[Blast]| v.iter().map(|x| x.gbps(size)).collect::<Vec<_>>();
+        let (new_gbps, old_gbps) = (gbps(new), gbps(old));
+        rows.push(versus_row(
+            &format!("{size} B forwarded Gbit/s (median)"),
+            (median(&new_gbps), median(&old_gbps)),
+            2,
+            Better::Higher,
+            Some((&new_gbps, &old_gbps)),
+        ));
+        rows.push(versus_row(
+            &format!("{size} B loss % (median)"),
+            (med(new, &|x| x.loss_pct()), med(old, &|x| x.loss_pct())),
+            2,
+            Better::Lower,
+            None,
+        ));
+        rows.push(versus_row(
+            &format!("{size} B relay CPU % (median)"),
+            (
+                med(new, &|x| 100.0 * x.relay_cpu / x.secs),
+                med(old, &|x| 100.0 * x.relay_cpu / x.secs),
+            ),
+            0,
+            Better::Lower,
+            None,
+        ));
+    }
+    let adds = |relay: &Rtts, bare: &Rtts, pct: f64| Some(p(relay, pct)? - p(bare, pct)?);
+    for pct in [50.0, 99.0] {
+        rows.push(versus_row(
+            &format!("relay adds p{pct:.0} µs (2 hops)"),
+            (
+                adds(&r.rtt_relay, &r.rtt_bare, pct),
+                adds(&b.rtt_relay, &b.rtt_bare, pct),
+            ),
+            0,
+            Better::Lower,
+            None,
+        ));
+    }
+    let table = Table {
+        header: VERSUS_HEADER.to_vec(),
+        rows,
+    };
+    format!(
+        "\nRelay vs baseline relay (each in its own forwarding lab, their blasts interleaved \
+         run by run; \"relay adds\" is relay minus bare links in each lab)\n\n{}",
+        table.render()
     )
 }
 
 fn relay_document(d: &mut String, r: &RelayResults) {
     use crate::relay::{PACKET_LIMIT, POLL, RATE_LIMIT, TRAVERSAL_TIMEOUT, TUNNEL_MTU};
+    use warren_wire::frame::SEND_HEADER_LEN;
     d.push_str("## Relay and NAT traversal\n\n");
+    let baseline = if r.baseline.is_some() {
+        "**Baseline:** a second forwarding lab like the first, whose relay (and the devices \
+         that register with it) run the `--baseline` warren binary; in each run its blasts \
+         come right after the relay under test's and before the bare links', and the \
+         ping-pong probes alternate between the two labs in turns of a run's share. The \
+         relayed tunnels and the traversal trials run with the binary under test only.\n\n"
+    } else {
+        ""
+    };
     d.push_str(&format!(
         "**Setup:** a lab \"internet\" (a bridge in a namespace, 203.0.113.0/24) with a \
          `warren relay` on a public host, started with `--rate-limit {RATE_LIMIT} \
@@ -556,7 +814,7 @@ fn relay_document(d: &mut String, r: &RelayResults) {
          for CGNAT), knowing nothing of each other but the relay.\n\n\
          **Forwarding:** two public hosts register with the relay (warren devices do the \
          registration, then stop; the sender and the counter then use their addresses, which \
-         is what a relay session is bound to). One thread blasts `Send` frames (36-byte relay \
+         is what a relay session is bound to). One thread blasts `Send` frames ({SEND_HEADER_LEN}-byte relay \
          header + a 1400- or 100-byte payload) through the relay as fast as `sendmmsg(2)` takes them (batches of 64), \
          for {} s per run, {} run(s), and a thread on the receiver counts the `Recv` frames; \
          the same datagrams are then sent straight from the sender to the receiver over the \
@@ -572,7 +830,7 @@ fn relay_document(d: &mut String, r: &RelayResults) {
          NATs (measured once it has gone direct); {} UDP round-trip probes of 64 bytes, one \
          at a time, and {} iperf3 TCP run(s) of {} s each, the pairs interleaved; every \
          measurement checks the relay's forwarded-frame counter to confirm the path.\n\n\
-         **Time to direct:** each trial starts both devices afresh on a new UDP port (fresh \
+         {baseline}**Time to direct:** each trial starts both devices afresh on a new UDP port (fresh \
          NAT mappings), takes the moment both logs say `registered with relay`, then every \
          {} ms sends one UDP probe through the tunnel and scrapes the relay's \
          `warren_relay_forwarded_frames_total`; the pair is direct at the first probe whose \
@@ -669,5 +927,53 @@ mod tests {
         let t = tables(&[wr, wg]);
         assert!(t.contains("2.00×"), "{t}");
         assert!(t.contains("0.50×"), "{t}");
+    }
+
+    fn warren_like(kind: PathKind, gbps: &[f64], cpu_per_run: f64) -> PathResults {
+        let mut r = PathResults::new(kind);
+        for &g in gbps {
+            let bytes = (g * 1e9 / 8.0 * 5.0) as u64;
+            r.tcp.push(g);
+            r.tcp_bytes += bytes;
+            r.cpu_secs += cpu_per_run;
+            r.tcp_runs.push((bytes, cpu_per_run));
+        }
+        r
+    }
+
+    #[test]
+    fn the_baseline_table_compares_medians_and_pairs_runs() {
+        let new = warren_like(PathKind::Warren, &[2.0, 3.0, 2.5, 2.6, 2.4], 4.0);
+        let old = warren_like(PathKind::WarrenBaseline, &[2.0, 2.5, 2.5, 2.5, 2.0], 4.0);
+        assert!(baseline_tables(std::slice::from_ref(&new)).is_none());
+        let t = baseline_tables(&[new.clone(), old.clone()]).unwrap_or_default();
+        // TCP median 2.5 against 2.5; runs paired in order: 2.0/2.0, 3.0/2.5, ...
+        assert!(t.contains("2.50 |     2.50 |     1.00× | higher"), "{t}");
+        assert!(t.contains("1.00×, 1.20×, 1.00×, 1.04×, 1.20×"), "{t}");
+        assert!(t.contains("TCP 1.000 (met)"), "{t}");
+        // The same CPU seconds for as many bytes: CPU per GiB old / new is 1.
+        assert!(t.contains("CPU 1.000 (met)"), "{t}");
+        // Half the throughput for the same CPU: both goals missed.
+        let slow = warren_like(PathKind::Warren, &[1.25; 5], 4.0);
+        let t = baseline_tables(&[slow, old.clone()]).unwrap_or_default();
+        assert!(t.contains("TCP 0.500 (NOT met)"), "{t}");
+        assert!(t.contains("CPU 0.500 (NOT met)"), "{t}");
+
+        let opts = Options {
+            baseline: Some("target/baseline/x/release/warren".into()),
+            runs_raised_from: Some(1),
+            ..Options::default()
+        };
+        let doc = document(&About::default(), &opts, "", &[new, old], None);
+        assert!(doc.contains("### warren against the baseline"), "{doc}");
+        assert!(doc.contains("warren vs baseline"), "{doc}");
+        assert!(
+            doc.contains("(raised from 1 for the comparison with the baseline)"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("interleaved path by path (warren, warren-baseline, then again)"),
+            "{doc}"
+        );
     }
 }
