@@ -27,14 +27,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use warren_netns_tests::wg::{uapi_socket, warren_bin};
 use warren_netns_tests::{
     wait_for_file, Host, Internet, KeyPair, Lab, Nat, Netns, Proc, Spawn, WgIface, WgImpl,
 };
 use warren_wire::frame::SEND_HEADER_LEN;
-use warren_wire::{write_send_header, Frame};
+use warren_wire::{write_send_header, Frame, PublicKey};
 
 use crate::latency::Rtts;
 use crate::paths::Ends;
@@ -442,19 +440,15 @@ struct Forwarding {
 
 /// The raw key of a base64 WireGuard key as `wg` prints it.
 fn decode_key(text: &str) -> Result<[u8; 32]> {
-    let bytes = BASE64
-        .decode(text.trim())
-        .with_context(|| format!("{text:?} is not base64"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| anyhow::anyhow!("a key is 32 bytes, not {}", b.len()))
+    let key = PublicKey::from_base64(text).with_context(|| format!("{text:?}"))?;
+    Ok(*key.as_bytes())
 }
 
 /// A `Send` frame to `dst` with a `payload_len`-byte payload of zeros.
 fn send_frame(dst: [u8; 32], payload_len: usize) -> Result<Vec<u8>> {
     let mut frame = vec![0u8; SEND_HEADER_LEN + payload_len];
     // The one place the bench names warren-wire's key type.
-    write_send_header(&mut frame, &warren_wire::NodeKey(dst))
+    write_send_header(&mut frame, &PublicKey::from_bytes(dst))
         .context("a Send frame is longer than its header")?;
     Ok(frame)
 }
@@ -979,8 +973,8 @@ fn check_path(pair: &Pair, direct: bool, frames: u64, units: u64) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    // warren-wire's key type, named only here.
-    use warren_wire::NodeKey as Key;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
 
     #[test]
     fn keys_decode_as_wg_prints_them() -> Result<()> {
@@ -998,7 +992,7 @@ mod tests {
         assert_eq!(frame.len(), PING_PONG_LEN);
         match Frame::decode(&frame)? {
             Frame::Send { dst: d, payload } => {
-                assert_eq!(d, Key(dst));
+                assert_eq!(d, PublicKey::from_bytes(dst));
                 assert_eq!(payload, &[0u8; 100][..]);
             }
             other => bail!("not a Send: {other:?}"),
@@ -1010,7 +1004,7 @@ mod tests {
     fn the_echo_returns_a_recv_to_its_source() -> Result<()> {
         let src = [3u8; 32];
         let mut datagram = Frame::Recv {
-            src: Key(src),
+            src: PublicKey::from_bytes(src),
             payload: b"probe",
         }
         .to_vec();
