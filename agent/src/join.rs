@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use warren_device::netlink::IfAddress;
 use warren_device::paths;
-use warren_device::{Device, DeviceHandle, DeviceOptions};
+use warren_device::{DeviceHandle, DeviceOptions, RunningDevice};
 use warren_proto::{
     Auth, Hello, Mode, RefusalCode, Report, Secret, StatusOf, TokenId, Welcome, CONTROL_KINDS,
     PROTOCOL_VERSION,
@@ -187,10 +187,6 @@ pub async fn run(
     });
     let device = bring_up(&options, &private_key, &welcome).await?;
     let handle = device.handle();
-    let (stop_device, device_stopped) = tokio::sync::oneshot::channel::<()>();
-    let device_task = tokio::spawn(device.run(async {
-        let _ = device_stopped.await;
-    }));
     // The device already has the welcome's peers; the core learns them.
     core.handle_welcome(&welcome);
     let control_key = welcome
@@ -247,8 +243,9 @@ pub async fn run(
     };
     session.close();
     echo.abort();
-    let _ = stop_device.send(());
-    let _ = device_task.await;
+    if let Err(error) = device.stop().await {
+        tracing::warn!(%error, "the mesh device stopped with an error");
+    }
     outcome
 }
 
@@ -275,12 +272,13 @@ async fn carry_out(handle: &DeviceHandle, actions: Vec<Action>) {
     }
 }
 
-/// The mesh device with the welcome's address, peers, relays and ticket.
+/// The mesh device with the welcome's address, peers, relays and ticket,
+/// on a thread of its own.
 async fn bring_up(
     options: &JoinOptions,
     private_key: &PrivateKey,
     welcome: &Welcome,
-) -> Result<Device, JoinError> {
+) -> Result<RunningDevice, JoinError> {
     let mut config = peer_changes(&welcome.peers, &[]);
     config.private_key = Some(Some(private_key.into()));
     config.listen_port = Some(options.wg_port);
@@ -294,7 +292,7 @@ async fn bring_up(
     device_options.config = Some(config);
     device_options.relays = welcome.relays.clone();
     device_options.ticket = (!welcome.relays.is_empty()).then_some(welcome.ticket);
-    Ok(Device::create(device_options).await?)
+    Ok(RunningDevice::start(device_options).await?)
 }
 
 /// Waits until the mesh is usable: the device is registered with every

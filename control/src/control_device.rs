@@ -9,7 +9,7 @@ use ip_network::Ipv4Network;
 use std::net::{IpAddr, SocketAddr};
 use tokio::sync::broadcast;
 use warren_device::netlink::IfAddress;
-use warren_device::{Device, DeviceHandle, DeviceOptions};
+use warren_device::{DeviceHandle, DeviceOptions, RunningDevice};
 use warren_relay_proto::SigningKey;
 use warren_uapi::{IpNetwork, PeerChange, SetRequest};
 use warren_wire::PrivateKey;
@@ -18,14 +18,14 @@ use warren_wire::PrivateKey;
 /// control plane for itself at every start.
 const OWN_TICKET_LIFETIME: u64 = 10 * 365 * 24 * 3600;
 
-/// The device, with every stored node as a peer.
-pub async fn create(
+/// The device, with every stored node as a peer, on a thread of its own.
+pub async fn start(
     options: &ServeOptions,
     private_key: &PrivateKey,
     signing_key: &SigningKey,
     registry: &Registry,
     relays: &[SocketAddr],
-) -> Result<Device, ServeError> {
+) -> Result<RunningDevice, ServeError> {
     let mut config = SetRequest {
         private_key: Some(Some(private_key.into())),
         listen_port: Some(options.wg_port),
@@ -44,7 +44,7 @@ pub async fn create(
         private_key.public_key(),
         warren_os::unix_now() + OWN_TICKET_LIFETIME,
     ));
-    Ok(Device::create(device).await?)
+    Ok(RunningDevice::start(device).await?)
 }
 
 /// A node as a peer of the control plane's device.

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use warren_device::paths;
 use warren_proto::{Mode, StatusOf};
-use warren_relay::{Server, ServerError, ServerOptions};
+use warren_relay::{RunningRelay, ServerError, ServerOptions};
 use warren_relay_proto::Config;
 use warren_uapi::IpNetwork;
 
@@ -159,9 +159,11 @@ pub async fn serve(
             addr: options.api_listen,
             source,
         })?;
+    // The packet paths, the embedded relay and the control plane's own
+    // device, run on threads of their own.
     let relay = match options.relay_listen {
         Some(listen) => Some(
-            Server::bind(ServerOptions {
+            RunningRelay::start(ServerOptions {
                 listen,
                 metrics: None,
                 control_key: identity.control_key(),
@@ -171,7 +173,7 @@ pub async fn serve(
         ),
         None => None,
     };
-    let relay_addr = relay.as_ref().and_then(|r| r.local_addr().ok());
+    let relay_addr = relay.as_ref().map(RunningRelay::local_addr);
     // Agents reach the embedded relay where they reach the control plane.
     let mut relays: Vec<SocketAddr> = relay_addr
         .zip(control_addrs.first())
@@ -181,7 +183,7 @@ pub async fn serve(
     relays.extend(options.relays.iter().copied());
 
     let control_ip = registry.allocator().control_address();
-    let device = control_device::create(
+    let device = control_device::start(
         &options,
         &identity.wireguard_key,
         &identity.signing_key,
@@ -215,7 +217,7 @@ pub async fn serve(
                 .map(|addr| SocketAddr::new(addr.ip(), options.wg_port))
                 .collect(),
         },
-        revoker: relay.as_ref().map(Server::revoker),
+        revoker: relay.as_ref().map(RunningRelay::revoker),
     });
     let events = state.subscribe();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
@@ -241,8 +243,6 @@ pub async fn serve(
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let relay_task = relay.map(|server| tokio::spawn(server.run(stopped(stop_rx.clone()))));
-    let device_task = tokio::spawn(device.run(stopped(stop_rx.clone())));
     let echo = paths::echo_responder(control_ip)
         .await
         .map_err(|source| ServeError::Echo {
@@ -278,10 +278,10 @@ pub async fn serve(
     peers_task.abort();
     report_task.abort();
     echo.abort();
-    if let Some(task) = relay_task {
-        let _ = task.await;
+    if let Some(relay) = relay {
+        relay.stop().await;
     }
-    if let Ok(Err(error)) = device_task.await {
+    if let Err(error) = device.stop().await {
         tracing::warn!(%error, "the mesh device stopped with an error");
     }
     if let Ok(Err(error)) = api_task.await {

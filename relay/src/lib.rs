@@ -4,11 +4,14 @@
 //! plane's embedded relay run it.
 //!
 //! - [`server`]: the tokio driver.
+//! - [`running`]: the driver on a thread of its own (the embedded relay).
 //! - [`metrics`]: the Prometheus text of the core's counters.
 
 #![forbid(unsafe_code)]
 
 pub mod metrics;
+pub mod running;
 pub mod server;
 
+pub use crate::running::RunningRelay;
 pub use crate::server::{Revoker, Server, ServerError, ServerOptions};

@@ -59,8 +59,11 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// No randomness for the relay's secret seed.
-    #[error("cannot read random bytes for the relay's secret seed")]
-    Random,
+    #[error("the relay's secret seed: {0}")]
+    Random(#[from] warren_os::RandomError),
+    /// The relay's own thread could not be started, or died.
+    #[error("the relay's thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Bytes one burst of reads may take in before the loop looks at its other
@@ -183,9 +186,7 @@ impl Server {
             ),
             None => None,
         };
-        let mut seed = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-            .map_err(|_| ServerError::Random)?;
+        let seed = warren_os::random::<32>()?;
         Ok(Server {
             socket,
             metrics,

@@ -16,7 +16,7 @@ use crate::stats;
 use crate::tun::{Tun, TunError};
 use crate::uapi_server::{self, UapiCommand, UapiListener, UapiRequest, UapiSocketError};
 use std::future::Future;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -180,8 +180,14 @@ pub enum DeviceError {
     #[error("reading the TUN interface: {0}")]
     TunRead(io::Error),
     /// No randomness for the private key and session indexes.
-    #[error("reading /dev/urandom: {0}")]
-    Random(io::Error),
+    #[error(transparent)]
+    Random(#[from] warren_os::RandomError),
+    /// The device's own thread could not be started.
+    #[error("starting the device's thread: {0}")]
+    Thread(io::Error),
+    /// The device's thread ended before answering.
+    #[error("the device's thread stopped unexpectedly")]
+    ThreadGone,
 }
 
 /// A running userspace WireGuard interface.
@@ -233,8 +239,8 @@ impl Device {
         let uapi = UapiListener::bind(&options.uapi_dir, tun.name())?;
 
         // Replaced by the configuration's key at once; random until then.
-        let private_key = PrivateKey::from_bytes(random_bytes::<32>()?);
-        let seed = u64::from_le_bytes(random_bytes::<8>()?);
+        let private_key = PrivateKey::from_bytes(warren_os::random::<32>()?);
+        let seed = u64::from_le_bytes(warren_os::random::<8>()?);
         let mut node = Node::new(&private_key, seed, Instant::now());
         configure::apply(&mut node, &config);
         if !options.relays.is_empty() {
@@ -587,12 +593,4 @@ fn allowed_ips(node: &Node) -> Vec<ip_network::IpNetwork> {
         .into_iter()
         .flat_map(|peer| peer.allowed_ips)
         .collect()
-}
-
-fn random_bytes<const N: usize>() -> Result<[u8; N], DeviceError> {
-    let mut bytes = [0u8; N];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut file| file.read_exact(&mut bytes))
-        .map_err(DeviceError::Random)?;
-    Ok(bytes)
 }

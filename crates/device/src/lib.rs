@@ -15,9 +15,11 @@ pub mod netlink;
 pub mod offload;
 pub mod paths;
 pub mod routes;
+mod running;
 pub mod stats;
 pub mod tun;
 pub mod uapi_server;
 
 pub use device::{Device, DeviceError, DeviceOptions, DEFAULT_MTU};
 pub use handle::{DeviceHandle, HandleError};
+pub use running::RunningDevice;
