@@ -66,7 +66,7 @@ pub enum JoinTokenError {
 impl JoinToken {
     /// The token id as text (16 hex digits), as `warren token list` shows it.
     pub fn id_hex(&self) -> String {
-        hex_of(&self.id)
+        hex::encode(self.id)
     }
 
     /// The bytes inside the token.
@@ -109,11 +109,6 @@ impl JoinToken {
             control,
         })
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Display for JoinToken {
