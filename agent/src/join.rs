@@ -213,7 +213,7 @@ pub async fn run(
             () = &mut shutdown => break Ok(()),
             _ = reports.tick() => {
                 if let Some(report) = measure(&handle, &relays, &core).await {
-                    session.send_report(&report, target.hello.version).await;
+                    session.send_report(&report, target.hello.version);
                     let status = core.handle_report(report, warren_os::unix_now());
                     if let Err(error) = dir.save_status(&status) {
                         tracing::warn!(%error, "writing the status file");

@@ -70,6 +70,12 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
+/// How often an idle connection to the control plane is kept alive.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long the connection may go unanswered before the agent reconnects.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A QUIC client configuration that trusts only the certificate pinned by
 /// `sha256`, speaking warren's ALPN over TLS 1.3.
 pub fn client_config(sha256: [u8; 32]) -> Result<quinn::ClientConfig, String> {
@@ -83,5 +89,13 @@ pub fn client_config(sha256: [u8; 32]) -> Result<quinn::ClientConfig, String> {
     tls.alpn_protocols = vec![warren_proto::ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|error| error.to_string())?;
-    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    // A control plane that vanished silently (power, network) is noticed
+    // within the idle timeout; the keepalive keeps a quiet link alive.
+    transport
+        .keep_alive_interval(Some(KEEPALIVE))
+        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    config.transport_config(Arc::new(transport));
+    Ok(config)
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use warren_proto::{
-    read_frame, write_frame, AgentMessage, ControlMessage, Hello, Report, StreamError, Welcome,
-    MAX_FRAME,
+    frame, read_frame, write_frame, AgentMessage, ControlMessage, Hello, Report, StreamError,
+    Welcome, MAX_FRAME,
 };
 
 /// How long one connection attempt to one control-plane address may take.
@@ -48,14 +48,20 @@ pub enum SessionEvent {
     Ended(JoinError),
 }
 
-/// An open connection and its stream.
+/// An open connection and its stream, read and written by tasks of their
+/// own: a frame read cut short by `select!` would lose bytes, and a write
+/// stalled by flow control must not stall the agent.
 pub struct Link {
     connection: quinn::Connection,
-    send: quinn::SendStream,
-    /// What the control plane sends after the welcome, read by a task of
-    /// its own (a frame read cut short by `select!` would lose bytes).
+    /// Frames for the control plane (a few at most; more are dropped).
+    outgoing: mpsc::Sender<Vec<u8>>,
+    /// What the control plane sends after the welcome.
     updates: mpsc::Receiver<Result<ControlMessage, StreamError>>,
 }
+
+/// Frames waiting for the control plane: reports come every 5 s, so a
+/// backlog means the link is stalled and newer reports matter more.
+const OUTGOING_BACKLOG: usize = 2;
 
 /// The link's state (see the module doc).
 pub enum Session {
@@ -138,18 +144,26 @@ impl Session {
         }
     }
 
-    /// Sends `report` if connected (a lost report is replaced by the next).
-    pub async fn send_report(&mut self, report: &Report, version: u32) {
+    /// Queues `report` if connected; dropped when the link is stalled (a
+    /// lost report is replaced by the next).
+    pub fn send_report(&self, report: &Report, version: u32) {
         let Session::Connected(link) = self else {
             return;
         };
-        let sent = if version == 1 {
-            write_frame(&mut link.send, report).await
+        let frame = if version == 1 {
+            frame::encode(report)
         } else {
-            write_frame(&mut link.send, &AgentMessage::Report(report.clone())).await
+            frame::encode(&AgentMessage::Report(report.clone()))
         };
-        if let Err(error) = sent {
-            tracing::debug!(%error, "sending a path report");
+        match frame {
+            Ok(frame) => {
+                if link.outgoing.try_send(frame).is_err() {
+                    tracing::debug!(
+                        "the link to the control plane is stalled; a report is dropped"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "encoding a path report"),
         }
     }
 
@@ -183,10 +197,19 @@ pub async fn open(target: &Target) -> Result<(Link, Welcome), JoinError> {
                     }
                 }
             });
+            let (outgoing, mut queued) = mpsc::channel::<Vec<u8>>(OUTGOING_BACKLOG);
+            tokio::spawn(async move {
+                while let Some(frame) = queued.recv().await {
+                    if let Err(error) = send.write_all(&frame).await {
+                        tracing::debug!(%error, "writing to the control plane");
+                        return;
+                    }
+                }
+            });
             Ok((
                 Link {
                     connection,
-                    send,
+                    outgoing,
                     updates,
                 },
                 welcome,

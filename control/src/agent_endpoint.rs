@@ -31,6 +31,46 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams an admitted agent may have open at once, each way.
 const ADMITTED_STREAMS: u32 = 16;
 
+/// How long a connection may go without hearing from the agent (which
+/// sends a keepalive every 5 s) before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The QUIC endpoint on `listen`. Its stateless-reset key and the key its
+/// connection IDs are checked with are derived from the control plane's
+/// TLS key, so they are the same after a restart: the agents' connections
+/// to the previous process get a reset they can verify, and they reconnect
+/// at once instead of after the idle timeout.
+pub fn endpoint(
+    listen: std::net::SocketAddr,
+    server_config: quinn::ServerConfig,
+    tls_key: &[u8],
+) -> std::io::Result<quinn::Endpoint> {
+    let derive = |label: &[u8]| {
+        let mut secret = ring::digest::Context::new(&ring::digest::SHA256);
+        secret.update(label);
+        secret.update(tls_key);
+        secret.finish()
+    };
+    let reset = derive(b"warren quic stateless reset v1");
+    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset.as_ref());
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&derive(b"warren quic connection ids v1").as_ref()[..8]);
+    let cid_key = u64::from_be_bytes(cid_key);
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+            as Box<dyn quinn::ConnectionIdGenerator>
+    });
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for the QUIC endpoint"))?;
+    quinn::Endpoint::new(
+        config,
+        Some(server_config),
+        std::net::UdpSocket::bind(listen)?,
+        runtime,
+    )
+}
+
 /// Why an agent connection ended early.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -70,7 +110,8 @@ pub fn server_config(cert: &[u8], key: &[u8]) -> Result<quinn::ServerConfig, rus
         .max_concurrent_uni_streams(0u8.into())
         .stream_receive_window(window)
         .receive_window(window)
-        .datagram_receive_buffer_size(None);
+        .datagram_receive_buffer_size(None)
+        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

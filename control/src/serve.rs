@@ -192,9 +192,10 @@ pub async fn serve(
     )
     .await?;
     let device_handle = device.handle();
-    let endpoint = quinn::Endpoint::server(
-        agent_endpoint::server_config(&identity.tls_cert, &identity.tls_key)?,
+    let endpoint = agent_endpoint::endpoint(
         options.listen,
+        agent_endpoint::server_config(&identity.tls_cert, &identity.tls_key)?,
+        &identity.tls_key,
     )
     .map_err(|source| ServeError::Quic {
         addr: options.listen,

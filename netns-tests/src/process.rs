@@ -169,6 +169,10 @@ pub enum Signal {
     Kill,
     /// SIGHUP.
     Hup,
+    /// SIGSTOP: the process freezes (a laptop asleep, a stalled host).
+    Stop,
+    /// SIGCONT: a stopped process runs on.
+    Cont,
 }
 
 impl Signal {
@@ -178,6 +182,8 @@ impl Signal {
             Signal::Term => libc::SIGTERM,
             Signal::Kill => libc::SIGKILL,
             Signal::Hup => libc::SIGHUP,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
         }
     }
 }

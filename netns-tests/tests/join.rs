@@ -183,7 +183,8 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
     cluster.start_again();
     for agent in [&agent_a, &agent_b] {
         agent
-            .wait_for_log("reconnected to the control plane", Duration::from_secs(40))
+            // Backoff tops out at 5 s: a loose bound of three times that.
+            .wait_for_log("reconnected to the control plane", Duration::from_secs(15))
             .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_tail(20)));
     }
     // The restarted control plane knows both, and pushes a newcomer to them.
@@ -251,6 +252,42 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
     assert!(
         !nodes.contains("\"b\""),
         "removal survives a restart: {nodes}"
+    );
+}
+
+/// The security review's H2: a node removed while an agent was away (here
+/// frozen across a control-plane restart) is dropped from that agent's
+/// device when it reconnects, instead of staying a WireGuard peer.
+#[test]
+fn an_agent_away_when_a_node_was_removed_drops_it_when_it_reconnects() {
+    let mut cluster = Cluster::new("join-away");
+    let a = Worker::new(&cluster, "a", Nat::Cone);
+    let b = Worker::new(&cluster, "b", Nat::Cone);
+    let (agent_a, _) = a.join(&cluster, "a", Some(&cluster.token()));
+    let (_agent_b, _) = b.join(&cluster, "b", Some(&cluster.token()));
+    let b_key = warren_wire::PrivateKey::from_base64(
+        &std::fs::read_to_string(b.dir.join("agent/wireguard.key")).unwrap(),
+    )
+    .unwrap()
+    .public_key()
+    .to_base64();
+    let peers_of_a = || a.host.ns.exec(["wg", "show", &a.iface, "peers"]).unwrap();
+    assert!(peers_of_a().contains(&b_key));
+
+    agent_a.signal(Signal::Stop).unwrap();
+    cluster.kill_and_restart();
+    cluster.admin(&["node", "rm", "b"]);
+    agent_a.signal(Signal::Cont).unwrap();
+    agent_a
+        .wait_for_log("reconnected to the control plane", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", agent_a.log_tail(20)));
+    warren_netns_tests::wait_for("b gone from a's device", Duration::from_secs(5), || {
+        !peers_of_a().contains(&b_key)
+    })
+    .unwrap();
+    assert!(
+        peers_of_a().lines().count() >= 1,
+        "the control plane stays a peer"
     );
 }
 
