@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
+use serde::{Serialize, Serializer};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use warren_device::netlink::IfAddress;
@@ -9,7 +10,7 @@ use warren_device::stats::{query_stats, DropReport};
 use warren_device::uapi_server::DEFAULT_UAPI_DIR;
 use warren_device::{Device, DeviceOptions, DEFAULT_MTU};
 use warren_mesh::DropReason;
-use warren_wire::Ticket;
+use warren_wire::{PublicKey, Ticket};
 
 /// Userspace WireGuard interfaces.
 #[derive(Subcommand)]
@@ -36,15 +37,36 @@ pub enum DeviceCommand {
     )]
     Up(UpArgs),
     /// Show why packets were dropped, for the interface and each peer.
-    ///
-    /// Counts every datagram and packet the device refused since it started,
-    /// by reason: malformed, invalid_mac (not addressed to this key),
-    /// unknown_peer, unauthenticated, replayed, unexpected, no_session,
-    /// under_load, source_not_allowed (inner source outside the peer's
-    /// allowed IPs), no_route (no peer for the destination), no_endpoint,
-    /// not_ip, too_large. Endpoints, handshakes and byte counts are in
-    /// `wg show IFACE`.
+    #[command(long_about = stats_long_about())]
     Stats(StatsArgs),
+}
+
+/// The long help of `warren device stats`. It names the reasons from
+/// [`DropReason::ALL`], so that a new reason appears in it by itself.
+fn stats_long_about() -> String {
+    let reasons: Vec<String> = DropReason::ALL
+        .into_iter()
+        .map(|reason| match gloss(reason) {
+            Some(gloss) => format!("{reason} ({gloss})"),
+            None => reason.to_string(),
+        })
+        .collect();
+    format!(
+        "Show why packets were dropped, for the interface and each peer.\n\n\
+         Counts every datagram and packet the device refused since it started, by reason: \
+         {}. Endpoints, handshakes and byte counts are in `wg show IFACE`.",
+        reasons.join(", ")
+    )
+}
+
+/// What a drop reason's name does not say by itself.
+fn gloss(reason: DropReason) -> Option<&'static str> {
+    match reason {
+        DropReason::InvalidMac => Some("not addressed to this key"),
+        DropReason::SourceNotAllowed => Some("inner source outside the peer's allowed IPs"),
+        DropReason::NoRoute => Some("no peer for the destination"),
+        _ => None,
+    }
 }
 
 /// Arguments of `warren device stats`.
@@ -149,7 +171,7 @@ fn stats(args: StatsArgs) -> Result<()> {
     let report =
         query_stats(&socket).with_context(|| format!("reading the counters of {}", args.iface))?;
     if args.json {
-        println!("{}", stats_json(&args.iface, &report));
+        println!("{}", stats_json(&args.iface, &report)?);
     } else {
         print!("{}", stats_text(&args.iface, &report));
     }
@@ -174,32 +196,47 @@ fn stats_text(iface: &str, report: &DropReport) -> String {
     text
 }
 
-fn stats_json(iface: &str, report: &DropReport) -> String {
-    // Every string here is an interface name, a base64 key or a reason name:
-    // none needs escaping beyond what `{:?}` does for ASCII.
-    let counts = |drops: &[(DropReason, u64)]| {
-        let fields: Vec<String> = drops
+/// What `warren device stats --json` prints; the counts keep the order of
+/// `report` (that of [`DropReason::ALL`]).
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    interface: &'a str,
+    drops: Counts<'a>,
+    peers: Vec<PeerJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct PeerJson<'a> {
+    public_key: &'a PublicKey,
+    drops: Counts<'a>,
+}
+
+/// `{"reason": count, …}`.
+struct Counts<'a>(&'a [(DropReason, u64)]);
+
+impl Serialize for Counts<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                .iter()
+                .map(|(reason, count)| (reason.as_str(), count)),
+        )
+    }
+}
+
+fn stats_json(iface: &str, report: &DropReport) -> serde_json::Result<String> {
+    serde_json::to_string(&StatsJson {
+        interface: iface,
+        drops: Counts(&report.device),
+        peers: report
+            .peers
             .iter()
-            .map(|(reason, count)| format!("\"{reason}\":{count}"))
-            .collect();
-        format!("{{{}}}", fields.join(","))
-    };
-    let peers: Vec<String> = report
-        .peers
-        .iter()
-        .map(|peer| {
-            format!(
-                "{{\"public_key\":\"{}\",\"drops\":{}}}",
-                peer.public_key,
-                counts(&peer.drops)
-            )
-        })
-        .collect();
-    format!(
-        "{{\"interface\":{iface:?},\"drops\":{},\"peers\":[{}]}}",
-        counts(&report.device),
-        peers.join(",")
-    )
+            .map(|peer| PeerJson {
+                public_key: &peer.public_key,
+                drops: Counts(&peer.drops),
+            })
+            .collect(),
+    })
 }
 
 /// Parses `10.9.0.1/24` (an address with its subnet's prefix length).
@@ -220,4 +257,73 @@ fn parse_if_address(text: &str) -> Result<IfAddress> {
         address,
         prefix_len,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_device::stats::PeerDrops;
+
+    fn report() -> DropReport {
+        DropReport {
+            device: vec![(DropReason::Malformed, 3), (DropReason::NoRoute, 12)],
+            peers: vec![
+                PeerDrops {
+                    public_key: PublicKey::from_bytes([1; 32]),
+                    drops: vec![(DropReason::Replayed, 2), (DropReason::Malformed, 1)],
+                },
+                PeerDrops {
+                    public_key: PublicKey::from_bytes([2; 32]),
+                    drops: Vec::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_json_keeps_the_report_order() {
+        assert_eq!(
+            stats_json("wg0", &report()).unwrap(),
+            "{\"interface\":\"wg0\",\"drops\":{\"malformed\":3,\"no_route\":12},\"peers\":[\
+             {\"public_key\":\"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\",\
+             \"drops\":{\"replayed\":2,\"malformed\":1}},\
+             {\"public_key\":\"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\",\"drops\":{}}]}"
+        );
+        assert_eq!(
+            stats_json("wg\"0", &DropReport::default()).unwrap(),
+            r#"{"interface":"wg\"0","drops":{},"peers":[]}"#
+        );
+    }
+
+    #[test]
+    fn the_long_help_lists_every_drop_reason_in_order() {
+        let mut device = DeviceCommand::augment_subcommands(clap::Command::new("device"));
+        let stats = device.find_subcommand_mut("stats").unwrap();
+        let short = stats.render_help().to_string();
+        assert!(
+            short.starts_with("Show why packets were dropped, for the interface and each peer\n"),
+            "{short}"
+        );
+        // clap wraps the text: read it as words.
+        let help = stats.render_long_help().to_string();
+        let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (intro, rest) = words.split_once(" by reason: ").unwrap();
+        assert_eq!(
+            intro,
+            "Show why packets were dropped, for the interface and each peer. \
+             Counts every datagram and packet the device refused since it started,"
+        );
+        let (list, outro) = rest.split_once(". Endpoints").unwrap();
+        assert!(outro.starts_with(", handshakes and byte counts are in `wg show IFACE`."));
+        let listed: Vec<&str> = list
+            .split(", ")
+            .map(|item| item.split(' ').next().unwrap())
+            .collect();
+        let all: Vec<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(listed, all);
+        assert!(
+            list.contains("invalid_mac (not addressed to this key)"),
+            "{list}"
+        );
+    }
 }

@@ -2,12 +2,17 @@
 //! the mesh, saying which path each reply took).
 
 use super::api::{ApiArgs, Client};
+use super::fmt;
+use super::table::{
+    Align::{Left, Right},
+    Table,
+};
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
-use warren_control::mesh_view::{MeshPath, MeshView};
+use warren_control::mesh_view::MeshView;
 use warren_proto::PathKind;
 
 /// Arguments of `warren mesh`.
@@ -59,76 +64,52 @@ pub fn run(args: MeshArgs) -> Result<()> {
     }
 }
 
-fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
-}
-
-/// Bytes in a unit a human reads at a glance.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-fn rtt(path: &MeshPath) -> String {
-    path.rtt_ms
-        .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2} ms"))
-}
-
-/// The human tables.
+/// The human tables: the nodes, then the paths.
 fn table(view: &MeshView) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16}  {:<15}  {:<7}  {:<6}  {:<22}  LAST SEEN",
-        "NODE", "MESH IP", "MODE", "ONLINE", "ENDPOINT"
-    );
+    let mut nodes = Table::new([
+        ("NODE", Left),
+        ("MESH IP", Left),
+        ("MODE", Left),
+        ("ONLINE", Left),
+        ("ENDPOINT", Left),
+        ("LAST SEEN", Left),
+    ]);
     for node in &view.nodes {
-        let _ = writeln!(
-            out,
-            "{:<16}  {:<15}  {:<7}  {:<6}  {:<22}  {}",
-            node.name,
-            node.mesh_ip,
-            node.mode,
-            if node.online { "yes" } else { "no" },
-            or_dash(node.endpoint.as_deref()),
-            node.last_seen_secs
-                .map_or_else(|| "-".to_owned(), |s| format!("{s}s ago")),
-        );
+        nodes.row([
+            &node.name,
+            &node.mesh_ip,
+            &node.mode,
+            &fmt::yes_no(node.online),
+            &fmt::or_dash(node.endpoint.as_deref()),
+            &fmt::or_dash(node.last_seen_secs.map(fmt::ago)),
+        ]);
     }
-    out.push('\n');
+    let mut out = format!("{nodes}\n");
     if view.paths.is_empty() {
         out.push_str("no paths reported yet (nodes report every 5 s)\n");
         return out;
     }
-    let _ = writeln!(
-        out,
-        "{:<16}  {:<16}  {:<7}  {:>9}  {:>9}  {:>10}  {:>10}",
-        "FROM", "TO", "PATH", "RTT", "HANDSHAKE", "SENT", "RECEIVED"
-    );
+    let mut paths = Table::new([
+        ("FROM", Left),
+        ("TO", Left),
+        ("PATH", Left),
+        ("RTT", Right),
+        ("HANDSHAKE", Right),
+        ("SENT", Right),
+        ("RECEIVED", Right),
+    ]);
     for path in &view.paths {
-        let _ = writeln!(
-            out,
-            "{:<16}  {:<16}  {:<7}  {:>9}  {:>9}  {:>10}  {:>10}",
-            path.from,
-            path.to,
-            path.kind,
-            rtt(path),
-            path.last_handshake_secs
-                .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago")),
-            bytes(path.tx_bytes),
-            bytes(path.rx_bytes),
-        );
+        paths.row([
+            &path.from,
+            &path.to,
+            &path.kind,
+            &fmt::rtt(path.rtt_ms),
+            &fmt::ago_or_never(path.last_handshake_secs),
+            &fmt::bytes(path.tx_bytes),
+            &fmt::bytes(path.rx_bytes),
+        ]);
     }
+    out.push_str(&paths.to_string());
     out
 }
 
@@ -155,7 +136,7 @@ fn dot(view: &MeshView) -> String {
             path.from,
             path.to,
             path.kind,
-            rtt(path)
+            fmt::rtt(path.rtt_ms)
         );
     }
     out.push_str("}\n");
@@ -203,9 +184,9 @@ pub fn ping(args: PingArgs) -> Result<()> {
                 Some(rtt) => {
                     answered += 1;
                     println!(
-                        "reply from {} ({ip}): seq={seq} time={:.2} ms via {path}",
+                        "reply from {} ({ip}): seq={seq} time={} via {path}",
                         target.name,
-                        rtt.as_secs_f64() * 1000.0
+                        fmt::ms(rtt.as_secs_f64() * 1000.0)
                     );
                 }
                 None => println!("no reply from {} ({ip}): seq={seq} (1 s)", target.name),
@@ -243,7 +224,7 @@ fn path_to(socket: &std::path::Path, ip: std::net::Ipv4Addr, view: &MeshView) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warren_control::mesh_view::MeshNode;
+    use warren_control::mesh_view::{MeshNode, MeshPath};
     use warren_proto::Mode;
 
     fn view() -> MeshView {
@@ -267,6 +248,40 @@ mod tests {
             }],
             relays: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_long_name_widens_its_columns_and_absent_values_are_dashes() {
+        let mut view = view();
+        view.nodes.push(MeshNode {
+            name: "build-server-eu-west-2a".to_owned(),
+            mesh_ip: "100.96.0.14".parse().unwrap(),
+            mode: Mode::Direct,
+            online: false,
+            endpoint: None,
+            last_seen_secs: None,
+        });
+        view.paths.push(MeshPath {
+            from: "build-server-eu-west-2a".to_owned(),
+            to: "pi".to_owned(),
+            kind: PathKind::None,
+            rtt_ms: None,
+            last_handshake_secs: None,
+            tx_bytes: 0,
+            rx_bytes: 5 * 1024 * 1024 * 1024 + 1,
+        });
+        assert_eq!(
+            table(&view),
+            "NODE                     MESH IP      MODE    ONLINE  ENDPOINT           LAST SEEN\n\
+             pi                       100.96.0.2   relay   yes     198.51.100.7:4000  3s ago\n\
+             build-server-eu-west-2a  100.96.0.14  direct  no      -                  -\n\
+             \n\
+             FROM                     TO   PATH         RTT  HANDSHAKE     SENT  RECEIVED\n\
+             pi                       vps  relayed  1.25 ms    12s ago  3.0 MiB     100 B\n\
+             build-server-eu-west-2a  pi   none           -      never      0 B   5.0 GiB\n"
+        );
+        view.paths.clear();
+        assert!(table(&view).ends_with("\n\nno paths reported yet (nodes report every 5 s)\n"));
     }
 
     #[test]

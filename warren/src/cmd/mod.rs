@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod device;
+mod fmt;
 pub mod join;
 pub mod keys;
 pub mod mesh;
@@ -9,6 +10,7 @@ pub mod nodes;
 pub mod relay;
 pub mod serve;
 pub mod status;
+mod table;
 pub mod token;
 
 use anyhow::{Context, Result};

@@ -2,6 +2,8 @@
 //! admin API.
 
 use super::api::{ApiArgs, Client};
+use super::fmt;
+use super::table::{Align::Left, Table};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use warren_control::api::NodeInfo;
@@ -64,26 +66,73 @@ pub fn node(args: NodeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The human table of `warren nodes`.
 fn table(nodes: &[NodeInfo]) -> String {
     if nodes.is_empty() {
         return "no nodes yet (join one with `warren join --token …`)\n".to_owned();
     }
-    let mut out = format!(
-        "{:<20}  {:<15}  {:<6}  {:<7}  {}\n",
-        "NAME", "MESH IP", "MODE", "ONLINE", "ENDPOINT"
-    );
+    let mut table = Table::new([
+        ("NAME", Left),
+        ("MESH IP", Left),
+        ("MODE", Left),
+        ("ONLINE", Left),
+        ("ENDPOINT", Left),
+    ]);
     for node in nodes {
-        out.push_str(&format!(
-            "{:<20}  {:<15}  {:<6}  {:<7}  {}\n",
-            node.name,
-            node.mesh_ip,
-            node.mode,
-            if node.online { "yes" } else { "no" },
-            node.endpoint
-                .as_deref()
-                .or(node.private_address.as_deref())
-                .unwrap_or("-"),
-        ));
+        let endpoint = node.endpoint.as_deref().or(node.private_address.as_deref());
+        table.row([
+            &node.name,
+            &node.mesh_ip,
+            &node.mode,
+            &fmt::yes_no(node.online),
+            &fmt::or_dash(endpoint),
+        ]);
     }
-    out
+    table.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_proto::Mode;
+
+    fn node(name: &str, mesh_ip: &str, mode: Mode, online: bool) -> NodeInfo {
+        NodeInfo {
+            name: name.to_owned(),
+            mesh_ip: mesh_ip.to_owned(),
+            mode,
+            private_address: None,
+            online,
+            endpoint: None,
+            joined: 0,
+        }
+    }
+
+    /// A relayed node seen from its public address, a direct one known by
+    /// its private address only, and one whose name is longer than 20.
+    fn nodes() -> Vec<NodeInfo> {
+        let mut pi = node("pi", "100.96.0.2", Mode::Relay, true);
+        pi.endpoint = Some("198.51.100.7:4000".to_owned());
+        let mut vm = node("vm", "100.96.0.3", Mode::Direct, false);
+        vm.private_address = Some("10.0.0.5".to_owned());
+        let long = node(
+            "build-server-eu-west-2a",
+            "100.96.0.14",
+            Mode::Direct,
+            false,
+        );
+        vec![pi, vm, long]
+    }
+
+    #[test]
+    fn the_table_says_where_each_node_is_and_a_long_name_widens_its_column() {
+        assert_eq!(
+            table(&nodes()),
+            "NAME                     MESH IP      MODE    ONLINE  ENDPOINT\n\
+             pi                       100.96.0.2   relay   yes     198.51.100.7:4000\n\
+             vm                       100.96.0.3   direct  no      10.0.0.5\n\
+             build-server-eu-west-2a  100.96.0.14  direct  no      -\n"
+        );
+        assert!(table(&[]).contains("warren join"));
+    }
 }

@@ -2,6 +2,11 @@
 //! file its agent (or control plane) keeps in the data directory. Needs no
 //! admin credential.
 
+use super::fmt;
+use super::table::{
+    Align::{Left, Right},
+    Table,
+};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::fmt::Write as _;
@@ -67,7 +72,10 @@ fn render(status: &Status, now: u64) -> String {
         status.name, status.mesh_ip, status.mode, status.iface
     );
     let state = if age > STALE_SECS {
-        format!("unknown: the agent last wrote this {age}s ago (is it running?)")
+        format!(
+            "unknown: the agent last wrote this {} (is it running?)",
+            fmt::ago(age)
+        )
     } else if status.control_connected {
         "connected".to_owned()
     } else {
@@ -79,29 +87,25 @@ fn render(status: &Status, now: u64) -> String {
         out.push_str("no peers yet\n");
         return out;
     }
-    let _ = writeln!(
-        out,
-        "{:<16}  {:<15}  {:<7}  {:<22}  {:>9}  {:>9}",
-        "PEER", "MESH IP", "PATH", "ENDPOINT", "RTT", "HANDSHAKE"
-    );
+    let mut peers = Table::new([
+        ("PEER", Left),
+        ("MESH IP", Left),
+        ("PATH", Left),
+        ("ENDPOINT", Left),
+        ("RTT", Right),
+        ("HANDSHAKE", Right),
+    ]);
     for peer in &status.peers {
-        let _ = writeln!(
-            out,
-            "{:<16}  {:<15}  {:<7}  {:<22}  {:>9}  {:>9}",
-            peer.name,
-            peer.mesh_ip,
-            peer.path.kind,
-            peer.path
-                .endpoint
-                .map_or_else(|| "-".to_owned(), |e| e.to_string()),
-            peer.path
-                .rtt_ms
-                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2} ms")),
-            peer.path
-                .last_handshake_secs
-                .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago")),
-        );
+        peers.row([
+            &peer.name,
+            &peer.mesh_ip,
+            &peer.path.kind,
+            &fmt::or_dash(peer.path.endpoint),
+            &fmt::rtt(peer.path.rtt_ms),
+            &fmt::ago_or_never(peer.path.last_handshake_secs),
+        ]);
     }
+    out.push_str(&peers.to_string());
     out
 }
 
@@ -133,6 +137,29 @@ mod tests {
                 },
             }],
         };
+        let mut long = status.clone();
+        long.peers.push(PeerStatus {
+            name: "build-server-eu-west-2a".to_owned(),
+            mesh_ip: "100.96.0.14".parse().unwrap(),
+            path: PathReport {
+                public_key: warren_wire::PublicKey::from_bytes([2; 32]),
+                kind: warren_proto::PathKind::None,
+                endpoint: None,
+                rtt_ms: None,
+                last_handshake_secs: None,
+                tx_bytes: 0,
+                rx_bytes: 0,
+            },
+        });
+        assert_eq!(
+            render(&long, 1003),
+            "node     pi (100.96.0.2, relay) on warren0\n\
+             control  connected\n\
+             \n\
+             PEER                     MESH IP      PATH     ENDPOINT              RTT  HANDSHAKE\n\
+             control                  100.96.0.1   relayed  203.0.113.1:3478  0.50 ms     7s ago\n\
+             build-server-eu-west-2a  100.96.0.14  none     -                       -      never\n"
+        );
         let text = render(&status, 1003);
         assert!(
             text.starts_with("node     pi (100.96.0.2, relay) on warren0\ncontrol  connected\n"),
@@ -152,6 +179,7 @@ mod tests {
                 "ago"
             ]
         );
-        assert!(render(&status, 2000).contains("is it running?"));
+        assert!(render(&status, 2000)
+            .contains("control  unknown: the agent last wrote this 1000s ago (is it running?)\n"));
     }
 }

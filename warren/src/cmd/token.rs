@@ -1,6 +1,11 @@
 //! `warren token create|list|revoke`: join tokens, through the admin API.
 
 use super::api::{ApiArgs, Client};
+use super::fmt;
+use super::table::{
+    Align::{Left, Right},
+    Table,
+};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -92,42 +97,23 @@ fn table(tokens: &[TokenInfo], now: u64) -> String {
     if tokens.is_empty() {
         return "no join tokens (create one with `warren token create`)\n".to_owned();
     }
-    let mut out = format!(
-        "{:<16}  {:<8}  {:>5}  {:<14}  {}\n",
-        "ID", "STATE", "USES", "EXPIRES", "CREATED"
-    );
+    let mut table = Table::new([
+        ("ID", Left),
+        ("STATE", Left),
+        ("USES", Right),
+        ("EXPIRES", Left),
+        ("CREATED", Left),
+    ]);
     for token in tokens {
-        out.push_str(&format!(
-            "{:<16}  {:<8}  {:>5}  {:<14}  {}\n",
-            token.id,
-            token.state,
-            format!("{}/{}", token.used, token.uses),
-            relative(token.expires, now),
-            relative(token.created, now),
-        ));
+        table.row([
+            &token.id,
+            &token.state,
+            &format!("{}/{}", token.used, token.uses),
+            &fmt::relative(token.expires, now),
+            &fmt::relative(token.created, now),
+        ]);
     }
-    out
-}
-
-/// `in 59m`, `3h ago`, `now`: one unit, rounded down.
-fn relative(at: u64, now: u64) -> String {
-    let (span, future) = if at >= now {
-        (at - now, true)
-    } else {
-        (now - at, false)
-    };
-    let text = match span {
-        0 => return "now".to_owned(),
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    };
-    if future {
-        format!("in {text}")
-    } else {
-        format!("{text} ago")
-    }
+    table.to_string()
 }
 
 #[cfg(test)]
@@ -136,22 +122,30 @@ mod tests {
 
     #[test]
     fn the_table_says_state_uses_and_times_in_words() {
-        let tokens = [TokenInfo {
-            id: "0102030405060708".to_owned(),
-            created: 1000,
-            expires: 4600,
-            uses: 3,
-            used: 1,
-            state: "active".to_owned(),
-        }];
-        let text = table(&tokens, 1120);
-        assert!(text.starts_with("ID "), "{text}");
-        assert!(
-            text.contains("0102030405060708  active      1/3  in 58m          2m ago"),
-            "{text}"
+        let tokens = [
+            TokenInfo {
+                id: "0102030405060708".to_owned(),
+                created: 1000,
+                expires: 4600,
+                uses: 3,
+                used: 1,
+                state: "active".to_owned(),
+            },
+            TokenInfo {
+                id: "a0b1c2d3e4f5a6b7".to_owned(),
+                created: 0,
+                expires: 900,
+                uses: 100,
+                used: 100,
+                state: "used".to_owned(),
+            },
+        ];
+        assert_eq!(
+            table(&tokens, 1120),
+            "ID                STATE      USES  EXPIRES  CREATED\n\
+             0102030405060708  active      1/3  in 58m   2m ago\n\
+             a0b1c2d3e4f5a6b7  used    100/100  3m ago   18m ago\n"
         );
         assert!(table(&[], 0).contains("warren token create"));
-        assert_eq!(relative(100, 100), "now");
-        assert_eq!(relative(100, 200_000), "2d ago");
     }
 }
