@@ -158,10 +158,7 @@ fn serve(args: ServeArgs) -> Result<()> {
 }
 
 fn keygen() -> Result<()> {
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut seed))
-        .context("reading /dev/urandom")?;
+    let seed = warren_os::random::<32>()?;
     println!("{}", STANDARD.encode(seed));
     Ok(())
 }

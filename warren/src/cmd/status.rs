@@ -11,7 +11,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 use warren_proto::{Status, STATUS_FILE};
 
 /// A status older than this means the agent is not running.
@@ -56,10 +55,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         println!("{text}");
         return Ok(());
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    print!("{}", render(&status, now));
+    print!("{}", render(&status, warren_os::unix_now()));
     Ok(())
 }
 

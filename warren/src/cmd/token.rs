@@ -9,7 +9,7 @@ use super::table::{
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use warren_control::api::{CreatedToken, TokenInfo};
 
 /// Arguments of `warren token`.
@@ -76,7 +76,7 @@ pub fn run(args: TokenArgs) -> Result<()> {
                 return Ok(());
             }
             let tokens: Vec<TokenInfo> = serde_json::from_value(listed["tokens"].clone())?;
-            print!("{}", table(&tokens, now_unix()));
+            print!("{}", table(&tokens, warren_os::unix_now()));
         }
         TokenCommand::Revoke { id } => {
             let _: serde_json::Value = client.call("DELETE", &format!("/v1/tokens/{id}"), None)?;
@@ -84,12 +84,6 @@ pub fn run(args: TokenArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// The human table of `warren token list`.
