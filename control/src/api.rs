@@ -24,7 +24,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use warren_proto::Mode;
+use warren_proto::{Mode, TokenId};
 use warren_wire::JoinToken;
 
 /// What the handlers share.
@@ -213,7 +213,7 @@ async fn revoke_token(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers)?;
     let unknown = || ApiError(StatusCode::NOT_FOUND, format!("no token has the id {id}"));
-    let raw = crate::tokens::parse_id(&id).ok_or_else(unknown)?;
+    let raw = id.parse::<TokenId>().map_err(|_| unknown())?.0;
     if !with(&state, move |cluster| cluster.store().revoke_token(&raw))
         .await?
         .map_err(ApiError::internal)?

@@ -169,25 +169,9 @@ pub fn secret_sha256(secret: &[u8; 32]) -> [u8; 32] {
     out
 }
 
-/// A token id from the 16 hex digits `warren token list` shows.
-pub fn parse_id(text: &str) -> Option<[u8; 8]> {
-    let mut id = [0u8; 8];
-    hex::decode_to_slice(text, &mut id).ok()?;
-    Some(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_ids_parse_from_exactly_sixteen_hex_digits() {
-        assert_eq!(parse_id("0102030405060708"), Some([1, 2, 3, 4, 5, 6, 7, 8]));
-        assert_eq!(parse_id("01020304050607"), None);
-        assert_eq!(parse_id("010203040506070g"), None);
-        assert_eq!(parse_id("01020304050607080"), None);
-        assert_eq!(parse_id("é102030405060708"), None);
-    }
     use proptest::prelude::*;
 
     #[test]
