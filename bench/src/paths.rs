@@ -1,15 +1,12 @@
 //! The measured paths: two lab hosts on a veth link, joined by nothing (raw
 //! veth) or by a WireGuard tunnel of one implementation on both ends.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path as FsPath, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use warren_netns_tests::sweep::remove_uapi_socket;
-use warren_netns_tests::wg::{uapi_socket, START_TIMEOUT};
-use warren_netns_tests::{
-    start_wg, two_hosts, KeyPair, Lab, Netns, PeerConfig, Spawn, TwoHosts, WgIface, WgImpl,
-};
+use warren_netns_tests::wg::start_warren;
+use warren_netns_tests::{start_wg, two_hosts, Lab, Netns, TwoHosts, WgIface, WgImpl};
 
 /// MTU of every tunnel interface.
 pub const MTU: u32 = 1420;
@@ -234,61 +231,6 @@ fn tunnel(
             None => crate::cpu::check_is_program(iface.proc.pid(), imp)?,
         }
     }
-    let key_a = KeyPair::generate()?;
-    let key_b = KeyPair::generate()?;
-    a.set_key(&key_a, WG_PORT, lab.dir())?;
-    b.set_key(&key_b, WG_PORT, lab.dir())?;
-    a.add_peer(&PeerConfig {
-        public_key: key_b.public.clone(),
-        allowed_ips: vec!["10.9.0.2/32".into()],
-        endpoint: Some(SocketAddr::from((hosts.b.ip, WG_PORT))),
-        keepalive: None,
-    })?;
-    b.add_peer(&PeerConfig {
-        public_key: key_a.public.clone(),
-        allowed_ips: vec!["10.9.0.1/32".into()],
-        endpoint: Some(SocketAddr::from((hosts.a.ip, WG_PORT))),
-        keepalive: None,
-    })?;
+    a.pair_with(hosts.a.ip, &b, hosts.b.ip, WG_PORT, lab.dir())?;
     Ok((a, b))
-}
-
-/// `warren device up` in `ns` as the lab's `start_wg` runs it for
-/// [`WgImpl::Warren`], but with the binary given rather than found through
-/// `$WARREN_BIN`, so that two warren binaries run side by side (the
-/// `warren` and `warren-baseline` paths both start this way, and differ in
-/// nothing but the binary).
-fn start_warren(
-    lab: &Lab,
-    ns: &Netns,
-    bin: &FsPath,
-    iface_addr: &str,
-    mtu: u32,
-) -> Result<WgIface> {
-    let ip: Ipv4Addr = iface_addr
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .with_context(|| format!("{iface_addr:?} is not an IPv4 address/prefix"))?;
-    let name = lab.iface_name(WgImpl::Warren.short());
-    remove_uapi_socket(&name);
-    let spec = Spawn::new(bin)
-        .args(["device", "up", &name, "--address", iface_addr])
-        .args(["--mtu", &mtu.to_string()])
-        .name(format!("{}-{name}", WgImpl::Warren.short()));
-    let proc = lab.spawn(ns, spec)?;
-    let sock = uapi_socket(&name);
-    proc.wait_for(
-        &format!("UAPI socket {}", sock.display()),
-        START_TIMEOUT,
-        || sock.exists(),
-    )?;
-    Ok(WgIface {
-        ns: ns.clone(),
-        name,
-        imp: WgImpl::Warren,
-        ip,
-        proc,
-    })
 }

@@ -71,6 +71,32 @@ pub struct WgIface {
 /// (`"10.9.0.1/24"`) and MTU `mtu`, and waits until its UAPI socket exists.
 /// Fails with "run scripts/setup" if the implementation is not installed.
 pub fn start_wg(lab: &Lab, ns: &Netns, imp: WgImpl, iface_addr: &str, mtu: u32) -> Result<WgIface> {
+    match imp {
+        WgImpl::Warren => start_warren(lab, ns, &warren_bin()?, iface_addr, mtu),
+        _ => start_any(lab, ns, imp, None, iface_addr, mtu),
+    }
+}
+
+/// Like [`start_wg`] for warren, with the warren binary `bin` (so that two
+/// builds of warren can run side by side, as `make bench-baseline` does).
+pub fn start_warren(
+    lab: &Lab,
+    ns: &Netns,
+    bin: &Path,
+    iface_addr: &str,
+    mtu: u32,
+) -> Result<WgIface> {
+    start_any(lab, ns, WgImpl::Warren, Some(bin), iface_addr, mtu)
+}
+
+fn start_any(
+    lab: &Lab,
+    ns: &Netns,
+    imp: WgImpl,
+    warren: Option<&Path>,
+    iface_addr: &str,
+    mtu: u32,
+) -> Result<WgIface> {
     let ip: Ipv4Addr = iface_addr
         .split('/')
         .next()
@@ -79,8 +105,8 @@ pub fn start_wg(lab: &Lab, ns: &Netns, imp: WgImpl, iface_addr: &str, mtu: u32) 
         .with_context(|| format!("{iface_addr:?} is not an IPv4 address/prefix"))?;
     let name = lab.iface_name(imp.short());
     remove_uapi_socket(&name);
-    let spec = match imp {
-        WgImpl::Warren => Spawn::new(warren_bin()?).args([
+    let spec = match (imp, warren) {
+        (WgImpl::Warren, Some(bin)) => Spawn::new(bin).args([
             "device",
             "up",
             &name,
@@ -89,10 +115,11 @@ pub fn start_wg(lab: &Lab, ns: &Netns, imp: WgImpl, iface_addr: &str, mtu: u32) 
             "--mtu",
             &mtu.to_string(),
         ]),
-        WgImpl::WireguardGo => Spawn::new(cmd::require_bin("wireguard-go")?)
+        (WgImpl::Warren, None) => bail!("no warren binary to run"),
+        (WgImpl::WireguardGo, _) => Spawn::new(cmd::require_bin("wireguard-go")?)
             .args(["-f", &name])
             .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1"),
-        WgImpl::BoringtunCli => Spawn::new(cmd::require_bin("boringtun-cli")?).args([
+        (WgImpl::BoringtunCli, _) => Spawn::new(cmd::require_bin("boringtun-cli")?).args([
             "-f",
             "--disable-drop-privileges",
             &name,
@@ -254,6 +281,35 @@ impl WgIface {
             args.push(k.to_string());
         }
         self.set(&args)
+    }
+
+    /// Gives this interface and `other` fresh keys listening on `port`, and
+    /// makes each the other's one peer: allowed its tunnel address, reached
+    /// at `at` and `other_at`. Returns the two keys (this one's first).
+    pub fn pair_with(
+        &self,
+        at: Ipv4Addr,
+        other: &WgIface,
+        other_at: Ipv4Addr,
+        port: u16,
+        key_dir: &Path,
+    ) -> Result<(KeyPair, KeyPair)> {
+        let (key, other_key) = (KeyPair::generate()?, KeyPair::generate()?);
+        self.set_key(&key, port, key_dir)?;
+        other.set_key(&other_key, port, key_dir)?;
+        self.add_peer(&PeerConfig {
+            public_key: other_key.public.clone(),
+            allowed_ips: vec![format!("{}/32", other.ip)],
+            endpoint: Some(SocketAddr::from((other_at, port))),
+            keepalive: None,
+        })?;
+        other.add_peer(&PeerConfig {
+            public_key: key.public.clone(),
+            allowed_ips: vec![format!("{}/32", self.ip)],
+            endpoint: Some(SocketAddr::from((at, port))),
+            keepalive: None,
+        })?;
+        Ok((key, other_key))
     }
 
     /// `wg show IFACE dump`, parsed.

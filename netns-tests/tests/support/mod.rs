@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use warren_device::stats::{query_stats, DropReport};
-use warren_netns_tests::{
-    start_wg, two_hosts, KeyPair, Lab, Netns, PeerConfig, TwoHosts, WgIface, WgImpl,
-};
+use warren_netns_tests::{start_wg, two_hosts, KeyPair, Lab, Netns, TwoHosts, WgIface, WgImpl};
 
 /// The WireGuard port every lab interface listens on.
 pub const WG_PORT: u16 = 51820;
@@ -38,22 +36,7 @@ pub fn pair(lab: &Lab, imp_a: WgImpl, imp_b: WgImpl) -> Result<Pair> {
     let hosts = two_hosts(lab)?;
     let a = start_wg(lab, &hosts.a.ns, imp_a, "10.9.0.1/24", MTU)?;
     let b = start_wg(lab, &hosts.b.ns, imp_b, "10.9.0.2/24", MTU)?;
-    let key_a = KeyPair::generate()?;
-    let key_b = KeyPair::generate()?;
-    a.set_key(&key_a, WG_PORT, lab.dir())?;
-    b.set_key(&key_b, WG_PORT, lab.dir())?;
-    a.add_peer(&PeerConfig {
-        public_key: key_b.public.clone(),
-        allowed_ips: vec!["10.9.0.2/32".into()],
-        endpoint: Some(SocketAddr::from((hosts.b.ip, WG_PORT))),
-        keepalive: None,
-    })?;
-    b.add_peer(&PeerConfig {
-        public_key: key_a.public.clone(),
-        allowed_ips: vec!["10.9.0.1/32".into()],
-        endpoint: Some(SocketAddr::from((hosts.a.ip, WG_PORT))),
-        keepalive: None,
-    })?;
+    let (key_a, key_b) = a.pair_with(hosts.a.ip, &b, hosts.b.ip, WG_PORT, lab.dir())?;
     Ok(Pair {
         hosts,
         a,
