@@ -76,8 +76,7 @@ pub fn run(args: JoinArgs) -> Result<()> {
         wg_port: args.wg_port,
         iface: args.iface,
     };
-    super::block_on(async move {
-        let shutdown = super::shutdown_signal()?;
+    super::until_signal(|shutdown| {
         warren_agent::run(
             options,
             |usable| {
@@ -88,8 +87,6 @@ pub fn run(args: JoinArgs) -> Result<()> {
             },
             shutdown,
         )
-        .await?;
-        Ok(())
     })
 }
 

@@ -38,3 +38,17 @@ pub fn block_on<F: std::future::Future<Output = Result<()>>>(work: F) -> Result<
         .context("starting the async runtime")?
         .block_on(work)
 }
+
+/// Runs the foreground command `work` (given the shutdown signal) with
+/// [`block_on`] until it returns.
+pub fn until_signal<F, Fut, E>(work: F) -> Result<()>
+where
+    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), E>>,
+    E: Into<anyhow::Error>,
+{
+    block_on(async move {
+        let shutdown = shutdown_signal()?;
+        work(Box::pin(shutdown)).await.map_err(Into::into)
+    })
+}

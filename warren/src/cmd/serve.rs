@@ -106,8 +106,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         iface: args.iface,
         ticket_lifetime: args.ticket_lifetime,
     };
-    super::block_on(async move {
-        let shutdown = super::shutdown_signal()?;
+    super::until_signal(|shutdown| {
         warren_control::serve(
             options,
             |started| {
@@ -127,8 +126,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
             },
             shutdown,
         )
-        .await?;
-        Ok(())
     })
 }
 
