@@ -7,11 +7,11 @@
 //! direct path is reached through the first relay this node is registered
 //! with.
 
-use crate::node::Transmit;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 use warren_relay_proto::client::{ClientEvent, Received, RelayClient};
+use warren_relay_proto::Transmit;
 use warren_wire::frame::{write_send_header, SEND_HEADER_LEN};
 use warren_wire::{PrivateKey, PublicKey, Ticket};
 
@@ -100,7 +100,7 @@ impl Relays {
         now: Instant,
         from: SocketAddr,
         frame: &'a [u8],
-        queue: &mut VecDeque<Transmit<Vec<u8>>>,
+        queue: &mut VecDeque<Transmit>,
     ) -> Option<Result<Option<Received<'a>>, ()>> {
         let client = self.clients.iter_mut().find(|c| c.relay_addr() == from)?;
         let result = client.handle_datagram(now, from, frame).map_err(|error| {
@@ -111,7 +111,7 @@ impl Relays {
     }
 
     /// Advances every client's timers.
-    pub(crate) fn handle_timeout(&mut self, now: Instant, queue: &mut VecDeque<Transmit<Vec<u8>>>) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, queue: &mut VecDeque<Transmit>) {
         for client in &mut self.clients {
             if client.poll_timeout() <= now {
                 client.handle_timeout(now);
@@ -127,13 +127,8 @@ impl Relays {
 }
 
 /// Moves a client's frames into the node's queue and logs its events.
-fn drain(client: &mut RelayClient, queue: &mut VecDeque<Transmit<Vec<u8>>>) {
-    while let Some(transmit) = client.poll_transmit() {
-        queue.push_back(Transmit {
-            dst: transmit.dst,
-            payload: transmit.payload,
-        });
-    }
+fn drain(client: &mut RelayClient, queue: &mut VecDeque<Transmit>) {
+    queue.extend(std::iter::from_fn(|| client.poll_transmit()));
     while let Some(event) = client.poll_event() {
         let relay = client.relay_addr();
         match event {

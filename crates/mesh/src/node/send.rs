@@ -12,17 +12,14 @@ pub(super) fn call_me_maybe(
     candidates: Vec<SocketAddr>,
     prefix: [u8; 8],
     counter: &mut u32,
-) -> Transmit<Vec<u8>> {
+) -> Transmit {
     peer.last_call = Some(now);
     *counter = counter.wrapping_add(1);
     let call = peer.disco.seal(
         &disco::Message::CallMeMaybe(candidates),
         disco::DiscoNonce::new(prefix, *counter),
     );
-    Transmit {
-        dst: relay,
-        payload: framed(peer.key, &call),
-    }
+    Transmit::udp(relay, framed(peer.key, &call))
 }
 
 impl Node {
@@ -71,10 +68,8 @@ impl Node {
                 // A handshake also tries the direct endpoint: if it gets
                 // through, the answer proves the direct path.
                 if let (Some(endpoint), Some(&1)) = (peer.endpoint, datagram.first()) {
-                    self.queued.push_back(Transmit {
-                        dst: endpoint,
-                        payload: datagram.to_vec(),
-                    });
+                    self.queued
+                        .push_back(Transmit::udp(endpoint, datagram.to_vec()));
                 }
                 let _ = write_send_header(header, &peer.key);
                 Ok((relay, datagram.len()))
@@ -91,10 +86,7 @@ impl Node {
         match sent {
             Ok((dst, len)) => {
                 peer.note_sent(now, len);
-                Ok(Some(Transmit {
-                    dst,
-                    payload: &mut out[..header_len + len],
-                }))
+                Ok(Some(Transmit::udp(dst, &mut out[..header_len + len])))
             }
             Err(reason) => {
                 peer.note_drop(reason);
@@ -151,21 +143,13 @@ impl Node {
                         // initiation: it goes through the relay too, and
                         // to every target, as one initiation.
                         for target in peer.probe_targets(now) {
-                            self.queued.push_back(Transmit {
-                                dst: target,
-                                payload: probe.clone(),
-                            });
+                            self.queued.push_back(Transmit::udp(target, probe.clone()));
                         }
-                        self.queued.push_back(Transmit {
-                            dst: relay,
-                            payload: framed(peer.key, &probe),
-                        });
+                        self.queued
+                            .push_back(Transmit::udp(relay, framed(peer.key, &probe)));
                         break;
                     }
-                    self.queued.push_back(Transmit {
-                        dst: target,
-                        payload: probe,
-                    });
+                    self.queued.push_back(Transmit::udp(target, probe));
                 }
             }
             if let (Path::Relay(relay), false) = (path, candidates.is_empty()) {
@@ -184,23 +168,16 @@ impl Node {
             for datagram in outputs.into_iter().flatten() {
                 peer.note_sent(now, datagram.len());
                 match path {
-                    Path::Direct(dst) => self.queued.push_back(Transmit {
-                        dst,
-                        payload: datagram,
-                    }),
+                    Path::Direct(dst) => self.queued.push_back(Transmit::udp(dst, datagram)),
                     Path::Relay(relay) => {
                         // Keepalives and handshakes also try the direct
                         // endpoint, so a direct path can prove itself.
                         if let Some(endpoint) = peer.endpoint {
-                            self.queued.push_back(Transmit {
-                                dst: endpoint,
-                                payload: datagram.clone(),
-                            });
+                            self.queued
+                                .push_back(Transmit::udp(endpoint, datagram.clone()));
                         }
-                        self.queued.push_back(Transmit {
-                            dst: relay,
-                            payload: framed(peer.key, &datagram),
-                        });
+                        self.queued
+                            .push_back(Transmit::udp(relay, framed(peer.key, &datagram)));
                     }
                     Path::Unknown => {
                         peer.note_drop(DropReason::NoEndpoint);
