@@ -434,7 +434,8 @@ fn read_payload<'a>(reader: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
     }
 }
 
-fn addr_len(addr: &SocketAddr) -> usize {
+/// Length of the `observed addr` encoding of `addr`.
+pub(crate) fn addr_len(addr: &SocketAddr) -> usize {
     match addr {
         SocketAddr::V4(_) => 1 + 4 + 2,
         SocketAddr::V6(_) => 1 + 16 + 2,
