@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 use warren_relay_proto::client::{ClientEvent, Received, RelayClient};
 use warren_relay_proto::Transmit;
-use warren_wire::frame::{write_send_header, SEND_HEADER_LEN};
+use warren_wire::frame::{send_header, SEND_HEADER_LEN};
 use warren_wire::{PrivateKey, PublicKey, Ticket};
 
 /// The node's relay clients, in preference order.
@@ -143,9 +143,8 @@ fn drain(client: &mut RelayClient, queue: &mut VecDeque<Transmit>) {
 
 /// A WireGuard datagram for `peer`, framed to go through a relay.
 pub(crate) fn framed(peer: PublicKey, datagram: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0u8; SEND_HEADER_LEN + datagram.len()];
-    // The buffer is exactly header + datagram long, so the header fits.
-    let _ = write_send_header(&mut frame, &peer);
-    frame[SEND_HEADER_LEN..].copy_from_slice(datagram);
+    let mut frame = Vec::with_capacity(SEND_HEADER_LEN + datagram.len());
+    frame.extend_from_slice(&send_header(&peer));
+    frame.extend_from_slice(datagram);
     frame
 }

@@ -27,8 +27,8 @@ pub mod ticket;
 
 pub use error::DecodeError;
 pub use frame::{
-    is_warren_frame, send_to_recv_in_place, write_send_header, Challenge, ErrorCode, Frame,
-    FrameType, RegisterProof, RegisterRequest, Registered,
+    is_warren_frame, send_header, send_to_recv_in_place, write_send_header, Challenge, ErrorCode,
+    Frame, FrameType, RegisterProof, RegisterRequest, Registered,
 };
 pub use join_token::{JoinToken, JoinTokenError, JOIN_TOKEN_PREFIX};
 pub use key::{KeyParseError, PrivateKey, PublicKey};

@@ -35,7 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use warren_relay_proto::Transmit;
-use warren_wire::frame::{is_warren_frame, write_send_header, SEND_HEADER_LEN};
+use warren_wire::frame::{is_warren_frame, send_header, SEND_HEADER_LEN};
 use warren_wire::Ticket;
 use warren_wire::{PrivateKey, PublicKey};
 

@@ -56,11 +56,20 @@ impl Node {
         let path = peer.path(now, relay);
         // The datagram starts at `out[0]` either way: after the relay's
         // header when relayed, at once when not.
-        let header_len = match path {
-            Path::Relay(_) => SEND_HEADER_LEN,
-            Path::Direct(_) | Path::Unknown => 0,
+        let split = match path {
+            Path::Relay(_) => out
+                .split_first_chunk_mut::<SEND_HEADER_LEN>()
+                .map(|(header, body)| (Some(header), body)),
+            Path::Direct(_) | Path::Unknown => Some((None, &mut *out)),
         };
-        let (header, body) = out.split_at_mut(header_len);
+        let Some((header, body)) = split else {
+            // Never: `out` was checked to be longer than a header above.
+            self.drops.count(DropReason::TooLarge);
+            return Err(Dropped {
+                reason: DropReason::TooLarge,
+            });
+        };
+        let header_len = if header.is_some() { SEND_HEADER_LEN } else { 0 };
         // (destination, WireGuard datagram length)
         let sent = match (peer.tunn.encapsulate(packet, body), path) {
             (TunnResult::WriteToNetwork(datagram), Path::Direct(dst)) => Ok((dst, datagram.len())),
@@ -71,7 +80,9 @@ impl Node {
                     self.queued
                         .push_back(Transmit::udp(endpoint, datagram.to_vec()));
                 }
-                let _ = write_send_header(header, &peer.key);
+                if let Some(header) = header {
+                    *header = send_header(&peer.key);
+                }
                 Ok((relay, datagram.len()))
             }
             (TunnResult::WriteToNetwork(_), Path::Unknown) => Err(DropReason::NoEndpoint),
