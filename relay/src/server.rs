@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use warren_relay_proto::{Config, ControlKey, Relay};
-use warren_udp::{GsoSocket, Outgoing, Received, BATCH, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+use warren_udp::{gso_runs, GsoSocket, Outgoing, Received, BATCH, MAX_GSO_BYTES};
 use warren_wire::PublicKey;
 
 /// How long a `/metrics` client may take to send its request.
@@ -116,30 +116,14 @@ struct Forwarded {
 
 /// Cuts `forwarded` (sorted by destination; `datagrams[i]` holds frame
 /// `i`) into messages: each the longest run of frames to one destination
-/// that can leave in one GSO send.
+/// that can leave in one GSO send ([`gso_runs`]).
 fn runs<'a>(forwarded: &[Forwarded], datagrams: &'a [IoSlice<'a>]) -> Vec<Outgoing<'a>> {
-    let mut outgoing = Vec::new();
-    let mut start = 0;
-    while let Some(first) = forwarded.get(start) {
-        let (mut end, mut total, mut last) = (start + 1, first.len, first.len);
-        while let Some(next) = forwarded.get(end) {
-            let joins = next.dst == first.dst
-                && last == first.len
-                && next.len <= first.len
-                && end - start < MAX_GSO_SEGMENTS
-                && total + next.len <= MAX_GSO_BYTES;
-            if !joins {
-                break;
-            }
-            (end, total, last) = (end + 1, total + next.len, next.len);
-        }
-        outgoing.push(Outgoing {
-            dst: first.dst,
-            datagrams: datagrams.get(start..end).unwrap_or_default(),
-        });
-        start = end;
-    }
-    outgoing
+    gso_runs(forwarded.iter().map(|frame| (frame.dst, frame.len)))
+        .map(|run| Outgoing {
+            dst: run.dst,
+            datagrams: datagrams.get(run.datagrams).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// A bound relay, ready to [`Server::run`].
@@ -393,6 +377,7 @@ mod tests {
     use tokio::net::UdpSocket;
     use warren_relay_proto::client::RelayClient;
     use warren_relay_proto::SigningKey;
+    use warren_udp::MAX_GSO_SEGMENTS;
 
     /// Frames to one destination leave in as few GSO sends as the kernel
     /// allows: a shorter frame ends a run, and so do the segment and byte

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::ops::Range;
-use warren_udp::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+use warren_udp::gso_runs;
 
 /// Encrypted datagrams laid out back to back in one buffer.
 pub struct TxBatch {
@@ -52,43 +52,22 @@ impl TxBatch {
 
     /// The buffer the groups' ranges refer to.
     pub fn bytes(&self) -> &[u8] {
-        &self.buf[..self.used]
+        self.buf.get(..self.used).unwrap_or_default()
     }
 
-    /// The datagrams, grouped for GSO, in the order they were pushed.
-    pub fn groups(&self) -> Vec<SendGroup> {
-        let mut groups: Vec<SendGroup> = Vec::new();
+    /// The datagrams, grouped for GSO ([`warren_udp::gso_runs`]), in the
+    /// order they were pushed.
+    pub fn groups(&self) -> impl Iterator<Item = SendGroup> + '_ {
         let mut offset = 0;
-        let mut closed = true;
-        for (dst, len) in &self.entries {
-            let extends = match groups.last() {
-                Some(group) if !closed => {
-                    let count = (group.range.len()).div_ceil(group.segment_size);
-                    group.dst == *dst
-                        && *len <= group.segment_size
-                        && count < MAX_GSO_SEGMENTS
-                        && group.range.len() + len <= MAX_GSO_BYTES
-                }
-                _ => false,
-            };
-            match groups.last_mut() {
-                Some(group) if extends => {
-                    group.range.end += len;
-                    // A shorter datagram can only end a group.
-                    closed = *len < group.segment_size;
-                }
-                _ => {
-                    groups.push(SendGroup {
-                        dst: *dst,
-                        range: offset..offset + len,
-                        segment_size: *len,
-                    });
-                    closed = false;
-                }
+        gso_runs(self.entries.iter().copied()).map(move |run| {
+            let range = offset..offset + run.bytes;
+            offset = range.end;
+            SendGroup {
+                dst: run.dst,
+                range,
+                segment_size: run.segment_size,
             }
-            offset += len;
-        }
-        groups
+        })
     }
 
     /// Empties the batch for the next burst.
@@ -101,6 +80,7 @@ impl TxBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warren_udp::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))
@@ -118,7 +98,7 @@ mod tests {
     #[test]
     fn equal_sizes_to_one_destination_form_one_group_ended_by_a_shorter_one() {
         let batch = batch_of(&[(1, 1452), (1, 1452), (1, 1452), (1, 800), (1, 1452)]);
-        let groups = batch.groups();
+        let groups: Vec<SendGroup> = batch.groups().collect();
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].range, 0..3 * 1452 + 800);
         assert_eq!(groups[0].segment_size, 1452);
@@ -128,7 +108,7 @@ mod tests {
     #[test]
     fn destinations_and_larger_datagrams_split_groups() {
         let batch = batch_of(&[(1, 100), (2, 100), (2, 200), (2, 200)]);
-        let groups = batch.groups();
+        let groups: Vec<SendGroup> = batch.groups().collect();
         let shape: Vec<(u16, usize, usize)> = groups
             .iter()
             .map(|g| (g.dst.port(), g.range.len(), g.segment_size))
@@ -140,7 +120,7 @@ mod tests {
     fn groups_respect_the_kernel_segment_and_byte_limits() {
         let entries: Vec<(u16, usize)> = (0..100).map(|_| (1, 1452)).collect();
         let batch = batch_of(&entries);
-        let groups = batch.groups();
+        let groups: Vec<SendGroup> = batch.groups().collect();
         assert!(groups.len() >= 3);
         for group in &groups {
             assert!(group.range.len() <= MAX_GSO_BYTES);

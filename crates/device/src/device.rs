@@ -473,7 +473,7 @@ impl Device {
     /// Sends the batch's datagrams, grouped for GSO, and empties it.
     async fn send_batch(&self, tx: &mut TxBatch) {
         for group in tx.groups() {
-            let datagrams = &tx.bytes()[group.range.clone()];
+            let datagrams = tx.bytes().get(group.range.clone()).unwrap_or_default();
             if let Err(error) = self
                 .socket
                 .send_segments(datagrams, group.segment_size, group.dst)

@@ -1,60 +1,22 @@
-//! warren's `stats=1` extension of the UAPI socket: drop counters by
-//! reason, for the device and for each peer.
-//!
-//! `wg(8)` has no place for them, so warren answers one more request on the
-//! same socket. The answer uses the UAPI's `key=value` lines:
-//!
-//! ```text
-//! drop_no_route=2            device-wide counters first
-//! public_key=<hex>           then each peer,
-//! drop_replayed=1            followed by its own counters
-//! errno=0
-//! ```
-//!
-//! Only non-zero counters are listed.
+//! Asking a device over its UAPI socket: warren's `stats=1` extension
+//! (drop counters by reason, for the device and each peer; the format and
+//! its codec are [`warren_uapi::stats`]) and `get=1`, and the `stats=1`
+//! answer for a [`Node`].
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 use warren_mesh::{DropReason, Node};
-use warren_wire::PublicKey;
+use warren_uapi::stats::StatsParseError;
 
-/// The complete `stats=1` request.
-pub const STATS_REQUEST: &[u8] = b"stats=1\n\n";
+pub use warren_uapi::stats::STATS_REQUEST;
 
 /// Drop counters of one device, as `stats=1` reports them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DropReport {
-    /// Device-wide counts (every drop, attributed to a peer or not).
-    pub device: Vec<(DropReason, u64)>,
-    /// Per-peer counts, for every peer (empty when it had no drops).
-    pub peers: Vec<PeerDrops>,
-}
+pub type DropReport = warren_uapi::stats::DropReport<DropReason>;
 
 /// Drop counters of one peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerDrops {
-    /// The peer.
-    pub public_key: PublicKey,
-    /// Its non-zero counters.
-    pub drops: Vec<(DropReason, u64)>,
-}
-
-impl DropReport {
-    /// The device-wide count for `reason` (0 when absent).
-    pub fn device_count(&self, reason: DropReason) -> u64 {
-        self.device
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .map_or(0, |(_, count)| *count)
-    }
-
-    /// All device-wide drops.
-    pub fn device_total(&self) -> u64 {
-        self.device.iter().map(|(_, count)| count).sum()
-    }
-}
+pub type PeerDrops = warren_uapi::stats::PeerDrops<DropReason>;
 
 /// A `stats=1` exchange that failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,56 +37,38 @@ pub enum StatsError {
     Malformed(String),
 }
 
-/// The `stats=1` answer for `node`.
-pub fn format_stats(node: &Node) -> String {
-    let mut text = String::new();
-    for (reason, count) in node.drops().nonzero() {
-        text.push_str(&format!("drop_{reason}={count}\n"));
-    }
-    for peer in node.peers() {
-        text.push_str(&format!(
-            "public_key={}\n",
-            warren_uapi::Key::from(peer.key).to_hex()
-        ));
-        for (reason, count) in peer.drops.nonzero() {
-            text.push_str(&format!("drop_{reason}={count}\n"));
+impl From<StatsParseError> for StatsError {
+    fn from(error: StatsParseError) -> Self {
+        match error {
+            StatsParseError::Refused(errno) => StatsError::Refused(errno),
+            StatsParseError::Malformed(what) => StatsError::Malformed(what),
         }
     }
-    text.push_str("errno=0\n\n");
-    text
+}
+
+/// The drop counters of `node` and of each of its peers.
+pub fn report(node: &Node) -> DropReport {
+    DropReport {
+        device: node.drops().nonzero().collect(),
+        peers: node
+            .peers()
+            .into_iter()
+            .map(|peer| PeerDrops {
+                public_key: peer.key,
+                drops: peer.drops.nonzero().collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The `stats=1` answer for `node`.
+pub fn format_stats(node: &Node) -> String {
+    report(node).format()
 }
 
 /// Parses a `stats=1` answer.
 pub fn parse_stats(text: &str) -> Result<DropReport, StatsError> {
-    let malformed = |what: &str| StatsError::Malformed(what.to_owned());
-    let mut report = DropReport::default();
-    for line in text.lines().filter(|line| !line.is_empty()) {
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| malformed(&format!("line without '=': {line:?}")))?;
-        if key == "errno" {
-            let errno: i32 = value.parse().map_err(|_| malformed("errno"))?;
-            if errno != 0 {
-                return Err(StatsError::Refused(errno));
-            }
-        } else if key == "public_key" {
-            let key = warren_uapi::Key::from_hex(value).map_err(|_| malformed("public_key"))?;
-            report.peers.push(PeerDrops {
-                public_key: PublicKey::from_bytes(key.0),
-                drops: Vec::new(),
-            });
-        } else if let Some(name) = key.strip_prefix("drop_") {
-            let reason: DropReason = name.parse().map_err(|_| malformed(key))?;
-            let count: u64 = value.parse().map_err(|_| malformed(key))?;
-            match report.peers.last_mut() {
-                Some(peer) => peer.drops.push((reason, count)),
-                None => report.device.push((reason, count)),
-            }
-        } else {
-            return Err(malformed(&format!("unexpected key {key:?}")));
-        }
-    }
-    Ok(report)
+    Ok(DropReport::parse(text)?)
 }
 
 /// Asks the device behind UAPI socket `path` for its drop counters.
@@ -158,7 +102,7 @@ fn ask(path: &Path, request: &[u8]) -> Result<String, StatsError> {
         if read == 0 {
             break;
         }
-        answer.extend_from_slice(&chunk[..read]);
+        answer.extend_from_slice(chunk.get(..read).unwrap_or_default());
     }
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
@@ -168,6 +112,7 @@ mod tests {
     use super::*;
     use std::time::Instant;
     use warren_mesh::PeerConfig;
+    use warren_wire::PublicKey;
 
     #[test]
     fn the_answer_for_a_node_parses_back() {
@@ -184,6 +129,7 @@ mod tests {
         assert_eq!(report.device, vec![(DropReason::NotIp, 1)]);
         assert_eq!(report.peers.len(), 1);
         assert_eq!(report.peers[0].public_key, peer);
+        assert_eq!(report, super::report(&node));
     }
 
     #[test]

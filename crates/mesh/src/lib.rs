@@ -20,8 +20,11 @@ mod peer;
 mod relays;
 
 pub use drops::{DropCounters, DropReason, UnknownDropReason};
-pub use node::{ConfigError, Dropped, Node, Transmit, DATA_OVERHEAD, MAX_OVERHEAD, TIMER_TICK};
+pub use node::{ConfigError, Dropped, Node, DATA_OVERHEAD, MAX_OVERHEAD, TIMER_TICK};
 pub use peer::{
     Path, PeerConfig, PeerStats, CANDIDATE_LIFETIME, DIRECT_PROBE_INTERVAL, DIRECT_SILENCE,
     DIRECT_TRUST, MAX_PROBED_CANDIDATES,
 };
+/// What the node hands its driver to send; the relay protocol's, so relay
+/// client frames pass through unchanged.
+pub use warren_relay_proto::{LocalSocket, Transmit, Transport};

@@ -7,12 +7,12 @@
 //! direct path is reached through the first relay this node is registered
 //! with.
 
-use crate::node::Transmit;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 use warren_relay_proto::client::{ClientEvent, Received, RelayClient};
-use warren_wire::frame::{write_send_header, SEND_HEADER_LEN};
+use warren_relay_proto::Transmit;
+use warren_wire::frame::{send_header, SEND_HEADER_LEN};
 use warren_wire::{PrivateKey, PublicKey, Ticket};
 
 /// The node's relay clients, in preference order.
@@ -100,7 +100,7 @@ impl Relays {
         now: Instant,
         from: SocketAddr,
         frame: &'a [u8],
-        queue: &mut VecDeque<Transmit<Vec<u8>>>,
+        queue: &mut VecDeque<Transmit>,
     ) -> Option<Result<Option<Received<'a>>, ()>> {
         let client = self.clients.iter_mut().find(|c| c.relay_addr() == from)?;
         let result = client.handle_datagram(now, from, frame).map_err(|error| {
@@ -111,7 +111,7 @@ impl Relays {
     }
 
     /// Advances every client's timers.
-    pub(crate) fn handle_timeout(&mut self, now: Instant, queue: &mut VecDeque<Transmit<Vec<u8>>>) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, queue: &mut VecDeque<Transmit>) {
         for client in &mut self.clients {
             if client.poll_timeout() <= now {
                 client.handle_timeout(now);
@@ -127,13 +127,8 @@ impl Relays {
 }
 
 /// Moves a client's frames into the node's queue and logs its events.
-fn drain(client: &mut RelayClient, queue: &mut VecDeque<Transmit<Vec<u8>>>) {
-    while let Some(transmit) = client.poll_transmit() {
-        queue.push_back(Transmit {
-            dst: transmit.dst,
-            payload: transmit.payload,
-        });
-    }
+fn drain(client: &mut RelayClient, queue: &mut VecDeque<Transmit>) {
+    queue.extend(std::iter::from_fn(|| client.poll_transmit()));
     while let Some(event) = client.poll_event() {
         let relay = client.relay_addr();
         match event {
@@ -148,9 +143,8 @@ fn drain(client: &mut RelayClient, queue: &mut VecDeque<Transmit<Vec<u8>>>) {
 
 /// A WireGuard datagram for `peer`, framed to go through a relay.
 pub(crate) fn framed(peer: PublicKey, datagram: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0u8; SEND_HEADER_LEN + datagram.len()];
-    // The buffer is exactly header + datagram long, so the header fits.
-    let _ = write_send_header(&mut frame, &peer);
-    frame[SEND_HEADER_LEN..].copy_from_slice(datagram);
+    let mut frame = Vec::with_capacity(SEND_HEADER_LEN + datagram.len());
+    frame.extend_from_slice(&send_header(&peer));
+    frame.extend_from_slice(datagram);
     frame
 }

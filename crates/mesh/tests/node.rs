@@ -233,8 +233,8 @@ fn every_truncation_of_valid_messages_is_dropped() {
     for message in [init, data] {
         for len in 0..message.payload.len() {
             let cut = warren_mesh::Transmit {
-                dst: message.dst,
                 payload: message.payload[..len].to_vec(),
+                ..message.clone()
             };
             let result = net.deliver(from, cut).unwrap();
             assert!(result.is_err(), "truncation to {len} bytes was accepted");
@@ -255,10 +255,7 @@ fn forged_handshake_responses_never_move_the_endpoint_even_in_a_flood() {
     for nonce in 0..300u32 {
         let receiver_index = (1000 << 8) | (nonce & 0xff);
         let forged = support::forged_handshake_response(&victim, receiver_index, nonce);
-        let t = warren_mesh::Transmit {
-            dst: net.hosts[1].addr,
-            payload: forged,
-        };
+        let t = warren_mesh::Transmit::udp(net.hosts[1].addr, forged);
         assert!(net.deliver(attacker, t).unwrap().is_err());
     }
     let seen = net.hosts[1].node.peer(&net.key(0)).unwrap();
@@ -314,7 +311,7 @@ proptest! {
                 datagram[1..4].fill(0);
             }
             let len = datagram.len();
-            let t = warren_mesh::Transmit { dst: net.hosts[1].addr, payload: datagram };
+            let t = warren_mesh::Transmit::udp(net.hosts[1].addr, datagram);
             let result = net.deliver(from, t).unwrap();
             prop_assert!(result.is_err());
             // `deliver` moved host 1's replies onto the wire.

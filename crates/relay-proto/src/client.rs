@@ -18,6 +18,7 @@
 //! registration): a forged one costs at most a re-registration.
 
 use crate::crypto::Transcript;
+use crate::transmit::Transmit;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -40,15 +41,6 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// With nothing heard from the relay for this long (3 keepalives and a
 /// half), the session is presumed lost and the client registers again.
 pub const DEAD_AFTER: Duration = Duration::from_secs(35);
-
-/// A frame for the relay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// The relay's address.
-    pub dst: SocketAddr,
-    /// The encoded frame.
-    pub payload: Vec<u8>,
-}
 
 /// What happened, for the node to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +227,12 @@ impl RelayClient {
         from: SocketAddr,
         datagram: &'a [u8],
     ) -> Result<Option<Received<'a>>, ClientError> {
-        if crate::core::canonical(from) != crate::core::canonical(self.relay) {
+        // IPv4-mapped addresses as plain IPv4, on both sides.
+        let canonical = |mut addr: SocketAddr| {
+            addr.set_ip(addr.ip().to_canonical());
+            addr
+        };
+        if canonical(from) != canonical(self.relay) {
             return Err(ClientError::NotFromRelay(from));
         }
         let frame = Frame::decode(datagram)?;
@@ -432,9 +429,7 @@ impl RelayClient {
     }
 
     fn send_frame(&mut self, frame: Frame<'_>) {
-        self.queued.push_back(Transmit {
-            dst: self.relay,
-            payload: frame.to_vec(),
-        });
+        self.queued
+            .push_back(Transmit::udp(self.relay, frame.to_vec()));
     }
 }

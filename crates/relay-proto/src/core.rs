@@ -31,6 +31,7 @@
 use crate::crypto::{ControlKey, EpochKeys, Transcript, EPOCH};
 use crate::drops::{Counters, DropReason};
 use crate::limit::{Limiter, RateLimit};
+use crate::transmit::Transmit;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -69,15 +70,6 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(180),
         }
     }
-}
-
-/// A datagram for the driver to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to.
-    pub dst: SocketAddr,
-    /// The encoded frame.
-    pub payload: Vec<u8>,
 }
 
 /// A datagram the relay refused; already counted under `reason`.
@@ -167,7 +159,10 @@ impl Relay {
         from: SocketAddr,
         datagram: &mut [u8],
     ) -> Result<Option<SocketAddr>, Dropped> {
-        let from = canonical(from);
+        // One node, one address, whichever socket family saw it: an
+        // IPv4-mapped source (from a dual-stack socket) as plain IPv4.
+        let mut from = from;
+        from.set_ip(from.ip().to_canonical());
         self.advance_epoch(now);
         let request_len = datagram.len();
         let frame = match Frame::decode(datagram) {
@@ -534,10 +529,7 @@ impl Relay {
         if frame.encoded_len() >= request_len {
             return false;
         }
-        self.queued.push_back(Transmit {
-            dst: to,
-            payload: frame.to_vec(),
-        });
+        self.queued.push_back(Transmit::udp(to, frame.to_vec()));
         true
     }
 }
@@ -546,18 +538,6 @@ impl Relay {
 fn unix_seconds(wall: SystemTime) -> u64 {
     wall.duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
-}
-
-/// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4, so
-/// one node has one address whichever socket family saw it.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
 }
 
 #[cfg(test)]

@@ -216,6 +216,44 @@ fn datagrams_are_forwarded_both_ways_with_the_senders_session_key() {
     assert_eq!(h.relay.metrics().forwarded_frames, 2);
 }
 
+/// A dual-stack socket reports IPv4 senders as `::ffff:a.b.c.d`: the relay
+/// and the client take that form for the plain IPv4 address, so a node has
+/// one session whichever form its datagrams arrive in.
+#[test]
+fn ipv4_mapped_addresses_are_the_plain_ipv4_ones() {
+    let mapped = |addr: SocketAddr| match addr.ip() {
+        std::net::IpAddr::V4(ip) => SocketAddr::new(ip.to_ipv6_mapped().into(), addr.port()),
+        std::net::IpAddr::V6(_) => addr,
+    };
+    let mut h = Harness::new(Config::default());
+    let mut a = h.registered(1, HOUR);
+    let b = h.registered(2, HOUR);
+    let mut frame = Vec::new();
+    Frame::Send {
+        dst: b.key,
+        payload: b"via a mapped source",
+    }
+    .encode(&mut frame);
+    let out = h.deliver(mapped(a.addr), &frame);
+    assert_eq!(out.result, Ok(Some(b.addr)), "the session at the IPv4 form");
+    assert!(out.replies.is_empty());
+
+    // The client takes frames from the mapped form of its relay's address.
+    let relay = mapped(a.client.relay_addr());
+    let recv = Frame::Recv {
+        src: b.key,
+        payload: b"back",
+    }
+    .to_vec();
+    let received = a.client.handle_datagram(h.now, relay, &recv).unwrap();
+    assert_eq!(received.map(|r| r.payload), Some(&b"back"[..]));
+    let elsewhere = SocketAddr::new(relay.ip(), relay.port() + 1);
+    assert_eq!(
+        a.client.handle_datagram(h.now, elsewhere, &recv),
+        Err(crate::client::ClientError::NotFromRelay(elsewhere))
+    );
+}
+
 #[test]
 fn unknown_destinations_are_dropped_counted_and_answered_small() {
     let mut h = Harness::new(Config::default());

@@ -4,122 +4,43 @@
 //! [`DropReason`]; `/metrics` exports them as
 //! `warren_relay_dropped_total{reason="..."}`.
 
-use std::fmt;
-
-/// Why the relay dropped a datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DropReason {
-    /// Not a warren frame at all (no magic byte): never answered.
-    NotWarren,
-    /// A warren frame that does not parse (truncated, trailing bytes, bad field).
-    Malformed,
-    /// A warren frame of another protocol version.
-    UnsupportedVersion,
-    /// A frame only a relay sends (`Challenge`, `Recv`, …) sent to the relay.
-    UnexpectedFrame,
-    /// `Send` or `Ping` from an address with no session.
-    NotRegistered,
-    /// `Send` to a key with no (live) session.
-    UnknownDestination,
-    /// A proof whose ephemeral key is not the current or previous epoch's.
-    StaleChallenge,
-    /// A proof whose cookie is not for its source address and key.
-    InvalidCookie,
-    /// A proof whose MAC does not verify: the sender does not hold the key.
-    InvalidProof,
-    /// A ticket with a bad signature, or for another key than the one registering.
-    InvalidTicket,
-    /// A ticket (or a session's ticket) past its expiry.
-    ExpiredTicket,
-    /// Over the sender's byte or packet rate.
-    RateLimited,
-    /// A new registration while the relay is at its cap.
-    Capacity,
-    /// A registration for a key the control plane revoked.
-    Revoked,
-}
-
-impl DropReason {
-    /// Every reason, in a fixed order (the order counters are reported in).
-    pub const ALL: [DropReason; 14] = [
-        DropReason::NotWarren,
-        DropReason::Malformed,
-        DropReason::UnsupportedVersion,
-        DropReason::UnexpectedFrame,
-        DropReason::NotRegistered,
-        DropReason::UnknownDestination,
-        DropReason::StaleChallenge,
-        DropReason::InvalidCookie,
-        DropReason::InvalidProof,
-        DropReason::InvalidTicket,
-        DropReason::ExpiredTicket,
-        DropReason::RateLimited,
-        DropReason::Capacity,
-        DropReason::Revoked,
-    ];
-
-    /// A stable snake_case name, used in metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::NotWarren => "not_warren",
-            DropReason::Malformed => "malformed",
-            DropReason::UnsupportedVersion => "unsupported_version",
-            DropReason::UnexpectedFrame => "unexpected_frame",
-            DropReason::NotRegistered => "not_registered",
-            DropReason::UnknownDestination => "unknown_destination",
-            DropReason::StaleChallenge => "stale_challenge",
-            DropReason::InvalidCookie => "invalid_cookie",
-            DropReason::InvalidProof => "invalid_proof",
-            DropReason::InvalidTicket => "invalid_ticket",
-            DropReason::ExpiredTicket => "expired_ticket",
-            DropReason::RateLimited => "rate_limited",
-            DropReason::Capacity => "capacity",
-            DropReason::Revoked => "revoked",
-        }
-    }
-
-    fn slot(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for DropReason {
-    /// The snake_case name; honours width and alignment.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+warren_drops::reasons! {
+    /// Why the relay dropped a datagram.
+    #[non_exhaustive]
+    pub enum DropReason {
+        /// Not a warren frame at all (no magic byte): never answered.
+        NotWarren => "not_warren",
+        /// A warren frame that does not parse (truncated, trailing bytes, bad field).
+        Malformed => "malformed",
+        /// A warren frame of another protocol version.
+        UnsupportedVersion => "unsupported_version",
+        /// A frame only a relay sends (`Challenge`, `Recv`, …) sent to the relay.
+        UnexpectedFrame => "unexpected_frame",
+        /// `Send` or `Ping` from an address with no session.
+        NotRegistered => "not_registered",
+        /// `Send` to a key with no (live) session.
+        UnknownDestination => "unknown_destination",
+        /// A proof whose ephemeral key is not the current or previous epoch's.
+        StaleChallenge => "stale_challenge",
+        /// A proof whose cookie is not for its source address and key.
+        InvalidCookie => "invalid_cookie",
+        /// A proof whose MAC does not verify: the sender does not hold the key.
+        InvalidProof => "invalid_proof",
+        /// A ticket with a bad signature, or for another key than the one registering.
+        InvalidTicket => "invalid_ticket",
+        /// A ticket (or a session's ticket) past its expiry.
+        ExpiredTicket => "expired_ticket",
+        /// Over the sender's byte or packet rate.
+        RateLimited => "rate_limited",
+        /// A new registration while the relay is at its cap.
+        Capacity => "capacity",
+        /// A registration for a key the control plane revoked.
+        Revoked => "revoked",
     }
 }
 
 /// Monotonic drop counters, one per [`DropReason`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DropCounters([u64; DropReason::ALL.len()]);
-
-impl DropCounters {
-    /// Counts one drop.
-    pub fn count(&mut self, reason: DropReason) {
-        if let Some(slot) = self.0.get_mut(reason.slot()) {
-            *slot += 1;
-        }
-    }
-
-    /// How many datagrams were dropped for `reason`.
-    pub fn get(&self, reason: DropReason) -> u64 {
-        self.0.get(reason.slot()).copied().unwrap_or(0)
-    }
-
-    /// All drops, whatever the reason.
-    pub fn total(&self) -> u64 {
-        self.0.iter().sum()
-    }
-
-    /// `(reason, count)` for every reason, zeros included, in [`DropReason::ALL`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL
-            .iter()
-            .map(|reason| (*reason, self.get(*reason)))
-    }
-}
+pub type DropCounters = warren_drops::Counters<DropReason>;
 
 /// Everything the relay counts. All counters only grow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -155,10 +76,36 @@ pub struct Counters {
 mod tests {
     use super::*;
 
+    /// The names are a format: `/metrics` labels them
+    /// `warren_relay_dropped_total{reason="..."}`.
+    #[test]
+    fn the_names_are_the_documented_ones() {
+        let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "not_warren",
+                "malformed",
+                "unsupported_version",
+                "unexpected_frame",
+                "not_registered",
+                "unknown_destination",
+                "stale_challenge",
+                "invalid_cookie",
+                "invalid_proof",
+                "invalid_ticket",
+                "expired_ticket",
+                "rate_limited",
+                "capacity",
+                "revoked",
+            ]
+        );
+    }
+
     #[test]
     fn all_lists_every_reason_in_slot_order() {
         for (index, reason) in DropReason::ALL.iter().enumerate() {
-            assert_eq!(reason.slot(), index);
+            assert_eq!(warren_drops::Reason::index(*reason), index);
         }
     }
 

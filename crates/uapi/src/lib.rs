@@ -17,6 +17,9 @@
 //!   into the [`SetRequest`] `wg setconf` would send plus wg-quick's
 //!   `Address` and `MTU`.
 //!
+//! And warren's own extension of the UAPI, [`stats`]: drop counters by
+//! reason, which `wg(8)` has no place for.
+//!
 //! Errors are typed and never echo values (which may be private keys).
 //! [`UapiError::errno`] maps each UAPI error to the (negated) errno that
 //! wireguard-go would answer, so `wg set` prints a sensible message.
@@ -29,6 +32,7 @@ mod error;
 mod key;
 mod request;
 mod response;
+pub mod stats;
 mod value;
 
 pub use config_file::{

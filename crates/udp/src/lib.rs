@@ -3,13 +3,15 @@
 //! receives a run from one source in one call. Used by the device (its one
 //! WireGuard socket: dual-stack where the host has IPv6, addresses
 //! normalised so the mesh core always sees plain IPv4 or IPv6) and by the
-//! relay.
+//! relay. [`gso_runs`] is the one rule for cutting datagrams into GSO runs.
 
 mod mmsg;
 mod msg;
+mod runs;
 
 pub use mmsg::{Outgoing, BATCH};
 pub use msg::Received;
+pub use runs::{gso_runs, GsoRun, GsoRuns};
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use std::io;

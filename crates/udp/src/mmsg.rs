@@ -6,7 +6,7 @@
 //! or GSO run, so the two multiply.
 
 use crate::msg::{gro_segment_size, set_segment_size, ControlBuffer, Received};
-use crate::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+use crate::runs::gso_runs;
 use socket2::{SockAddr, SockAddrStorage};
 use std::io::{self, IoSlice};
 use std::mem::size_of;
@@ -29,19 +29,15 @@ pub struct Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
-    /// The `UDP_SEGMENT` size when the datagrams form a run the kernel can
-    /// send in one call: at most [`MAX_GSO_SEGMENTS`] equal-sized
-    /// datagrams (the last may be shorter) in at most [`MAX_GSO_BYTES`].
+    /// The `UDP_SEGMENT` size when the datagrams (two or more) form one
+    /// run the kernel can send in one call ([`gso_runs`]' rule: at most
+    /// [`MAX_GSO_SEGMENTS`](crate::MAX_GSO_SEGMENTS) equal-sized datagrams,
+    /// the last may be shorter, in at most
+    /// [`MAX_GSO_BYTES`](crate::MAX_GSO_BYTES)).
     pub fn gso_size(&self) -> Option<u16> {
-        let (first, rest) = self.datagrams.split_first()?;
-        let (last, middle) = rest.split_last()?;
-        let size = first.len();
-        let total: usize = self.datagrams.iter().map(|d| d.len()).sum();
-        let is_run = middle.iter().all(|d| d.len() == size)
-            && last.len() <= size
-            && self.datagrams.len() <= MAX_GSO_SEGMENTS
-            && total <= MAX_GSO_BYTES;
-        u16::try_from(size).ok().filter(|size| is_run && *size > 0)
+        let run = gso_runs(self.datagrams.iter().map(|d| ((), d.len()))).next()?;
+        let whole = run.datagrams.len() == self.datagrams.len() && self.datagrams.len() > 1;
+        u16::try_from(run.segment_size).ok().filter(|_| whole)
     }
 }
 

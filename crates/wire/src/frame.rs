@@ -390,26 +390,34 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// Writes a `Send` header for `dst` into the first [`SEND_HEADER_LEN`] bytes
-/// of `buf`, so a caller that keeps that much headroom in front of its
-/// payload sends without copying. `None` if `buf` is shorter than that.
+/// The `Send` header for `dst`: what a frame to `dst` starts with, so a
+/// caller that keeps [`SEND_HEADER_LEN`] bytes of headroom in front of its
+/// payload frames it without copying the payload.
+pub fn send_header(dst: &PublicKey) -> [u8; SEND_HEADER_LEN] {
+    key_header(FrameType::Send, dst)
+}
+
+/// Writes [`send_header`] into the first [`SEND_HEADER_LEN`] bytes of
+/// `buf`. `None` (and nothing written) if `buf` is shorter than that.
 pub fn write_send_header(buf: &mut [u8], dst: &PublicKey) -> Option<()> {
-    write_key_header(buf, FrameType::Send, dst)
+    *buf.first_chunk_mut()? = send_header(dst);
+    Some(())
 }
 
 /// Rewrites a decoded `Send` frame in place into the `Recv` the destination
 /// gets: same length, the type byte changed and the destination key replaced
 /// by the source's. `None` if `frame` is shorter than a `Send` header.
 pub fn send_to_recv_in_place(frame: &mut [u8], src: &PublicKey) -> Option<()> {
-    write_key_header(frame, FrameType::Recv, src)
+    *frame.first_chunk_mut()? = key_header(FrameType::Recv, src);
+    Some(())
 }
 
-fn write_key_header(buf: &mut [u8], frame_type: FrameType, key: &PublicKey) -> Option<()> {
-    let header = buf.get_mut(..SEND_HEADER_LEN)?;
+fn key_header(frame_type: FrameType, key: &PublicKey) -> [u8; SEND_HEADER_LEN] {
+    let mut header = [0u8; SEND_HEADER_LEN];
     let (fixed, key_bytes) = header.split_at_mut(HEADER_LEN);
     fixed.copy_from_slice(&[MAGIC, VERSION, frame_type.byte(), 0]);
     key_bytes.copy_from_slice(key.as_bytes());
-    Some(())
+    header
 }
 
 fn read_header(reader: &mut Reader<'_>) -> Result<FrameType, DecodeError> {
@@ -434,7 +442,8 @@ fn read_payload<'a>(reader: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
     }
 }
 
-fn addr_len(addr: &SocketAddr) -> usize {
+/// Length of the `observed addr` encoding of `addr`.
+pub(crate) fn addr_len(addr: &SocketAddr) -> usize {
     match addr {
         SocketAddr::V4(_) => 1 + 4 + 2,
         SocketAddr::V6(_) => 1 + 16 + 2,

@@ -270,6 +270,7 @@ fn write_send_header_needs_room() {
         write_send_header(&mut short, &PublicKey::from_bytes([1; 32])),
         None
     );
+    assert_eq!(short, [0u8; SEND_HEADER_LEN - 1], "nothing written");
     let mut buf = vec![0u8; SEND_HEADER_LEN + 3];
     buf[SEND_HEADER_LEN..].copy_from_slice(&[7, 8, 9]);
     assert_eq!(
@@ -283,4 +284,16 @@ fn write_send_header_needs_room() {
             payload: &[7, 8, 9]
         })
     );
+}
+
+proptest! {
+    /// `send_header` is exactly what `Frame::Send` starts with.
+    #[test]
+    fn send_header_is_the_encoded_send_frames_start(
+        dst in arb_key(),
+        payload in prop::collection::vec(any::<u8>(), 1..40),
+    ) {
+        let frame = Frame::Send { dst, payload: &payload }.to_vec();
+        prop_assert_eq!(&send_header(&dst)[..], &frame[..SEND_HEADER_LEN]);
+    }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`frame`]: the frames between nodes and a relay (registration,
 //!   forwarding, keepalive, refusals), with their byte layouts;
+//! - [`disco`]: the messages peers exchange through a relay to find a
+//!   direct path (sealed and opened by `warren_mesh::disco`);
 //! - [`ticket`]: the control plane's signed permission to register a key;
 //! - [`join_token`]: what `warren join --token` takes (control addresses,
 //!   the pinned certificate, the secret);
@@ -15,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod disco;
 pub mod error;
 pub mod frame;
 pub mod join_token;
@@ -24,8 +27,8 @@ pub mod ticket;
 
 pub use error::DecodeError;
 pub use frame::{
-    is_warren_frame, send_to_recv_in_place, write_send_header, Challenge, ErrorCode, Frame,
-    FrameType, RegisterProof, RegisterRequest, Registered,
+    is_warren_frame, send_header, send_to_recv_in_place, write_send_header, Challenge, ErrorCode,
+    Frame, FrameType, RegisterProof, RegisterRequest, Registered,
 };
 pub use join_token::{JoinToken, JoinTokenError, JOIN_TOKEN_PREFIX};
 pub use key::{KeyParseError, PrivateKey, PublicKey};

@@ -34,7 +34,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use warren_wire::frame::{is_warren_frame, write_send_header, SEND_HEADER_LEN};
+use warren_relay_proto::Transmit;
+use warren_wire::frame::{is_warren_frame, send_header, SEND_HEADER_LEN};
 use warren_wire::Ticket;
 use warren_wire::{PrivateKey, PublicKey};
 
@@ -60,15 +61,6 @@ pub const DATA_OVERHEAD: usize = 32;
 /// The most bytes a packet grows by on its way out: WireGuard's overhead
 /// plus the relay's `Send` header when the peer is reached through a relay.
 pub const MAX_OVERHEAD: usize = DATA_OVERHEAD + SEND_HEADER_LEN;
-
-/// A datagram to send on the device's UDP socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit<B> {
-    /// Where to send it.
-    pub dst: SocketAddr,
-    /// The WireGuard message.
-    pub payload: B,
-}
 
 /// A packet the node refused; it has already been counted under `reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -136,7 +128,7 @@ pub struct Node {
     routes: IpNetworkTable<u32>,
     next_index: u32,
     rate_limiter: Arc<RateLimiter>,
-    queued: VecDeque<Transmit<Vec<u8>>>,
+    queued: VecDeque<Transmit>,
     drops: DropCounters,
     next_tick: Instant,
     next_rate_limit_reset: Instant,
@@ -431,7 +423,7 @@ impl Node {
 
     /// The next queued datagram to send (protocol traffic: handshakes,
     /// keepalives, cookie replies, probes, relay frames, disco calls).
-    pub fn poll_transmit(&mut self) -> Option<Transmit<Vec<u8>>> {
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.queued.pop_front()
     }
 

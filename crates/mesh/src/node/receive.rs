@@ -155,14 +155,10 @@ impl Node {
                 // Answers go back the way the message came.
                 let peer_key = peer.key;
                 let reply_route = |datagram: &[u8]| match arrival {
-                    Arrival::Direct(from) => Transmit {
-                        dst: from,
-                        payload: datagram.to_vec(),
-                    },
-                    Arrival::Relay { relay, .. } => Transmit {
-                        dst: relay,
-                        payload: framed(peer_key, datagram),
-                    },
+                    Arrival::Direct(from) => Transmit::udp(from, datagram.to_vec()),
+                    Arrival::Relay { relay, .. } => {
+                        Transmit::udp(relay, framed(peer_key, datagram))
+                    }
                 };
                 peer.note_sent(now, reply.len());
                 self.queued.push_back(reply_route(&reply));
@@ -297,7 +293,7 @@ impl Node {
                     Arrival::Direct(_) => reply.to_vec(),
                     Arrival::Relay { src, .. } => framed(src, reply),
                 };
-                self.queued.push_back(Transmit { dst: from, payload });
+                self.queued.push_back(Transmit::udp(from, payload));
                 return Err(DropReason::UnderLoad);
             }
             Err(TunnResult::Err(error)) => return Err(DropReason::from_wireguard(&error)),

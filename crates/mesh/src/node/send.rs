@@ -12,17 +12,14 @@ pub(super) fn call_me_maybe(
     candidates: Vec<SocketAddr>,
     prefix: [u8; 8],
     counter: &mut u32,
-) -> Transmit<Vec<u8>> {
+) -> Transmit {
     peer.last_call = Some(now);
     *counter = counter.wrapping_add(1);
     let call = peer.disco.seal(
         &disco::Message::CallMeMaybe(candidates),
         disco::DiscoNonce::new(prefix, *counter),
     );
-    Transmit {
-        dst: relay,
-        payload: framed(peer.key, &call),
-    }
+    Transmit::udp(relay, framed(peer.key, &call))
 }
 
 impl Node {
@@ -59,11 +56,20 @@ impl Node {
         let path = peer.path(now, relay);
         // The datagram starts at `out[0]` either way: after the relay's
         // header when relayed, at once when not.
-        let header_len = match path {
-            Path::Relay(_) => SEND_HEADER_LEN,
-            Path::Direct(_) | Path::Unknown => 0,
+        let split = match path {
+            Path::Relay(_) => out
+                .split_first_chunk_mut::<SEND_HEADER_LEN>()
+                .map(|(header, body)| (Some(header), body)),
+            Path::Direct(_) | Path::Unknown => Some((None, &mut *out)),
         };
-        let (header, body) = out.split_at_mut(header_len);
+        let Some((header, body)) = split else {
+            // Never: `out` was checked to be longer than a header above.
+            self.drops.count(DropReason::TooLarge);
+            return Err(Dropped {
+                reason: DropReason::TooLarge,
+            });
+        };
+        let header_len = if header.is_some() { SEND_HEADER_LEN } else { 0 };
         // (destination, WireGuard datagram length)
         let sent = match (peer.tunn.encapsulate(packet, body), path) {
             (TunnResult::WriteToNetwork(datagram), Path::Direct(dst)) => Ok((dst, datagram.len())),
@@ -71,12 +77,12 @@ impl Node {
                 // A handshake also tries the direct endpoint: if it gets
                 // through, the answer proves the direct path.
                 if let (Some(endpoint), Some(&1)) = (peer.endpoint, datagram.first()) {
-                    self.queued.push_back(Transmit {
-                        dst: endpoint,
-                        payload: datagram.to_vec(),
-                    });
+                    self.queued
+                        .push_back(Transmit::udp(endpoint, datagram.to_vec()));
                 }
-                let _ = write_send_header(header, &peer.key);
+                if let Some(header) = header {
+                    *header = send_header(&peer.key);
+                }
                 Ok((relay, datagram.len()))
             }
             (TunnResult::WriteToNetwork(_), Path::Unknown) => Err(DropReason::NoEndpoint),
@@ -91,10 +97,7 @@ impl Node {
         match sent {
             Ok((dst, len)) => {
                 peer.note_sent(now, len);
-                Ok(Some(Transmit {
-                    dst,
-                    payload: &mut out[..header_len + len],
-                }))
+                Ok(Some(Transmit::udp(dst, &mut out[..header_len + len])))
             }
             Err(reason) => {
                 peer.note_drop(reason);
@@ -151,21 +154,13 @@ impl Node {
                         // initiation: it goes through the relay too, and
                         // to every target, as one initiation.
                         for target in peer.probe_targets(now) {
-                            self.queued.push_back(Transmit {
-                                dst: target,
-                                payload: probe.clone(),
-                            });
+                            self.queued.push_back(Transmit::udp(target, probe.clone()));
                         }
-                        self.queued.push_back(Transmit {
-                            dst: relay,
-                            payload: framed(peer.key, &probe),
-                        });
+                        self.queued
+                            .push_back(Transmit::udp(relay, framed(peer.key, &probe)));
                         break;
                     }
-                    self.queued.push_back(Transmit {
-                        dst: target,
-                        payload: probe,
-                    });
+                    self.queued.push_back(Transmit::udp(target, probe));
                 }
             }
             if let (Path::Relay(relay), false) = (path, candidates.is_empty()) {
@@ -184,23 +179,16 @@ impl Node {
             for datagram in outputs.into_iter().flatten() {
                 peer.note_sent(now, datagram.len());
                 match path {
-                    Path::Direct(dst) => self.queued.push_back(Transmit {
-                        dst,
-                        payload: datagram,
-                    }),
+                    Path::Direct(dst) => self.queued.push_back(Transmit::udp(dst, datagram)),
                     Path::Relay(relay) => {
                         // Keepalives and handshakes also try the direct
                         // endpoint, so a direct path can prove itself.
                         if let Some(endpoint) = peer.endpoint {
-                            self.queued.push_back(Transmit {
-                                dst: endpoint,
-                                payload: datagram.clone(),
-                            });
+                            self.queued
+                                .push_back(Transmit::udp(endpoint, datagram.clone()));
                         }
-                        self.queued.push_back(Transmit {
-                            dst: relay,
-                            payload: framed(peer.key, &datagram),
-                        });
+                        self.queued
+                            .push_back(Transmit::udp(relay, framed(peer.key, &datagram)));
                     }
                     Path::Unknown => {
                         peer.note_drop(DropReason::NoEndpoint);

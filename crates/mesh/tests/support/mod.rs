@@ -19,7 +19,7 @@ pub struct Host {
 /// Hosts on a lossless in-memory network.
 pub struct Net {
     pub hosts: Vec<Host>,
-    pub in_flight: VecDeque<(SocketAddr, Transmit<Vec<u8>>)>,
+    pub in_flight: VecDeque<(SocketAddr, Transmit)>,
     pub now: Instant,
     /// Addresses that reach a host other than the one owning them (a roamed host).
     pub aliases: Vec<(SocketAddr, usize)>,
@@ -96,13 +96,8 @@ impl Net {
                 start,
                 "datagram not at the start of `out`"
             );
-            self.in_flight.push_back((
-                src,
-                Transmit {
-                    dst: t.dst,
-                    payload: t.payload.to_vec(),
-                },
-            ));
+            self.in_flight
+                .push_back((src, t.map_payload(|payload| payload.to_vec())));
         }
         self.collect(from);
         Ok(())
@@ -144,7 +139,7 @@ impl Net {
     pub fn deliver(
         &mut self,
         from: SocketAddr,
-        t: Transmit<Vec<u8>>,
+        t: Transmit,
     ) -> Option<Result<bool, warren_mesh::Dropped>> {
         let i = self.host_at(t.dst)?;
         let mut out = vec![0u8; 65536];
