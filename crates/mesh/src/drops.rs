@@ -98,33 +98,4 @@ mod tests {
             ]
         );
     }
-
-    #[test]
-    fn all_lists_every_reason_in_slot_order() {
-        for (index, reason) in DropReason::ALL.iter().enumerate() {
-            assert_eq!(warren_drops::Reason::index(*reason), index);
-        }
-    }
-
-    #[test]
-    fn names_parse_back() {
-        for reason in DropReason::ALL {
-            assert_eq!(reason.as_str().parse::<DropReason>(), Ok(reason));
-        }
-        assert!("nonsense".parse::<DropReason>().is_err());
-    }
-
-    #[test]
-    fn counters_count_per_reason() {
-        let mut counters = DropCounters::default();
-        counters.count(DropReason::Replayed);
-        counters.count(DropReason::Replayed);
-        counters.count(DropReason::NoRoute);
-        assert_eq!(counters.get(DropReason::Replayed), 2);
-        assert_eq!(counters.total(), 3);
-        assert_eq!(
-            counters.nonzero().collect::<Vec<_>>(),
-            vec![(DropReason::Replayed, 2), (DropReason::NoRoute, 1)]
-        );
-    }
 }

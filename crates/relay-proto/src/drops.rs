@@ -101,22 +101,4 @@ mod tests {
             ]
         );
     }
-
-    #[test]
-    fn all_lists_every_reason_in_slot_order() {
-        for (index, reason) in DropReason::ALL.iter().enumerate() {
-            assert_eq!(warren_drops::Reason::index(*reason), index);
-        }
-    }
-
-    #[test]
-    fn counters_count_per_reason() {
-        let mut counters = DropCounters::default();
-        counters.count(DropReason::RateLimited);
-        counters.count(DropReason::RateLimited);
-        counters.count(DropReason::Malformed);
-        assert_eq!(counters.get(DropReason::RateLimited), 2);
-        assert_eq!(counters.total(), 3);
-        assert_eq!(counters.iter().count(), DropReason::ALL.len());
-    }
 }
