@@ -10,14 +10,12 @@
 use crate::ipam::{AllocError, Allocator};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use warren_proto::service::{is_dns_label, MAX_NAME_LEN};
 use warren_proto::{Mode, RefusalCode};
 use warren_wire::PublicKey;
 
 /// The control plane's name in peer maps and `warren mesh`.
 pub const CONTROL_NAME: &str = "control";
-
-/// Longest node name (a DNS label).
-pub const MAX_NAME_LEN: usize = 63;
 
 /// One node, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,17 +93,6 @@ impl JoinRefused {
     }
 }
 
-/// Whether `name` is a DNS label: what node names must be.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// The nodes, and the addresses they hold.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -156,7 +143,7 @@ impl Registry {
                 request.name.chars().take(MAX_NAME_LEN).collect::<String>()
             )));
         }
-        if !is_valid_name(&request.name) {
+        if !is_dns_label(&request.name) {
             return Err(JoinRefused::InvalidName(request.name.clone()));
         }
         if request.name == CONTROL_NAME {

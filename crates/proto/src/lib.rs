@@ -27,6 +27,7 @@
 pub mod frame;
 mod messages;
 mod secret;
+pub mod service;
 pub mod status;
 pub mod stream;
 
@@ -36,6 +37,7 @@ pub use messages::{
     RefusalCode, Report, Welcome, V1_CONTROL_KINDS,
 };
 pub use secret::{BearerParseError, Secret, TokenId};
+pub use service::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, SpecError};
 pub use status::{PeerStatus, Status, StatusOf, STATUS_FILE};
 pub use stream::{read_frame, write_frame, StreamError};
 
