@@ -8,6 +8,7 @@
 //! sans-IO [`core`], which turns each control message into device changes
 //! and each report into the status file.
 
+pub mod converge;
 pub mod core;
 pub mod join;
 pub mod pinned;

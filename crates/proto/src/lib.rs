@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assignment;
 pub mod frame;
 mod messages;
 mod secret;
