@@ -7,9 +7,14 @@
 //! two state machines: the [`session`] (connected or reconnecting) and the
 //! sans-IO [`core`], which turns each control message into device changes
 //! and each report into the status file.
+//!
+//! For workloads, two more sans-IO cores: [`converge`] turns the node's
+//! assignments and its daemon's containers into actions, and [`health`]
+//! decides when to probe a replica and what the results mean.
 
 pub mod converge;
 pub mod core;
+pub mod health;
 pub mod join;
 pub mod pinned;
 pub mod session;

@@ -1,0 +1,164 @@
+//! One replica's health, without I/O: when to probe next, and what the
+//! probes' results mean.
+//!
+//! Create a [`HealthState`] when the replica's container starts; probe it
+//! (HTTP, TCP or a command, as its [`HealthCheck`] says) when
+//! [`HealthState::next_probe`] passes and feed each result to
+//! [`HealthState::handle_probe`]; call [`HealthState::handle_timeout`] at
+//! [`HealthState::next_probe`] too. Each returns the new [`Health`] when it
+//! changed, which the agent pushes to the control plane at once.
+//!
+//! A replica is `starting` until a probe passes; failures within the start
+//! period do not count; `retries` failures in a row after it make it
+//! `unhealthy` (the converger then replaces it), and one pass makes it
+//! `healthy` again. A replica without a check is `healthy` once it has run
+//! [`NO_CHECK_GRACE`].
+
+use std::time::{Duration, Instant};
+use warren_proto::assignment::Health;
+use warren_proto::HealthCheck;
+
+/// How long a replica without a health check runs before it is healthy.
+pub const NO_CHECK_GRACE: Duration = Duration::from_secs(1);
+
+/// One replica's health (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthState {
+    check: Option<HealthCheck>,
+    started: Instant,
+    failures: u32,
+    health: Health,
+    next: Option<Instant>,
+}
+
+impl HealthState {
+    /// The health of a replica whose container started at `started`.
+    pub fn new(check: Option<HealthCheck>, started: Instant) -> HealthState {
+        let next = Some(match &check {
+            Some(_) => started,
+            None => started + NO_CHECK_GRACE,
+        });
+        HealthState {
+            check,
+            started,
+            failures: 0,
+            health: Health::Starting,
+            next,
+        }
+    }
+
+    /// What the probes say now.
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// When to probe (or, without a check, to call
+    /// [`HealthState::handle_timeout`]) next.
+    pub fn next_probe(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// How long a probe may take.
+    pub fn probe_timeout(&self) -> Option<Duration> {
+        self.check
+            .as_ref()
+            .map(|check| Duration::from_millis(check.timeout_ms))
+    }
+
+    /// The time passed `now`: a replica without a check becomes healthy.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Health> {
+        if self.check.is_some() || now < self.started + NO_CHECK_GRACE {
+            return None;
+        }
+        self.next = None;
+        self.set(Health::Healthy)
+    }
+
+    /// A probe that ran at `now` passed or failed.
+    pub fn handle_probe(&mut self, passed: bool, now: Instant) -> Option<Health> {
+        let check = self.check.as_ref()?;
+        self.next = Some(now + Duration::from_millis(check.interval_ms));
+        if passed {
+            self.failures = 0;
+            return self.set(Health::Healthy);
+        }
+        let in_start_period = now < self.started + Duration::from_millis(check.start_period_ms);
+        if in_start_period && self.health == Health::Starting {
+            return None;
+        }
+        self.failures += 1;
+        if self.failures >= check.retries {
+            return self.set(Health::Unhealthy);
+        }
+        None
+    }
+
+    fn set(&mut self, health: Health) -> Option<Health> {
+        (self.health != health).then(|| {
+            self.health = health;
+            health
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_proto::Probe;
+
+    fn check() -> HealthCheck {
+        HealthCheck::new(Probe::Tcp)
+    }
+
+    #[test]
+    fn without_a_check_a_replica_is_healthy_after_a_second() {
+        let start = Instant::now();
+        let mut state = HealthState::new(None, start);
+        assert_eq!(state.handle_timeout(start), None);
+        assert_eq!(state.next_probe(), Some(start + NO_CHECK_GRACE));
+        assert_eq!(
+            state.handle_timeout(start + NO_CHECK_GRACE),
+            Some(Health::Healthy)
+        );
+        assert_eq!(state.next_probe(), None);
+    }
+
+    #[test]
+    fn failures_count_after_the_start_period_and_retries_in_a_row_make_it_unhealthy() {
+        let start = Instant::now();
+        let mut state = HealthState::new(Some(check()), start);
+        let at = |ms| start + Duration::from_millis(ms);
+        // Failing within the 10 s start period changes nothing.
+        for ms in [0, 2000, 4000, 8000] {
+            assert_eq!(state.handle_probe(false, at(ms)), None);
+        }
+        assert_eq!(state.health(), Health::Starting);
+        assert_eq!(state.handle_probe(true, at(9000)), Some(Health::Healthy));
+        assert_eq!(state.next_probe(), Some(at(11_000)));
+        // Two failures, a pass, then three failures: unhealthy on the third.
+        assert_eq!(state.handle_probe(false, at(11_000)), None);
+        assert_eq!(state.handle_probe(false, at(13_000)), None);
+        assert_eq!(state.handle_probe(true, at(15_000)), None);
+        assert_eq!(state.handle_probe(false, at(17_000)), None);
+        assert_eq!(state.handle_probe(false, at(19_000)), None);
+        assert_eq!(
+            state.handle_probe(false, at(21_000)),
+            Some(Health::Unhealthy)
+        );
+        assert_eq!(state.handle_probe(false, at(23_000)), None, "reported once");
+        assert_eq!(state.handle_probe(true, at(25_000)), Some(Health::Healthy));
+    }
+
+    #[test]
+    fn a_replica_failing_from_the_start_turns_unhealthy_once_the_start_period_ends() {
+        let start = Instant::now();
+        let mut state = HealthState::new(Some(check()), start);
+        let mut changes = Vec::new();
+        for ms in (0..20_000).step_by(2000) {
+            if let Some(change) = state.handle_probe(false, start + Duration::from_millis(ms)) {
+                changes.push((ms, change));
+            }
+        }
+        assert_eq!(changes, vec![(14_000, Health::Unhealthy)]);
+    }
+}
