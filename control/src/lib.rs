@@ -18,6 +18,7 @@ pub mod ipam;
 pub mod mesh_view;
 pub mod nodes;
 mod own_report;
+pub mod reconcile;
 pub mod scheduler;
 pub mod serve;
 pub mod store;

@@ -1,0 +1,102 @@
+//! What a service needs next, decided without side effects: its desired
+//! state (spec, generation, replica count) against its replicas, as steps
+//! (place so many new replicas, remove this one) that the control plane
+//! commits to the store and then assigns. Run it again whenever a replica
+//! or node changes: it is level-triggered, and a service that matches its
+//! desired state needs no step.
+//!
+//! A replica that must go — of an older generation, or on a node that is
+//! leaving — is **replaced before it is removed**: one replacement at a
+//! time is placed beside the replicas that serve (a surge of one), and one
+//! replica that must go is removed each time a replacement turns healthy.
+//! So a new generation rolls out replica by replica and `warren node rm`
+//! moves replicas elsewhere, never leaving fewer healthy replicas than the
+//! desired count (or than served before, if fewer did). Surplus replicas of
+//! the current generation (`warren scale` down) go at once, unhealthy ones
+//! first, then the newest; replicas that must go and are not healthy go at
+//! once, as do all of them when the service is scaled to zero.
+
+use warren_proto::assignment::ReplicaId;
+
+/// One replica as the control plane knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// Which replica.
+    pub id: ReplicaId,
+    /// The service generation it runs.
+    pub generation: u64,
+    /// Whether its node reports it healthy.
+    pub healthy: bool,
+    /// Whether its node is leaving (`warren node rm`): it must move.
+    pub leaving: bool,
+    /// When it was placed (an order: newer replicas go first on scale-down).
+    pub placed: u64,
+}
+
+/// A service's desired state and its replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceState {
+    /// The generation replicas should run.
+    pub generation: u64,
+    /// How many replicas of it should run.
+    pub desired: u32,
+    /// Its replicas, of every generation.
+    pub replicas: Vec<Replica>,
+}
+
+/// One step towards the desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Place this many new replicas of the current generation.
+    Place(u32),
+    /// Remove this replica.
+    Remove(ReplicaId),
+}
+
+/// The steps `service` needs now.
+pub fn reconcile(service: &ServiceState) -> Vec<Step> {
+    let desired = service.desired as usize;
+    let (mut staying, going): (Vec<&Replica>, Vec<&Replica>) = service
+        .replicas
+        .iter()
+        .partition(|r| r.generation == service.generation && !r.leaving);
+    let mut steps = Vec::new();
+    // Surplus of the current generation: unhealthy ones first, then the
+    // newest.
+    staying.sort_by_key(|r| (r.healthy, std::cmp::Reverse(r.placed), r.id.clone()));
+    let surplus = staying.len().saturating_sub(desired);
+    steps.extend(staying.drain(..surplus).map(|r| Step::Remove(r.id.clone())));
+    // Replicas that must go and serve nobody go at once; those that serve
+    // go while the rest still serve the desired count.
+    let (serving_going, idle_going): (Vec<&Replica>, Vec<&Replica>) =
+        going.into_iter().partition(|r| r.healthy);
+    steps.extend(idle_going.iter().map(|r| Step::Remove(r.id.clone())));
+    let mut serving_going = serving_going;
+    serving_going.sort_by_key(|r| (r.placed, r.id.clone()));
+    let serving_staying = staying.iter().filter(|r| r.healthy).count();
+    let mut remaining = serving_going.len();
+    for replica in &serving_going {
+        if serving_staying + remaining - 1 < desired {
+            break;
+        }
+        remaining -= 1;
+        steps.push(Step::Remove(replica.id.clone()));
+    }
+    // New replicas: all that are missing, but while replicas that must go
+    // still serve, one at a time (a surge of one).
+    let missing = desired.saturating_sub(staying.len());
+    let in_flight = staying.len() - serving_staying;
+    let to_place = if remaining == 0 {
+        missing
+    } else {
+        missing.min(1usize.saturating_sub(in_flight))
+    };
+    if to_place > 0 {
+        steps.push(Step::Place(to_place as u32));
+    }
+    steps
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

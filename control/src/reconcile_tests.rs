@@ -1,0 +1,218 @@
+//! The reconciler by example, and rollouts simulated from any state.
+
+use super::*;
+use proptest::prelude::*;
+
+fn replica(n: u64, generation: u64, healthy: bool) -> Replica {
+    Replica {
+        id: ReplicaId(format!("web-{n}")),
+        generation,
+        healthy,
+        leaving: false,
+        placed: n,
+    }
+}
+
+/// Applies steps: placed replicas start unhealthy.
+struct Sim {
+    service: ServiceState,
+    next: u64,
+}
+
+impl Sim {
+    fn apply(&mut self, steps: &[Step]) {
+        for step in steps {
+            match step {
+                Step::Place(count) => {
+                    for _ in 0..*count {
+                        self.next += 1;
+                        self.service.replicas.push(replica(
+                            self.next,
+                            self.service.generation,
+                            false,
+                        ));
+                    }
+                }
+                Step::Remove(id) => self.service.replicas.retain(|r| &r.id != id),
+            }
+        }
+    }
+
+    fn healthy(&self) -> usize {
+        self.service.replicas.iter().filter(|r| r.healthy).count()
+    }
+
+    /// The oldest unhealthy replica of the current generation turns healthy.
+    fn one_turns_healthy(&mut self) -> bool {
+        let generation = self.service.generation;
+        match self
+            .service
+            .replicas
+            .iter_mut()
+            .find(|r| !r.healthy && r.generation == generation && !r.leaving)
+        {
+            Some(r) => {
+                r.healthy = true;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[test]
+fn a_new_service_places_all_its_replicas_and_then_needs_nothing() {
+    let mut sim = Sim {
+        service: ServiceState {
+            generation: 1,
+            desired: 3,
+            replicas: Vec::new(),
+        },
+        next: 0,
+    };
+    assert_eq!(reconcile(&sim.service), vec![Step::Place(3)]);
+    sim.apply(&reconcile(&sim.service));
+    assert_eq!(
+        reconcile(&sim.service),
+        Vec::<Step>::new(),
+        "placed replicas are not placed again while they start"
+    );
+    while sim.one_turns_healthy() {}
+    assert!(reconcile(&sim.service).is_empty());
+}
+
+#[test]
+fn a_new_generation_replaces_replica_by_replica() {
+    let replicas = (1..=3).map(|n| replica(n, 1, true)).collect();
+    let mut sim = Sim {
+        service: ServiceState {
+            generation: 2,
+            desired: 3,
+            replicas,
+        },
+        next: 3,
+    };
+    let mut log = Vec::new();
+    for _ in 0..20 {
+        let steps = reconcile(&sim.service);
+        if steps.is_empty() && !sim.one_turns_healthy() {
+            break;
+        }
+        log.extend(steps.iter().cloned());
+        sim.apply(&steps);
+        assert!(
+            sim.healthy() >= 3 || sim.service.replicas.iter().any(|r| !r.healthy),
+            "never fewer than 3 serving"
+        );
+    }
+    assert_eq!(
+        log,
+        vec![
+            Step::Place(1),
+            Step::Remove(ReplicaId("web-1".into())),
+            Step::Place(1),
+            Step::Remove(ReplicaId("web-2".into())),
+            Step::Place(1),
+            Step::Remove(ReplicaId("web-3".into())),
+        ]
+    );
+    assert!(sim
+        .service
+        .replicas
+        .iter()
+        .all(|r| r.generation == 2 && r.healthy));
+}
+
+#[test]
+fn scaling_down_removes_the_newest_and_to_zero_removes_everything() {
+    let replicas: Vec<Replica> = (1..=4).map(|n| replica(n, 1, true)).collect();
+    let service = ServiceState {
+        generation: 1,
+        desired: 2,
+        replicas: replicas.clone(),
+    };
+    assert_eq!(
+        reconcile(&service),
+        vec![
+            Step::Remove(ReplicaId("web-4".into())),
+            Step::Remove(ReplicaId("web-3".into()))
+        ]
+    );
+    let mut old: Vec<Replica> = replicas;
+    old.iter_mut().for_each(|r| r.generation = 0);
+    let zero = ServiceState {
+        generation: 1,
+        desired: 0,
+        replicas: old,
+    };
+    assert_eq!(reconcile(&zero).len(), 4);
+}
+
+#[test]
+fn replicas_on_a_leaving_node_move_before_they_go_and_dead_ones_go_at_once() {
+    let mut leaving = replica(1, 1, true);
+    leaving.leaving = true;
+    let mut dead = replica(2, 1, false);
+    dead.leaving = true;
+    let service = ServiceState {
+        generation: 1,
+        desired: 3,
+        replicas: vec![leaving, dead, replica(3, 1, true)],
+    };
+    assert_eq!(
+        reconcile(&service),
+        vec![Step::Remove(ReplicaId("web-2".into())), Step::Place(1)]
+    );
+}
+
+fn arbitrary_replicas() -> impl Strategy<Value = Vec<Replica>> {
+    proptest::collection::vec((0u64..3, any::<bool>(), prop::bool::weighted(0.2)), 0..8).prop_map(
+        |specs| {
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(n, (generation, healthy, leaving))| Replica {
+                    leaving,
+                    ..replica(n as u64 + 1, generation, healthy)
+                })
+                .collect()
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// From any state, a service reaches exactly its desired replicas of
+    /// the current generation, all healthy; on the way the reconciler never
+    /// removes a healthy replica while that leaves fewer healthy replicas
+    /// than the desired count, and while replicas that must go still serve
+    /// it places at most one replacement at a time.
+    #[test]
+    fn any_service_converges_without_dropping_what_serves(
+        replicas in arbitrary_replicas(),
+        desired in 0u32..5,
+        generation in 1u64..3,
+    ) {
+        let mut sim = Sim { service: ServiceState { generation, desired, replicas }, next: 100 };
+        for _ in 0..100 {
+            let before = sim.healthy();
+            let steps = reconcile(&sim.service);
+            let placing: u32 = steps.iter().map(|s| if let Step::Place(n) = s { *n } else { 0 }).sum();
+            let going_serving = sim.service.replicas.iter().any(|r| (r.generation != generation || r.leaving) && r.healthy);
+            sim.apply(&steps);
+            let after = sim.healthy();
+            prop_assert!(after >= before.min(desired as usize), "{} -> {} healthy: {:?}", before, after, steps);
+            if going_serving && placing > 0 {
+                let starting = sim.service.replicas.iter().filter(|r| !r.healthy && r.generation == generation && !r.leaving).count();
+                prop_assert!(starting <= 1, "surge over one: {:?}", sim.service);
+            }
+            if steps.is_empty() && !sim.one_turns_healthy() {
+                break;
+            }
+        }
+        prop_assert!(reconcile(&sim.service).is_empty());
+        prop_assert_eq!(sim.service.replicas.len(), desired as usize);
+        prop_assert!(sim.service.replicas.iter().all(|r| r.generation == generation && !r.leaving && r.healthy));
+    }
+}
