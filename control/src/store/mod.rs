@@ -1,5 +1,5 @@
-//! The control plane's state in SQLite: join tokens now, nodes and their
-//! addresses as they join.
+//! The control plane's state in SQLite: join tokens, nodes and their
+//! addresses, and (in [`workloads`]) services and their replicas.
 //!
 //! Every change is one transaction, committed (and synced: `synchronous =
 //! FULL` in WAL mode) before the caller acknowledges it to anyone, so a
@@ -14,8 +14,13 @@ use std::path::{Path, PathBuf};
 use warren_proto::Mode;
 use warren_wire::PublicKey;
 
-/// The schema this build writes and reads.
-const SCHEMA_VERSION: i64 = 1;
+mod workloads;
+
+pub use workloads::{ReplicaRecord, ServiceRecord, WorkloadChange};
+
+/// The schema this build writes and reads. Version 2 added services and
+/// replicas; a version-1 database gains their (empty) tables when opened.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -40,6 +45,22 @@ CREATE TABLE IF NOT EXISTS nodes (
     wg_port           INTEGER NOT NULL,
     credential_sha256 BLOB NOT NULL UNIQUE CHECK (length(credential_sha256) = 32),
     joined            INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS services (
+    name         TEXT PRIMARY KEY,
+    generation   INTEGER NOT NULL CHECK (generation > 0),
+    spec         TEXT NOT NULL,
+    next_replica INTEGER NOT NULL,
+    created      INTEGER NOT NULL,
+    updated      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replicas (
+    id         TEXT PRIMARY KEY,
+    service    TEXT NOT NULL REFERENCES services (name) ON DELETE CASCADE,
+    generation INTEGER NOT NULL,
+    node       TEXT NOT NULL,
+    host_ports TEXT NOT NULL,
+    placed     INTEGER NOT NULL
 );
 ";
 
@@ -124,6 +145,14 @@ impl Store {
                     path: path.to_owned(),
                     found: version,
                 })
+            }
+            Some(version) if version < SCHEMA_VERSION => {
+                // The tables added since were created above.
+                conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+                    params![SCHEMA_VERSION],
+                )
+                .map_err(open_error)?;
             }
             Some(_) => {}
         }
