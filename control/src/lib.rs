@@ -23,6 +23,7 @@ pub mod scheduler;
 pub mod serve;
 pub mod store;
 pub mod tokens;
+pub mod workloads;
 
 pub use identity::{Identity, IdentityError};
 pub use ipam::{AllocError, Allocator};

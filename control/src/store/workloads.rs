@@ -42,8 +42,8 @@ pub struct ReplicaRecord {
 /// One change to the workloads, committed whole or not at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkloadChange {
-    /// A service to store (created or replaced).
-    pub service: Option<ServiceRecord>,
+    /// Services to store (created or replaced).
+    pub services: Vec<ServiceRecord>,
     /// A service to delete, with its replicas (`warren rm`).
     pub removed_service: Option<String>,
     /// Replicas placed.
@@ -123,7 +123,7 @@ impl Store {
         if let Some(name) = &change.removed_service {
             tx.execute("DELETE FROM services WHERE name = ?1", params![name])?;
         }
-        if let Some(service) = &change.service {
+        for service in &change.services {
             let spec =
                 serde_json::to_string(&service.spec).map_err(|_| StoreError::Corrupt("service"))?;
             tx.execute(
@@ -216,7 +216,7 @@ mod tests {
         let path = dir.join("state.db");
         let mut store = Store::open(&path).unwrap();
         let deploy = WorkloadChange {
-            service: Some(service("web", 1)),
+            services: vec![service("web", 1)],
             placed: vec![replica("web", 1, "pi"), replica("web", 2, "vm")],
             ..WorkloadChange::default()
         };
@@ -224,7 +224,7 @@ mod tests {
         // A change that breaks a rule half-way (a duplicate replica id)
         // leaves nothing of itself behind.
         let broken = WorkloadChange {
-            service: Some(service("web", 2)),
+            services: vec![service("web", 2)],
             removed: vec![ReplicaId("web-1".to_owned())],
             placed: vec![replica("web", 2, "pi")],
             ..WorkloadChange::default()

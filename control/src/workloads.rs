@@ -1,0 +1,354 @@
+//! What `warren deploy`, `scale` and `rm` change, decided without side
+//! effects: a snapshot of the services, their replicas and the nodes in,
+//! one [`WorkloadChange`] out for the store to commit (or a one-line error
+//! that changes nothing). [`converge`] is the same decision with no command
+//! behind it, run whenever a replica's health or a node changes: it rolls
+//! out generations, moves replicas off leaving nodes and replaces lost
+//! ones.
+//!
+//! It ties the other pure parts together: the spec's rules
+//! ([`ServiceSpec::validate`]), the [`reconcile`] steps of each service and
+//! the [`scheduler`] for every replica to place.
+//!
+//! [`reconcile`]: crate::reconcile
+//! [`scheduler`]: crate::scheduler
+
+use crate::reconcile::{self, Replica, ServiceState, Step};
+use crate::scheduler::{self, NodeView, Reach, Request, Resources, Unplaceable};
+use crate::store::{ReplicaRecord, ServiceRecord, WorkloadChange};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
+use warren_proto::assignment::ReplicaId;
+use warren_proto::{ServiceSpec, SpecError};
+
+/// The host ports replicas publish on by default (`warren serve
+/// --host-ports`).
+pub const DEFAULT_HOST_PORTS: RangeInclusive<u16> = 20000..=29999;
+
+/// A node as placement needs it, before its replicas are counted in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// Its name.
+    pub name: String,
+    /// Whether its agent is connected.
+    pub online: bool,
+    /// Whether nothing new may go there (`warren node drain`).
+    pub drained: bool,
+    /// Whether it is leaving (`warren node rm`): its replicas move.
+    pub leaving: bool,
+    /// Its labels, including `arch` and `node`.
+    pub labels: BTreeMap<String, String>,
+    /// What it offers to replicas.
+    pub capacity: Resources,
+    /// How the control plane reaches it.
+    pub reach: Reach,
+}
+
+/// Everything a decision looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    /// The services.
+    pub services: &'a [ServiceRecord],
+    /// Their replicas.
+    pub replicas: &'a [ReplicaRecord],
+    /// The nodes.
+    pub nodes: &'a [NodeFacts],
+    /// The replicas their nodes report healthy.
+    pub healthy: &'a BTreeSet<ReplicaId>,
+    /// The host ports replicas may publish on.
+    pub port_range: &'a RangeInclusive<u16>,
+    /// Now, unix seconds.
+    pub now: u64,
+}
+
+/// Why a command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkloadError {
+    /// The spec breaks a rule.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A replica reserves more than any node can offer at all.
+    #[error(
+        "a replica of {service} reserves {wanted}, more than any node has ({largest} at most)"
+    )]
+    TooLarge {
+        /// The service.
+        service: String,
+        /// What a replica asks for.
+        wanted: String,
+        /// The largest node's capacity.
+        largest: String,
+    },
+    /// The replicas do not fit now.
+    #[error("cannot place replica {} of {service}: {why}", why.placed + 1)]
+    Unplaceable {
+        /// The service.
+        service: String,
+        /// Why.
+        why: Unplaceable,
+    },
+    /// No service has the name.
+    #[error("no service is called {0:?} (see `warren services`)")]
+    Unknown(String),
+}
+
+/// Deploys `spec`: a new service, or a new generation of one whose spec
+/// changed (the same spec again changes nothing but the scale).
+pub fn deploy(snapshot: &Snapshot<'_>, spec: ServiceSpec) -> Result<WorkloadChange, WorkloadError> {
+    spec.validate()?;
+    check_size(snapshot, &spec)?;
+    let service = match snapshot.services.iter().find(|s| s.spec.name == spec.name) {
+        Some(existing) if existing.spec == spec => existing.clone(),
+        Some(existing) => ServiceRecord {
+            generation: existing.generation + 1,
+            spec,
+            updated: snapshot.now,
+            ..existing.clone()
+        },
+        None => ServiceRecord {
+            spec,
+            generation: 1,
+            next_replica: 1,
+            created: snapshot.now,
+            updated: snapshot.now,
+        },
+    };
+    plan(snapshot, service, true)
+}
+
+/// Sets the replica count of the service `name`.
+pub fn scale(
+    snapshot: &Snapshot<'_>,
+    name: &str,
+    replicas: u32,
+) -> Result<WorkloadChange, WorkloadError> {
+    let existing = snapshot
+        .services
+        .iter()
+        .find(|s| s.spec.name == name)
+        .ok_or_else(|| WorkloadError::Unknown(name.to_owned()))?;
+    let spec = ServiceSpec {
+        replicas,
+        ..existing.spec.clone()
+    };
+    spec.validate()?;
+    // Scale is not a new generation: the replicas that run stay.
+    let service = ServiceRecord {
+        spec,
+        updated: snapshot.now,
+        ..existing.clone()
+    };
+    plan(snapshot, service, true)
+}
+
+/// Removes the service `name` and its replicas.
+pub fn remove(snapshot: &Snapshot<'_>, name: &str) -> Result<WorkloadChange, WorkloadError> {
+    if !snapshot.services.iter().any(|s| s.spec.name == name) {
+        return Err(WorkloadError::Unknown(name.to_owned()));
+    }
+    Ok(WorkloadChange {
+        removed_service: Some(name.to_owned()),
+        removed: snapshot
+            .replicas
+            .iter()
+            .filter(|r| r.service == name)
+            .map(|r| r.id.clone())
+            .collect(),
+        ..WorkloadChange::default()
+    })
+}
+
+/// What every service needs now with no command behind it: the steps of
+/// each, with as many placements as fit (a service that cannot place all it
+/// needs places what it can and tries again at the next change).
+pub fn converge(snapshot: &Snapshot<'_>) -> WorkloadChange {
+    let mut change = WorkloadChange::default();
+    let mut working = snapshot.replicas.to_vec();
+    for service in snapshot.services {
+        let view = Snapshot {
+            replicas: &working,
+            ..*snapshot
+        };
+        let Ok(step) = plan(&view, service.clone(), false) else {
+            continue;
+        };
+        working.retain(|r| !step.removed.contains(&r.id));
+        working.extend(step.placed.iter().cloned());
+        change.removed.extend(step.removed);
+        change.placed.extend(step.placed);
+        // Only a service whose replica counter moved needs storing.
+        change.services.extend(
+            step.services
+                .into_iter()
+                .filter(|updated| updated != service),
+        );
+    }
+    change
+}
+
+/// The change that brings `service` towards its desired state; `strict`
+/// refuses it whole when not every replica to place fits.
+fn plan(
+    snapshot: &Snapshot<'_>,
+    mut service: ServiceRecord,
+    strict: bool,
+) -> Result<WorkloadChange, WorkloadError> {
+    let name = service.spec.name.clone();
+    let leaving: BTreeSet<&str> = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.leaving)
+        .map(|n| n.name.as_str())
+        .collect();
+    let known: BTreeSet<&str> = snapshot.nodes.iter().map(|n| n.name.as_str()).collect();
+    let state = ServiceState {
+        generation: service.generation,
+        desired: service.spec.replicas,
+        replicas: snapshot
+            .replicas
+            .iter()
+            .filter(|r| r.service == name)
+            .map(|r| Replica {
+                id: r.id.clone(),
+                generation: r.generation,
+                healthy: snapshot.healthy.contains(&r.id),
+                // A replica on a node that is gone must move too.
+                leaving: leaving.contains(r.node.as_str()) || !known.contains(r.node.as_str()),
+                placed: r.placed,
+            })
+            .collect(),
+    };
+    let mut change = WorkloadChange::default();
+    let mut to_place = 0;
+    for step in reconcile::reconcile(&state) {
+        match step {
+            Step::Remove(id) => change.removed.push(id),
+            Step::Place(count) => to_place += count,
+        }
+    }
+    if to_place > 0 {
+        let remaining: Vec<ReplicaRecord> = snapshot
+            .replicas
+            .iter()
+            .filter(|r| !change.removed.contains(&r.id))
+            .cloned()
+            .collect();
+        let views = node_views(snapshot.nodes, snapshot.services, &remaining);
+        let request = Request {
+            service: &name,
+            count: to_place,
+            resources: reservation(&service.spec),
+            ports: service.spec.ports.len(),
+            constraints: &service.spec.constraints,
+            port_range: snapshot.port_range.clone(),
+        };
+        let placements = match scheduler::place(&views, &request) {
+            Ok(placements) => placements,
+            Err(why) if strict => return Err(WorkloadError::Unplaceable { service: name, why }),
+            Err(why) => {
+                let fits = Request {
+                    count: why.placed,
+                    ..request
+                };
+                scheduler::place(&views, &fits).unwrap_or_default()
+            }
+        };
+        for placement in placements {
+            change.placed.push(ReplicaRecord {
+                id: ReplicaId(format!("{name}-{}", service.next_replica)),
+                service: name.clone(),
+                generation: service.generation,
+                node: placement.node,
+                host_ports: placement.host_ports,
+                placed: snapshot.now,
+            });
+            service.next_replica += 1;
+        }
+    }
+    change.services.push(service);
+    Ok(change)
+}
+
+/// What a replica of `spec` reserves.
+fn reservation(spec: &ServiceSpec) -> Resources {
+    Resources {
+        cpu_millis: u64::from(spec.cpu_reservation()),
+        memory: spec.memory_reservation(),
+    }
+}
+
+/// Refuses a replica larger than every node's whole capacity.
+fn check_size(snapshot: &Snapshot<'_>, spec: &ServiceSpec) -> Result<(), WorkloadError> {
+    let wanted = reservation(spec);
+    if snapshot.nodes.is_empty()
+        || snapshot.nodes.iter().any(|n| {
+            wanted.cpu_millis <= n.capacity.cpu_millis && wanted.memory <= n.capacity.memory
+        })
+    {
+        return Ok(());
+    }
+    let largest = snapshot
+        .nodes
+        .iter()
+        .map(|n| n.capacity)
+        .max_by_key(|c| (c.memory, c.cpu_millis))
+        .unwrap_or_default();
+    Err(WorkloadError::TooLarge {
+        service: spec.name.clone(),
+        wanted: describe(wanted),
+        largest: describe(largest),
+    })
+}
+
+/// `0.5 cores and 2.0 GiB`.
+fn describe(resources: Resources) -> String {
+    format!(
+        "{:.1} cores and {:.1} GiB",
+        resources.cpu_millis as f64 / 1000.0,
+        resources.memory as f64 / f64::from(1u32 << 30)
+    )
+}
+
+/// The nodes with their replicas counted in: what they reserve, the host
+/// ports they hold, how many of each service.
+pub fn node_views(
+    nodes: &[NodeFacts],
+    services: &[ServiceRecord],
+    replicas: &[ReplicaRecord],
+) -> Vec<NodeView> {
+    let specs: BTreeMap<&str, &ServiceSpec> = services
+        .iter()
+        .map(|s| (s.spec.name.as_str(), &s.spec))
+        .collect();
+    nodes
+        .iter()
+        .map(|facts| {
+            let mut view = NodeView {
+                name: facts.name.clone(),
+                online: facts.online,
+                drained: facts.drained || facts.leaving,
+                labels: facts.labels.clone(),
+                capacity: facts.capacity,
+                allocated: Resources::default(),
+                ports_in_use: BTreeSet::new(),
+                replicas: BTreeMap::new(),
+                reach: facts.reach,
+            };
+            for replica in replicas.iter().filter(|r| r.node == facts.name) {
+                if let Some(spec) = specs.get(replica.service.as_str()) {
+                    let reserved = reservation(spec);
+                    view.allocated.cpu_millis += reserved.cpu_millis;
+                    view.allocated.memory += reserved.memory;
+                }
+                view.ports_in_use.extend(replica.host_ports.iter().copied());
+                *view.replicas.entry(replica.service.clone()).or_default() += 1;
+            }
+            view
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "workloads_tests.rs"]
+mod tests;
