@@ -50,6 +50,12 @@ DESCRIPTION
     relay to a direct path for cone <-> cone, CGNAT <-> cone and symmetric
     <-> cone, over --traversal-trials trials each.
 
+    A third section (\"scheduler\" in --only) runs in process, without the
+    lab: 1000 services of 10 replicas deployed one after the other through
+    the control plane's own decision path, on 1000 and on 5000 simulated
+    nodes, --runs times each: placements per second (median and max), and
+    the heap the services' and replicas' records hold per 1000 replicas.
+
     With --baseline WARREN (another warren binary, typically built from an
     older commit: see make bench-baseline below), a path warren-baseline
     joins the paths: the same warren <-> warren setup run by that binary,
@@ -76,8 +82,9 @@ OPTIONS
     --quick          1 run of 2 s, 300 probes and 3 traversal trials, for development
                      (flags given after --quick still apply)
     --only LIST      comma-separated subset of: warren, wireguard-go,
-                     boringtun-cli, veth, relay (default: all five;
-                     relay is the relay and NAT traversal section)
+                     boringtun-cli, veth, relay, scheduler (default: all
+                     six; relay is the relay and NAT traversal section,
+                     scheduler the placement section)
     --traversal-trials N
                      trials per NAT pairing in the traversal part (default 10)
     --write FILE     also write the results, as Markdown, between the
@@ -127,6 +134,8 @@ pub struct Options {
     pub quick: bool,
     /// Whether to run the relay and NAT traversal section.
     pub relay: bool,
+    /// Whether to run the scheduler section.
+    pub scheduler: bool,
     /// Trials per NAT pairing in the traversal part.
     pub traversal_trials: usize,
     /// The warren binary to compare warren with (`--baseline`).
@@ -149,6 +158,7 @@ impl Default for Options {
             write: None,
             quick: false,
             relay: true,
+            scheduler: true,
             traversal_trials: 10,
             baseline: None,
             runs_raised_from: None,
@@ -205,7 +215,7 @@ pub fn parse(
             "--seconds" => o.seconds = positive(&flag, &value()?)?,
             "--probes" => o.probes = positive(&flag, &value()?)?,
             "--write" => o.write = Some(PathBuf::from(value()?)),
-            "--only" => (o.paths, o.relay) = only(&value()?)?,
+            "--only" => (o.paths, o.relay, o.scheduler) = only(&value()?)?,
             "--baseline" => o.baseline = Some(non_empty(&flag, value()?)?.into()),
             _ => bail!("unknown argument {arg:?} (see --help)"),
         }
@@ -248,12 +258,17 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) ->
     }
 }
 
-fn only(list: &str) -> Result<(Vec<PathKind>, bool)> {
+fn only(list: &str) -> Result<(Vec<PathKind>, bool, bool)> {
     let mut wanted = Vec::new();
     let mut relay = false;
+    let mut scheduler = false;
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if name == "relay" {
             relay = true;
+            continue;
+        }
+        if name == "scheduler" {
+            scheduler = true;
             continue;
         }
         if name == PathKind::WarrenBaseline.name() {
@@ -261,19 +276,19 @@ fn only(list: &str) -> Result<(Vec<PathKind>, bool)> {
         }
         let kind = PathKind::from_name(name).with_context(|| {
             format!(
-                "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth, relay"
+                "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth, relay, scheduler"
             )
         })?;
         wanted.push(kind);
     }
-    if wanted.is_empty() && !relay {
+    if wanted.is_empty() && !relay && !scheduler {
         bail!("--only needs at least one path");
     }
     let paths = PathKind::ALL
         .into_iter()
         .filter(|k| wanted.contains(k))
         .collect();
-    Ok((paths, relay))
+    Ok((paths, relay, scheduler))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! [`cli::HELP`] text) for details.
 
 mod about;
+mod alloc;
 mod cli;
 mod cpu;
 mod iperf;
@@ -16,6 +17,7 @@ mod latency;
 mod paths;
 mod relay;
 mod report;
+mod scheduler;
 mod stats;
 
 use std::path::Path as FsPath;
@@ -24,6 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+/// Counts heap bytes for the scheduler section.
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 use crate::about::About;
 use crate::cli::{Command, Options};
@@ -135,8 +141,22 @@ fn run() -> Result<()> {
     } else {
         None
     };
+    let scheduler = if opts.scheduler {
+        let s = scheduler::run(opts.runs)?;
+        println!("{}", scheduler::scheduler_table(&s));
+        Some(s)
+    } else {
+        None
+    };
     if let Some(file) = &opts.write {
-        let block = report::document(&about, &opts, &args.join(" "), &results, relay.as_ref());
+        let block = report::document(
+            &about,
+            &opts,
+            &args.join(" "),
+            &results,
+            relay.as_ref(),
+            scheduler.as_ref(),
+        );
         write_report(file, &block)?;
         eprintln!("wrote {}", file.display());
     }

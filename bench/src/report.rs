@@ -7,6 +7,7 @@ use crate::iperf::{Udp, UDP_LEN};
 use crate::latency::Rtts;
 use crate::paths::{PathKind, MTU};
 use crate::relay::RelayResults;
+use crate::scheduler::{scheduler_table, SchedulerResults, REPLICAS, SERVICES};
 use crate::stats::{median, percentile};
 
 /// Marks the start of the generated part of the Markdown file.
@@ -95,13 +96,13 @@ fn p(rtts: &Rtts, pct: f64) -> Option<f64> {
 }
 
 /// A Markdown table whose columns are padded to line up in a terminal too.
-struct Table {
-    header: Vec<&'static str>,
-    rows: Vec<Vec<String>>,
+pub(crate) struct Table {
+    pub(crate) header: Vec<&'static str>,
+    pub(crate) rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let widths: Vec<usize> = (0..self.header.len())
             .map(|i| {
                 self.rows
@@ -150,7 +151,7 @@ impl Table {
     }
 }
 
-fn num(v: Option<f64>, decimals: usize) -> String {
+pub(crate) fn num(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "—".to_owned(), |x| format!("{x:.decimals$}"))
 }
 
@@ -437,6 +438,7 @@ pub fn document(
     args: &str,
     results: &[PathResults],
     relay: Option<&RelayResults>,
+    scheduler: Option<&SchedulerResults>,
 ) -> String {
     let mut d = String::new();
     d.push_str(START);
@@ -472,6 +474,18 @@ pub fn document(
     }
     if let Some(r) = relay {
         relay_document(&mut d, r);
+    }
+    if let Some(s) = scheduler {
+        d.push_str(&format!(
+            "### Scheduler\n\n{SERVICES} services of {REPLICAS} replicas (0.1 core and 64 MiB each, one \
+             host port) deployed one after the other through the control plane's decision path \
+             (`warren_control::workloads::deploy`: spec checks, reconciler, node views, scheduler), \
+             in process, {} run(s) per cluster size; memory is the heap the services' and replicas' \
+             records hold afterwards. The issue's target: at least 10,000 placements/s.\n\n",
+            s.runs
+        ));
+        d.push_str(&scheduler_table(s));
+        d.push('\n');
     }
     d.push_str(END);
     d.push('\n');
@@ -964,7 +978,7 @@ mod tests {
             runs_raised_from: Some(1),
             ..Options::default()
         };
-        let doc = document(&About::default(), &opts, "", &[new, old], None);
+        let doc = document(&About::default(), &opts, "", &[new, old], None, None);
         assert!(doc.contains("### warren against the baseline"), "{doc}");
         assert!(doc.contains("warren vs baseline"), "{doc}");
         assert!(

@@ -17,6 +17,7 @@
 //! answer. Replicas are placed one at a time, each seeing the previous
 //! ones.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt;
@@ -56,15 +57,15 @@ pub enum Reach {
 
 /// One node as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeView {
+pub struct NodeView<'a> {
     /// The node's name.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Whether its agent is connected.
     pub online: bool,
     /// Whether it is drained (`warren node drain`): nothing new goes there.
     pub drained: bool,
     /// Its labels, including `arch` and `node`.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Cow<'a, BTreeMap<String, String>>,
     /// What it offers to replicas.
     pub capacity: Resources,
     /// What the replicas already there reserve.
@@ -72,7 +73,7 @@ pub struct NodeView {
     /// Host ports already taken there.
     pub ports_in_use: BTreeSet<u16>,
     /// Replicas already there, by service.
-    pub replicas: BTreeMap<String, u32>,
+    pub replicas: BTreeMap<Cow<'a, str>, u32>,
     /// How the control plane reaches it.
     pub reach: Reach,
 }
@@ -169,20 +170,21 @@ impl fmt::Display for Unplaceable {
 /// the node that took it is judged again (placing on one node changes no
 /// other node's feasibility or rank), so a request costs one pass over the
 /// nodes plus a heap operation per replica.
-pub fn place(nodes: &[NodeView], request: &Request<'_>) -> Result<Vec<Placement>, Unplaceable> {
+pub fn place(nodes: &[NodeView<'_>], request: &Request<'_>) -> Result<Vec<Placement>, Unplaceable> {
     let mut added: Vec<Added> = Vec::new();
     added.resize_with(nodes.len(), Added::default);
     let mut direct_wanted = !nodes
         .iter()
         .any(|node| node.reach == Reach::Direct && count_of(node, request.service) > 0);
     let mut refused = Refusals::new(request.constraints.len());
-    let mut candidates = BinaryHeap::with_capacity(nodes.len());
+    let mut feasible = Vec::with_capacity(nodes.len());
     for (index, node) in nodes.iter().enumerate() {
         match judge(node, &added[index], request, direct_wanted) {
-            Ok(key) => candidates.push(Reverse((key, node.name.as_str(), index))),
+            Ok(key) => feasible.push(Reverse((key, node.name.as_ref(), index))),
             Err(reason) => refused.count(reason),
         }
     }
+    let mut candidates = BinaryHeap::from(feasible);
     let mut placements = Vec::with_capacity(request.count as usize);
     for placed in 0..request.count {
         let Some(Reverse((_, _, index))) = candidates.pop() else {
@@ -195,7 +197,7 @@ pub fn place(nodes: &[NodeView], request: &Request<'_>) -> Result<Vec<Placement>
         added[index].replicas += 1;
         added[index].ports.extend(host_ports.iter().copied());
         placements.push(Placement {
-            node: node.name.clone(),
+            node: node.name.to_string(),
             host_ports,
         });
         if direct_wanted && node.reach == Reach::Direct {
@@ -210,7 +212,7 @@ pub fn place(nodes: &[NodeView], request: &Request<'_>) -> Result<Vec<Placement>
             candidates = rejudged;
         }
         match judge(node, &added[index], request, direct_wanted) {
-            Ok(key) => candidates.push(Reverse((key, node.name.as_str(), index))),
+            Ok(key) => candidates.push(Reverse((key, node.name.as_ref(), index))),
             Err(reason) => refused.count(reason),
         }
     }
@@ -220,7 +222,7 @@ pub fn place(nodes: &[NodeView], request: &Request<'_>) -> Result<Vec<Placement>
 /// The rank of `node` for one more replica (lower is better, see the module
 /// doc), or the first reason it cannot take one.
 fn judge(
-    node: &NodeView,
+    node: &NodeView<'_>,
     added: &Added,
     request: &Request<'_>,
     direct_wanted: bool,
@@ -260,7 +262,7 @@ fn judge(
 
 /// The node's free host ports in the request's range, lowest first.
 fn free_ports<'a>(
-    node: &'a NodeView,
+    node: &'a NodeView<'_>,
     added: &'a Added,
     request: &Request<'_>,
 ) -> impl Iterator<Item = u16> + 'a {
@@ -347,7 +349,7 @@ impl Refusals {
     }
 }
 
-fn count_of(node: &NodeView, service: &str) -> u32 {
+fn count_of(node: &NodeView<'_>, service: &str) -> u32 {
     node.replicas.get(service).copied().unwrap_or(0)
 }
 

@@ -3,18 +3,19 @@
 
 use super::*;
 use proptest::prelude::*;
+use std::borrow::Cow;
 
 const GIB: u64 = 1 << 30;
 
-fn node(name: &str, reach: Reach) -> NodeView {
+fn node(name: &str, reach: Reach) -> NodeView<'static> {
     NodeView {
-        name: name.to_owned(),
+        name: Cow::Owned(name.to_owned()),
         online: true,
         drained: false,
-        labels: BTreeMap::from([
+        labels: Cow::Owned(BTreeMap::from([
             ("arch".to_owned(), "x86_64".to_owned()),
             ("node".to_owned(), name.to_owned()),
-        ]),
+        ])),
         capacity: Resources {
             cpu_millis: 4000,
             memory: 8 * GIB,
@@ -80,7 +81,9 @@ fn after_spread_the_least_loaded_node_wins_and_ports_do_not_collide() {
 #[test]
 fn constraints_and_labels_decide_where_replicas_may_go() {
     let mut home = node("pi", Reach::Relayed);
-    home.labels.insert("zone".to_owned(), "home".to_owned());
+    home.labels
+        .to_mut()
+        .insert("zone".to_owned(), "home".to_owned());
     let vps = node("vps", Reach::Direct);
     let at_home: Vec<Constraint> = vec!["zone==home".parse().unwrap()];
     let placed = place(&[home.clone(), vps.clone()], &request(2, &at_home)).unwrap();
@@ -141,7 +144,7 @@ fn a_request_that_runs_out_midway_says_how_far_it_got() {
     );
 }
 
-fn arbitrary_node(index: usize) -> impl Strategy<Value = NodeView> {
+fn arbitrary_node(index: usize) -> impl Strategy<Value = NodeView<'static>> {
     (
         any::<bool>(),
         prop::bool::weighted(0.2),
@@ -175,7 +178,9 @@ fn arbitrary_node(index: usize) -> impl Strategy<Value = NodeView> {
                 );
                 node.online = online || index == 0;
                 node.drained = drained;
-                node.labels.insert("zone".to_owned(), zone.to_owned());
+                node.labels
+                    .to_mut()
+                    .insert("zone".to_owned(), zone.to_owned());
                 node.capacity = Resources {
                     cpu_millis: cpu,
                     memory: memory * GIB,
@@ -185,14 +190,14 @@ fn arbitrary_node(index: usize) -> impl Strategy<Value = NodeView> {
                     memory: (used_memory * GIB).min(memory * GIB),
                 };
                 if existing > 0 {
-                    node.replicas.insert("web".to_owned(), existing);
+                    node.replicas.insert(Cow::Borrowed("web"), existing);
                 }
                 node
             },
         )
 }
 
-fn arbitrary_nodes() -> impl Strategy<Value = Vec<NodeView>> {
+fn arbitrary_nodes() -> impl Strategy<Value = Vec<NodeView<'static>>> {
     (0usize..12).prop_flat_map(|n| (0..n).map(arbitrary_node).collect::<Vec<_>>())
 }
 

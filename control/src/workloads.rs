@@ -16,7 +16,8 @@
 use crate::reconcile::{self, Replica, ServiceState, Step};
 use crate::scheduler::{self, NodeView, Reach, Request, Resources, Unplaceable};
 use crate::store::{ReplicaRecord, ServiceRecord, WorkloadChange};
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 use warren_proto::assignment::ReplicaId;
 use warren_proto::{ServiceSpec, SpecError};
@@ -195,13 +196,14 @@ fn plan(
     strict: bool,
 ) -> Result<WorkloadChange, WorkloadError> {
     let name = service.spec.name.clone();
-    let leaving: BTreeSet<&str> = snapshot
-        .nodes
-        .iter()
-        .filter(|n| n.leaving)
-        .map(|n| n.name.as_str())
-        .collect();
-    let known: BTreeSet<&str> = snapshot.nodes.iter().map(|n| n.name.as_str()).collect();
+    // A replica on a node that is leaving, or gone, must move.
+    let must_move = |node: &str| {
+        snapshot
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .is_none_or(|n| n.leaving)
+    };
     let state = ServiceState {
         generation: service.generation,
         desired: service.spec.replicas,
@@ -213,8 +215,7 @@ fn plan(
                 id: r.id.clone(),
                 generation: r.generation,
                 healthy: snapshot.healthy.contains(&r.id),
-                // A replica on a node that is gone must move too.
-                leaving: leaving.contains(r.node.as_str()) || !known.contains(r.node.as_str()),
+                leaving: must_move(&r.node),
                 placed: r.placed,
             })
             .collect(),
@@ -228,13 +229,12 @@ fn plan(
         }
     }
     if to_place > 0 {
-        let remaining: Vec<ReplicaRecord> = snapshot
+        let removed = &change.removed;
+        let remaining = snapshot
             .replicas
             .iter()
-            .filter(|r| !change.removed.contains(&r.id))
-            .cloned()
-            .collect();
-        let views = node_views(snapshot.nodes, snapshot.services, &remaining);
+            .filter(|r| !removed.contains(&r.id));
+        let views = node_views(snapshot.nodes, snapshot.services, remaining);
         let request = Request {
             service: &name,
             count: to_place,
@@ -312,37 +312,47 @@ fn describe(resources: Resources) -> String {
 
 /// The nodes with their replicas counted in: what they reserve, the host
 /// ports they hold, how many of each service.
-pub fn node_views(
-    nodes: &[NodeFacts],
+pub fn node_views<'a>(
+    nodes: &'a [NodeFacts],
     services: &[ServiceRecord],
-    replicas: &[ReplicaRecord],
-) -> Vec<NodeView> {
-    let specs: BTreeMap<&str, &ServiceSpec> = services
+    replicas: impl IntoIterator<Item = &'a ReplicaRecord>,
+) -> Vec<NodeView<'a>> {
+    let specs: HashMap<&str, &ServiceSpec> = services
         .iter()
         .map(|s| (s.spec.name.as_str(), &s.spec))
         .collect();
+    let mut by_node: HashMap<&str, Vec<&ReplicaRecord>> = HashMap::new();
+    for replica in replicas {
+        by_node
+            .entry(replica.node.as_str())
+            .or_default()
+            .push(replica);
+    }
     nodes
         .iter()
         .map(|facts| {
             let mut view = NodeView {
-                name: facts.name.clone(),
+                name: Cow::Borrowed(facts.name.as_str()),
                 online: facts.online,
                 drained: facts.drained || facts.leaving,
-                labels: facts.labels.clone(),
+                labels: Cow::Borrowed(&facts.labels),
                 capacity: facts.capacity,
                 allocated: Resources::default(),
                 ports_in_use: BTreeSet::new(),
                 replicas: BTreeMap::new(),
                 reach: facts.reach,
             };
-            for replica in replicas.iter().filter(|r| r.node == facts.name) {
+            for replica in by_node.get(facts.name.as_str()).into_iter().flatten() {
                 if let Some(spec) = specs.get(replica.service.as_str()) {
                     let reserved = reservation(spec);
                     view.allocated.cpu_millis += reserved.cpu_millis;
                     view.allocated.memory += reserved.memory;
                 }
                 view.ports_in_use.extend(replica.host_ports.iter().copied());
-                *view.replicas.entry(replica.service.clone()).or_default() += 1;
+                *view
+                    .replicas
+                    .entry(Cow::Borrowed(replica.service.as_str()))
+                    .or_default() += 1;
             }
             view
         })

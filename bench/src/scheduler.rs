@@ -1,0 +1,195 @@
+//! The scheduler section: how fast the control plane places replicas and
+//! what their state costs in memory, in process (no lab needed).
+//!
+//! For each cluster size it deploys 1,000 services of 10 replicas (0.1 core
+//! and 64 MiB each) one after the other through the control plane's own
+//! decision path (`warren_control::workloads::deploy`: spec checks, the
+//! reconciler, node views and the scheduler), applying each change to an
+//! in-memory copy of the store as the real one commits it. Memory is the
+//! heap the services and replicas records hold afterwards, counted by the
+//! benchmark's allocator.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use warren_control::scheduler::{Reach, Resources};
+use warren_control::store::{ReplicaRecord, ServiceRecord, WorkloadChange};
+use warren_control::workloads::{self, NodeFacts, Snapshot, DEFAULT_HOST_PORTS};
+use warren_proto::{RestartPolicy, ServiceSpec};
+
+use crate::alloc;
+use crate::report::{num, Table};
+use crate::stats::median;
+
+/// Services deployed per measurement.
+pub const SERVICES: usize = 1000;
+
+/// Replicas per service.
+pub const REPLICAS: u32 = 10;
+
+/// Cluster sizes measured.
+pub const NODES: [usize; 2] = [1000, 5000];
+
+/// One cluster size's figures.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Simulated nodes.
+    pub nodes: usize,
+    /// Replicas placed per run.
+    pub replicas: usize,
+    /// Each run's placements per second.
+    pub rates: Vec<f64>,
+    /// Heap held by the services and replicas records, bytes per 1,000
+    /// replicas.
+    pub bytes_per_1000: f64,
+}
+
+/// What the section measured.
+#[derive(Debug, Clone)]
+pub struct SchedulerResults {
+    /// Runs per cluster size.
+    pub runs: usize,
+    /// One row per cluster size.
+    pub rows: Vec<Row>,
+}
+
+/// Measures every cluster size `runs` times.
+pub fn run(runs: usize) -> Result<SchedulerResults> {
+    let mut rows = Vec::new();
+    for nodes in NODES {
+        let mut rates = Vec::new();
+        let mut bytes_per_1000 = 0.0;
+        for run in 1..=runs {
+            let (elapsed, placed, bytes) = deploy_all(nodes)?;
+            let rate = placed as f64 / elapsed.as_secs_f64();
+            eprintln!(
+                "scheduler, {nodes} nodes, run {run}: {placed} replicas in {:.2} s ({rate:.0}/s)",
+                elapsed.as_secs_f64()
+            );
+            rates.push(rate);
+            bytes_per_1000 = bytes as f64 / (placed as f64 / 1000.0);
+        }
+        rows.push(Row {
+            nodes,
+            replicas: SERVICES * REPLICAS as usize,
+            rates,
+            bytes_per_1000,
+        });
+    }
+    Ok(SchedulerResults { runs, rows })
+}
+
+fn node(index: usize) -> NodeFacts {
+    let name = format!("node-{index:05}");
+    NodeFacts {
+        labels: BTreeMap::from([("node".to_owned(), name.clone())]),
+        name,
+        online: true,
+        drained: false,
+        leaving: false,
+        capacity: Resources {
+            cpu_millis: 8000,
+            memory: 16 << 30,
+        },
+        reach: if index % 3 == 0 {
+            Reach::Direct
+        } else {
+            Reach::Relayed
+        },
+    }
+}
+
+fn spec(index: usize) -> ServiceSpec {
+    ServiceSpec {
+        name: format!("service-{index:04}"),
+        image: "local/busybox:1".to_owned(),
+        replicas: REPLICAS,
+        ports: vec![8080],
+        hosts: Vec::new(),
+        env: Vec::new(),
+        command: vec!["httpd".to_owned(), "-f".to_owned()],
+        cpu_millis: None,
+        memory: None,
+        health: None,
+        constraints: Vec::new(),
+        restart: RestartPolicy::Always,
+    }
+}
+
+/// Deploys every service on `nodes` nodes; returns the time spent deciding,
+/// the replicas placed and the heap the records hold.
+fn deploy_all(nodes: usize) -> Result<(Duration, usize, usize)> {
+    let nodes: Vec<NodeFacts> = (0..nodes).map(node).collect();
+    let healthy = BTreeSet::new();
+    let heap_before = alloc::in_use();
+    let mut services: Vec<ServiceRecord> = Vec::new();
+    let mut replicas: Vec<ReplicaRecord> = Vec::new();
+    let mut deciding = Duration::ZERO;
+    for index in 0..SERVICES {
+        let snapshot = Snapshot {
+            services: &services,
+            replicas: &replicas,
+            nodes: &nodes,
+            healthy: &healthy,
+            port_range: &DEFAULT_HOST_PORTS,
+            now: 1_800_000_000,
+        };
+        let started = Instant::now();
+        let change = workloads::deploy(&snapshot, spec(index))
+            .with_context(|| format!("deploying service {index}"))?;
+        deciding += started.elapsed();
+        apply(&mut services, &mut replicas, change);
+    }
+    let held = alloc::in_use().saturating_sub(heap_before);
+    Ok((deciding, replicas.len(), held))
+}
+
+/// The change as the store commits it.
+fn apply(
+    services: &mut Vec<ServiceRecord>,
+    replicas: &mut Vec<ReplicaRecord>,
+    change: WorkloadChange,
+) {
+    for service in change.services {
+        services.retain(|s| s.spec.name != service.spec.name);
+        services.push(service);
+    }
+    replicas.retain(|r| !change.removed.contains(&r.id));
+    replicas.extend(change.placed);
+}
+
+/// The scheduler section's table.
+pub fn scheduler_table(s: &SchedulerResults) -> String {
+    let rows = s
+        .rows
+        .iter()
+        .map(|row| {
+            let max = row.rates.iter().copied().fold(f64::NAN, f64::max);
+            vec![
+                row.nodes.to_string(),
+                row.replicas.to_string(),
+                num(median(&row.rates), 0),
+                num(Some(max), 0),
+                format!("{:.0}", row.bytes_per_1000 / 1024.0),
+                row.rates
+                    .iter()
+                    .map(|r| format!("{r:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        })
+        .collect();
+    Table {
+        header: vec![
+            "nodes",
+            "replicas",
+            "placements/s (median)",
+            "max",
+            "KiB per 1000 replicas",
+            "runs",
+        ],
+        rows,
+    }
+    .render()
+}
