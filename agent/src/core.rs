@@ -42,6 +42,9 @@ pub struct AgentCore {
     peers: HashMap<PublicKey, Peer>,
     connected: bool,
     last_report: Option<Report>,
+    /// The latest welcome, with the peer map and ticket kept current: what
+    /// the agent stores to start from when the control plane is away.
+    mesh_map: Option<Welcome>,
 }
 
 impl AgentCore {
@@ -52,7 +55,22 @@ impl AgentCore {
             peers: HashMap::new(),
             connected: false,
             last_report: None,
+            mesh_map: None,
         }
+    }
+
+    /// The mesh as the control plane last described it, kept current with
+    /// every update since (never with a credential): what to bring the mesh
+    /// up from after a restart while the control plane is unreachable.
+    pub fn mesh_map(&self) -> Option<&Welcome> {
+        self.mesh_map.as_ref()
+    }
+
+    /// Starts from a stored mesh map, not connected: the device is brought
+    /// up from it, and the next welcome replaces it.
+    pub fn handle_stored(&mut self, map: &Welcome) {
+        self.handle_welcome(map);
+        self.connected = false;
     }
 
     /// The current peers.
@@ -84,6 +102,10 @@ impl AgentCore {
             .iter()
             .map(|peer| (peer.public_key, peer.clone()))
             .collect();
+        self.mesh_map = Some(Welcome {
+            credential: None,
+            ..welcome.clone()
+        });
         vec![Action::Configure(peer_changes(&welcome.peers, &gone))]
     }
 
@@ -96,6 +118,13 @@ impl AgentCore {
                 }
                 for key in &removed {
                     self.peers.remove(key);
+                }
+                if let Some(map) = &mut self.mesh_map {
+                    map.peers.retain(|peer| {
+                        !removed.contains(&peer.public_key)
+                            && !added.iter().any(|new| new.public_key == peer.public_key)
+                    });
+                    map.peers.extend(added.iter().cloned());
                 }
                 tracing::info!(
                     added = added.len(),
@@ -111,7 +140,12 @@ impl AgentCore {
                 peer: public_key,
                 candidates,
             }],
-            ControlMessage::Ticket { ticket } => vec![Action::RenewTicket(ticket)],
+            ControlMessage::Ticket { ticket } => {
+                if let Some(map) = &mut self.mesh_map {
+                    map.ticket = ticket;
+                }
+                vec![Action::RenewTicket(ticket)]
+            }
             ControlMessage::Candidates { .. } => Vec::new(),
             ControlMessage::Welcome(_) | ControlMessage::Refused { .. } => {
                 tracing::debug!("ignoring a second answer to the hello");

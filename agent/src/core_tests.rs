@@ -138,3 +138,33 @@ fn the_status_names_reported_peers_and_says_whether_the_control_plane_is_there()
     assert!(!offline.control_connected);
     assert_eq!((offline.updated, offline.peers.len()), (105, 2));
 }
+
+#[test]
+fn the_mesh_map_follows_the_peer_map_and_the_ticket_and_keeps_no_credential() {
+    let mut core = core();
+    assert!(core.mesh_map().is_none());
+    let mut first = welcome(vec![peer("control", 1), peer("b", 3)]);
+    first.credential = Some(warren_proto::Secret([9; 32]));
+    core.handle_welcome(&first);
+    assert_eq!(core.mesh_map().unwrap().credential, None);
+    core.handle_message(ControlMessage::Peers {
+        added: vec![peer("c", 4)],
+        removed: vec![key(3)],
+    });
+    let ticket = Ticket::decode(&[4u8; warren_wire::ticket::TICKET_LEN]).unwrap();
+    core.handle_message(ControlMessage::Ticket { ticket });
+    let map = core.mesh_map().unwrap();
+    let names: Vec<&str> = map.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["control", "c"], "the control plane stays first");
+    assert_eq!(map.ticket, ticket);
+    // Started from it, the core knows the peers but is not connected.
+    let mut restarted = super::AgentCore::new(StatusOf {
+        name: "pi".to_owned(),
+        mesh_ip: Ipv4Addr::new(100, 96, 0, 2),
+        mode: Mode::Relay,
+        iface: "warren0".to_owned(),
+    });
+    restarted.handle_stored(map);
+    assert!(!restarted.is_connected());
+    assert_eq!(restarted.peers().count(), 2);
+}

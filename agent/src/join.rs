@@ -20,8 +20,8 @@ use warren_device::netlink::IfAddress;
 use warren_device::paths;
 use warren_device::{DeviceHandle, DeviceOptions, RunningDevice};
 use warren_proto::{
-    Auth, Hello, Mode, RefusalCode, Report, Secret, StatusOf, TokenId, Welcome, CONTROL_KINDS,
-    PROTOCOL_VERSION,
+    Auth, ControlMessage, Hello, Mode, RefusalCode, Report, Secret, StatusOf, TokenId, Welcome,
+    CONTROL_KINDS, PROTOCOL_VERSION,
 };
 use warren_wire::{JoinToken, PrivateKey, PublicKey};
 
@@ -108,6 +108,9 @@ pub struct Usable {
     pub mesh_ip: Ipv4Addr,
     /// `direct` or `relay`.
     pub mode: Mode,
+    /// Whether the control plane answered; if not, the mesh runs from the
+    /// stored peer map while the agent keeps trying it.
+    pub control_connected: bool,
 }
 
 /// Joins and runs until `shutdown`; `usable` hears once the mesh works.
@@ -159,7 +162,19 @@ pub async fn run(
         pin,
         hello,
     };
-    let (link, welcome) = session::open(&target).await?;
+    // A node that joined before starts from its stored mesh map when the
+    // control plane cannot be reached, and keeps trying it.
+    let (mut session, welcome, online) = match session::open(&target).await {
+        Ok((link, welcome)) => (Session::Connected(link), welcome, true),
+        Err(JoinError::Unreachable { addrs, reason }) => match (&stored, dir.mesh_map()?) {
+            (Some(_), Some(map)) => {
+                tracing::warn!(%addrs, %reason, "the control plane is unreachable: starting the mesh from the stored peer map and reconnecting");
+                (Session::reconnect(&target), map, false)
+            }
+            _ => return Err(JoinError::Unreachable { addrs, reason }),
+        },
+        Err(error) => return Err(error),
+    };
     let credential = match (&welcome.credential, &stored) {
         (Some(credential), _) => credential.clone(),
         (None, Some(stored)) => stored.credential.clone(),
@@ -169,13 +184,15 @@ pub async fn run(
             ))
         }
     };
-    dir.save_joined(&Joined::new(
-        &welcome,
-        mode,
-        credential.clone(),
-        target.control.clone(),
-        pin,
-    ))?;
+    if online {
+        dir.save_joined(&Joined::new(
+            &welcome,
+            mode,
+            credential.clone(),
+            target.control.clone(),
+            pin,
+        ))?;
+    }
     // From now on the agent rejoins with its credential.
     target.hello.auth = Auth::Credential { secret: credential };
 
@@ -188,24 +205,29 @@ pub async fn run(
     let device = bring_up(&options, &private_key, &welcome).await?;
     let handle = device.handle();
     // The device already has the welcome's peers; the core learns them.
-    core.handle_welcome(&welcome);
-    let control_key = welcome
-        .peers
-        .first()
-        .map(|peer| peer.public_key)
-        .ok_or_else(|| JoinError::Protocol("no control plane in the peer map".to_owned()))?;
-    wait_usable(&handle, &control_key).await?;
+    if online {
+        core.handle_welcome(&welcome);
+        save_mesh_map(&dir, &core);
+        let control_key = welcome
+            .peers
+            .first()
+            .map(|peer| peer.public_key)
+            .ok_or_else(|| JoinError::Protocol("no control plane in the peer map".to_owned()))?;
+        wait_usable(&handle, &control_key).await?;
+    } else {
+        core.handle_stored(&welcome);
+    }
     usable(&Usable {
         name: welcome.name.clone(),
         mesh_ip: welcome.mesh_ip,
         mode,
+        control_connected: online,
     });
     let echo = paths::echo_responder(welcome.mesh_ip)
         .await
         .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, format!("the mesh echo: {e}")))?;
 
     let relays = welcome.relays.clone();
-    let mut session = Session::Connected(link);
     let mut reports = tokio::time::interval(REPORT_INTERVAL);
     tokio::pin!(shutdown);
     let outcome = loop {
@@ -222,8 +244,15 @@ pub async fn run(
             },
             event = session.next(&target) => match event {
                 SessionEvent::Message(message) => {
+                    let changes_map = matches!(
+                        message,
+                        ControlMessage::Peers { .. } | ControlMessage::Ticket { .. }
+                    );
                     let actions = core.handle_message(message);
                     carry_out(&handle, actions).await;
+                    if changes_map {
+                        save_mesh_map(&dir, &core);
+                    }
                 }
                 SessionEvent::Lost(reason) => {
                     tracing::warn!(%reason, "lost the control plane; the mesh keeps running, reconnecting");
@@ -236,6 +265,7 @@ pub async fn run(
                     tracing::info!("reconnected to the control plane");
                     let actions = core.handle_welcome(&welcome);
                     carry_out(&handle, actions).await;
+                    save_mesh_map(&dir, &core);
                 }
                 SessionEvent::Ended(error) => break Err(error),
             },
@@ -247,6 +277,15 @@ pub async fn run(
         tracing::warn!(%error, "the mesh device stopped with an error");
     }
     outcome
+}
+
+/// Stores the core's mesh map (a failure is logged: the mesh runs on).
+fn save_mesh_map(dir: &AgentDir, core: &AgentCore) {
+    if let Some(map) = core.mesh_map() {
+        if let Err(error) = dir.save_mesh_map(map) {
+            tracing::warn!(%error, "storing the mesh map");
+        }
+    }
 }
 
 /// Carries out what the core decided, in order.

@@ -131,6 +131,12 @@ impl Session {
         }
     }
 
+    /// A session that is not connected yet: the first attempt starts at
+    /// once (after the shortest backoff).
+    pub fn reconnect(target: &Target) -> Session {
+        Session::reconnecting(0, target)
+    }
+
     fn reconnecting(attempt: u32, target: &Target) -> Session {
         let target = target.clone();
         let jitter = warren_os::random::<1>().map_or(128, |[byte]| byte);

@@ -4,6 +4,9 @@
 //! ```text
 //! wireguard.key   the node's WireGuard private key (base64)
 //! agent.json      {"name","mesh_ip","mode","credential","control":[…],"cert_sha256"}
+//! mesh.json       the mesh as the control plane last described it (the
+//!                 welcome, kept current, without the credential): what the
+//!                 agent starts from when the control plane is unreachable
 //! ```
 //!
 //! Both are written 0600 through a synced temporary file renamed into place
@@ -44,6 +47,9 @@ pub enum StateError {
     #[error("the OS gave no random bytes")]
     Random,
 }
+
+/// The file the mesh map is kept in.
+const MESH_FILE: &str = "mesh.json";
 
 /// Who this node is, once joined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +157,32 @@ impl AgentDir {
             error: io::Error::other(error),
         })?;
         files::write_status(&path, text.as_bytes()).map_err(|error| StateError::Io { path, error })
+    }
+
+    /// The stored mesh map, if there is one.
+    pub fn mesh_map(&self) -> Result<Option<Welcome>, StateError> {
+        let path = self.dir.join(MESH_FILE);
+        match read_optional(&path)? {
+            Some(text) => {
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|_| StateError::Malformed {
+                        path,
+                        what: "warren mesh map",
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the mesh map.
+    pub fn save_mesh_map(&self, map: &Welcome) -> Result<(), StateError> {
+        let path = self.dir.join(MESH_FILE);
+        let text = serde_json::to_string(map).map_err(|error| StateError::Io {
+            path: path.clone(),
+            error: io::Error::other(error),
+        })?;
+        write_secret(&path, text.as_bytes())
     }
 
     /// Records who this node is.

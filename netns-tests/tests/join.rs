@@ -335,6 +335,29 @@ fn join_vpc_workers(cluster: &Cluster, a: &Worker, b: &Worker) -> [(Proc, Ipv4Ad
     [(agent_a, ip_a), (agent_b, ip_b)]
 }
 
+/// An agent restarted while the control plane is down (security review M7):
+/// it brings the mesh up from its stored peer map, reaches its peers, says
+/// so, and rejoins once the control plane is back.
+#[test]
+fn an_agent_restarted_while_the_control_plane_is_down_runs_from_its_stored_peer_map() {
+    let mut cluster = Cluster::new("join-offline");
+    let (a, b) = vpc_workers(&cluster);
+    let [(agent_a, _), (_agent_b, ip_b)] = join_vpc_workers(&cluster, &a, &b);
+    agent_a.stop().unwrap();
+    cluster.serve.signal(Signal::Kill).unwrap();
+    cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
+    let (agent_a, _) = a.join(&cluster, "vm-a", None);
+    agent_a
+        .wait_for_log("the control plane is unreachable", Duration::from_secs(5))
+        .unwrap();
+    support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
+    cluster.start_again();
+    agent_a
+        .wait_for_log("reconnected to the control plane", Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}\n{}", agent_a.log_tail(20)));
+    support::transfer(&a.host.ns, &cluster.control.ns, CONTROL_IP, 64 * 1024).unwrap();
+}
+
 /// With a standalone relay, killing the control plane does not even pause
 /// relayed pairs: a symmetric NAT keeps this pair on the relay, and bulk
 /// traffic keeps flowing while the control plane is down.

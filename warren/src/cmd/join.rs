@@ -83,7 +83,10 @@ pub fn run(args: JoinArgs) -> Result<()> {
                 println!(
                     "joined {} {} ({})",
                     usable.name, usable.mesh_ip, usable.mode
-                )
+                );
+                if !usable.control_connected {
+                    println!("the control plane is unreachable: the mesh runs from the stored peer map, reconnecting");
+                }
             },
             shutdown,
         )
