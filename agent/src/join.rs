@@ -28,6 +28,10 @@ use warren_wire::{JoinToken, PrivateKey, PublicKey};
 /// How long the mesh may take to become usable after the welcome.
 const USABLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long `warren join` waits for every relay before it settles for the
+/// ones that answered.
+const RELAY_GRACE: Duration = Duration::from_secs(5);
+
 /// How often the agent reports its paths and refreshes its status file.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -334,31 +338,41 @@ async fn bring_up(
     Ok(RunningDevice::start(device_options).await?)
 }
 
-/// Waits until the mesh is usable: the device is registered with every
-/// relay, and has a session with the control plane (the persistent
-/// keepalive starts the handshake at once).
+/// Waits until the mesh is usable: a session with the control plane (the
+/// persistent keepalive starts the handshake at once) and every relay's
+/// acknowledgement of the registration. A relay that has not answered
+/// after [`RELAY_GRACE`] does not hold the node back while another one has
+/// (a dead relay must not keep nodes off the mesh); it is named in a
+/// warning and the device keeps registering with it.
 async fn wait_usable(handle: &DeviceHandle, control_key: &PublicKey) -> Result<(), JoinError> {
-    let deadline = Instant::now() + USABLE_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + USABLE_TIMEOUT;
+    let not_usable =
+        |e: warren_device::HandleError| JoinError::NotUsable(USABLE_TIMEOUT, e.to_string());
     loop {
-        let state = handle
-            .state()
-            .await
-            .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, e.to_string()))?;
+        let state = handle.state().await.map_err(not_usable)?;
         let handshake = state.peers.iter().any(|peer| {
             PublicKey::from(peer.public_key) == *control_key && peer.last_handshake.is_some()
         });
-        let done = handshake
-            && handle
-                .relays_registered()
-                .await
-                .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, e.to_string()))?;
-        if done {
+        let relays = handle.relay_registrations().await.map_err(not_usable)?;
+        let silent: Vec<String> = relays
+            .iter()
+            .filter(|(_, registered)| !registered)
+            .map(|(relay, _)| relay.to_string())
+            .collect();
+        let enough = relays.is_empty()
+            || silent.is_empty()
+            || (started.elapsed() >= RELAY_GRACE && silent.len() < relays.len());
+        if handshake && enough {
+            if !silent.is_empty() {
+                tracing::warn!(relays = %silent.join(", "), "joined without these relays' acknowledgement; still registering");
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(JoinError::NotUsable(
                 USABLE_TIMEOUT,
-                "no WireGuard handshake with the control plane's mesh device, or a relay did not acknowledge the registration".to_owned(),
+                "no WireGuard handshake with the control plane's mesh device, or no relay acknowledged the registration".to_owned(),
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -358,6 +358,27 @@ fn an_agent_restarted_while_the_control_plane_is_down_runs_from_its_stored_peer_
     support::transfer(&a.host.ns, &cluster.control.ns, CONTROL_IP, 64 * 1024).unwrap();
 }
 
+/// A relay that never answers does not keep nodes off the mesh (security
+/// review M7): the node joins once the embedded relay acknowledged it,
+/// names the silent relay in a warning, and works.
+#[test]
+fn a_dead_relay_does_not_keep_a_node_from_joining() {
+    let cluster = Cluster::with("join-deadrelay", |_, _, _| {
+        vec!["--relay".to_owned(), "203.0.113.250:3478".to_owned()]
+    });
+    let worker = Worker::new(&cluster, "a", Nat::Cone);
+    let (agent, _) = worker.join(&cluster, "a", Some(&cluster.token()));
+    assert!(
+        agent
+            .log()
+            .contains("joined without these relays' acknowledgement")
+            && agent.log().contains("203.0.113.250:3478"),
+        "{}",
+        agent.log_tail(20)
+    );
+    support::transfer(&worker.host.ns, &cluster.control.ns, CONTROL_IP, 64 * 1024).unwrap();
+}
+
 /// With a standalone relay, killing the control plane does not even pause
 /// relayed pairs: a symmetric NAT keeps this pair on the relay, and bulk
 /// traffic keeps flowing while the control plane is down.

@@ -63,11 +63,9 @@ impl DeviceHandle {
         self.ask(HandleCommand::State).await
     }
 
-    /// Whether the device is registered with every relay it was given
-    /// (true when it has none).
-    pub async fn relays_registered(&self) -> Result<bool, HandleError> {
-        let relays = self.ask(HandleCommand::RelayRegistrations).await?;
-        Ok(relays.iter().all(|(_, registered)| *registered))
+    /// Each relay and whether it acknowledged the registration.
+    pub async fn relay_registrations(&self) -> Result<Vec<(SocketAddr, bool)>, HandleError> {
+        self.ask(HandleCommand::RelayRegistrations).await
     }
 
     /// This device's own candidates (the relays' view of it, then the
