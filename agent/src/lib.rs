@@ -11,6 +11,7 @@
 pub mod core;
 pub mod join;
 pub mod pinned;
+pub mod runtime;
 pub mod session;
 pub mod state;
 
