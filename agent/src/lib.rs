@@ -17,6 +17,7 @@ pub mod core;
 pub mod health;
 pub mod join;
 pub mod pinned;
+pub mod runtime;
 pub mod session;
 pub mod state;
 

@@ -1,9 +1,15 @@
 //! One Docker daemon per simulated worker, inside the worker's namespace
 //! (docs/lab.md "One Docker daemon per simulated worker"): own data root, exec
-//! root, socket and pidfile under the lab directory, no bridge and no
-//! iptables, so nothing appears in the root namespace. Containers use host
-//! networking, i.e. the worker's namespace.
+//! root, socket and pidfile under the lab directory. Nothing appears in the
+//! root namespace in either network mode ([`DockerNet`]):
+//! - [`DockerNet::HostOnly`] ([`start_dockerd`]): no bridge and no iptables;
+//!   containers use host networking, i.e. the worker's namespace;
+//! - [`DockerNet::Bridge`] ([`start_dockerd_with`]): the daemon's own
+//!   `docker0` with a subnet of its own ([`bridge_subnet`]), its iptables
+//!   rules and `ip_forward=1`, all inside the worker's namespace; published
+//!   ports work as on a real host.
 
+use std::net::Ipv4Addr;
 use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -33,6 +39,67 @@ const APPLETS: &[&str] = &["sh", "httpd", "echo", "sleep", "cat", "wget", "ls", 
 
 static DAEMONS: AtomicU32 = AtomicU32::new(0);
 
+/// The second octet of every lab daemon's bridge subnet, `172.30.0.0/16`:
+/// private, clear of the lab's other ranges (10/8, 192.168/16, 100.64.0.0/10
+/// with the mesh's 100.96.0.0/16, the documentation ranges) and of Docker's
+/// own default `172.17.0.0/16`, so a container address in a log says which
+/// worker it came from.
+const BRIDGE_NET_OCTET: u8 = 30;
+
+/// How a lab daemon networks its containers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DockerNet {
+    /// `--bridge=none --iptables=false --ip6tables=false`: containers use
+    /// host networking (the worker's namespace), and the daemon touches no
+    /// links and no iptables at all.
+    #[default]
+    HostOnly,
+    /// The daemon's own `docker0` (`--bip` from [`bridge_subnet`]) with its
+    /// NAT and filter rules, inside the worker's namespace: containers get
+    /// their own addresses and published ports (`-p IP:HOST:CONTAINER`) are
+    /// DNATed as on a real host. The worker's `bridge-nf-call-iptables`
+    /// stays at a new namespace's 1, which Docker's FORWARD rules expect (the
+    /// lab's own bridges, which want 0, live in other namespaces).
+    Bridge,
+}
+
+/// The `docker0` subnet of a bridged daemon: its gateway (the `--bip`
+/// address) and prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BridgeSubnet {
+    /// The bridge's own address, `172.30.N.1`.
+    pub gateway: Ipv4Addr,
+    /// The prefix length (24).
+    pub prefix: u8,
+}
+
+impl BridgeSubnet {
+    /// The `--bip` value, `172.30.N.1/24`.
+    pub fn bip(&self) -> String {
+        format!("{}/{}", self.gateway, self.prefix)
+    }
+
+    /// Whether `ip` is inside this subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.gateway) & mask
+    }
+}
+
+/// The bridge subnet of the `n`th daemon a test process starts:
+/// `172.30.(n mod 256).0/24`. Daemons of one process (one test binary) never
+/// share a subnet unless it starts more than 256; daemons of different
+/// processes are in different namespaces anyway.
+pub fn bridge_subnet(n: u32) -> BridgeSubnet {
+    let third = u8::try_from(n % 256).unwrap_or(0);
+    BridgeSubnet {
+        gateway: Ipv4Addr::new(172, BRIDGE_NET_OCTET, third, 1),
+        prefix: 24,
+    }
+}
+
 /// A Docker daemon running in a lab namespace. Dropping it removes its
 /// containers and stops it by pid (its containerd goes with it).
 #[derive(Debug)]
@@ -45,6 +112,9 @@ pub struct Dockerd {
     pub socket: PathBuf,
     /// The daemon process.
     pub proc: Proc,
+    /// Its `docker0` subnet in [`DockerNet::Bridge`] mode (`None`: host
+    /// networking only).
+    pub bridge: Option<BridgeSubnet>,
 }
 
 /// Whether a system containerd answers on [`SYSTEM_CONTAINERD_SOCK`].
@@ -61,9 +131,17 @@ fn docker_cli(socket: &Path, args: &[&str]) -> Result<String> {
     cmd::run(&mut c)
 }
 
-/// Starts a Docker daemon inside `ns` and waits until `docker info` answers.
+/// Starts a Docker daemon inside `ns` with host networking only
+/// ([`DockerNet::HostOnly`]) and waits until `docker info` answers.
 /// Refuses if a system containerd is active (run scripts/setup to check).
 pub fn start_dockerd(lab: &Lab, ns: &Netns) -> Result<Dockerd> {
+    start_dockerd_with(lab, ns, DockerNet::HostOnly)
+}
+
+/// Starts a Docker daemon inside `ns` networking its containers as `net`
+/// says, and waits until `docker info` answers (in bridge mode, also until
+/// `docker0` has its address). Refuses if a system containerd is active.
+pub fn start_dockerd_with(lab: &Lab, ns: &Netns, net: DockerNet) -> Result<Dockerd> {
     let dockerd = cmd::require_bin("dockerd")?;
     cmd::require_bin("docker")?;
     if system_containerd_active() {
@@ -80,23 +158,35 @@ pub fn start_dockerd(lab: &Lab, ns: &Netns) -> Result<Dockerd> {
     let _ = std::fs::remove_file(&pidfile);
     let _ = std::fs::remove_file(&socket);
     let p = |s: &str| dir.join(s).to_string_lossy().into_owned();
+    let mut args = vec![
+        "--data-root".to_owned(),
+        p("data"),
+        "--exec-root".to_owned(),
+        p("exec"),
+        "-H".to_owned(),
+        format!("unix://{}", socket.display()),
+        "--pidfile".to_owned(),
+        pidfile.to_string_lossy().into_owned(),
+        "--shutdown-timeout=2".to_owned(),
+    ];
+    let bridge = match net {
+        DockerNet::HostOnly => {
+            args.extend(
+                ["--bridge=none", "--iptables=false", "--ip6tables=false"].map(String::from),
+            );
+            None
+        }
+        DockerNet::Bridge => {
+            let subnet = bridge_subnet(n);
+            // IPv6 stays off (the default); iptables on, inside `ns` only.
+            args.push(format!("--bip={}", subnet.bip()));
+            Some(subnet)
+        }
+    };
     let proc = lab.spawn(
         ns,
         Spawn::new(dockerd)
-            .args([
-                "--data-root",
-                &p("data"),
-                "--exec-root",
-                &p("exec"),
-                "-H",
-                &format!("unix://{}", socket.display()),
-                "--pidfile",
-                &pidfile.to_string_lossy(),
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--shutdown-timeout=2",
-            ])
+            .args(args)
             .nsenter()
             .grace(STOP_GRACE)
             .name(format!("dockerd{n}")),
@@ -113,11 +203,23 @@ pub fn start_dockerd(lab: &Lab, ns: &Netns) -> Result<Dockerd> {
         START_TIMEOUT,
         || socket.exists() && docker_cli(&socket, &["info", "--format", "{{.ID}}"]).is_ok(),
     )?;
+    if let Some(subnet) = bridge {
+        let want = subnet.bip();
+        proc.wait_for(
+            &format!("docker0 in {ns} to have {want}"),
+            START_TIMEOUT,
+            || {
+                ns.ip(["-4", "-o", "addr", "show", "dev", "docker0"])
+                    .is_ok_and(|out| out.contains(&want))
+            },
+        )?;
+    }
     Ok(Dockerd {
         ns: ns.clone(),
         dir,
         socket,
         proc,
+        bridge,
     })
 }
 
@@ -235,6 +337,18 @@ fn is_static_elf(elf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridge_subnets_are_distinct_and_private() {
+        assert_eq!(bridge_subnet(0).bip(), "172.30.0.1/24");
+        assert_eq!(bridge_subnet(7).bip(), "172.30.7.1/24");
+        assert_ne!(bridge_subnet(1), bridge_subnet(2));
+        assert_eq!(bridge_subnet(256), bridge_subnet(0));
+        let s = bridge_subnet(3);
+        assert!(s.contains(Ipv4Addr::new(172, 30, 3, 2)));
+        assert!(!s.contains(Ipv4Addr::new(172, 30, 4, 2)));
+        assert!(!s.contains(Ipv4Addr::new(172, 17, 0, 2)));
+    }
 
     #[test]
     fn static_elf_check() {

@@ -14,7 +14,8 @@
 //!   DF datagrams);
 //! - [`wg`]: reference WireGuard peers (wireguard-go, boringtun-cli) and
 //!   warren's own device, configured through `wg`;
-//! - [`docker`]: one Docker daemon per simulated worker.
+//! - [`docker`]: one Docker daemon per simulated worker, with host
+//!   networking only or with a bridge (and published ports) of its own.
 //!
 //! ```no_run
 //! use std::net::{Ipv4Addr, UdpSocket};
@@ -59,7 +60,10 @@ pub mod wait;
 pub mod wg;
 
 pub use cmd::{require_bin, run, run_args};
-pub use docker::{import_busybox_image, start_dockerd, Dockerd};
+pub use docker::{
+    bridge_subnet, import_busybox_image, start_dockerd, start_dockerd_with, BridgeSubnet,
+    DockerNet, Dockerd,
+};
 pub use impair::{block_udp, loss, IptRule};
 pub use lab::Lab;
 pub use netns::Netns;
