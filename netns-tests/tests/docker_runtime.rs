@@ -141,7 +141,7 @@ impl Recorder {
 fn replica(service: &str, replica: u32, command: &[&str]) -> ReplicaSpec {
     ReplicaSpec {
         service: service.to_owned(),
-        replica,
+        replica: warren_proto::assignment::ReplicaId(format!("{service}-{replica}")),
         generation: 1,
         attempt: 0,
         image: IMAGE.to_owned(),
@@ -274,7 +274,7 @@ async fn scenario(net: &TwoHosts, dockerd: &Dockerd) {
     eprintln!("docker inspect: {made}");
     for want in [
         r#""warren.service":"web""#,
-        r#""warren.replica":"0""#,
+        r#""warren.replica":"web-0""#,
         r#""warren.generation":"1""#,
         r#""warren.attempt":"0""#,
         " no 67108864 500000000 ",

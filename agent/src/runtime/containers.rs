@@ -314,7 +314,7 @@ mod tests {
         );
         let labels = ReplicaLabels {
             service: "web".to_owned(),
-            replica: 0,
+            replica: warren_proto::assignment::ReplicaId("web-1".to_owned()),
             generation: 1,
             attempt: 0,
         };

@@ -10,22 +10,18 @@ use bollard::models::{
 };
 
 use super::error::RuntimeError;
+use warren_proto::assignment::ReplicaId;
+use warren_proto::service::{is_dns_label, MIN_MEMORY};
 
 /// Label: the service a container is a replica of.
 pub const LABEL_SERVICE: &str = "warren.service";
-/// Label: the replica's index within its service.
+/// Label: the replica's id (`web-3`), unique in the cluster.
 pub const LABEL_REPLICA: &str = "warren.replica";
 /// Label: the service generation (spec version) the container runs.
 pub const LABEL_GENERATION: &str = "warren.generation";
 /// Label: which of the agent's starts of this replica and generation the
 /// container is (0 first, then one more per restart by the agent).
 pub const LABEL_ATTEMPT: &str = "warren.attempt";
-
-/// The longest service name: a DNS label.
-const MAX_SERVICE_LEN: usize = 63;
-
-/// Docker refuses memory limits below 6 MiB.
-const MIN_MEMORY: u64 = 6 << 20;
 
 /// One port a replica publishes: `host_ip:host:container` (TCP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,8 +37,8 @@ pub struct PortMapping {
 pub struct ReplicaSpec {
     /// The service's name (a DNS label).
     pub service: String,
-    /// The replica's index within the service.
-    pub replica: u32,
+    /// The replica's id (`web-3`).
+    pub replica: ReplicaId,
     /// The service generation it runs.
     pub generation: u64,
     /// The agent's start count for this replica and generation: a restart
@@ -72,7 +68,7 @@ pub struct ReplicaLabels {
     /// [`LABEL_SERVICE`].
     pub service: String,
     /// [`LABEL_REPLICA`].
-    pub replica: u32,
+    pub replica: ReplicaId,
     /// [`LABEL_GENERATION`].
     pub generation: u64,
     /// [`LABEL_ATTEMPT`].
@@ -89,7 +85,12 @@ impl ReplicaLabels {
         }
         Some(ReplicaLabels {
             service: service.clone(),
-            replica: labels.get(LABEL_REPLICA)?.parse().ok()?,
+            replica: ReplicaId(
+                labels
+                    .get(LABEL_REPLICA)
+                    .filter(|id| is_replica_of(id, service))?
+                    .clone(),
+            ),
             generation: labels.get(LABEL_GENERATION)?.parse().ok()?,
             attempt: labels.get(LABEL_ATTEMPT)?.parse().ok()?,
         })
@@ -99,18 +100,18 @@ impl ReplicaLabels {
     pub fn to_map(&self) -> HashMap<String, String> {
         HashMap::from([
             (LABEL_SERVICE.to_owned(), self.service.clone()),
-            (LABEL_REPLICA.to_owned(), self.replica.to_string()),
+            (LABEL_REPLICA.to_owned(), self.replica.0.clone()),
             (LABEL_GENERATION.to_owned(), self.generation.to_string()),
             (LABEL_ATTEMPT.to_owned(), self.attempt.to_string()),
         ])
     }
 
-    /// The container's name: `warren-SERVICE-REPLICA-gGENERATION-aATTEMPT`,
-    /// unique per start, readable in `docker ps`.
+    /// The container's name: `warren-REPLICA-gGENERATION-aATTEMPT`, unique
+    /// per start, readable in `docker ps`.
     pub fn container_name(&self) -> String {
         format!(
-            "warren-{}-{}-g{}-a{}",
-            self.service, self.replica, self.generation, self.attempt
+            "warren-{}-g{}-a{}",
+            self.replica, self.generation, self.attempt
         )
     }
 }
@@ -120,7 +121,7 @@ impl ReplicaSpec {
     pub fn labels(&self) -> ReplicaLabels {
         ReplicaLabels {
             service: self.service.clone(),
-            replica: self.replica,
+            replica: self.replica.clone(),
             generation: self.generation,
             attempt: self.attempt,
         }
@@ -134,6 +135,12 @@ impl ReplicaSpec {
             return bad(format!(
                 "service name {:?} is not a DNS label",
                 self.service
+            ));
+        }
+        if !is_replica_of(&self.replica.0, &self.service) {
+            return bad(format!(
+                "replica id {:?} is not one of {}'s",
+                self.replica.0, self.service
             ));
         }
         if self.image.is_empty() || self.image.chars().any(|c| c.is_whitespace()) {
@@ -208,15 +215,13 @@ impl ReplicaSpec {
     }
 }
 
-/// Lower-case letters, digits and inner hyphens, 1 to 63 of them.
-fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_SERVICE_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+/// Whether `id` names a replica of `service`: `SERVICE-N`.
+fn is_replica_of(id: &str, service: &str) -> bool {
+    is_dns_label(id)
+        && id
+            .strip_prefix(service)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -226,7 +231,7 @@ mod tests {
     fn spec() -> ReplicaSpec {
         ReplicaSpec {
             service: "web".to_owned(),
-            replica: 2,
+            replica: ReplicaId("web-2".to_owned()),
             generation: 7,
             attempt: 1,
             image: "local/busybox:1".to_owned(),
@@ -250,7 +255,7 @@ mod tests {
             panic!("{json:?}");
         };
         assert_eq!(json["Labels"]["warren.service"], "web");
-        assert_eq!(json["Labels"]["warren.replica"], "2");
+        assert_eq!(json["Labels"]["warren.replica"], "web-2");
         assert_eq!(json["Labels"]["warren.generation"], "7");
         assert_eq!(json["Labels"]["warren.attempt"], "1");
         assert_eq!(json["Cmd"], serde_json::json!(["httpd", "-f"]));
