@@ -12,6 +12,7 @@
 use ip_network::Ipv4Network;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use warren_proto::assignment::Assignment;
 use warren_proto::{ControlMessage, Peer, Report, Status, StatusOf, Welcome};
 use warren_uapi::{IpNetwork, PeerChange, SetRequest};
 use warren_wire::{PublicKey, Ticket};
@@ -33,6 +34,13 @@ pub enum Action {
     },
     /// Register with the relays again with this ticket.
     RenewTicket(Ticket),
+    /// Run these replicas (the whole set; newer than the last one).
+    Assign {
+        /// The set's revision.
+        revision: u64,
+        /// The replicas.
+        replicas: Vec<Assignment>,
+    },
 }
 
 /// The agent's picture of the mesh (see the module doc).
@@ -147,6 +155,9 @@ impl AgentCore {
                 vec![Action::RenewTicket(ticket)]
             }
             ControlMessage::Candidates { .. } => Vec::new(),
+            ControlMessage::Assignments { revision, replicas } => {
+                vec![Action::Assign { revision, replicas }]
+            }
             ControlMessage::Welcome(_) | ControlMessage::Refused { .. } => {
                 tracing::debug!("ignoring a second answer to the hello");
                 Vec::new()

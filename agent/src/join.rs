@@ -11,6 +11,7 @@
 use crate::core::{peer_changes, Action, AgentCore};
 use crate::session::{self, Session, SessionEvent, Target};
 use crate::state::{AgentDir, Joined, StateError};
+use crate::workloads::{self, Runner};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,9 +20,10 @@ use std::time::{Duration, Instant};
 use warren_device::netlink::IfAddress;
 use warren_device::paths;
 use warren_device::{DeviceHandle, DeviceOptions, RunningDevice};
+use warren_proto::assignment::ReplicaStatus;
 use warren_proto::{
-    Auth, ControlMessage, Hello, Mode, RefusalCode, Report, Secret, StatusOf, TokenId, Welcome,
-    CONTROL_KINDS, PROTOCOL_VERSION,
+    AgentMessage, Auth, ControlMessage, Hello, Mode, RefusalCode, Report, Secret, StatusOf,
+    TokenId, Welcome, ASSIGNMENTS_KIND, CONTROL_KINDS, PROTOCOL_VERSION,
 };
 use warren_wire::{JoinToken, PrivateKey, PublicKey};
 
@@ -59,6 +61,13 @@ pub struct JoinOptions {
     pub wg_port: u16,
     /// The mesh interface's name.
     pub iface: String,
+    /// The node's Docker daemon (`--docker-host`); without it the node runs
+    /// no replicas.
+    pub docker_host: Option<String>,
+    /// CPU offered to replicas instead of all the node's, millicores.
+    pub capacity_cpu: Option<u64>,
+    /// Memory offered to replicas instead of all the node's, bytes.
+    pub capacity_memory: Option<u64>,
 }
 
 /// Why the agent could not join or stopped.
@@ -101,6 +110,9 @@ pub enum JoinError {
     /// The mesh did not become usable.
     #[error("the mesh did not come up within {0:?}: {1}")]
     NotUsable(Duration, String),
+    /// The node's Docker daemon.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
 }
 
 /// What `warren join` reports once the mesh is usable.
@@ -152,7 +164,9 @@ pub async fn run(
         version: PROTOCOL_VERSION,
         capabilities: CONTROL_KINDS
             .iter()
-            .map(|kind| (*kind).to_owned())
+            .copied()
+            .chain(options.docker_host.as_ref().map(|_| ASSIGNMENTS_KIND))
+            .map(str::to_owned)
             .collect(),
         auth,
         name: options.name.clone(),
@@ -232,6 +246,33 @@ pub async fn run(
         .map_err(|e| JoinError::NotUsable(USABLE_TIMEOUT, format!("the mesh echo: {e}")))?;
 
     let relays = welcome.relays.clone();
+    // Replicas start once the mesh is up: they publish on its address.
+    let (assign, mut replica_reports, node_report) = match &options.docker_host {
+        Some(host) => {
+            let runtime = crate::runtime::Runtime::connect(host).await?;
+            let runner = Runner::new(runtime, dir.clone(), welcome.mesh_ip);
+            let report = runner
+                .node_report(options.capacity_cpu, options.capacity_memory)
+                .await?;
+            let (assign, inputs) = tokio::sync::mpsc::channel(4);
+            let (reports, replica_reports) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(runner.run(inputs, reports));
+            (Some(assign), replica_reports, Some(report))
+        }
+        None => (None, tokio::sync::mpsc::channel(1).1, None),
+    };
+    let mut last_replicas: Option<Vec<ReplicaStatus>> = None;
+    let send_workload_state = |session: &Session, replicas: &Option<Vec<ReplicaStatus>>| {
+        if let Some(report) = &node_report {
+            session.send(&AgentMessage::Node(report.clone()));
+        }
+        if let Some(replicas) = replicas {
+            session.send(&AgentMessage::Replicas {
+                replicas: replicas.clone(),
+            });
+        }
+    };
+    send_workload_state(&session, &last_replicas);
     let mut reports = tokio::time::interval(REPORT_INTERVAL);
     tokio::pin!(shutdown);
     let outcome = loop {
@@ -246,6 +287,10 @@ pub async fn run(
                     }
                 }
             },
+            Some(replicas) = replica_reports.recv() => {
+                session.send(&AgentMessage::Replicas { replicas: replicas.clone() });
+                last_replicas = Some(replicas);
+            },
             event = session.next(&target) => match event {
                 SessionEvent::Message(message) => {
                     let changes_map = matches!(
@@ -253,7 +298,7 @@ pub async fn run(
                         ControlMessage::Peers { .. } | ControlMessage::Ticket { .. }
                     );
                     let actions = core.handle_message(message);
-                    carry_out(&handle, actions).await;
+                    carry_out(&handle, assign.as_ref(), actions).await;
                     if changes_map {
                         save_mesh_map(&dir, &core);
                     }
@@ -268,8 +313,9 @@ pub async fn run(
                 SessionEvent::Relinked(welcome) => {
                     tracing::info!("reconnected to the control plane");
                     let actions = core.handle_welcome(&welcome);
-                    carry_out(&handle, actions).await;
+                    carry_out(&handle, assign.as_ref(), actions).await;
                     save_mesh_map(&dir, &core);
+                    send_workload_state(&session, &last_replicas);
                 }
                 SessionEvent::Ended(error) => break Err(error),
             },
@@ -293,7 +339,11 @@ fn save_mesh_map(dir: &AgentDir, core: &AgentCore) {
 }
 
 /// Carries out what the core decided, in order.
-async fn carry_out(handle: &DeviceHandle, actions: Vec<Action>) {
+async fn carry_out(
+    handle: &DeviceHandle,
+    assign: Option<&tokio::sync::mpsc::Sender<workloads::Input>>,
+    actions: Vec<Action>,
+) {
     for action in actions {
         match action {
             Action::Configure(set) => {
@@ -310,6 +360,15 @@ async fn carry_out(handle: &DeviceHandle, actions: Vec<Action>) {
             Action::RenewTicket(ticket) => match handle.renew_relay_ticket(ticket).await {
                 Ok(()) => tracing::debug!("relay ticket renewed"),
                 Err(error) => tracing::warn!(%error, "renewing the relay ticket"),
+            },
+            Action::Assign { revision, replicas } => match assign {
+                Some(assign) => {
+                    let input = workloads::Input::Assignments { revision, replicas };
+                    if assign.send(input).await.is_err() {
+                        tracing::warn!("the replicas' loop has stopped");
+                    }
+                }
+                None => tracing::warn!("assignments for a node started without --docker-host"),
             },
         }
     }

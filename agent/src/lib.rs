@@ -17,8 +17,10 @@ pub mod core;
 pub mod health;
 pub mod join;
 pub mod pinned;
+pub mod probe;
 pub mod runtime;
 pub mod session;
 pub mod state;
+pub mod workloads;
 
 pub use join::{run, JoinError, JoinMode, JoinOptions, Usable};

@@ -153,23 +153,33 @@ impl Session {
     /// Queues `report` if connected; dropped when the link is stalled (a
     /// lost report is replaced by the next).
     pub fn send_report(&self, report: &Report, version: u32) {
+        if version == 1 {
+            self.send_frame(frame::encode(report));
+        } else {
+            self.send(&AgentMessage::Report(report.clone()));
+        }
+    }
+
+    /// Queues `message` if connected (dropped when the link is stalled:
+    /// every message the agent sends is replaced by a newer one, and all of
+    /// them are sent again after a reconnect).
+    pub fn send(&self, message: &AgentMessage) {
+        self.send_frame(frame::encode(message));
+    }
+
+    fn send_frame(&self, frame: Result<Vec<u8>, warren_proto::FrameError>) {
         let Session::Connected(link) = self else {
             return;
-        };
-        let frame = if version == 1 {
-            frame::encode(report)
-        } else {
-            frame::encode(&AgentMessage::Report(report.clone()))
         };
         match frame {
             Ok(frame) => {
                 if link.outgoing.try_send(frame).is_err() {
                     tracing::debug!(
-                        "the link to the control plane is stalled; a report is dropped"
+                        "the link to the control plane is stalled; a message is dropped"
                     );
                 }
             }
-            Err(error) => tracing::warn!(%error, "encoding a path report"),
+            Err(error) => tracing::warn!(%error, "encoding a message for the control plane"),
         }
     }
 

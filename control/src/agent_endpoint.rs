@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 use warren_proto::{
     read_frame, stream, write_frame, AgentMessage, ControlMessage, Hello, HelloVersion, Report,
-    StreamError, ALPN, MAX_FRAME, MAX_HELLO, V1_CONTROL_KINDS,
+    StreamError, ALPN, ASSIGNMENTS_KIND, MAX_FRAME, MAX_HELLO, V1_CONTROL_KINDS,
 };
 
 /// How long a relay ticket handed to an agent lasts by default
@@ -233,37 +233,44 @@ fn parse_hello(body: &[u8]) -> Result<Hello, Refusal> {
 /// Keeps the agent's latest report until its stream ends.
 async fn read_reports(mut recv: quinn::RecvStream, cluster: Cluster, agent: Agent) {
     loop {
-        let report = if agent.version == 1 {
+        let message = if agent.version == 1 {
             read_frame::<Report, _>(&mut recv, MAX_FRAME)
                 .await
-                .map(Some)
+                .map(AgentMessage::Report)
         } else {
-            read_frame::<AgentMessage, _>(&mut recv, MAX_FRAME)
-                .await
-                .map(|message| match message {
-                    AgentMessage::Report(report) => Some(report),
-                    _ => None,
-                })
+            read_frame::<AgentMessage, _>(&mut recv, MAX_FRAME).await
         };
-        match report {
-            Ok(Some(report)) => {
-                let name = agent.node.name.clone();
+        let name = agent.node.name.clone();
+        let recorded = match message {
+            Ok(AgentMessage::Report(report)) => {
                 let at = SystemTime::now();
-                if cluster
+                cluster
                     .with(move |state| state.record_report(&name, report, at))
                     .await
-                    .is_err()
-                {
-                    return;
-                }
             }
-            Ok(None) => {
-                tracing::debug!(name = %agent.node.name, "ignoring an agent message of a kind this control plane does not know")
+            Ok(AgentMessage::Node(report)) => {
+                let now = warren_os::unix_now();
+                cluster
+                    .with(move |state| state.record_node(&name, report, now))
+                    .await
+            }
+            Ok(AgentMessage::Replicas { replicas }) => {
+                let now = warren_os::unix_now();
+                cluster
+                    .with(move |state| state.record_replicas(&name, replicas, now))
+                    .await
+            }
+            Ok(_) => {
+                tracing::debug!(%name, "ignoring an agent message of a kind this control plane does not know");
+                Ok(())
             }
             Err(error) => {
-                tracing::debug!(name = %agent.node.name, %error, "path reports ended");
+                tracing::debug!(%name, %error, "agent messages ended");
                 return;
             }
+        };
+        if recorded.is_err() {
+            return;
         }
     }
 }
@@ -291,6 +298,8 @@ async fn follow(
             write_frame(send, &update).await?;
         }
     }
+    let mut sent_assignments = None;
+    send_assignments(send, agent, cluster, &mut sent_assignments).await?;
     let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + renewal, renewal);
     loop {
         let update = tokio::select! {
@@ -308,6 +317,10 @@ async fn follow(
                     connection.close(warren_proto::REMOVED_CODE.into(), b"this node was removed from the cluster");
                     return Ok(());
                 }
+                Ok(PeerEvent::Assignments) => {
+                    send_assignments(send, agent, cluster, &mut sent_assignments).await?;
+                    continue;
+                }
                 Ok(event) => match update_for(node, event) {
                     Some(update) => update,
                     None => continue,
@@ -323,6 +336,33 @@ async fn follow(
             write_frame(send, &update).await?;
         }
     }
+}
+
+/// Sends the agent its node's assignments if it runs replicas and they
+/// differ from what it was sent last.
+async fn send_assignments(
+    send: &mut quinn::SendStream,
+    agent: &Agent,
+    cluster: &Cluster,
+    last: &mut Option<Vec<warren_proto::assignment::Assignment>>,
+) -> Result<(), ConnectionError> {
+    if !agent.kinds.iter().any(|kind| kind == ASSIGNMENTS_KIND) {
+        return Ok(());
+    }
+    let name = agent.node.name.clone();
+    let (revision, replicas) = cluster
+        .with(move |state| state.assignments_for(&name))
+        .await?;
+    if last.as_ref() == Some(&replicas) {
+        return Ok(());
+    }
+    let message = ControlMessage::Assignments {
+        revision,
+        replicas: replicas.clone(),
+    };
+    write_frame(send, &message).await?;
+    *last = Some(replicas);
+    Ok(())
 }
 
 /// What `node`'s agent is told of `event`, if anything.
@@ -343,6 +383,9 @@ fn update_for(node: &NodeRecord, event: PeerEvent) -> Option<ControlMessage> {
             public_key: other.public_key,
             candidates,
         }),
-        PeerEvent::Joined(_) | PeerEvent::Left(_) | PeerEvent::Candidates { .. } => None,
+        PeerEvent::Joined(_)
+        | PeerEvent::Left(_)
+        | PeerEvent::Candidates { .. }
+        | PeerEvent::Assignments => None,
     }
 }

@@ -86,6 +86,7 @@ pub async fn follow_joins(
                 },
                 node.name,
             ),
+            Ok(PeerEvent::Assignments) => continue,
             Ok(PeerEvent::Candidates { node, candidates }) => {
                 if let Err(error) = device
                     .set_peer_candidates(node.public_key, candidates)

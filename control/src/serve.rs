@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub iface: String,
     /// How long the relay tickets nodes get last (renewed every third).
     pub ticket_lifetime: std::time::Duration,
+    /// The host ports replicas publish on.
+    pub host_ports: std::ops::RangeInclusive<u16>,
 }
 
 /// Why the control plane could not start or stopped.
@@ -219,7 +221,8 @@ pub async fn serve(
                 .collect(),
         },
         revoker: relay.as_ref().map(RunningRelay::revoker),
-    });
+        host_ports: options.host_ports.clone(),
+    })?;
     let events = state.subscribe();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
     let api_state = Arc::new(ApiState {

@@ -45,6 +45,16 @@ enum Command {
     Nodes(cmd::nodes::NodesArgs),
     /// Manage one node (`warren node rm NAME`).
     Node(cmd::nodes::NodeArgs),
+    /// Deploy a service: its replicas placed across the nodes.
+    Deploy(Box<cmd::services::DeployArgs>),
+    /// List the services: desired, running and healthy replicas.
+    Services(cmd::services::ServicesArgs),
+    /// List the replicas: where each runs and answers, and how it is.
+    Ps(cmd::services::PsArgs),
+    /// Set a service's replica count.
+    Scale(cmd::services::ScaleArgs),
+    /// Remove a service and its replicas.
+    Rm(cmd::services::RmArgs),
     /// Create, list and revoke join tokens.
     Token(cmd::token::TokenArgs),
     /// Print the public key standalone relays trust (`warren relay --control-key`).
@@ -72,6 +82,11 @@ fn main() -> ExitCode {
         Command::Mesh(args) => cmd::mesh::run(args),
         Command::Ping(args) => cmd::mesh::ping(args),
         Command::Node(args) => cmd::nodes::node(args),
+        Command::Deploy(args) => cmd::services::deploy(*args),
+        Command::Services(args) => cmd::services::services(args),
+        Command::Ps(args) => cmd::services::ps(args),
+        Command::Scale(args) => cmd::services::scale(args),
+        Command::Rm(args) => cmd::services::rm(args),
         Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),
         Command::Relay(args) => cmd::relay::run(args),
@@ -82,7 +97,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("warren: error: {}", one_line(&error));
-            ExitCode::FAILURE
+            ExitCode::from(cmd::exit_status(&error))
         }
     }
 }

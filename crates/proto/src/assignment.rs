@@ -95,3 +95,22 @@ pub struct ReplicaStatus {
     #[serde(default)]
     pub started: Option<u64>,
 }
+
+/// What a node offers to replicas, as its agent reports it at join and when
+/// it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// The architecture as images name it (`amd64`, `arm64`).
+    pub arch: String,
+    /// CPU offered to replicas, millicores (the node's cores, or
+    /// `--capacity-cpu`).
+    pub cpu_millis: u64,
+    /// Memory offered to replicas, bytes (the node's, or
+    /// `--capacity-memory`).
+    pub memory: u64,
+    /// Free disk on the daemon's data root, bytes, when the agent can see it.
+    #[serde(default)]
+    pub disk_free: Option<u64>,
+    /// The Docker Engine version.
+    pub docker: String,
+}

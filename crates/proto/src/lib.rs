@@ -56,9 +56,12 @@ pub const ALPN: &[u8] = b"warren/1";
 /// reconnect.
 pub const REMOVED_CODE: u32 = 0x5245;
 
-/// The control-message kinds this build's agent handles after its welcome
-/// (so far the same as version 1's).
+/// The control-message kinds this build's agent handles after its welcome.
 pub const CONTROL_KINDS: &[&str] = V1_CONTROL_KINDS;
+
+/// The kind an agent lists besides [`CONTROL_KINDS`] when it runs
+/// replicas (`warren join --docker-host`).
+pub const ASSIGNMENTS_KIND: &str = "assignments";
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 //! kinds and node modes are closed sets: later versions add detail as new
 //! fields, never new kinds.
 
+use crate::assignment::{Assignment, NodeReport, ReplicaStatus};
 use crate::secret::{Secret, TokenId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -258,6 +259,14 @@ pub enum ControlMessage {
         /// Public keys of nodes that left.
         removed: Vec<PublicKey>,
     },
+    /// Every replica the node should run, replacing the previous set (sent
+    /// only to agents that list `assignments`).
+    Assignments {
+        /// Grows with every change, so an old set never replaces a newer one.
+        revision: u64,
+        /// The replicas.
+        replicas: Vec<Assignment>,
+    },
     /// A kind this build does not know (from a newer control plane):
     /// ignored.
     #[serde(other)]
@@ -273,6 +282,7 @@ impl ControlMessage {
             ControlMessage::Ticket { .. } => "ticket",
             ControlMessage::Candidates { .. } => "candidates",
             ControlMessage::Peers { .. } => "peers",
+            ControlMessage::Assignments { .. } => "assignments",
             ControlMessage::Unknown => "unknown",
         }
     }
@@ -286,6 +296,13 @@ impl ControlMessage {
 pub enum AgentMessage {
     /// Its paths and candidates, every few seconds.
     Report(Report),
+    /// What the node offers to replicas.
+    Node(NodeReport),
+    /// Every replica the node runs and how it is, at once when one changes.
+    Replicas {
+        /// The replicas.
+        replicas: Vec<ReplicaStatus>,
+    },
     /// A kind this build does not know (from a newer agent): ignored.
     #[serde(other)]
     Unknown,

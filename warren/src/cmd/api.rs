@@ -2,7 +2,7 @@
 //! later `nodes`, `mesh`, `deploy`): where the API is, the credential, and
 //! one request with its error turned into one clear line.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -73,6 +73,11 @@ impl Client {
                 .post(&url)
                 .header("Authorization", &auth)
                 .send_empty(),
+            ("PUT", Some(body)) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .send_json(body),
             ("DELETE", _) => self
                 .agent
                 .delete(&url)
@@ -91,9 +96,23 @@ impl Client {
                 .ok()
                 .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or(text);
-            bail!("{message}");
+            return Err(ApiRefused {
+                status: status.as_u16(),
+                message,
+            }
+            .into());
         }
         serde_json::from_str(&text)
             .context("the admin API's answer is not what this warren expects")
     }
+}
+
+/// The admin API answered with an error: its status and its one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiRefused {
+    /// The HTTP status.
+    pub status: u16,
+    /// The API's message.
+    pub message: String,
 }

@@ -51,6 +51,27 @@ pub struct JoinArgs {
     /// The mesh interface's name.
     #[arg(long, value_name = "NAME", default_value = "warren0")]
     iface: String,
+    /// The node's Docker daemon, as a unix socket (`unix:///var/run/docker.sock`):
+    /// the node runs the replicas the control plane places on it.
+    #[arg(long, value_name = "URL", env = "WARREN_DOCKER_HOST")]
+    docker_host: Option<String>,
+    /// CPU cores offered to replicas (default: all the node's), e.g. 1.5.
+    #[arg(long, value_name = "CORES", value_parser = parse_cores)]
+    capacity_cpu: Option<u64>,
+    /// Memory offered to replicas (default: all the node's), e.g. 2G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    capacity_memory: Option<u64>,
+}
+
+fn parse_cores(text: &str) -> Result<u64, String> {
+    warren_proto::service::parse_cpu(text)
+        .map(u64::from)
+        .ok_or_else(|| format!("{text:?} is not a number of cores (1, 0.5, 250m)"))
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    warren_proto::service::parse_size(text)
+        .ok_or_else(|| format!("{text:?} is not a size (512M, 2G)"))
 }
 
 /// Runs `warren join`.
@@ -75,6 +96,9 @@ pub fn run(args: JoinArgs) -> Result<()> {
         name,
         wg_port: args.wg_port,
         iface: args.iface,
+        docker_host: args.docker_host,
+        capacity_cpu: args.capacity_cpu,
+        capacity_memory: args.capacity_memory,
     };
     super::until_signal(|shutdown| {
         warren_agent::run(

@@ -9,6 +9,7 @@ pub mod mesh;
 pub mod nodes;
 pub mod relay;
 pub mod serve;
+pub mod services;
 pub mod status;
 mod table;
 pub mod token;
@@ -51,4 +52,39 @@ where
         let shutdown = shutdown_signal()?;
         work(Box::pin(shutdown)).await.map_err(Into::into)
     })
+}
+
+/// A failure with an exit status of its own (`warren deploy --wait`: 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The exit status.
+    pub code: u8,
+    /// The one line to print.
+    pub message: String,
+}
+
+impl Exit {
+    /// A failure that exits with `code`.
+    pub fn new(code: u8, message: impl Into<String>) -> Exit {
+        Exit {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The exit status for `error`: its own, 4 for input the control plane or
+/// the spec rules refused, 1 for anything else.
+pub fn exit_status(error: &anyhow::Error) -> u8 {
+    if let Some(exit) = error.downcast_ref::<Exit>() {
+        return exit.code;
+    }
+    if error.downcast_ref::<warren_proto::SpecError>().is_some() {
+        return 4;
+    }
+    match error.downcast_ref::<api::ApiRefused>() {
+        Some(refused) if (400..500).contains(&refused.status) && refused.status != 401 => 4,
+        _ => 1,
+    }
 }

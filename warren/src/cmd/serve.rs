@@ -73,6 +73,22 @@ pub struct ServeArgs {
     /// last one on standalone relays (the embedded relay cuts it at once).
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_ticket_lifetime)]
     ticket_lifetime: Duration,
+    /// The host ports replicas publish on, on their node's mesh address.
+    #[arg(long, value_name = "LOW-HIGH", default_value = "20000-29999", value_parser = parse_port_range)]
+    host_ports: std::ops::RangeInclusive<u16>,
+}
+
+fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let bad = || format!("{text:?} is not a port range LOW-HIGH (1024-65535)");
+    let (low, high) = text.split_once('-').ok_or_else(bad)?;
+    let (low, high): (u16, u16) = (
+        low.parse().map_err(|_| bad())?,
+        high.parse().map_err(|_| bad())?,
+    );
+    if low == 0 || low > high {
+        return Err(bad());
+    }
+    Ok(low..=high)
 }
 
 /// A ticket lifetime: at least 3 s (renewals come every third), at most 30 days.
@@ -105,6 +121,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         wg_port: args.wg_port,
         iface: args.iface,
         ticket_lifetime: args.ticket_lifetime,
+        host_ports: args.host_ports,
     };
     super::until_signal(|shutdown| {
         warren_control::serve(

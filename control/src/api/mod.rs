@@ -11,13 +11,17 @@
 //! | GET | `/v1/nodes` | | 200 `{"nodes":[{"name","mesh_ip","mode","private_address","online","endpoint","joined"}]}` |
 //! | DELETE | `/v1/nodes/{name}` | | 200 `{"name","removed":true}`, 404 |
 //! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
+//!
+//! The workload endpoints are in [`workloads`].
+
+pub mod workloads;
 
 use crate::cluster::{Cluster, ClusterState, RemoveError};
 use crate::tokens::{TokenRecord, DEFAULT_TTL, DEFAULT_USES};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -47,6 +51,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{name}", delete(remove_node))
         .route("/v1/mesh", get(mesh))
+        .route(
+            "/v1/services",
+            get(workloads::services).post(workloads::deploy),
+        )
+        .route("/v1/services/{name}", delete(workloads::remove))
+        .route("/v1/services/{name}/replicas", put(workloads::scale))
+        .route("/v1/replicas", get(workloads::replicas))
         .fallback(not_found)
         .with_state(state)
 }

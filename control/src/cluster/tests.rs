@@ -52,7 +52,9 @@ fn fixture(name: &str, uses: u32) -> Fixture {
             wireguard_endpoints: Vec::new(),
         },
         revoker: None,
-    });
+        host_ports: 20000..=29999,
+    })
+    .unwrap();
     Fixture {
         state,
         token: TokenId(token.id),

@@ -12,6 +12,10 @@
 //! never run on the threads that move packets. Later, several control-plane
 //! processes can share the store behind the same methods.
 
+mod workloads;
+
+pub use workloads::{ReplicaView, ServiceView, WorkloadCommandError, Workloads};
+
 use crate::admission::{self, Decision, Refusal, Snapshot};
 use crate::mesh_view::{self, ControlMember, MeshView};
 use crate::nodes::{NodeRecord, Registry, CONTROL_NAME};
@@ -46,6 +50,8 @@ pub enum PeerEvent {
         /// Its candidates, likeliest first.
         candidates: Vec<SocketAddr>,
     },
+    /// The replicas changed: each agent fetches its node's assignments.
+    Assignments,
 }
 
 /// What the cluster is configured with when the control plane starts.
@@ -66,11 +72,14 @@ pub struct ClusterConfig {
     pub control: ControlMember,
     /// The embedded relay, told at once when a node is removed.
     pub revoker: Option<Revoker>,
+    /// The host ports replicas publish on (`warren serve --host-ports`).
+    pub host_ports: std::ops::RangeInclusive<u16>,
 }
 
 /// The shared state (see the module doc).
 pub struct ClusterState {
     config: ClusterConfig,
+    workloads: Workloads,
     events: broadcast::Sender<PeerEvent>,
     online: HashMap<String, Online>,
     reports: HashMap<String, (SystemTime, Report)>,
@@ -122,15 +131,17 @@ pub struct NodeListing {
 }
 
 impl ClusterState {
-    /// The state over `config`.
-    pub fn new(config: ClusterConfig) -> ClusterState {
-        ClusterState {
+    /// The state over `config`, with the workloads its store holds.
+    pub fn new(config: ClusterConfig) -> Result<ClusterState, StoreError> {
+        let workloads = Workloads::load(&config.store, config.host_ports.clone())?;
+        Ok(ClusterState {
             config,
+            workloads,
             events: broadcast::channel(EVENT_BACKLOG).0,
             online: HashMap::new(),
             reports: HashMap::new(),
             next_connection: 0,
-        }
+        })
     }
 
     /// Peer-map events from now on.
@@ -429,5 +440,4 @@ impl Cluster {
 }
 
 #[cfg(test)]
-#[path = "cluster_tests.rs"]
 mod tests;

@@ -1,0 +1,407 @@
+//! The node's replicas at run time: the loop that takes the control plane's
+//! assignments, converges the node's Docker daemon to them
+//! ([`crate::converge`]), probes their health ([`crate::health`],
+//! [`crate::probe`]) and reports every change at once.
+//!
+//! It keeps the last assignments in the agent's data directory and starts
+//! from them, so replicas keep running and restarting while the control
+//! plane is away, also across an agent restart. It only moves bytes; the
+//! decisions are the converger's and the health state's.
+
+use crate::converge::{Action, ContainerState, Converger, Observed};
+use crate::health::HealthState;
+use crate::runtime::{ContainerStatus, OurContainer, PortMapping, ReplicaSpec, Runtime};
+use crate::state::AgentDir;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use warren_proto::assignment::{
+    Assignment, Health, NodeReport, ReplicaId, ReplicaState, ReplicaStatus,
+};
+use warren_proto::RestartPolicy;
+
+/// How often the daemon is looked at when nothing else wakes the loop: a
+/// container killed by hand is noticed within this.
+const POLL: Duration = Duration::from_secs(1);
+
+/// How long a stopped container gets before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The first wait before a replica that could not be started is tried
+/// again; it doubles up to [`MAX_START_RETRY`].
+const FIRST_START_RETRY: Duration = Duration::from_secs(1);
+
+/// The longest wait between tries to start a replica that cannot start.
+const MAX_START_RETRY: Duration = Duration::from_secs(30);
+
+/// What the loop is told.
+#[derive(Debug)]
+pub enum Input {
+    /// The control plane's assignments for this node.
+    Assignments {
+        /// Their revision: an older one than the current is ignored.
+        revision: u64,
+        /// The replicas.
+        replicas: Vec<Assignment>,
+    },
+}
+
+/// A replica that could not be started, and when to try again.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    retry_at: Instant,
+    wait: Duration,
+}
+
+/// The loop's state (see the module doc).
+pub struct Runner {
+    runtime: Runtime,
+    dir: AgentDir,
+    mesh_ip: Ipv4Addr,
+    converger: Converger,
+    revision: u64,
+    assigned: Vec<Assignment>,
+    health: HashMap<String, HealthState>,
+    exit_codes: HashMap<String, i64>,
+    failures: HashMap<ReplicaId, Failure>,
+    reported: Option<Vec<ReplicaStatus>>,
+}
+
+impl Runner {
+    /// A runner on `runtime` publishing on `mesh_ip`, starting from the
+    /// assignments stored in `dir`.
+    pub fn new(runtime: Runtime, dir: AgentDir, mesh_ip: Ipv4Addr) -> Runner {
+        let (revision, assigned) = match dir.assignments() {
+            Ok(Some(stored)) => stored,
+            Ok(None) => (0, Vec::new()),
+            Err(error) => {
+                tracing::warn!(%error, "the stored assignments cannot be read; waiting for the control plane's");
+                (0, Vec::new())
+            }
+        };
+        Runner {
+            runtime,
+            dir,
+            mesh_ip,
+            converger: Converger::new(),
+            revision,
+            assigned,
+            health: HashMap::new(),
+            exit_codes: HashMap::new(),
+            failures: HashMap::new(),
+            reported: None,
+        }
+    }
+
+    /// What the node offers to replicas: its daemon's figures, or the
+    /// operator's `--capacity-*` instead.
+    pub async fn node_report(
+        &self,
+        capacity_cpu: Option<u64>,
+        capacity_memory: Option<u64>,
+    ) -> Result<NodeReport, crate::runtime::RuntimeError> {
+        let facts = self.runtime.node_facts().await?;
+        Ok(NodeReport {
+            arch: facts.architecture,
+            cpu_millis: capacity_cpu.unwrap_or(u64::from(facts.cpu_cores) * 1000),
+            memory: capacity_memory.unwrap_or(facts.memory_bytes),
+            disk_free: facts.free_disk_bytes,
+            docker: facts.docker_version,
+        })
+    }
+
+    /// Runs until `inputs` closes, sending every change of the replicas'
+    /// states to `reports`.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        reports: mpsc::Sender<Vec<ReplicaStatus>>,
+    ) {
+        loop {
+            let wake = self.next_wakeup(Instant::now());
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(Input::Assignments { revision, replicas }) => self.assign(revision, replicas),
+                    None => return,
+                },
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+            }
+            if let Some(statuses) = self.step().await {
+                if reports.send(statuses).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn assign(&mut self, revision: u64, replicas: Vec<Assignment>) {
+        if revision < self.revision {
+            return;
+        }
+        self.revision = revision;
+        self.assigned = replicas;
+        if let Err(error) = self.dir.save_assignments(revision, &self.assigned) {
+            tracing::warn!(%error, "storing the assignments");
+        }
+    }
+
+    fn next_wakeup(&self, now: Instant) -> Instant {
+        let mut wake = now + POLL;
+        let timers = self
+            .converger
+            .next_wakeup()
+            .into_iter()
+            .chain(self.health.values().filter_map(HealthState::next_probe))
+            .chain(self.failures.values().map(|f| f.retry_at));
+        for at in timers {
+            wake = wake.min(at.max(now));
+        }
+        wake
+    }
+
+    /// One round: look at the daemon, act, probe; the states if they changed.
+    async fn step(&mut self) -> Option<Vec<ReplicaStatus>> {
+        let containers = match self.runtime.list_ours().await {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::warn!(%error, "listing the node's replicas");
+                return None;
+            }
+        };
+        let observed = self.observe(&containers).await;
+        let now = Instant::now();
+        for action in self.converger.converge(&self.assigned, &observed, now) {
+            self.carry_out(action, &containers, now).await;
+        }
+        self.probe(&containers, now).await;
+        let statuses = self.statuses(&containers);
+        if self.reported.as_ref() == Some(&statuses) {
+            return None;
+        }
+        self.reported = Some(statuses.clone());
+        Some(statuses)
+    }
+
+    /// The containers as the converger sees them.
+    async fn observe(&mut self, containers: &[OurContainer]) -> Vec<Observed> {
+        let mut observed = Vec::with_capacity(containers.len());
+        for container in containers {
+            let state = match container.status {
+                ContainerStatus::Created => ContainerState::Created,
+                ContainerStatus::Exited | ContainerStatus::Dead => ContainerState::Exited {
+                    code: self.exit_code(&container.id).await,
+                },
+                _ => ContainerState::Running {
+                    unhealthy: self
+                        .health
+                        .get(&container.id)
+                        .is_some_and(|h| h.health() == Health::Unhealthy),
+                },
+            };
+            observed.push(Observed {
+                container: container.id.clone(),
+                replica: container.labels.replica.clone(),
+                generation: container.labels.generation,
+                state,
+                created: u64::from(container.labels.attempt),
+            });
+        }
+        observed
+    }
+
+    /// An exited container's exit code (asked once: it does not change).
+    async fn exit_code(&mut self, id: &str) -> i64 {
+        if let Some(code) = self.exit_codes.get(id) {
+            return *code;
+        }
+        let code = match self.runtime.inspect(id).await {
+            Ok(info) => info.exit_code.unwrap_or(-1),
+            Err(_) => -1,
+        };
+        self.exit_codes.insert(id.to_owned(), code);
+        code
+    }
+
+    async fn carry_out(&mut self, action: Action, containers: &[OurContainer], now: Instant) {
+        match action {
+            Action::Start(assignment) => self.start(&assignment, containers, now).await,
+            Action::Stop { container } => {
+                if let Err(error) = self.runtime.stop(&container, STOP_GRACE).await {
+                    tracing::warn!(%container, %error, "stopping a replica");
+                }
+                self.health.remove(&container);
+            }
+            Action::Remove { container } => {
+                if let Err(error) = self.runtime.remove(&container).await {
+                    tracing::warn!(%container, %error, "removing a replica's container");
+                }
+                self.health.remove(&container);
+                self.exit_codes.remove(&container);
+            }
+        }
+    }
+
+    async fn start(&mut self, assignment: &Assignment, containers: &[OurContainer], now: Instant) {
+        if self
+            .failures
+            .get(&assignment.replica)
+            .is_some_and(|failure| failure.retry_at > now)
+        {
+            return;
+        }
+        let attempt = containers
+            .iter()
+            .filter(|c| c.labels.replica == assignment.replica)
+            .map(|c| c.labels.attempt + 1)
+            .max()
+            .unwrap_or(0);
+        let spec = &assignment.spec;
+        let replica = ReplicaSpec {
+            service: spec.name.clone(),
+            replica: assignment.replica.clone(),
+            generation: assignment.generation,
+            attempt,
+            image: spec.image.clone(),
+            command: spec.command.clone(),
+            env: spec.env.clone(),
+            publish_ip: IpAddr::V4(self.mesh_ip),
+            ports: spec
+                .ports
+                .iter()
+                .zip(&assignment.host_ports)
+                .map(|(container, host)| PortMapping {
+                    container: *container,
+                    host: *host,
+                })
+                .collect(),
+            cpu_millis: spec.cpu_millis,
+            memory: spec.memory,
+        };
+        let started = match self.runtime.image_present(&spec.image).await {
+            Ok(true) => self.runtime.run_replica(&replica).await,
+            Ok(false) => match self.runtime.pull_image(&spec.image).await {
+                Ok(()) => self.runtime.run_replica(&replica).await,
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        };
+        match started {
+            Ok(id) => {
+                self.failures.remove(&assignment.replica);
+                self.health
+                    .insert(id, HealthState::new(spec.health.clone(), now));
+            }
+            Err(error) => {
+                let wait = self
+                    .failures
+                    .get(&assignment.replica)
+                    .map_or(FIRST_START_RETRY, |f| (f.wait * 2).min(MAX_START_RETRY));
+                tracing::warn!(replica = %assignment.replica, %error, "a replica cannot start");
+                self.failures.insert(
+                    assignment.replica.clone(),
+                    Failure {
+                        reason: error.to_string(),
+                        retry_at: now + wait,
+                        wait,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Runs the probes that are due.
+    async fn probe(&mut self, containers: &[OurContainer], now: Instant) {
+        for container in containers
+            .iter()
+            .filter(|c| c.status == ContainerStatus::Running)
+        {
+            let Some(assignment) = self
+                .assigned
+                .iter()
+                .find(|a| a.replica == container.labels.replica)
+            else {
+                continue;
+            };
+            let state = self
+                .health
+                .entry(container.id.clone())
+                // A container adopted after an agent restart.
+                .or_insert_with(|| HealthState::new(assignment.spec.health.clone(), now));
+            if state.next_probe().is_none_or(|at| at > now) {
+                continue;
+            }
+            let Some(check) = &assignment.spec.health else {
+                state.handle_timeout(now);
+                continue;
+            };
+            let target = assignment
+                .host_ports
+                .first()
+                .map(|port| SocketAddr::from((self.mesh_ip, *port)));
+            let timeout = Duration::from_millis(check.timeout_ms);
+            let passed =
+                crate::probe::check(&check.probe, target, &self.runtime, &container.id, timeout)
+                    .await;
+            if let Some(state) = self.health.get_mut(&container.id) {
+                state.handle_probe(passed, Instant::now());
+            }
+        }
+    }
+
+    /// Every assigned replica's state now.
+    fn statuses(&self, containers: &[OurContainer]) -> Vec<ReplicaStatus> {
+        self.assigned
+            .iter()
+            .map(|assignment| {
+                let mine: Vec<&OurContainer> = containers
+                    .iter()
+                    .filter(|c| {
+                        c.labels.replica == assignment.replica
+                            && c.labels.generation == assignment.generation
+                    })
+                    .collect();
+                let running = mine.iter().find(|c| c.status == ContainerStatus::Running);
+                let state = match (running, self.failures.get(&assignment.replica)) {
+                    (Some(_), _) => ReplicaState::Running,
+                    (None, Some(failure)) => ReplicaState::Failed {
+                        reason: failure.reason.clone(),
+                    },
+                    (None, None) => match mine
+                        .iter()
+                        .filter_map(|c| self.exit_codes.get(&c.id))
+                        .next_back()
+                    {
+                        Some(code) if !restarts(assignment.spec.restart, *code) => {
+                            ReplicaState::Exited { code: *code }
+                        }
+                        _ => ReplicaState::Pending,
+                    },
+                };
+                let health = running
+                    .and_then(|c| self.health.get(&c.id))
+                    .map_or(Health::Starting, HealthState::health);
+                ReplicaStatus {
+                    replica: assignment.replica.clone(),
+                    generation: assignment.generation,
+                    state,
+                    health,
+                    restarts: self.converger.restarts(&assignment.replica),
+                    cpu_millis: None,
+                    memory: None,
+                    started: None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Whether the policy restarts a container that exited with `code`.
+fn restarts(policy: RestartPolicy, code: i64) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => code != 0,
+        RestartPolicy::Never => false,
+    }
+}

@@ -1,0 +1,146 @@
+//! The workload endpoints: `warren deploy`, `services`, `ps`, `scale`
+//! and `rm`.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | POST | `/v1/services` | a [`ServiceSpec`] | 200 [`Deployed`]; 400 a bad spec; 409 it does not fit |
+//! | GET | `/v1/services` | | 200 `{"services":[ServiceView]}` |
+//! | PUT | `/v1/services/{name}/replicas` | `{"replicas": n}` | 200 [`Deployed`]; 404 |
+//! | DELETE | `/v1/services/{name}` | | 200 `{"name","removed":true}`; 404 |
+//! | GET | `/v1/replicas` | | 200 `{"replicas":[ReplicaView]}` |
+
+use super::{authorize, with, ApiError, ApiState};
+use crate::cluster::{ReplicaView, ServiceView, WorkloadCommandError};
+use crate::store::ReplicaRecord;
+use crate::workloads::WorkloadError;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use warren_proto::ServiceSpec;
+
+/// What a deploy or scale placed: the service's replicas after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    /// The service.
+    pub service: String,
+    /// Its generation now.
+    pub generation: u64,
+    /// Its replicas: id, node, host ports.
+    pub replicas: Vec<PlacedReplica>,
+}
+
+/// One replica of a [`Deployed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedReplica {
+    /// Its id.
+    pub id: String,
+    /// The generation it runs.
+    pub generation: u64,
+    /// Its node.
+    pub node: String,
+    /// Its host ports.
+    pub host_ports: Vec<u16>,
+}
+
+/// The body of `PUT /v1/services/{name}/replicas`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    /// The replica count wanted.
+    pub replicas: u32,
+}
+
+fn refused(error: WorkloadCommandError) -> ApiError {
+    let status = match &error {
+        WorkloadCommandError::Refused(WorkloadError::Unknown(_)) => StatusCode::NOT_FOUND,
+        WorkloadCommandError::Refused(WorkloadError::Unplaceable { .. }) => StatusCode::CONFLICT,
+        WorkloadCommandError::Refused(_) => StatusCode::BAD_REQUEST,
+        WorkloadCommandError::Store(_) => return ApiError::internal(error),
+    };
+    ApiError(status, error.to_string())
+}
+
+fn deployed(service: &str, replicas: Vec<ReplicaRecord>) -> Deployed {
+    Deployed {
+        service: service.to_owned(),
+        generation: replicas.iter().map(|r| r.generation).max().unwrap_or(0),
+        replicas: replicas
+            .into_iter()
+            .map(|r| PlacedReplica {
+                id: r.id.0,
+                generation: r.generation,
+                node: r.node,
+                host_ports: r.host_ports,
+            })
+            .collect(),
+    }
+}
+
+pub(super) async fn deploy(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(spec): Json<ServiceSpec>,
+) -> Result<Json<Deployed>, ApiError> {
+    authorize(&state, &headers)?;
+    let name = spec.name.clone();
+    let now = warren_os::unix_now();
+    let replicas = with(&state, move |cluster| cluster.deploy(spec, now))
+        .await?
+        .map_err(refused)?;
+    tracing::info!(service = %name, replicas = replicas.len(), "service deployed");
+    Ok(Json(deployed(&name, replicas)))
+}
+
+pub(super) async fn scale(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(body): Json<Scale>,
+) -> Result<Json<Deployed>, ApiError> {
+    authorize(&state, &headers)?;
+    let now = warren_os::unix_now();
+    let service = name.clone();
+    let replicas = with(&state, move |cluster| {
+        cluster.scale(&service, body.replicas, now)
+    })
+    .await?
+    .map_err(refused)?;
+    tracing::info!(service = %name, replicas = body.replicas, "service scaled");
+    Ok(Json(deployed(&name, replicas)))
+}
+
+pub(super) async fn remove(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let now = warren_os::unix_now();
+    let service = name.clone();
+    with(&state, move |cluster| cluster.remove_service(&service, now))
+        .await?
+        .map_err(refused)?;
+    tracing::info!(service = %name, "service removed");
+    Ok(Json(json!({ "name": name, "removed": true })))
+}
+
+pub(super) async fn services(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let services: Vec<ServiceView> = with(&state, |cluster| cluster.services_view()).await?;
+    Ok(Json(json!({ "services": services })))
+}
+
+pub(super) async fn replicas(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let replicas: Vec<ReplicaView> = with(&state, |cluster| cluster.replicas_view()).await?;
+    Ok(Json(json!({ "replicas": replicas })))
+}

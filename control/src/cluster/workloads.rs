@@ -1,0 +1,385 @@
+//! The cluster's workloads: services and replicas (as stored), what each
+//! node offers and reports of its replicas, and the commands that change
+//! them. Every change is decided by [`crate::workloads`], committed to the
+//! store, applied here, and announced ([`PeerEvent::Assignments`]) so that
+//! every connected agent gets its new set of assignments.
+
+use super::{ClusterState, PeerEvent};
+use crate::scheduler::{Reach, Resources};
+use crate::store::{ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
+use crate::workloads::{self, NodeFacts, Snapshot, WorkloadError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::RangeInclusive;
+use warren_proto::assignment::{
+    Assignment, Health, NodeReport, ReplicaId, ReplicaState, ReplicaStatus,
+};
+use warren_proto::{Mode, ServiceSpec};
+
+/// The workloads part of the cluster's state.
+#[derive(Debug)]
+pub struct Workloads {
+    services: Vec<ServiceRecord>,
+    replicas: Vec<ReplicaRecord>,
+    /// What each node offers, as its agent last reported.
+    reports: HashMap<String, NodeReport>,
+    /// Each replica as its node last reported it.
+    statuses: HashMap<ReplicaId, ReplicaStatus>,
+    /// Grows with every committed change.
+    revision: u64,
+    port_range: RangeInclusive<u16>,
+}
+
+impl Workloads {
+    /// The workloads stored in `store`, publishing on `port_range`.
+    pub fn load(store: &Store, port_range: RangeInclusive<u16>) -> Result<Workloads, StoreError> {
+        Ok(Workloads {
+            services: store.services()?,
+            replicas: store.replicas()?,
+            reports: HashMap::new(),
+            statuses: HashMap::new(),
+            revision: 1,
+            port_range,
+        })
+    }
+}
+
+/// Why a workload command changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkloadCommandError {
+    /// The command was refused.
+    #[error(transparent)]
+    Refused(#[from] WorkloadError),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A service as `warren services` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    /// Its name.
+    pub name: String,
+    /// Its image.
+    pub image: String,
+    /// Its generation.
+    pub generation: u64,
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Replicas of any generation whose container runs.
+    pub running: u32,
+    /// Replicas of the current generation reported healthy.
+    pub healthy: u32,
+    /// Its container ports.
+    pub ports: Vec<u16>,
+}
+
+/// A replica as `warren ps` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    /// Its id.
+    pub id: ReplicaId,
+    /// Its service.
+    pub service: String,
+    /// The generation it runs.
+    pub generation: u64,
+    /// Its node.
+    pub node: String,
+    /// How the node joined.
+    pub mode: Option<Mode>,
+    /// Where it answers: `mesh-ip:host-port` for each port.
+    pub addresses: Vec<String>,
+    /// Where its container is (`pending` until its node reports it).
+    #[serde(flatten)]
+    pub state: ReplicaState,
+    /// What its health checks say.
+    pub health: Health,
+    /// How many times its agent restarted it.
+    pub restarts: u32,
+    /// CPU it used lately, millicores.
+    pub cpu_millis: Option<u64>,
+    /// Memory it uses, bytes.
+    pub memory: Option<u64>,
+    /// When it was placed, unix seconds.
+    pub placed: u64,
+}
+
+impl ClusterState {
+    /// Deploys `spec` at `now`: returns the service's replicas once the
+    /// change is stored.
+    pub fn deploy(
+        &mut self,
+        spec: ServiceSpec,
+        now: u64,
+    ) -> Result<Vec<ReplicaRecord>, WorkloadCommandError> {
+        let name = spec.name.clone();
+        let change = self.with_snapshot(now, |snapshot| workloads::deploy(snapshot, spec))?;
+        self.commit(change)?;
+        Ok(self.replicas_of(&name))
+    }
+
+    /// Sets the replica count of `name`.
+    pub fn scale(
+        &mut self,
+        name: &str,
+        replicas: u32,
+        now: u64,
+    ) -> Result<Vec<ReplicaRecord>, WorkloadCommandError> {
+        let change =
+            self.with_snapshot(now, |snapshot| workloads::scale(snapshot, name, replicas))?;
+        self.commit(change)?;
+        Ok(self.replicas_of(name))
+    }
+
+    /// Removes the service `name` and its replicas.
+    pub fn remove_service(&mut self, name: &str, now: u64) -> Result<(), WorkloadCommandError> {
+        let change = self.with_snapshot(now, |snapshot| workloads::remove(snapshot, name))?;
+        self.commit(change)?;
+        Ok(())
+    }
+
+    /// Takes what a node offers, as its agent reports it, and places what
+    /// was waiting for room.
+    pub fn record_node(&mut self, name: &str, report: NodeReport, now: u64) {
+        self.workloads.reports.insert(name.to_owned(), report);
+        self.converge_workloads(now);
+    }
+
+    /// Takes a node's report of its replicas; moves rollouts on when health
+    /// changed.
+    pub fn record_replicas(&mut self, name: &str, replicas: Vec<ReplicaStatus>, now: u64) {
+        let ours: BTreeSet<&ReplicaId> = self
+            .workloads
+            .replicas
+            .iter()
+            .filter(|r| r.node == name)
+            .map(|r| &r.id)
+            .collect();
+        let mut health_changed = false;
+        for status in replicas.into_iter().filter(|s| ours.contains(&s.replica)) {
+            let before = self
+                .workloads
+                .statuses
+                .get(&status.replica)
+                .map(|s| s.health);
+            health_changed |= before != Some(status.health);
+            self.workloads
+                .statuses
+                .insert(status.replica.clone(), status);
+        }
+        if health_changed {
+            self.converge_workloads(now);
+        }
+    }
+
+    /// Commits what the services need with no command behind it (placing
+    /// what now fits, rolling out, moving off leaving nodes).
+    pub fn converge_workloads(&mut self, now: u64) {
+        let Ok(change) = self.with_snapshot(now, |snapshot| {
+            Ok::<_, WorkloadError>(workloads::converge(snapshot))
+        }) else {
+            return;
+        };
+        if change == WorkloadChange::default() {
+            return;
+        }
+        if let Err(error) = self.commit(change) {
+            tracing::error!(%error, "storing a workload change");
+        }
+    }
+
+    /// The replicas `node` should run, with the revision of the set.
+    pub fn assignments_for(&self, node: &str) -> (u64, Vec<Assignment>) {
+        let specs: BTreeMap<&str, &ServiceRecord> = self
+            .workloads
+            .services
+            .iter()
+            .map(|s| (s.spec.name.as_str(), s))
+            .collect();
+        let assignments = self
+            .workloads
+            .replicas
+            .iter()
+            .filter(|r| r.node == node)
+            .filter_map(|r| {
+                let service = specs.get(r.service.as_str())?;
+                // Replicas of an older generation keep running their own
+                // spec until they are replaced: the store keeps only the
+                // current one, so they get it; the agent keys by generation.
+                Some(Assignment {
+                    replica: r.id.clone(),
+                    generation: r.generation,
+                    spec: service.spec.clone(),
+                    host_ports: r.host_ports.clone(),
+                })
+            })
+            .collect();
+        (self.workloads.revision, assignments)
+    }
+
+    /// Every service with its counts.
+    pub fn services_view(&self) -> Vec<ServiceView> {
+        self.workloads
+            .services
+            .iter()
+            .map(|service| {
+                let replicas = || {
+                    self.workloads
+                        .replicas
+                        .iter()
+                        .filter(|r| r.service == service.spec.name)
+                };
+                let status = |r: &ReplicaRecord| self.workloads.statuses.get(&r.id);
+                ServiceView {
+                    name: service.spec.name.clone(),
+                    image: service.spec.image.clone(),
+                    generation: service.generation,
+                    desired: service.spec.replicas,
+                    running: count(replicas().filter(|r| {
+                        matches!(status(r).map(|s| &s.state), Some(ReplicaState::Running))
+                    })),
+                    healthy: count(replicas().filter(|r| {
+                        r.generation == service.generation
+                            && status(r).is_some_and(|s| s.health == Health::Healthy)
+                    })),
+                    ports: service.spec.ports.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every replica as `warren ps` shows it.
+    pub fn replicas_view(&self) -> Vec<ReplicaView> {
+        self.workloads
+            .replicas
+            .iter()
+            .map(|replica| {
+                let node = self.config.registry.get(&replica.node);
+                let status = self.workloads.statuses.get(&replica.id);
+                ReplicaView {
+                    id: replica.id.clone(),
+                    service: replica.service.clone(),
+                    generation: replica.generation,
+                    node: replica.node.clone(),
+                    mode: node.map(|n| n.mode),
+                    addresses: node
+                        .map(|n| {
+                            replica
+                                .host_ports
+                                .iter()
+                                .map(|port| format!("{}:{port}", n.mesh_ip))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    state: status.map_or(ReplicaState::Pending, |s| s.state.clone()),
+                    health: status.map_or(Health::Starting, |s| s.health),
+                    restarts: status.map_or(0, |s| s.restarts),
+                    cpu_millis: status.and_then(|s| s.cpu_millis),
+                    memory: status.and_then(|s| s.memory),
+                    placed: replica.placed,
+                }
+            })
+            .collect()
+    }
+
+    fn replicas_of(&self, service: &str) -> Vec<ReplicaRecord> {
+        self.workloads
+            .replicas
+            .iter()
+            .filter(|r| r.service == service)
+            .cloned()
+            .collect()
+    }
+
+    /// Runs `decide` over a snapshot of the workloads and the nodes.
+    fn with_snapshot<T, E>(
+        &self,
+        now: u64,
+        decide: impl FnOnce(&Snapshot<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let nodes = self.node_facts();
+        let healthy: BTreeSet<ReplicaId> = self
+            .workloads
+            .statuses
+            .values()
+            .filter(|s| s.health == Health::Healthy)
+            .map(|s| s.replica.clone())
+            .collect();
+        decide(&Snapshot {
+            services: &self.workloads.services,
+            replicas: &self.workloads.replicas,
+            nodes: &nodes,
+            healthy: &healthy,
+            port_range: &self.workloads.port_range,
+            now,
+        })
+    }
+
+    /// The nodes as placement sees them: a node offers nothing until its
+    /// agent reports what it has (a node without a Docker daemon never does).
+    fn node_facts(&self) -> Vec<NodeFacts> {
+        self.config
+            .registry
+            .nodes()
+            .map(|node| {
+                let report = self.workloads.reports.get(&node.name);
+                let mut labels = BTreeMap::from([("node".to_owned(), node.name.clone())]);
+                if let Some(report) = report {
+                    labels.insert("arch".to_owned(), report.arch.clone());
+                }
+                NodeFacts {
+                    name: node.name.clone(),
+                    online: self.online.contains_key(&node.name),
+                    drained: false,
+                    leaving: false,
+                    labels,
+                    capacity: report.map_or(Resources::default(), |r| Resources {
+                        cpu_millis: r.cpu_millis,
+                        memory: r.memory,
+                    }),
+                    reach: match node.mode {
+                        Mode::Direct => Reach::Direct,
+                        _ => Reach::Relayed,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Stores `change`, then applies it here and tells the agents.
+    fn commit(&mut self, change: WorkloadChange) -> Result<(), StoreError> {
+        self.config.store.commit_workloads(&change)?;
+        let workloads = &mut self.workloads;
+        if let Some(name) = &change.removed_service {
+            workloads.services.retain(|s| &s.spec.name != name);
+        }
+        for service in change.services {
+            match workloads
+                .services
+                .iter_mut()
+                .find(|s| s.spec.name == service.spec.name)
+            {
+                Some(stored) => *stored = service,
+                None => workloads.services.push(service),
+            }
+        }
+        workloads
+            .services
+            .sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        workloads
+            .replicas
+            .retain(|r| !change.removed.contains(&r.id));
+        for id in &change.removed {
+            workloads.statuses.remove(id);
+        }
+        workloads.replicas.extend(change.placed);
+        workloads.revision += 1;
+        let _ = self.events.send(PeerEvent::Assignments);
+        Ok(())
+    }
+}
+
+fn count<T>(items: impl Iterator<Item = T>) -> u32 {
+    u32::try_from(items.count()).unwrap_or(u32::MAX)
+}

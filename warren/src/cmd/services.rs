@@ -1,0 +1,428 @@
+//! `warren deploy`, `services`, `ps`, `scale` and `rm`: services and their
+//! replicas, through the admin API.
+
+use super::api::{ApiArgs, Client};
+use super::fmt;
+use super::table::{Align::Left, Align::Right, Table};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use warren_control::api::workloads::Deployed;
+use warren_control::cluster::{ReplicaView, ServiceView};
+use warren_proto::assignment::{Health, ReplicaState};
+use warren_proto::service::{parse_cpu, parse_size};
+use warren_proto::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec};
+
+/// Arguments of `warren deploy`.
+#[derive(Args)]
+#[command(
+    long_about = "Deploy a service: NAME runs IMAGE as --replicas replicas, placed by the control \
+        plane on the nodes that run replicas (`warren join --docker-host`), direct and relayed \
+        alike, spread across them. Each --port is published on a host port of the replica's node \
+        (from `warren serve --host-ports`), on the node's mesh address only: `warren ps` shows \
+        where each replica answers.\n\n\
+        Deploying an existing NAME with the same spec changes nothing but the replica count; a \
+        changed spec is a new generation, rolled out replica by replica. A spec that breaks a \
+        rule, or replicas that do not fit, are refused with one line (exit status 4) and change \
+        nothing. --wait follows the deploy until every replica is healthy, or exits 5 with the \
+        reason.",
+    after_help = "Examples:\n  \
+        warren deploy web --image local/busybox:1 --replicas 3 --port 8080 --health-http / -- httpd -f -p 8080 -h /www\n  \
+        warren deploy db --image postgres:16 --memory 1G --constraint zone==vps --env-file db.env"
+)]
+pub struct DeployArgs {
+    /// The service's name (a DNS label).
+    name: String,
+    /// The image to run; it must be on the nodes or pullable by them.
+    #[arg(long)]
+    image: String,
+    /// How many replicas.
+    #[arg(long, default_value_t = 1)]
+    replicas: u32,
+    /// A container port to publish (repeatable).
+    #[arg(long = "port", value_name = "CONTAINER_PORT")]
+    ports: Vec<u16>,
+    /// A host name the proxy routes to the service (repeatable).
+    #[arg(long = "host", value_name = "HOSTNAME")]
+    hosts: Vec<String>,
+    /// An environment variable (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// A file of K=V lines (blank lines and # comments skipped).
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// CPU reserved and allowed per replica, in cores (0.5, 2, 250m).
+    #[arg(long, value_name = "CORES")]
+    cpu: Option<String>,
+    /// Memory reserved and allowed per replica (256M, 1G).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Healthy when `GET PATH` on the first port answers 2xx or 3xx.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["health_tcp", "health_cmd"])]
+    health_http: Option<String>,
+    /// Healthy when the first port accepts a TCP connection.
+    #[arg(long, conflicts_with = "health_cmd")]
+    health_tcp: bool,
+    /// Healthy when this command (run in the container by sh -c) exits 0.
+    #[arg(long, value_name = "CMD")]
+    health_cmd: Option<String>,
+    /// Between health checks.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    health_interval: Duration,
+    /// How long one check may take.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    health_timeout: Duration,
+    /// Failed checks in a row that make a replica unhealthy.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    health_retries: u32,
+    /// How long after a start failures do not count.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    health_start_period: Duration,
+    /// Where replicas may run: KEY==VALUE or KEY!=VALUE on node labels
+    /// (`node`, `arch`, and those of `warren node label`) (repeatable).
+    #[arg(long = "constraint", value_name = "KEY==VALUE|KEY!=VALUE")]
+    constraints: Vec<String>,
+    /// When a replica's container is restarted: always, on-failure or never.
+    #[arg(long, value_name = "POLICY", default_value = "always")]
+    restart: String,
+    /// Wait until every replica is healthy (exit 5 with the reason if one fails).
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    wait_timeout: Duration,
+    /// The command and its arguments (after `--`; default: the image's).
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// Arguments of `warren services`.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  warren services\n  warren services --json | jq '.services[] | select(.healthy < .desired)'"
+)]
+pub struct ServicesArgs {
+    /// Print JSON: {"services":[{"name","image","generation","desired","running","healthy","ports"}]}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// Arguments of `warren ps`.
+#[derive(Args)]
+#[command(after_help = "Examples:\n  warren ps\n  warren ps web --json")]
+pub struct PsArgs {
+    /// Only this service's replicas.
+    service: Option<String>,
+    /// Print JSON: {"replicas":[{"id","service","generation","node","mode","addresses","state","health","restarts","cpu_millis","memory","placed"}]}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// Arguments of `warren scale`.
+#[derive(Args)]
+pub struct ScaleArgs {
+    /// The service.
+    name: String,
+    /// The replica count wanted.
+    replicas: u32,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// Arguments of `warren rm`.
+#[derive(Args)]
+pub struct RmArgs {
+    /// The service to remove, with its replicas.
+    name: String,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// Runs `warren deploy`.
+pub fn deploy(args: DeployArgs) -> Result<()> {
+    let spec = spec_of(&args)?;
+    let client = Client::new(&args.api)?;
+    let deployed: Deployed =
+        client.call("POST", "/v1/services", Some(serde_json::to_value(&spec)?))?;
+    for replica in &deployed.replicas {
+        eprintln!("{}  on {}", replica.id, replica.node);
+    }
+    eprintln!(
+        "deployed {} (generation {}, {} replicas)",
+        deployed.service,
+        deployed.generation,
+        deployed.replicas.len()
+    );
+    if args.wait {
+        wait_healthy(&client, &spec.name, args.wait_timeout)?;
+    }
+    Ok(())
+}
+
+/// The spec the flags describe, checked here so a mistake is named before
+/// anything is sent.
+fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
+    let mut env = Vec::new();
+    if let Some(file) = &args.env_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            env.push(pair(line)?);
+        }
+    }
+    for item in &args.env {
+        env.push(pair(item)?);
+    }
+    let probe = match (&args.health_http, args.health_tcp, &args.health_cmd) {
+        (Some(path), _, _) => Some(Probe::Http { path: path.clone() }),
+        (None, true, _) => Some(Probe::Tcp),
+        (None, false, Some(cmd)) => Some(Probe::Command {
+            argv: vec!["sh".to_owned(), "-c".to_owned(), cmd.clone()],
+        }),
+        (None, false, None) => None,
+    };
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let spec = ServiceSpec {
+        name: args.name.clone(),
+        image: args.image.clone(),
+        replicas: args.replicas,
+        ports: args.ports.clone(),
+        hosts: args.hosts.clone(),
+        env,
+        command: args.command.clone(),
+        cpu_millis: match &args.cpu {
+            Some(cpu) => Some(parse_cpu(cpu).with_context(|| {
+                format!("--cpu {cpu:?} is not a number of cores (0.5, 2, 250m)")
+            })?),
+            None => None,
+        },
+        memory: match &args.memory {
+            Some(size) => Some(
+                parse_size(size)
+                    .with_context(|| format!("--memory {size:?} is not a size (256M, 1G)"))?,
+            ),
+            None => None,
+        },
+        health: probe.map(|probe| HealthCheck {
+            probe,
+            interval_ms: millis(args.health_interval),
+            timeout_ms: millis(args.health_timeout),
+            retries: args.health_retries,
+            start_period_ms: millis(args.health_start_period),
+        }),
+        constraints: args
+            .constraints
+            .iter()
+            .map(|c| c.parse::<Constraint>())
+            .collect::<Result<_, _>>()?,
+        restart: args.restart.parse::<RestartPolicy>()?,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn pair(item: &str) -> Result<(String, String)> {
+    match item.split_once('=') {
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => bail!("{item:?} is not K=V"),
+    }
+}
+
+/// Follows the service until every replica of its generation is healthy.
+fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let services: Value = client.call("GET", "/v1/services", None)?;
+        let services: Vec<ServiceView> = serde_json::from_value(services["services"].clone())?;
+        let service = services
+            .into_iter()
+            .find(|s| s.name == name)
+            .with_context(|| format!("the service {name} went away"))?;
+        let replicas: Value = client.call("GET", "/v1/replicas", None)?;
+        let replicas: Vec<ReplicaView> = serde_json::from_value(replicas["replicas"].clone())?;
+        let mine: Vec<&ReplicaView> = replicas
+            .iter()
+            .filter(|r| r.service == name && r.generation == service.generation)
+            .collect();
+        if let Some(failed) = mine.iter().find_map(|r| match &r.state {
+            ReplicaState::Failed { reason } => Some((r.id.clone(), r.node.clone(), reason.clone())),
+            _ => None,
+        }) {
+            return Err(super::Exit::new(
+                5,
+                format!(
+                    "replica {} on {} cannot start: {}",
+                    failed.0, failed.1, failed.2
+                ),
+            )
+            .into());
+        }
+        let progress = format!(
+            "{}: placed {}, running {}, healthy {}/{}",
+            name,
+            mine.len(),
+            mine.iter()
+                .filter(|r| r.state == ReplicaState::Running)
+                .count(),
+            service.healthy,
+            service.desired
+        );
+        if progress != last {
+            eprintln!("{progress}");
+            last = progress;
+        }
+        if service.healthy >= service.desired && mine.len() as u32 >= service.desired {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(super::Exit::new(
+                5,
+                format!(
+                    "{name} is not healthy after {}",
+                    humantime::format_duration(timeout)
+                ),
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Runs `warren services`.
+pub fn services(args: ServicesArgs) -> Result<()> {
+    let client = Client::new(&args.api)?;
+    let listed: Value = client.call("GET", "/v1/services", None)?;
+    if args.json {
+        println!("{listed}");
+        return Ok(());
+    }
+    let services: Vec<ServiceView> = serde_json::from_value(listed["services"].clone())?;
+    if services.is_empty() {
+        println!("no services yet (deploy one with `warren deploy NAME --image IMAGE`)");
+        return Ok(());
+    }
+    let mut table = Table::new([
+        ("NAME", Left),
+        ("IMAGE", Left),
+        ("GEN", Right),
+        ("DESIRED", Right),
+        ("RUNNING", Right),
+        ("HEALTHY", Right),
+        ("PORTS", Left),
+    ]);
+    for s in &services {
+        let ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+        table.row([
+            &s.name,
+            &s.image,
+            &s.generation,
+            &s.desired,
+            &s.running,
+            &s.healthy,
+            &fmt::or_dash((!ports.is_empty()).then(|| ports.join(","))),
+        ]);
+    }
+    print!("{table}");
+    Ok(())
+}
+
+/// Runs `warren ps`.
+pub fn ps(args: PsArgs) -> Result<()> {
+    let client = Client::new(&args.api)?;
+    let listed: Value = client.call("GET", "/v1/replicas", None)?;
+    let mut replicas: Vec<ReplicaView> = serde_json::from_value(listed["replicas"].clone())?;
+    if let Some(service) = &args.service {
+        replicas.retain(|r| &r.service == service);
+    }
+    if args.json {
+        println!("{}", json!({ "replicas": replicas }));
+        return Ok(());
+    }
+    if replicas.is_empty() {
+        println!("no replicas");
+        return Ok(());
+    }
+    let now = warren_os::unix_now();
+    let mut table = Table::new([
+        ("ID", Left),
+        ("SERVICE", Left),
+        ("NODE", Left),
+        ("MODE", Left),
+        ("ADDRESS", Left),
+        ("STATE", Left),
+        ("HEALTH", Left),
+        ("RESTARTS", Right),
+        ("CPU", Right),
+        ("MEMORY", Right),
+        ("AGE", Right),
+    ]);
+    for r in &replicas {
+        let state = match &r.state {
+            ReplicaState::Pending => "pending".to_owned(),
+            ReplicaState::Running => "running".to_owned(),
+            ReplicaState::Exited { code } => format!("exited ({code})"),
+            ReplicaState::Failed { .. } => "failed".to_owned(),
+            _ => "unknown".to_owned(),
+        };
+        let health = match r.health {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        };
+        table.row([
+            &r.id,
+            &r.service,
+            &r.node,
+            &fmt::or_dash(r.mode),
+            &fmt::or_dash((!r.addresses.is_empty()).then(|| r.addresses.join(","))),
+            &state,
+            &health,
+            &r.restarts,
+            &fmt::or_dash(r.cpu_millis.map(|m| format!("{:.2}", m as f64 / 1000.0))),
+            &fmt::or_dash(r.memory.map(fmt::bytes)),
+            &fmt::relative(r.placed, now),
+        ]);
+    }
+    print!("{table}");
+    for r in &replicas {
+        if let ReplicaState::Failed { reason } = &r.state {
+            println!("{}: {reason}", r.id);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `warren scale`.
+pub fn scale(args: ScaleArgs) -> Result<()> {
+    let client = Client::new(&args.api)?;
+    let path = format!("/v1/services/{}/replicas", args.name);
+    let deployed: Deployed =
+        client.call("PUT", &path, Some(json!({ "replicas": args.replicas })))?;
+    eprintln!(
+        "{} now has {} replicas",
+        deployed.service,
+        deployed.replicas.len()
+    );
+    Ok(())
+}
+
+/// Runs `warren rm`.
+pub fn rm(args: RmArgs) -> Result<()> {
+    let client = Client::new(&args.api)?;
+    let _: Value = client.call("DELETE", &format!("/v1/services/{}", args.name), None)?;
+    eprintln!("removed {}", args.name);
+    Ok(())
+}
