@@ -103,7 +103,7 @@ fn version_1_messages_decode() {
 #[test]
 fn unknown_kinds_and_codes_decode_as_unknown() {
     assert_eq!(
-        serde_json::from_str::<ControlMessage>(r#"{"type":"assignments","items":[1]}"#).unwrap(),
+        serde_json::from_str::<ControlMessage>(r#"{"type":"certificates","items":[1]}"#).unwrap(),
         ControlMessage::Unknown
     );
     assert_eq!(
