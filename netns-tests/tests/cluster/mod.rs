@@ -116,6 +116,8 @@ pub struct Worker {
     pub iface: String,
     /// Joins with `--direct --private-address` (its LAN address).
     pub direct: bool,
+    /// More arguments for `warren join` (`--docker-host …`).
+    pub extra: Vec<String>,
 }
 
 impl Worker {
@@ -130,6 +132,7 @@ impl Worker {
             iface: cluster.lab.iface_name("wj"),
             host,
             direct,
+            extra: Vec::new(),
         }
     }
 
@@ -146,6 +149,7 @@ impl Worker {
         if let Some(token) = token {
             args.extend(["--token".to_owned(), token.to_owned()]);
         }
+        args.extend(self.extra.iter().cloned());
         args
     }
 

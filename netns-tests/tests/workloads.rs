@@ -1,0 +1,295 @@
+//! Workloads end to end: a control plane, a `--direct` worker in a VPC and
+//! a `--relay` worker behind a symmetric NAT, each with its own Docker
+//! daemon (bridge mode); services deployed with `warren deploy`, placed on
+//! both, answering on `mesh-ip:host-port` through the tunnels and nowhere
+//! else, restarted when killed, adopted after an agent restart, scaled and
+//! removed.
+
+#![allow(clippy::unwrap_used)]
+
+mod cluster;
+mod support;
+
+use cluster::{Cluster, Worker};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+use warren_netns_tests::wg::warren_bin;
+use warren_netns_tests::{
+    import_busybox_image, start_dockerd_with, wait_for_value, DockerNet, Dockerd, Nat, Netns, Proc,
+};
+
+const IMAGE: &str = "local/busybox:1";
+
+/// The workload: an httpd that answers `/` with its container's hostname.
+const HTTPD: &str = "echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+/// A worker with its own daemon and agent.
+struct Node {
+    worker: Worker,
+    dockerd: Dockerd,
+    agent: Option<Proc>,
+    name: &'static str,
+}
+
+impl Node {
+    fn new(cluster: &Cluster, name: &'static str, worker: Worker) -> Node {
+        let dockerd = start_dockerd_with(&cluster.lab, &worker.host.ns, DockerNet::Bridge).unwrap();
+        import_busybox_image(&dockerd, IMAGE).unwrap();
+        let mut worker = worker;
+        worker.extra = vec!["--docker-host".to_owned(), dockerd.host()];
+        Node {
+            worker,
+            dockerd,
+            agent: None,
+            name,
+        }
+    }
+
+    fn join(&mut self, cluster: &Cluster, token: Option<&str>) {
+        let (agent, _) = self.worker.join(cluster, self.name, token);
+        self.agent = Some(agent);
+    }
+
+    /// Ids of the warren containers the daemon runs.
+    fn running(&self) -> Vec<String> {
+        let out = self
+            .dockerd
+            .docker(&["ps", "-q", "--filter", "label=warren.service"])
+            .unwrap();
+        out.split_whitespace().map(str::to_owned).collect()
+    }
+}
+
+/// `warren ARGS` on the control host; its output, or its error line and
+/// exit status.
+fn warren(cluster: &Cluster, args: &[&str]) -> Result<String, (i32, String)> {
+    let out = cluster
+        .control
+        .ns
+        .command("env")
+        .arg(format!("WARREN_DATA_DIR={}", cluster.control_dir.display()))
+        .arg(warren_bin().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ))
+    }
+}
+
+fn replicas(cluster: &Cluster) -> Vec<Value> {
+    let listed: Value = serde_json::from_str(&warren(cluster, &["ps", "--json"]).unwrap()).unwrap();
+    listed["replicas"].as_array().unwrap().clone()
+}
+
+/// `GET /` on `addr` from inside `ns`: the body, or the error.
+fn http_get(ns: &Netns, addr: SocketAddr) -> std::io::Result<String> {
+    ns.run_in(|| -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        write!(stream, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    })
+    .map_err(std::io::Error::other)?
+}
+
+fn addresses(replica: &Value) -> Vec<SocketAddr> {
+    replica["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
+    let cluster = Cluster::new("workloads");
+    let vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
+        .unwrap();
+    let vm_host = vpc.into_iter().next().unwrap();
+    let mut vm = Node::new(&cluster, "vm", Worker::on(&cluster, "vm", vm_host, true));
+    let pi_host = cluster
+        .net
+        .add_host(&cluster.lab, "pi", Nat::Symmetric)
+        .unwrap();
+    let mut pi = Node::new(&cluster, "pi", Worker::on(&cluster, "pi", pi_host, false));
+    vm.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+    pi.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+
+    // Three replicas over both nodes, healthy when --wait returns.
+    warren(
+        &cluster,
+        &[
+            "deploy",
+            "web",
+            "--image",
+            IMAGE,
+            "--replicas",
+            "3",
+            "--port",
+            "8080",
+            "--health-http",
+            "/",
+            "--wait",
+            "--",
+            "sh",
+            "-c",
+            HTTPD,
+        ],
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:?}\n{}\n{}",
+            vm.agent.as_ref().unwrap().log_tail(30),
+            pi.agent.as_ref().unwrap().log_tail(30)
+        )
+    });
+    let listed = replicas(&cluster);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let mut nodes: Vec<&str> = listed.iter().map(|r| r["node"].as_str().unwrap()).collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(
+        nodes,
+        vec!["pi", "vm"],
+        "placed on the direct and the relayed node"
+    );
+    for replica in &listed {
+        assert_eq!(
+            (replica["state"].as_str(), replica["health"].as_str()),
+            (Some("running"), Some("healthy")),
+            "{replica}"
+        );
+        // Through the tunnels, from the control plane's host.
+        for addr in addresses(replica) {
+            let answer = http_get(&cluster.control.ns, addr).unwrap();
+            assert!(
+                answer.starts_with("HTTP/1.") && answer.contains(" 200 "),
+                "{addr}: {answer}"
+            );
+        }
+    }
+    // Published on the mesh address only: not on the node's own address.
+    let on_vm = listed.iter().find(|r| r["node"] == "vm").unwrap();
+    let port = addresses(on_vm)[0].port();
+    let underlay = SocketAddr::from((vm.worker.host.ip, port));
+    assert!(
+        http_get(&vm.worker.host.ns, underlay).is_err(),
+        "reachable on {underlay}"
+    );
+    let services: Value =
+        serde_json::from_str(&warren(&cluster, &["services", "--json"]).unwrap()).unwrap();
+    assert_eq!(services["services"][0]["healthy"], 3, "{services}");
+
+    // A killed container is restarted by its agent, and counted.
+    let victim = on_vm["id"].as_str().unwrap().to_owned();
+    let before = vm.running();
+    vm.dockerd.docker(&["kill", &before[0]]).unwrap();
+    let restarted = wait_for_value(
+        "the killed replica restarted",
+        Duration::from_secs(30),
+        || {
+            replicas(&cluster).into_iter().find(|r| {
+                r["node"] == "vm" && r["restarts"].as_u64() >= Some(1) && r["health"] == "healthy"
+            })
+        },
+    )
+    .unwrap();
+    assert!(restarted["id"].as_str().is_some(), "{victim} {restarted}");
+
+    // An agent restart adopts its containers: none is made again.
+    let running = vm.running();
+    vm.agent.take().unwrap().stop().unwrap();
+    vm.join(&cluster, None);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(vm.running(), running, "the same containers, no duplicates");
+
+    // Scale up and down, then remove.
+    warren(&cluster, &["scale", "web", "4"]).unwrap();
+    wait_for_value("4 running replicas", Duration::from_secs(30), || {
+        (vm.running().len() + pi.running().len() == 4).then_some(())
+    })
+    .unwrap();
+    warren(&cluster, &["scale", "web", "1"]).unwrap();
+    wait_for_value("1 running replica", Duration::from_secs(30), || {
+        (vm.running().len() + pi.running().len() == 1).then_some(())
+    })
+    .unwrap();
+    warren(&cluster, &["rm", "web"]).unwrap();
+    wait_for_value("no replica", Duration::from_secs(30), || {
+        (vm.running().is_empty() && pi.running().is_empty()).then_some(())
+    })
+    .unwrap();
+    assert!(replicas(&cluster).is_empty());
+}
+
+/// Bad input: one line, exit status 4, nothing changed.
+#[test]
+fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
+    let cluster = Cluster::new("workloads-bad");
+    let vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
+        .unwrap();
+    let mut vm = Node::new(
+        &cluster,
+        "vm",
+        Worker::on(&cluster, "vm", vpc.into_iter().next().unwrap(), true),
+    );
+    vm.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["deploy", "Web!", "--image", IMAGE],
+            "invalid service name",
+        ),
+        (&["deploy", "web", "--image", "Bad Image"], "invalid image"),
+        (
+            &["deploy", "web", "--image", IMAGE, "--port", "0"],
+            "port 0",
+        ),
+        (
+            &["deploy", "web", "--image", IMAGE, "--memory", "900G"],
+            "more than any node has",
+        ),
+        (
+            &[
+                "deploy",
+                "web",
+                "--image",
+                IMAGE,
+                "--constraint",
+                "zone=home",
+            ],
+            "invalid constraint",
+        ),
+        (&["scale", "nope", "2"], "no service is called"),
+    ];
+    for (args, expected) in cases {
+        let (code, line) = warren(&cluster, args).unwrap_err();
+        assert_eq!(code, 4, "{args:?}: {line}");
+        assert!(
+            line.contains(expected) && line.lines().count() == 1,
+            "{args:?}: {line}"
+        );
+    }
+    let port_too_big = warren(
+        &cluster,
+        &["deploy", "web", "--image", IMAGE, "--port", "70000"],
+    )
+    .unwrap_err();
+    assert_ne!(port_too_big.0, 0, "{port_too_big:?}");
+    assert!(replicas(&cluster).is_empty());
+    assert!(vm.running().is_empty());
+}
