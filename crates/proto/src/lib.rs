@@ -19,6 +19,9 @@
 //! hello's capabilities, the refusal code and tagged agent messages
 //! (version 1 agents send bare [`Report`]s).
 //!
+//! Agents that run replicas also serve [`replica_stream`]s: `warren logs`
+//! and `warren exec`, each on a stream the control plane opens.
+//!
 //! The TLS application protocol [`ALPN`] names the framing, which every
 //! version shares.
 
@@ -27,6 +30,7 @@
 pub mod assignment;
 pub mod frame;
 mod messages;
+pub mod replica_stream;
 mod secret;
 pub mod service;
 pub mod status;
@@ -36,6 +40,9 @@ pub use frame::{FrameError, MAX_FRAME, MAX_HELLO};
 pub use messages::{
     AgentMessage, Auth, ControlMessage, Hello, HelloVersion, Mode, PathKind, PathReport, Peer,
     RefusalCode, Report, Welcome, V1_CONTROL_KINDS,
+};
+pub use replica_stream::{
+    OutputStream, StreamErrorCode, StreamFrame, StreamRequest, MAX_REQUEST, STREAMS_KIND,
 };
 pub use secret::{BearerParseError, Secret, TokenId};
 pub use service::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, SpecError};
