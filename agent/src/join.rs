@@ -11,6 +11,7 @@
 use crate::core::{peer_changes, Action, AgentCore};
 use crate::session::{self, Session, SessionEvent, Target};
 use crate::state::{AgentDir, Joined, StateError};
+use crate::streams::Streams;
 use crate::workloads::{self, Runner};
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,7 +24,7 @@ use warren_device::{DeviceHandle, DeviceOptions, RunningDevice};
 use warren_proto::assignment::ReplicaStatus;
 use warren_proto::{
     AgentMessage, Auth, ControlMessage, Hello, Mode, RefusalCode, Report, Secret, StatusOf,
-    TokenId, Welcome, ASSIGNMENTS_KIND, CONTROL_KINDS, PROTOCOL_VERSION,
+    TokenId, Welcome, ASSIGNMENTS_KIND, CONTROL_KINDS, PROTOCOL_VERSION, STREAMS_KIND,
 };
 use warren_wire::{JoinToken, PrivateKey, PublicKey};
 
@@ -165,7 +166,12 @@ pub async fn run(
         capabilities: CONTROL_KINDS
             .iter()
             .copied()
-            .chain(options.docker_host.as_ref().map(|_| ASSIGNMENTS_KIND))
+            .chain(
+                options
+                    .docker_host
+                    .iter()
+                    .flat_map(|_| [ASSIGNMENTS_KIND, STREAMS_KIND]),
+            )
             .map(str::to_owned)
             .collect(),
         auth,
@@ -247,9 +253,10 @@ pub async fn run(
 
     let relays = welcome.relays.clone();
     // Replicas start once the mesh is up: they publish on its address.
-    let (assign, mut replica_reports, node_report) = match &options.docker_host {
+    let (assign, mut replica_reports, node_report, streams) = match &options.docker_host {
         Some(host) => {
             let runtime = crate::runtime::Runtime::connect(host).await?;
+            let streams = Streams::new(runtime.clone());
             let runner = Runner::new(runtime, dir.clone(), welcome.mesh_ip);
             let report = runner
                 .node_report(options.capacity_cpu, options.capacity_memory)
@@ -257,10 +264,17 @@ pub async fn run(
             let (assign, inputs) = tokio::sync::mpsc::channel(4);
             let (reports, replica_reports) = tokio::sync::mpsc::channel(4);
             tokio::spawn(runner.run(inputs, reports));
-            (Some(assign), replica_reports, Some(report))
+            (Some(assign), replica_reports, Some(report), Some(streams))
         }
-        None => (None, tokio::sync::mpsc::channel(1).1, None),
+        None => (None, tokio::sync::mpsc::channel(1).1, None, None),
     };
+    // `warren logs` and `warren exec` arrive on streams of each connection.
+    let serve_streams = |session: &Session| {
+        if let (Some(streams), Some(connection)) = (&streams, session.connection()) {
+            tokio::spawn(crate::streams::serve(connection, streams.clone()));
+        }
+    };
+    serve_streams(&session);
     let mut last_replicas: Option<Vec<ReplicaStatus>> = None;
     let send_workload_state = |session: &Session, replicas: &Option<Vec<ReplicaStatus>>| {
         if let Some(report) = &node_report {
@@ -316,6 +330,7 @@ pub async fn run(
                     carry_out(&handle, assign.as_ref(), actions).await;
                     save_mesh_map(&dir, &core);
                     send_workload_state(&session, &last_replicas);
+                    serve_streams(&session);
                 }
                 SessionEvent::Ended(error) => break Err(error),
             },

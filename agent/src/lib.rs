@@ -10,7 +10,8 @@
 //!
 //! For workloads, two more sans-IO cores: [`converge`] turns the node's
 //! assignments and its daemon's containers into actions, and [`health`]
-//! decides when to probe a replica and what the results mean.
+//! decides when to probe a replica and what the results mean. [`streams`]
+//! answers the control plane's `warren logs` and `warren exec` streams.
 
 pub mod converge;
 pub mod core;
@@ -21,6 +22,7 @@ pub mod probe;
 pub mod runtime;
 pub mod session;
 pub mod state;
+pub mod streams;
 pub mod workloads;
 
 pub use join::{run, JoinError, JoinMode, JoinOptions, Usable};

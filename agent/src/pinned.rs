@@ -76,6 +76,10 @@ const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long the connection may go unanswered before the agent reconnects.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Replica streams (`warren logs`, `warren exec`) the control plane may
+/// have open on the connection at once.
+const REPLICA_STREAMS: u32 = 16;
+
 /// A QUIC client configuration that trusts only the certificate pinned by
 /// `sha256`, speaking warren's ALPN over TLS 1.3.
 pub fn client_config(sha256: [u8; 32]) -> Result<quinn::ClientConfig, String> {
@@ -94,6 +98,7 @@ pub fn client_config(sha256: [u8; 32]) -> Result<quinn::ClientConfig, String> {
     // A control plane that vanished silently (power, network) is noticed
     // within the idle timeout; the keepalive keeps a quiet link alive.
     transport
+        .max_concurrent_bidi_streams(REPLICA_STREAMS.into())
         .keep_alive_interval(Some(KEEPALIVE))
         .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
     config.transport_config(Arc::new(transport));

@@ -183,6 +183,15 @@ impl Session {
         }
     }
 
+    /// The open connection, if connected: the control plane opens replica
+    /// streams on it ([`crate::streams`]).
+    pub fn connection(&self) -> Option<quinn::Connection> {
+        match self {
+            Session::Connected(link) => Some(link.connection.clone()),
+            Session::Reconnecting { .. } => None,
+        }
+    }
+
     /// Closes the connection, if any.
     pub fn close(&self) {
         match self {

@@ -4,10 +4,12 @@
 //! tickets and candidates out, reports in. It decides nothing itself.
 //!
 //! Before admission a connection may open one stream and send one small
-//! hello within [`HELLO_TIMEOUT`]; once admitted, it may open more streams
-//! (logs, images and assignments will use them).
+//! hello within [`HELLO_TIMEOUT`]; once admitted, it may open more streams.
+//! An admitted connection is in the [`AgentLinks`] until it ends: the admin
+//! API opens replica streams (`warren logs`, `warren exec`) on it.
 
 use crate::admission::{check_version, Refusal};
+use crate::agent_links::AgentLinks;
 use crate::cluster::{Cluster, ClusterState, ConnectionId, PeerEvent};
 use crate::nodes::NodeRecord;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 use warren_proto::{
     read_frame, stream, write_frame, AgentMessage, ControlMessage, Hello, HelloVersion, Report,
-    StreamError, ALPN, ASSIGNMENTS_KIND, MAX_FRAME, MAX_HELLO, V1_CONTROL_KINDS,
+    StreamError, ALPN, ASSIGNMENTS_KIND, MAX_FRAME, MAX_HELLO, STREAMS_KIND, V1_CONTROL_KINDS,
 };
 
 /// How long a relay ticket handed to an agent lasts by default
@@ -116,13 +118,15 @@ pub fn server_config(cert: &[u8], key: &[u8]) -> Result<quinn::ServerConfig, rus
     Ok(config)
 }
 
-/// Accepts agents until the endpoint closes.
-pub async fn serve(endpoint: quinn::Endpoint, cluster: Cluster) {
+/// Accepts agents until the endpoint closes; each admitted one is in
+/// `links` while connected.
+pub async fn serve(endpoint: quinn::Endpoint, cluster: Cluster, links: AgentLinks) {
     while let Some(incoming) = endpoint.accept().await {
         let cluster = cluster.clone();
+        let links = links.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
-            if let Err(error) = connection(incoming, cluster).await {
+            if let Err(error) = connection(incoming, cluster, links).await {
                 tracing::debug!(%remote, %error, "agent connection ended");
             }
         });
@@ -131,7 +135,11 @@ pub async fn serve(endpoint: quinn::Endpoint, cluster: Cluster) {
 
 /// One agent: its hello, the answer, then frames both ways until the agent
 /// goes or is removed.
-async fn connection(incoming: quinn::Incoming, cluster: Cluster) -> Result<(), ConnectionError> {
+async fn connection(
+    incoming: quinn::Incoming,
+    cluster: Cluster,
+    links: AgentLinks,
+) -> Result<(), ConnectionError> {
     let connection = incoming.await?;
     let remote = connection.remote_address();
     let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
@@ -195,11 +203,14 @@ async fn connection(incoming: quinn::Incoming, cluster: Cluster) -> Result<(), C
             hello.capabilities
         },
     };
+    let id: ConnectionId = admitted.connection;
+    let serves_streams = agent.kinds.iter().any(|kind| kind == STREAMS_KIND);
+    links.insert(&agent.node.name, id, connection.clone(), serves_streams);
     let reader = tokio::spawn(read_reports(recv, cluster.clone(), agent.clone()));
     let ended = follow(&connection, &mut send, events, &agent, &cluster).await;
     reader.abort();
+    links.remove(&agent.node.name, id);
     let name = agent.node.name.clone();
-    let id: ConnectionId = admitted.connection;
     let _ = cluster
         .with(move |state: &mut ClusterState| state.disconnected(&name, id))
         .await;

@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod agent_endpoint;
+pub mod agent_links;
 pub mod api;
 pub mod cluster;
 mod control_device;

@@ -2,6 +2,7 @@
 //! identities and state, checks the mesh CIDR, serves the admin API and,
 //! unless told not to, an embedded relay that trusts its ticket-signing key.
 
+use crate::agent_links::AgentLinks;
 use crate::api::{self, ApiState};
 use crate::cluster::{Cluster, ClusterConfig, ClusterState};
 use crate::host_checks::{advertised, check_cidr_is_free};
@@ -225,8 +226,10 @@ pub async fn serve(
     })?;
     let events = state.subscribe();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
+    let links = AgentLinks::new();
     let api_state = Arc::new(ApiState {
         cluster: cluster.clone(),
+        links: links.clone(),
         admin_token: identity.admin_token.clone(),
         cert_sha256: identity.cert_sha256(),
         control_addrs: control_addrs.clone(),
@@ -271,7 +274,7 @@ pub async fn serve(
         events,
         device_handle,
     ));
-    let agents_task = tokio::spawn(agent_endpoint::serve(endpoint.clone(), cluster));
+    let agents_task = tokio::spawn(agent_endpoint::serve(endpoint.clone(), cluster, links));
     let api =
         axum::serve(api_listener, api::router(api_state)).with_graceful_shutdown(stopped(stop_rx));
     let api_task = tokio::spawn(async move { api.await });

@@ -12,16 +12,19 @@
 //! | DELETE | `/v1/nodes/{name}` | | 200 `{"name","removed":true}`, 404 |
 //! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
 //!
-//! The workload endpoints are in [`workloads`].
+//! The workload endpoints are in [`workloads`]; `warren logs` and `warren
+//! exec`, which stream, in [`streams`].
 
+pub mod streams;
 pub mod workloads;
 
+use crate::agent_links::AgentLinks;
 use crate::cluster::{Cluster, ClusterState, RemoveError};
 use crate::tokens::{TokenRecord, DEFAULT_TTL, DEFAULT_USES};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -35,6 +38,8 @@ use warren_wire::JoinToken;
 pub struct ApiState {
     /// The cluster's state.
     pub cluster: Cluster,
+    /// The agents' live connections, for replica streams.
+    pub links: AgentLinks,
     /// The credential every request must carry.
     pub admin_token: String,
     /// What tokens pin: the QUIC certificate's SHA-256.
@@ -57,6 +62,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/services/{name}", delete(workloads::remove))
         .route("/v1/services/{name}/replicas", put(workloads::scale))
+        .route("/v1/services/{name}/logs", get(streams::logs))
+        .route("/v1/services/{name}/exec", post(streams::exec))
         .route("/v1/replicas", get(workloads::replicas))
         .fallback(not_found)
         .with_state(state)
@@ -120,6 +127,7 @@ struct CreateToken {
 }
 
 /// An error answer.
+#[derive(Debug)]
 struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
