@@ -55,6 +55,10 @@ enum Command {
     Scale(cmd::services::ScaleArgs),
     /// Remove a service and its replicas.
     Rm(cmd::services::RmArgs),
+    /// Print a service's output: every replica's, through the control plane.
+    Logs(cmd::logs::LogsArgs),
+    /// Run a command in a replica, with its exit status.
+    Exec(cmd::logs::ExecArgs),
     /// Create, list and revoke join tokens.
     Token(cmd::token::TokenArgs),
     /// Print the public key standalone relays trust (`warren relay --control-key`).
@@ -87,6 +91,8 @@ fn main() -> ExitCode {
         Command::Ps(args) => cmd::services::ps(args),
         Command::Scale(args) => cmd::services::scale(args),
         Command::Rm(args) => cmd::services::rm(args),
+        Command::Logs(args) => cmd::logs::logs(args),
+        Command::Exec(args) => cmd::logs::exec(args),
         Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),
         Command::Relay(args) => cmd::relay::run(args),
@@ -96,7 +102,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("warren: error: {}", one_line(&error));
+            if !cmd::is_silent(&error) {
+                eprintln!("warren: error: {}", one_line(&error));
+            }
             ExitCode::from(cmd::exit_status(&error))
         }
     }

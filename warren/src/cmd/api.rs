@@ -30,6 +30,9 @@ pub struct Client {
     base: String,
     credential: String,
     agent: ureq::Agent,
+    /// For answers read as they come (`warren logs --follow`): no overall
+    /// timeout, only one for connecting.
+    streaming: ureq::Agent,
 }
 
 impl Client {
@@ -42,10 +45,16 @@ impl Client {
             .timeout_global(Some(std::time::Duration::from_secs(30)))
             .build()
             .into();
+        let streaming = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .into();
         Ok(Client {
             base: args.api.trim_end_matches('/').to_owned(),
             credential,
             agent,
+            streaming,
         })
     }
 
@@ -57,41 +66,61 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<T> {
+        let mut response = self.send(&self.agent, method, path, body)?;
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .context("reading the admin API's answer")?;
+        serde_json::from_str(&text)
+            .context("the admin API's answer is not what this warren expects")
+    }
+
+    /// Sends `method path` like [`Client::call`] and returns the answer's
+    /// body to read as it arrives, however long that takes.
+    pub fn stream(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<impl std::io::BufRead> {
+        let response = self.send(&self.streaming, method, path, body)?;
+        Ok(std::io::BufReader::new(response.into_body().into_reader()))
+    }
+
+    /// Sends a request with `agent`; an error answer becomes the API's own
+    /// message ([`ApiRefused`]).
+    fn send(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.credential);
         let unreachable = |error: ureq::Error| {
             anyhow!("cannot reach the admin API at {} ({error}); is `warren serve` running? (--api or WARREN_API)", self.base)
         };
         let mut response = match (method, body) {
-            ("POST", Some(body)) => self
-                .agent
+            ("POST", Some(body)) => agent
                 .post(&url)
                 .header("Authorization", &auth)
                 .send_json(body),
-            ("POST", None) => self
-                .agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .send_empty(),
-            ("PUT", Some(body)) => self
-                .agent
+            ("POST", None) => agent.post(&url).header("Authorization", &auth).send_empty(),
+            ("PUT", Some(body)) => agent
                 .put(&url)
                 .header("Authorization", &auth)
                 .send_json(body),
-            ("DELETE", _) => self
-                .agent
-                .delete(&url)
-                .header("Authorization", &auth)
-                .call(),
-            _ => self.agent.get(&url).header("Authorization", &auth).call(),
+            ("DELETE", _) => agent.delete(&url).header("Authorization", &auth).call(),
+            _ => agent.get(&url).header("Authorization", &auth).call(),
         }
         .map_err(unreachable)?;
         let status = response.status();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .context("reading the admin API's answer")?;
         if !status.is_success() {
+            let text = response
+                .body_mut()
+                .read_to_string()
+                .context("reading the admin API's answer")?;
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
@@ -102,8 +131,7 @@ impl Client {
             }
             .into());
         }
-        serde_json::from_str(&text)
-            .context("the admin API's answer is not what this warren expects")
+        Ok(response)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod device;
 mod fmt;
 pub mod join;
 pub mod keys;
+pub mod logs;
 pub mod mesh;
 pub mod nodes;
 pub mod relay;
@@ -72,6 +73,19 @@ impl Exit {
             message: message.into(),
         }
     }
+
+    /// An exit with `code` and nothing printed (`warren exec` passing on
+    /// the remote command's status).
+    pub fn silent(code: u8) -> Exit {
+        Exit::new(code, String::new())
+    }
+}
+
+/// Whether `error` is an exit with nothing to print ([`Exit::silent`]).
+pub fn is_silent(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<Exit>()
+        .is_some_and(|exit| exit.message.is_empty())
 }
 
 /// The exit status for `error`: its own, 4 for input the control plane or
