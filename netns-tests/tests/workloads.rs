@@ -17,7 +17,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use warren_netns_tests::wg::warren_bin;
 use warren_netns_tests::{
-    import_busybox_image, start_dockerd_with, wait_for_value, DockerNet, Dockerd, Nat, Netns, Proc,
+    import_busybox_image, start_dockerd_with, wait_for_value, DockerNet, Dockerd, Host, Nat, Netns,
+    Proc, Signal,
 };
 
 const IMAGE: &str = "local/busybox:1";
@@ -111,6 +112,20 @@ fn addresses(replica: &Value) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// Joined workers with their own daemons: `vm`, direct, on `vm_host`,
+/// and `pi`, relayed, behind a symmetric NAT of its own.
+fn vm_and_pi(cluster: &Cluster, vm_host: Host) -> (Node, Node) {
+    let mut vm = Node::new(cluster, "vm", Worker::on(cluster, "vm", vm_host, true));
+    let pi_host = cluster
+        .net
+        .add_host(&cluster.lab, "pi", Nat::Symmetric)
+        .unwrap();
+    let mut pi = Node::new(cluster, "pi", Worker::on(cluster, "pi", pi_host, false));
+    vm.join(cluster, Some(&cluster.admin(&["token", "create"])));
+    pi.join(cluster, Some(&cluster.admin(&["token", "create"])));
+    (vm, pi)
+}
+
 #[test]
 fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
     let cluster = Cluster::new("workloads");
@@ -118,15 +133,7 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
         .net
         .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
         .unwrap();
-    let vm_host = vpc.into_iter().next().unwrap();
-    let mut vm = Node::new(&cluster, "vm", Worker::on(&cluster, "vm", vm_host, true));
-    let pi_host = cluster
-        .net
-        .add_host(&cluster.lab, "pi", Nat::Symmetric)
-        .unwrap();
-    let mut pi = Node::new(&cluster, "pi", Worker::on(&cluster, "pi", pi_host, false));
-    vm.join(&cluster, Some(&cluster.admin(&["token", "create"])));
-    pi.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+    let (mut vm, pi) = vm_and_pi(&cluster, vpc.into_iter().next().unwrap());
 
     // Three replicas over both nodes, healthy when --wait returns.
     warren(
@@ -292,4 +299,224 @@ fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
     assert_ne!(port_too_big.0, 0, "{port_too_big:?}");
     assert!(replicas(&cluster).is_empty());
     assert!(vm.running().is_empty());
+}
+
+/// The body of `GET /` on `addr` from `ns`, once it answers (paths over
+/// the mesh may take a moment to form).
+fn answer_from(ns: &Netns, addr: SocketAddr) -> String {
+    wait_for_value(
+        &format!("{addr} answering"),
+        Duration::from_secs(30),
+        || http_get(ns, addr).ok().filter(|a| a.contains(" 200 ")),
+    )
+    .unwrap()
+}
+
+/// The entry named `name` in the list under `key` of `warren COMMAND --json`.
+fn listed(cluster: &Cluster, command: &str, key: &str, name: &str) -> Value {
+    let listed: Value =
+        serde_json::from_str(&warren(cluster, &[command, "--json"]).unwrap()).unwrap();
+    listed[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn service(cluster: &Cluster, name: &str) -> Value {
+    listed(cluster, "services", "services", name)
+}
+
+fn node_info(cluster: &Cluster, name: &str) -> Value {
+    listed(cluster, "nodes", "nodes", name)
+}
+
+/// Labels and constraints, a failing health check, the control plane down
+/// (killed with SIGKILL: replicas keep answering, a container removed by
+/// hand comes back, an agent restarted meanwhile brings its mesh and
+/// replicas back; afterwards the same state, and new changes apply), then
+/// `node rm` of a node with replicas: they move, its agent stops its
+/// containers and exits.
+#[test]
+fn replicas_outlive_the_control_plane_follow_labels_and_move_off_a_removed_node() {
+    let mut cluster = Cluster::new("workloads-life");
+    let vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
+        .unwrap();
+    let [vm_host, box_host]: [_; 2] = vpc.try_into().ok().unwrap();
+    let (mut vm, mut pi) = vm_and_pi(&cluster, vm_host);
+    // A node without a Docker daemon beside vm: a direct path to it that
+    // needs no relay, to reach vm's replica while the control plane (and
+    // its embedded relay) is down.
+    let neighbour = Worker::on(&cluster, "box", box_host, true);
+    let (_box_agent, _) = neighbour.join(&cluster, "box", Some(&cluster.token()));
+
+    // Labels steer placement; `nodes` shows them with the machine.
+    let labelled = warren(&cluster, &["node", "label", "pi", "zone=home"]).unwrap();
+    assert_eq!(labelled.trim(), "pi: zone=home");
+    let deploy_home = |cluster: &Cluster| {
+        warren(
+            cluster,
+            &[
+                "deploy",
+                "home",
+                "--image",
+                IMAGE,
+                "--replicas",
+                "2",
+                "--port",
+                "8080",
+                "--constraint",
+                "zone==home",
+                "--health-http",
+                "/",
+                "--wait",
+                "--",
+                "sh",
+                "-c",
+                HTTPD,
+            ],
+        )
+    };
+    deploy_home(&cluster).unwrap();
+    let home: Vec<Value> = replicas(&cluster)
+        .into_iter()
+        .filter(|r| r["service"] == "home")
+        .collect();
+    assert!(
+        home.len() == 2 && home.iter().all(|r| r["node"] == "pi"),
+        "{home:?}"
+    );
+    let info = node_info(&cluster, "pi");
+    assert_eq!(
+        (info["labels"]["zone"].as_str(), info["replicas"].as_u64()),
+        (Some("home"), Some(2)),
+        "{info}"
+    );
+    assert_eq!(info["machine"]["arch"], "amd64", "{info}");
+    assert!(info["machine"]["memory"].as_u64() > Some(0), "{info}");
+
+    // A health check that starts failing: the replica is restarted.
+    let sick = format!("touch /tmp/ok && {HTTPD}");
+    warren(
+        &cluster,
+        &[
+            "deploy",
+            "sick",
+            "--image",
+            IMAGE,
+            "--constraint",
+            "node==vm",
+            "--port",
+            "8080",
+            "--health-cmd",
+            "cat /tmp/ok",
+            "--health-interval",
+            "300ms",
+            "--health-retries",
+            "2",
+            "--wait",
+            "--",
+            "sh",
+            "-c",
+            &sick,
+        ],
+    )
+    .unwrap();
+    let first = vm.running();
+    assert_eq!(first.len(), 1, "{first:?}");
+    vm.dockerd
+        .docker(&["exec", &first[0], "busybox", "rm", "/tmp/ok"])
+        .unwrap();
+    wait_for_value(
+        "the unhealthy replica restarted",
+        Duration::from_secs(30),
+        || {
+            replicas(&cluster).into_iter().find(|r| {
+                r["service"] == "sick"
+                    && r["restarts"].as_u64() >= Some(1)
+                    && r["health"] == "healthy"
+            })
+        },
+    )
+    .unwrap();
+    assert_ne!(vm.running(), first, "a new container");
+
+    // The control plane dies.
+    let sick_addr = {
+        let listed = replicas(&cluster);
+        let on_vm = listed.iter().find(|r| r["service"] == "sick").unwrap();
+        addresses(on_vm)[0]
+    };
+
+    answer_from(&neighbour.host.ns, sick_addr);
+    let before = (service(&cluster, "home"), replicas(&cluster).len());
+    cluster.serve.signal(Signal::Kill).unwrap();
+    cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
+    // pi's replicas keep answering (on pi: the relay that carried its
+    // traffic was the control plane's), vm's across the tunnel from box.
+    let home_addrs: Vec<SocketAddr> = home.iter().flat_map(addresses).collect();
+    for addr in &home_addrs {
+        answer_from(&pi.worker.host.ns, *addr);
+    }
+    answer_from(&neighbour.host.ns, sick_addr);
+    // A container removed by hand comes back.
+    let removed = vm.running();
+    vm.dockerd.docker(&["rm", "-f", &removed[0]]).unwrap();
+    wait_for_value(
+        "the removed container recreated",
+        Duration::from_secs(30),
+        || {
+            let now = vm.running();
+            (now.len() == 1 && now != removed).then_some(())
+        },
+    )
+    .unwrap();
+    // An agent restarted meanwhile brings its mesh and replicas back.
+    let running = vm.running();
+    vm.agent.take().unwrap().stop().unwrap();
+    vm.join(&cluster, None);
+    answer_from(&neighbour.host.ns, sick_addr);
+    assert_eq!(vm.running(), running, "adopted, not made again");
+
+    // Back: the same state, and a change made now reaches the agents.
+    cluster.start_again();
+    let after = wait_for_value("the same state", Duration::from_secs(30), || {
+        let now = (service(&cluster, "home"), replicas(&cluster).len());
+        (now == before).then_some(now)
+    });
+    assert!(after.is_ok(), "{before:?}");
+    warren(&cluster, &["scale", "home", "3"]).unwrap();
+    wait_for_value("3 home replicas on pi", Duration::from_secs(30), || {
+        (pi.running().len() == 3).then_some(())
+    })
+    .unwrap();
+
+    // `node rm` of pi: its replicas move to vm once it is labelled too, and
+    // the agent stops its containers and exits.
+    warren(&cluster, &["node", "label", "vm", "zone=home"]).unwrap();
+    let removed = warren(&cluster, &["node", "rm", "pi", "--timeout", "90s"]);
+    assert!(
+        removed.is_ok(),
+        "{removed:?}\n{}",
+        pi.agent.as_ref().unwrap().log_tail(20)
+    );
+    let agent = pi.agent.take().unwrap();
+    agent.wait_exit(Duration::from_secs(30)).unwrap();
+    assert!(pi.running().is_empty(), "pi stopped its containers");
+    let home: Vec<Value> = replicas(&cluster)
+        .into_iter()
+        .filter(|r| r["service"] == "home")
+        .collect();
+    assert!(
+        home.len() == 3 && home.iter().all(|r| r["node"] == "vm"),
+        "{home:?}"
+    );
+    for addr in home.iter().flat_map(addresses) {
+        answer_from(&cluster.control.ns, addr);
+    }
+    assert_eq!(node_info(&cluster, "pi"), Value::Null);
 }
