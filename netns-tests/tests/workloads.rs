@@ -7,73 +7,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod cluster;
-mod support;
-
-use cluster::{Cluster, Worker};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
-use warren_netns_tests::wg::warren_bin;
-use warren_netns_tests::{
-    import_busybox_image, start_dockerd_with, wait_for_value, DockerNet, Dockerd, Nat, Netns, Proc,
-};
-
-const IMAGE: &str = "local/busybox:1";
-
-/// The workload: an httpd that answers `/` with its container's hostname.
-const HTTPD: &str = "echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www";
-
-/// A worker with its own daemon and agent.
-struct Node {
-    worker: Worker,
-    dockerd: Dockerd,
-    agent: Option<Proc>,
-    name: &'static str,
-}
-
-impl Node {
-    fn new(cluster: &Cluster, name: &'static str, worker: Worker) -> Node {
-        let dockerd = start_dockerd_with(&cluster.lab, &worker.host.ns, DockerNet::Bridge).unwrap();
-        import_busybox_image(&dockerd, IMAGE).unwrap();
-        let mut worker = worker;
-        worker.extra = vec!["--docker-host".to_owned(), dockerd.host()];
-        Node {
-            worker,
-            dockerd,
-            agent: None,
-            name,
-        }
-    }
-
-    fn join(&mut self, cluster: &Cluster, token: Option<&str>) {
-        let (agent, _) = self.worker.join(cluster, self.name, token);
-        self.agent = Some(agent);
-    }
-
-    /// Ids of the warren containers the daemon runs.
-    fn running(&self) -> Vec<String> {
-        let out = self
-            .dockerd
-            .docker(&["ps", "-q", "--filter", "label=warren.service"])
-            .unwrap();
-        out.split_whitespace().map(str::to_owned).collect()
-    }
-}
+use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode, BUSYBOX_IMAGE as IMAGE};
+use warren_netns_tests::{wait_for_value, Nat, Netns};
 
 /// `warren ARGS` on the control host; its output, or its error line and
 /// exit status.
-fn warren(cluster: &Cluster, args: &[&str]) -> Result<String, (i32, String)> {
-    let out = cluster
-        .control
-        .ns
-        .command("env")
-        .arg(format!("WARREN_DATA_DIR={}", cluster.control_dir.display()))
-        .arg(warren_bin().unwrap())
-        .args(args)
-        .output()
-        .unwrap();
+fn warren<S: AsRef<std::ffi::OsStr>>(
+    cluster: &Cluster,
+    args: &[S],
+) -> Result<String, (i32, String)> {
+    let out = cluster.admin_output(args).unwrap();
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap())
     } else {
@@ -85,8 +32,7 @@ fn warren(cluster: &Cluster, args: &[&str]) -> Result<String, (i32, String)> {
 }
 
 fn replicas(cluster: &Cluster) -> Vec<Value> {
-    let listed: Value = serde_json::from_str(&warren(cluster, &["ps", "--json"]).unwrap()).unwrap();
-    listed["replicas"].as_array().unwrap().clone()
+    cluster.replicas().unwrap()
 }
 
 /// `GET /` on `addr` from inside `ns`: the body, or the error.
@@ -113,47 +59,19 @@ fn addresses(replica: &Value) -> Vec<SocketAddr> {
 
 #[test]
 fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
-    let cluster = Cluster::new("workloads");
-    let vpc = cluster
-        .net
-        .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
-        .unwrap();
-    let vm_host = vpc.into_iter().next().unwrap();
-    let mut vm = Node::new(&cluster, "vm", Worker::on(&cluster, "vm", vm_host, true));
-    let pi_host = cluster
-        .net
-        .add_host(&cluster.lab, "pi", Nat::Symmetric)
-        .unwrap();
-    let mut pi = Node::new(&cluster, "pi", Worker::on(&cluster, "pi", pi_host, false));
-    vm.join(&cluster, Some(&cluster.admin(&["token", "create"])));
-    pi.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+    let cluster = Cluster::new("workloads").unwrap();
+    let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
+    let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
+    vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+    pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
 
     // Three replicas over both nodes, healthy when --wait returns.
-    warren(
-        &cluster,
-        &[
-            "deploy",
-            "web",
-            "--image",
-            IMAGE,
-            "--replicas",
-            "3",
-            "--port",
-            "8080",
-            "--health-http",
-            "/",
-            "--wait",
-            "--",
-            "sh",
-            "-c",
-            HTTPD,
-        ],
-    )
-    .unwrap_or_else(|e| {
+    let deploy = deploy_httpd_args("web", 3, &["--health-http", "/", "--wait"]);
+    warren(&cluster, &deploy).unwrap_or_else(|e| {
         panic!(
             "{e:?}\n{}\n{}",
-            vm.agent.as_ref().unwrap().log_tail(30),
-            pi.agent.as_ref().unwrap().log_tail(30)
+            vm.agent_log_tail(30),
+            pi.agent_log_tail(30)
         )
     });
     let listed = replicas(&cluster);
@@ -195,7 +113,7 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
 
     // A killed container is restarted by its agent, and counted.
     let victim = on_vm["id"].as_str().unwrap().to_owned();
-    let before = vm.running();
+    let before = vm.running().unwrap();
     vm.dockerd.docker(&["kill", &before[0]]).unwrap();
     let restarted = wait_for_value(
         "the killed replica restarted",
@@ -210,26 +128,30 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
     assert!(restarted["id"].as_str().is_some(), "{victim} {restarted}");
 
     // An agent restart adopts its containers: none is made again.
-    let running = vm.running();
+    let running = vm.running().unwrap();
     vm.agent.take().unwrap().stop().unwrap();
-    vm.join(&cluster, None);
+    vm.join(&cluster, None).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(vm.running(), running, "the same containers, no duplicates");
+    assert_eq!(
+        vm.running().unwrap(),
+        running,
+        "the same containers, no duplicates"
+    );
 
     // Scale up and down, then remove.
     warren(&cluster, &["scale", "web", "4"]).unwrap();
     wait_for_value("4 running replicas", Duration::from_secs(30), || {
-        (vm.running().len() + pi.running().len() == 4).then_some(())
+        (vm.running().unwrap().len() + pi.running().unwrap().len() == 4).then_some(())
     })
     .unwrap();
     warren(&cluster, &["scale", "web", "1"]).unwrap();
     wait_for_value("1 running replica", Duration::from_secs(30), || {
-        (vm.running().len() + pi.running().len() == 1).then_some(())
+        (vm.running().unwrap().len() + pi.running().unwrap().len() == 1).then_some(())
     })
     .unwrap();
     warren(&cluster, &["rm", "web"]).unwrap();
     wait_for_value("no replica", Duration::from_secs(30), || {
-        (vm.running().is_empty() && pi.running().is_empty()).then_some(())
+        (vm.running().unwrap().is_empty() && pi.running().unwrap().is_empty()).then_some(())
     })
     .unwrap();
     assert!(replicas(&cluster).is_empty());
@@ -238,17 +160,9 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
 /// Bad input: one line, exit status 4, nothing changed.
 #[test]
 fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
-    let cluster = Cluster::new("workloads-bad");
-    let vpc = cluster
-        .net
-        .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
-        .unwrap();
-    let mut vm = Node::new(
-        &cluster,
-        "vm",
-        Worker::on(&cluster, "vm", vpc.into_iter().next().unwrap(), true),
-    );
-    vm.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+    let cluster = Cluster::new("workloads-bad").unwrap();
+    let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
+    vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
     let cases: [(&[&str], &str); 6] = [
         (
             &["deploy", "Web!", "--image", IMAGE],
@@ -291,5 +205,5 @@ fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
     .unwrap_err();
     assert_ne!(port_too_big.0, 0, "{port_too_big:?}");
     assert!(replicas(&cluster).is_empty());
-    assert!(vm.running().is_empty());
+    assert!(vm.running().unwrap().is_empty());
 }
