@@ -63,18 +63,9 @@ fn assignment(replica: &str, generation: u64, restart: RestartPolicy) -> Assignm
         replica: ReplicaId(replica.to_owned()),
         generation,
         spec: ServiceSpec {
-            name: "web".to_owned(),
-            image: "local/busybox:1".to_owned(),
-            replicas: 1,
             ports: vec![8080],
-            hosts: Vec::new(),
-            env: Vec::new(),
-            command: Vec::new(),
-            cpu_millis: None,
-            memory: None,
-            health: None,
-            constraints: Vec::new(),
             restart,
+            ..ServiceSpec::new("web", "local/busybox:1")
         },
         host_ports: vec![20000],
     }

@@ -38,6 +38,10 @@ const RELAY_GRACE: Duration = Duration::from_secs(5);
 /// How often the agent reports its paths and refreshes its status file.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long a removed node waits for its replicas' containers to stop
+/// before it exits (each gets 10 s before it is killed).
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How the node joins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinMode {
@@ -337,6 +341,12 @@ pub async fn run(
         }
     };
     session.close();
+    if let (Err(JoinError::Removed), Some(assign)) = (&outcome, &assign) {
+        let (done, stopped) = tokio::sync::oneshot::channel();
+        if assign.send(workloads::Input::Leave { done }).await.is_ok() {
+            let _ = tokio::time::timeout(LEAVE_TIMEOUT, stopped).await;
+        }
+    }
     echo.abort();
     if let Err(error) = device.stop().await {
         tracing::warn!(%error, "the mesh device stopped with an error");

@@ -45,6 +45,13 @@ pub enum Input {
         /// The replicas.
         replicas: Vec<Assignment>,
     },
+    /// The node was removed from the cluster: stop and remove every
+    /// replica's container, forget the assignments, then say so on `done`
+    /// and end.
+    Leave {
+        /// Told once the containers are gone.
+        done: tokio::sync::oneshot::Sender<()>,
+    },
 }
 
 /// A replica that could not be started, and when to try again.
@@ -124,6 +131,11 @@ impl Runner {
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(Input::Assignments { revision, replicas }) => self.assign(revision, replicas),
+                    Some(Input::Leave { done }) => {
+                        self.leave().await;
+                        let _ = done.send(());
+                        return;
+                    }
                     None => return,
                 },
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
@@ -145,6 +157,33 @@ impl Runner {
         if let Err(error) = self.dir.save_assignments(revision, &self.assigned) {
             tracing::warn!(%error, "storing the assignments");
         }
+    }
+
+    async fn leave(&mut self) {
+        self.revision = 0;
+        self.assigned.clear();
+        if let Err(error) = self.dir.save_assignments(0, &self.assigned) {
+            tracing::warn!(%error, "forgetting the assignments");
+        }
+        let containers = match self.runtime.list_ours().await {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::warn!(%error, "listing the replicas to stop");
+                return;
+            }
+        };
+        let runtime = &self.runtime;
+        let stops = containers.iter().map(|container| async move {
+            let id = &container.id;
+            if let Err(error) = runtime.stop(id, STOP_GRACE).await {
+                tracing::warn!(container = %id, %error, "stopping a replica");
+            }
+            if let Err(error) = runtime.remove(id).await {
+                tracing::warn!(container = %id, %error, "removing a replica's container");
+            }
+        });
+        futures::future::join_all(stops).await;
+        tracing::info!("stopped every replica: this node was removed");
     }
 
     fn next_wakeup(&self, now: Instant) -> Instant {

@@ -48,7 +48,7 @@ impl About {
         }
         versions.push(("iperf3".to_owned(), crate::iperf::version()?));
         Ok(About {
-            date: first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
+            date: now_utc(),
             cpu: cpu_model(),
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             memory: memory(),
@@ -57,14 +57,25 @@ impl About {
                 read_trim("/proc/sys/kernel/ostype"),
                 read_trim("/proc/sys/kernel/osrelease")
             ),
-            loadavg: read_trim("/proc/loadavg")
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" "),
+            loadavg: loadavg(),
             versions,
         })
     }
+}
+
+/// The 1, 5 and 15 minute load averages now, as `/proc/loadavg` gives
+/// them (`"1.06 0.55 0.95"`).
+pub fn loadavg() -> String {
+    read_trim("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Now, as `YYYY-MM-DD HH:MM UTC`.
+pub fn now_utc() -> String {
+    first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default()
 }
 
 fn read_trim(path: &str) -> String {
@@ -74,7 +85,7 @@ fn read_trim(path: &str) -> String {
 }
 
 /// The first line `PROGRAM ARGS...` prints.
-fn first_line(program: &str, args: &[&str]) -> Result<String> {
+pub fn first_line(program: &str, args: &[&str]) -> Result<String> {
     let bin = cmd::require_bin(program)?;
     let out = cmd::run(Command::new(bin).args(args))?;
     Ok(out.lines().next().unwrap_or_default().trim().to_owned())

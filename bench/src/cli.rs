@@ -56,6 +56,21 @@ DESCRIPTION
     nodes, --runs times each: placements per second (median and max), and
     the heap the services' and replicas' records hold per 1000 replicas.
 
+    Two workload sections build a lab cluster: a control plane (`warren
+    serve`) and workers (`warren join`) each with its own Docker daemon
+    (bridged, in the worker's namespace) holding the busybox image.
+    \"deploy\" (a --direct worker in a VPC behind a cone NAT and a --relay
+    worker behind a symmetric NAT) times 20 deploys, one after the other, of
+    a fresh service of 3 httpd replicas with an HTTP health check, from
+    `warren deploy ... --wait` starting to its exit with every replica
+    healthy (median and max; when the API accepted it and when all 3 ran),
+    and counts where the replicas landed; each service is removed, and its
+    containers gone, before the next deploy. \"agent\" (one --direct
+    worker) reads the `warren join` process's RSS (VmRSS, sampled each
+    second) and CPU (utime+stime over a 20 s window, in % of one core) idle
+    (joined, no replicas) and with 20 running replicas (0.01 core and 8 MiB
+    each, TCP health checks every 2 s).
+
     With --baseline WARREN (another warren binary, typically built from an
     older commit: see make bench-baseline below), a path warren-baseline
     joins the paths: the same warren <-> warren setup run by that binary,
@@ -79,18 +94,25 @@ OPTIONS
                      with --baseline)
     --seconds S      length of each iperf3 run in seconds (default 5)
     --probes N       round-trip probes per latency measurement (default 2000)
-    --quick          1 run of 2 s, 300 probes and 3 traversal trials, for development
-                     (flags given after --quick still apply)
+    --quick          1 run of 2 s, 300 probes, 3 traversal trials, 3 deploys and
+                     5 s agent windows, for development (flags given after
+                     --quick still apply)
     --only LIST      comma-separated subset of: warren, wireguard-go,
-                     boringtun-cli, veth, relay, scheduler (default: all
-                     six; relay is the relay and NAT traversal section,
-                     scheduler the placement section)
+                     boringtun-cli, veth, relay, scheduler, deploy, agent
+                     (default: all eight; relay is the relay and NAT
+                     traversal section, scheduler the placement section,
+                     deploy and agent the workload sections)
     --traversal-trials N
                      trials per NAT pairing in the traversal part (default 10)
     --write FILE     also write the results, as Markdown, between the
                      <!-- bench:start --> and <!-- bench:end --> markers of
                      FILE (created if missing; the rest of FILE is kept),
-                     with the comparison tables when --baseline is given
+                     with the comparison tables when --baseline is given.
+                     The data-plane paths, relay and scheduler are one part
+                     of it, replaced whole when any of them runs; deploy and
+                     agent are parts of their own, each replaced only when
+                     it runs, so `--only deploy --write FILE` leaves the
+                     other parts as they were
     --baseline WARREN
                      also measure the warren binary WARREN as the path
                      warren-baseline and compare warren with it (see above);
@@ -98,8 +120,9 @@ OPTIONS
     -h, --help       print this text
 
 ENVIRONMENT
-    WARREN_BIN       the warren binary to benchmark (default: target/release/warren
-                     next to this binary; `make bench` builds it first)
+    WARREN_BIN       the warren binary to benchmark and to run the lab clusters
+                     with (default: warren next to this binary, i.e. in the same
+                     target directory's release/; `make bench` builds it first)
     WARREN_BASELINE_BIN
                      the binary for --baseline, when that flag is not given
 
@@ -111,6 +134,7 @@ EXAMPLES
     make bench
     cargo run --release -p warren-bench -- --write docs/benchmarks.md
     cargo run --release -p warren-bench -- --quick --only warren,wireguard-go
+    cargo run --release -p warren-bench -- --only deploy,agent --write docs/benchmarks.md
     make bench-baseline BASE=main~1 BENCH_ARGS=\"--quick --only warren\"
         builds warren at main~1 in a temporary git worktree (kept in
         target/baseline/COMMIT for the next time) and runs this benchmark
@@ -136,6 +160,14 @@ pub struct Options {
     pub relay: bool,
     /// Whether to run the scheduler section.
     pub scheduler: bool,
+    /// Whether to run the deploy-to-healthy section.
+    pub deploy: bool,
+    /// Whether to run the agent footprint section.
+    pub agent: bool,
+    /// Deploys the deploy section times.
+    pub deploys: usize,
+    /// Length of each agent measurement window, in seconds.
+    pub agent_window: u32,
     /// Trials per NAT pairing in the traversal part.
     pub traversal_trials: usize,
     /// The warren binary to compare warren with (`--baseline`).
@@ -159,6 +191,10 @@ impl Default for Options {
             quick: false,
             relay: true,
             scheduler: true,
+            deploy: true,
+            agent: true,
+            deploys: 20,
+            agent_window: 20,
             traversal_trials: 10,
             baseline: None,
             runs_raised_from: None,
@@ -167,6 +203,12 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Whether any section of the report's main part (data-plane paths,
+    /// relay, scheduler) runs.
+    pub fn main_part(&self) -> bool {
+        !self.paths.is_empty() || self.relay || self.scheduler
+    }
+
     /// The longest a latency-under-load measurement may take, in seconds.
     pub fn load_cap(&self) -> u32 {
         2 * self.seconds.max(5)
@@ -209,13 +251,15 @@ pub fn parse(
                 o.seconds = 2;
                 o.probes = 300;
                 o.traversal_trials = 3;
+                o.deploys = 3;
+                o.agent_window = 5;
             }
             "--traversal-trials" => o.traversal_trials = positive(&flag, &value()?)?,
             "--runs" => o.runs = positive(&flag, &value()?)?,
             "--seconds" => o.seconds = positive(&flag, &value()?)?,
             "--probes" => o.probes = positive(&flag, &value()?)?,
             "--write" => o.write = Some(PathBuf::from(value()?)),
-            "--only" => (o.paths, o.relay, o.scheduler) = only(&value()?)?,
+            "--only" => only(&value()?, &mut o)?,
             "--baseline" => o.baseline = Some(non_empty(&flag, value()?)?.into()),
             _ => bail!("unknown argument {arg:?} (see --help)"),
         }
@@ -258,37 +302,35 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) ->
     }
 }
 
-fn only(list: &str) -> Result<(Vec<PathKind>, bool, bool)> {
+/// Sets the paths and sections `--only` names in `o`, clearing the others.
+fn only(list: &str, o: &mut Options) -> Result<()> {
     let mut wanted = Vec::new();
-    let mut relay = false;
-    let mut scheduler = false;
+    (o.relay, o.scheduler, o.deploy, o.agent) = (false, false, false, false);
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if name == "relay" {
-            relay = true;
-            continue;
+        match name {
+            "relay" => o.relay = true,
+            "scheduler" => o.scheduler = true,
+            "deploy" => o.deploy = true,
+            "agent" => o.agent = true,
+            _ if name == PathKind::WarrenBaseline.name() => {
+                bail!("warren-baseline is not a path for --only: --baseline WARREN adds it")
+            }
+            _ => wanted.push(PathKind::from_name(name).with_context(|| {
+                format!(
+                    "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, \
+                     veth, relay, scheduler, deploy, agent"
+                )
+            })?),
         }
-        if name == "scheduler" {
-            scheduler = true;
-            continue;
-        }
-        if name == PathKind::WarrenBaseline.name() {
-            bail!("warren-baseline is not a path for --only: --baseline WARREN adds it");
-        }
-        let kind = PathKind::from_name(name).with_context(|| {
-            format!(
-                "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, veth, relay, scheduler"
-            )
-        })?;
-        wanted.push(kind);
     }
-    if wanted.is_empty() && !relay && !scheduler {
-        bail!("--only needs at least one path");
-    }
-    let paths = PathKind::ALL
+    o.paths = PathKind::ALL
         .into_iter()
         .filter(|k| wanted.contains(k))
         .collect();
-    Ok((paths, relay, scheduler))
+    if !o.main_part() && !o.deploy && !o.agent {
+        bail!("--only needs at least one path or section");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -330,6 +372,20 @@ mod tests {
         assert_eq!(o.write, Some(PathBuf::from("x.md")));
         assert_eq!(parse(["-h".to_string()], None)?, Command::Help);
         assert_eq!(o.baseline, None);
+        Ok(())
+    }
+
+    #[test]
+    fn only_picks_the_workload_sections_alone() -> Result<()> {
+        let all = run(&[])?;
+        assert!(all.deploy && all.agent && all.main_part());
+        let o = run(&["--only", "deploy"])?;
+        assert!(o.deploy && !o.agent && !o.main_part(), "{o:?}");
+        let o = run(&["--only", "agent,scheduler"])?;
+        assert!(o.agent && o.scheduler && !o.deploy && !o.relay && o.paths.is_empty());
+        assert!(o.main_part());
+        let o = run(&["--quick", "--only=deploy,agent"])?;
+        assert_eq!((o.deploys, o.agent_window), (3, 5));
         Ok(())
     }
 

@@ -5,20 +5,26 @@
 //! in the same run, interleaved run by run: iperf3 TCP and UDP throughput,
 //! UDP round-trip latency idle and under load, and the tunnel processes'
 //! CPU seconds per GiB. With `--baseline`, a second warren binary is
-//! measured beside the first and compared with it. See `--help` (the
-//! [`cli::HELP`] text) for details.
+//! measured beside the first and compared with it. Further sections measure
+//! the relay and NAT traversal, the scheduler in process, and, on a lab
+//! cluster with Docker workers, deploy-to-healthy times and the agent's
+//! footprint. See `--help` (the [`cli::HELP`] text) for details.
 
 mod about;
+mod agent;
 mod alloc;
 mod cli;
 mod cpu;
+mod deploy;
 mod iperf;
 mod latency;
 mod paths;
 mod relay;
 mod report;
 mod scheduler;
+mod sections;
 mod stats;
+mod workload;
 
 use std::path::Path as FsPath;
 use std::process::ExitCode;
@@ -109,7 +115,8 @@ fn run() -> Result<()> {
     catch_signals();
     let started = Instant::now();
     let mut versioned = opts.paths.clone();
-    if opts.relay && !versioned.contains(&PathKind::Warren) {
+    let lab_cluster = opts.relay || opts.deploy || opts.agent;
+    if lab_cluster && !versioned.contains(&PathKind::Warren) {
         versioned.insert(0, PathKind::Warren);
     }
     if bins.baseline.is_some() && !versioned.contains(&PathKind::WarrenBaseline) {
@@ -148,16 +155,46 @@ fn run() -> Result<()> {
     } else {
         None
     };
+    let deploy = if opts.deploy {
+        let d = deploy::run(opts.deploys)?;
+        println!("{}", deploy::deploy_tables(&d));
+        Some(d)
+    } else {
+        None
+    };
+    let agent = if opts.agent {
+        let a = agent::run(opts.agent_window)?;
+        println!("{}", agent::agent_table(&a));
+        Some(a)
+    } else {
+        None
+    };
     if let Some(file) = &opts.write {
-        let block = report::document(
-            &about,
-            &opts,
-            &args.join(" "),
-            &results,
-            relay.as_ref(),
-            scheduler.as_ref(),
-        );
-        write_report(file, &block)?;
+        let args = args.join(" ");
+        let mut written = sections::Written {
+            main: opts.main_part().then(|| {
+                report::document(
+                    &about,
+                    &opts,
+                    &args,
+                    &results,
+                    relay.as_ref(),
+                    scheduler.as_ref(),
+                )
+            }),
+            parts: Vec::new(),
+        };
+        if let Some(d) = &deploy {
+            written
+                .parts
+                .push(("deploy", deploy::document(d, &about, &args)));
+        }
+        if let Some(a) = &agent {
+            written
+                .parts
+                .push(("agent", agent::document(a, &about, &args)));
+        }
+        write_report(file, &written)?;
         eprintln!("wrote {}", file.display());
     }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
@@ -175,11 +212,16 @@ fn preflight(opts: &Options) -> Result<WarrenBins> {
     let mut bins = WarrenBins::default();
     if opts.relay {
         warren_netns_tests::require_bin("wg")?;
-        bins.current = Some(
-            warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
-                "no warren binary for the relay section: run `cargo build --release -p warren`",
-            )?,
-        );
+    }
+    if opts.deploy || opts.agent {
+        workload::preflight()?;
+    }
+    if opts.relay || opts.deploy || opts.agent {
+        let bin = warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
+            "no warren binary for the lab clusters: run `cargo build --release -p warren`",
+        )?;
+        warn_if_debug(&bin);
+        bins.current = Some(bin);
     }
     if let Some(given) = &opts.baseline {
         let bin = std::fs::canonicalize(given)
@@ -367,15 +409,15 @@ fn latency_line(kind: PathKind, what: &str, rtts: &latency::Rtts) -> String {
     )
 }
 
-/// Replaces the generated part of `file` with `block` (see
-/// [`report::splice`]), through a temporary file and a rename.
-fn write_report(file: &FsPath, block: &str) -> Result<()> {
+/// Merges what the run wrote into the generated part of `file` (see
+/// [`sections::merge`]), through a temporary file and a rename.
+fn write_report(file: &FsPath, written: &sections::Written) -> Result<()> {
     let existing = match std::fs::read_to_string(file) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
     };
-    let text = report::splice(existing.as_deref(), block);
+    let text = sections::merge(existing.as_deref(), written);
     let tmp = file.with_extension("md.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, file).with_context(|| format!("cannot replace {}", file.display()))

@@ -1,7 +1,6 @@
 //! Deploy, scale, rm and converge over a snapshot.
 
 use super::*;
-use warren_proto::RestartPolicy;
 
 const GIB: u64 = 1 << 30;
 
@@ -22,18 +21,10 @@ fn facts(name: &str, reach: Reach) -> NodeFacts {
 
 fn spec(replicas: u32) -> ServiceSpec {
     ServiceSpec {
-        name: "web".to_owned(),
-        image: "local/busybox:1".to_owned(),
         replicas,
         ports: vec![8080],
-        hosts: Vec::new(),
-        env: Vec::new(),
         command: vec!["httpd".to_owned(), "-f".to_owned()],
-        cpu_millis: None,
-        memory: None,
-        health: None,
-        constraints: Vec::new(),
-        restart: RestartPolicy::Always,
+        ..ServiceSpec::new("web", "local/busybox:1")
     }
 }
 

@@ -15,7 +15,9 @@
 //! - [`wg`]: reference WireGuard peers (wireguard-go, boringtun-cli) and
 //!   warren's own device, configured through `wg`;
 //! - [`docker`]: one Docker daemon per simulated worker, with host
-//!   networking only or with a bridge (and published ports) of its own.
+//!   networking only or with a bridge (and published ports) of its own;
+//! - [`cluster`]: a control plane (`warren serve`) and its workers
+//!   (`warren join`), optionally each with its own Docker daemon.
 //!
 //! ```no_run
 //! use std::net::{Ipv4Addr, UdpSocket};
@@ -46,6 +48,7 @@
 //! every address used belongs to a lab namespace, and processes are only
 //! ever signalled by pid.
 
+pub mod cluster;
 pub mod cmd;
 pub mod docker;
 pub mod impair;

@@ -7,24 +7,27 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod cluster;
 mod relay_support;
 mod support;
 
 use base64::Engine as _;
-use cluster::{Cluster, Worker, CONTROL_IP};
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use warren_netns_tests::cluster::{Cluster, Worker, CONTROL_IP};
 use warren_netns_tests::wg::warren_bin;
 use warren_netns_tests::{Nat, Proc, Signal, Spawn};
 
 #[test]
 fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
-    let cluster = Cluster::new("join-nat");
-    let cone = Worker::new(&cluster, "a", Nat::Cone);
-    let symmetric = Worker::new(&cluster, "b", Nat::Symmetric);
-    let (agent_a, ip_a) = cone.join(&cluster, "a", Some(&cluster.token()));
-    let (_agent_b, ip_b) = symmetric.join(&cluster, "b", Some(&cluster.token()));
+    let cluster = Cluster::new("join-nat").unwrap();
+    let cone = Worker::new(&cluster, "a", Nat::Cone).unwrap();
+    let symmetric = Worker::new(&cluster, "b", Nat::Symmetric).unwrap();
+    let (agent_a, ip_a) = cone
+        .join(&cluster, "a", Some(&cluster.token().unwrap()))
+        .unwrap();
+    let (_agent_b, ip_b) = symmetric
+        .join(&cluster, "b", Some(&cluster.token().unwrap()))
+        .unwrap();
     assert_ne!(ip_a, ip_b);
     for ip in [ip_a, ip_b] {
         assert!(ip.octets()[..2] == [100, 96] && ip != CONTROL_IP, "{ip}");
@@ -41,7 +44,7 @@ fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
     let mesh =
         warren_netns_tests::wait_for_value("both pairs reported", Duration::from_secs(20), || {
             let mesh: serde_json::Value =
-                serde_json::from_str(&cluster.admin(&["mesh", "--json"])).ok()?;
+                serde_json::from_str(&cluster.admin(&["mesh", "--json"]).unwrap()).ok()?;
             let kind = |from: &str, to: &str| {
                 mesh["paths"]
                     .as_array()?
@@ -83,11 +86,13 @@ fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
         .unwrap();
     assert!(a_to_b["tx_bytes"].as_u64().unwrap() > 64 * 1024, "{a_to_b}");
     assert!(a_to_b["last_handshake_secs"].is_u64(), "{a_to_b}");
-    let dot = cluster.admin(&["mesh", "--dot"]);
+    let dot = cluster.admin(&["mesh", "--dot"]).unwrap();
     assert!(dot.contains("\"a\" -> \"b\" [style=dashed"), "{dot}");
-    let table = cluster.admin(&["mesh"]);
+    let table = cluster.admin(&["mesh"]).unwrap();
     assert!(table.contains("relayed"), "{table}");
-    let ping = cluster.admin(&["ping", "a", "--count", "2", "--iface", &cluster.iface]);
+    let ping = cluster
+        .admin(&["ping", "a", "--count", "2", "--iface", &cluster.iface])
+        .unwrap();
     assert!(
         ping.contains("reply from a") && ping.contains("via direct"),
         "{ping}"
@@ -127,48 +132,52 @@ fn workers_behind_nat_join_reach_each_other_and_rejoin_with_their_address() {
 
     // A restart rejoins with the stored credential: same name, same address.
     agent_a.stop().unwrap();
-    let (_agent_a, again) = cone.join(&cluster, "a", None);
+    let (_agent_a, again) = cone.join(&cluster, "a", None).unwrap();
     assert_eq!(again, ip_a);
     support::transfer(&cone.host.ns, &symmetric.host.ns, ip_b, 64 * 1024).unwrap();
 }
 
 #[test]
 fn used_revoked_and_foreign_tokens_and_taken_names_are_refused() {
-    let cluster = Cluster::new("join-refuse");
-    let first = Worker::new(&cluster, "a", Nat::Cone);
-    let token = cluster.token();
-    let (_agent, _) = first.join(&cluster, "a", Some(&token));
+    let cluster = Cluster::new("join-refuse").unwrap();
+    let first = Worker::new(&cluster, "a", Nat::Cone).unwrap();
+    let token = cluster.token().unwrap();
+    let (_agent, _) = first.join(&cluster, "a", Some(&token)).unwrap();
 
-    let second = Worker::new(&cluster, "b", Nat::Cone);
-    let used = second.refused("b", &token);
+    let second = Worker::new(&cluster, "b", Nat::Cone).unwrap();
+    let used = second.refused("b", &token).unwrap();
     assert!(used.contains("already used"), "{used}");
-    let taken = second.refused("a", &cluster.token());
+    let taken = second.refused("a", &cluster.token().unwrap()).unwrap();
     assert!(taken.contains("taken"), "{taken}");
-    let revoked = cluster.token();
+    let revoked = cluster.token().unwrap();
     let id = revoked.parse::<warren_wire::JoinToken>().unwrap().id_hex();
-    cluster.admin(&["token", "revoke", &id]);
-    let refused = second.refused("b", &revoked);
+    cluster.admin(&["token", "revoke", &id]).unwrap();
+    let refused = second.refused("b", &revoked).unwrap();
     assert!(refused.contains("revoked"), "{refused}");
-    let short = cluster.admin(&["token", "create", "--ttl", "1s"]);
+    let short = cluster.admin(&["token", "create", "--ttl", "1s"]).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let expired = second.refused("b", &short);
+    let expired = second.refused("b", &short).unwrap();
     assert!(expired.contains("expired"), "{expired}");
-    let garbage = second.refused("b", "not-a-token");
+    let garbage = second.refused("b", "not-a-token").unwrap();
     assert!(garbage.contains("not a warren join token"), "{garbage}");
     // None of this admitted b.
-    let tokens = cluster.admin(&["token", "list", "--json"]);
+    let tokens = cluster.admin(&["token", "list", "--json"]).unwrap();
     assert!(tokens.contains("\"used\":1"), "{tokens}");
 }
 
 #[test]
 fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off() {
-    let mut cluster = Cluster::new("join-durable");
-    let a = Worker::new(&cluster, "a", Nat::Cone);
-    let b = Worker::new(&cluster, "b", Nat::Cone);
-    let (agent_a, ip_a) = a.join(&cluster, "a", Some(&cluster.token()));
-    let (agent_b, ip_b) = b.join(&cluster, "b", Some(&cluster.token()));
+    let mut cluster = Cluster::new("join-durable").unwrap();
+    let a = Worker::new(&cluster, "a", Nat::Cone).unwrap();
+    let b = Worker::new(&cluster, "b", Nat::Cone).unwrap();
+    let (agent_a, ip_a) = a
+        .join(&cluster, "a", Some(&cluster.token().unwrap()))
+        .unwrap();
+    let (agent_b, ip_b) = b
+        .join(&cluster, "b", Some(&cluster.token().unwrap()))
+        .unwrap();
     let nodes: serde_json::Value =
-        serde_json::from_str(&cluster.admin(&["nodes", "--json"])).unwrap();
+        serde_json::from_str(&cluster.admin(&["nodes", "--json"]).unwrap()).unwrap();
     let nodes = nodes["nodes"].as_array().unwrap().clone();
     assert_eq!(nodes.len(), 2, "{nodes:?}");
     for node in &nodes {
@@ -180,7 +189,7 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
     cluster.serve.signal(Signal::Kill).unwrap();
     cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
     support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
-    cluster.start_again();
+    cluster.start_again().unwrap();
     for agent in [&agent_a, &agent_b] {
         agent
             // Backoff tops out at 5 s: a loose bound of three times that.
@@ -188,12 +197,14 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
             .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_tail(20)));
     }
     // The restarted control plane knows both, and pushes a newcomer to them.
-    let c = Worker::new(&cluster, "c", Nat::Cone);
-    let (_agent_c, ip_c) = c.join(&cluster, "c", Some(&cluster.token()));
+    let c = Worker::new(&cluster, "c", Nat::Cone).unwrap();
+    let (_agent_c, ip_c) = c
+        .join(&cluster, "c", Some(&cluster.token().unwrap()))
+        .unwrap();
     support::transfer(&a.host.ns, &c.host.ns, ip_c, 64 * 1024).unwrap();
 
     // Removing b: its agent stops with the reason, the others drop it.
-    cluster.admin(&["node", "rm", "b"]);
+    cluster.admin(&["node", "rm", "b"]).unwrap();
     let status = agent_b.wait_exit(Duration::from_secs(10)).unwrap();
     assert!(!status.success());
     assert!(
@@ -201,7 +212,7 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
         "{}",
         agent_b.log_tail(5)
     );
-    let nodes = cluster.admin(&["nodes"]);
+    let nodes = cluster.admin(&["nodes"]).unwrap();
     assert!(!nodes.contains(&ip_b.to_string()), "{nodes}");
     // Even with a ticket still valid (minted here with the control plane's
     // key, as b's last one would be), the embedded relay refuses b's key.
@@ -215,18 +226,20 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
         .try_into()
         .unwrap();
     let b_key = relay_support::public_of(b_private);
-    let ticket = cluster.admin(&[
-        "relay",
-        "ticket",
-        "--signing-key-file",
-        &cluster
-            .control_dir
-            .join("relay-signing.key")
-            .display()
-            .to_string(),
-        "--node-key",
-        &b_key.to_base64(),
-    ]);
+    let ticket = cluster
+        .admin(&[
+            "relay",
+            "ticket",
+            "--signing-key-file",
+            &cluster
+                .control_dir
+                .join("relay-signing.key")
+                .display()
+                .to_string(),
+            "--node-key",
+            &b_key.to_base64(),
+        ])
+        .unwrap();
     let relay_addr = std::net::SocketAddr::from((cluster.control.ip, 3478));
     let mut stale = relay_support::Node::on_port(
         &cluster.lab,
@@ -247,8 +260,8 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
         .unwrap();
     assert!(!stale.client.is_registered());
     support::transfer(&c.host.ns, &a.host.ns, ip_a, 64 * 1024).unwrap();
-    cluster.kill_and_restart();
-    let nodes = cluster.admin(&["nodes", "--json"]);
+    cluster.kill_and_restart().unwrap();
+    let nodes = cluster.admin(&["nodes", "--json"]).unwrap();
     assert!(
         !nodes.contains("\"b\""),
         "removal survives a restart: {nodes}"
@@ -260,11 +273,15 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
 /// device when it reconnects, instead of staying a WireGuard peer.
 #[test]
 fn an_agent_away_when_a_node_was_removed_drops_it_when_it_reconnects() {
-    let mut cluster = Cluster::new("join-away");
-    let a = Worker::new(&cluster, "a", Nat::Cone);
-    let b = Worker::new(&cluster, "b", Nat::Cone);
-    let (agent_a, _) = a.join(&cluster, "a", Some(&cluster.token()));
-    let (_agent_b, _) = b.join(&cluster, "b", Some(&cluster.token()));
+    let mut cluster = Cluster::new("join-away").unwrap();
+    let a = Worker::new(&cluster, "a", Nat::Cone).unwrap();
+    let b = Worker::new(&cluster, "b", Nat::Cone).unwrap();
+    let (agent_a, _) = a
+        .join(&cluster, "a", Some(&cluster.token().unwrap()))
+        .unwrap();
+    let (_agent_b, _) = b
+        .join(&cluster, "b", Some(&cluster.token().unwrap()))
+        .unwrap();
     let b_key = warren_wire::PrivateKey::from_base64(
         &std::fs::read_to_string(b.dir.join("agent/wireguard.key")).unwrap(),
     )
@@ -275,8 +292,8 @@ fn an_agent_away_when_a_node_was_removed_drops_it_when_it_reconnects() {
     assert!(peers_of_a().contains(&b_key));
 
     agent_a.signal(Signal::Stop).unwrap();
-    cluster.kill_and_restart();
-    cluster.admin(&["node", "rm", "b"]);
+    cluster.kill_and_restart().unwrap();
+    cluster.admin(&["node", "rm", "b"]).unwrap();
     agent_a.signal(Signal::Cont).unwrap();
     agent_a
         .wait_for_log("reconnected to the control plane", Duration::from_secs(10))
@@ -296,10 +313,10 @@ fn an_agent_away_when_a_node_was_removed_drops_it_when_it_reconnects() {
 /// control plane reaches them through the relay or a punched path.
 #[test]
 fn direct_workers_in_a_vpc_talk_over_their_private_addresses() {
-    let cluster = Cluster::new("join-vpc");
+    let cluster = Cluster::new("join-vpc").unwrap();
     let (a, b) = vpc_workers(&cluster);
     let _agents = join_vpc_workers(&cluster, &a, &b);
-    let nodes = cluster.admin(&["nodes"]);
+    let nodes = cluster.admin(&["nodes"]).unwrap();
     assert!(nodes.contains("direct"), "{nodes}");
 }
 
@@ -321,8 +338,12 @@ fn vpc_workers(cluster: &Cluster) -> (Worker, Worker) {
 /// the VPC (each one's endpoint for the other is its private address) and
 /// reach the control plane; returns the agents and their mesh addresses.
 fn join_vpc_workers(cluster: &Cluster, a: &Worker, b: &Worker) -> [(Proc, Ipv4Addr); 2] {
-    let (agent_a, ip_a) = a.join(cluster, "vm-a", Some(&cluster.token()));
-    let (agent_b, ip_b) = b.join(cluster, "vm-b", Some(&cluster.token()));
+    let (agent_a, ip_a) = a
+        .join(cluster, "vm-a", Some(&cluster.token().unwrap()))
+        .unwrap();
+    let (agent_b, ip_b) = b
+        .join(cluster, "vm-b", Some(&cluster.token().unwrap()))
+        .unwrap();
     support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
     support::transfer(&b.host.ns, &a.host.ns, ip_a, 256 * 1024).unwrap();
     let shown = a
@@ -340,18 +361,18 @@ fn join_vpc_workers(cluster: &Cluster, a: &Worker, b: &Worker) -> [(Proc, Ipv4Ad
 /// so, and rejoins once the control plane is back.
 #[test]
 fn an_agent_restarted_while_the_control_plane_is_down_runs_from_its_stored_peer_map() {
-    let mut cluster = Cluster::new("join-offline");
+    let mut cluster = Cluster::new("join-offline").unwrap();
     let (a, b) = vpc_workers(&cluster);
     let [(agent_a, _), (_agent_b, ip_b)] = join_vpc_workers(&cluster, &a, &b);
     agent_a.stop().unwrap();
     cluster.serve.signal(Signal::Kill).unwrap();
     cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
-    let (agent_a, _) = a.join(&cluster, "vm-a", None);
+    let (agent_a, _) = a.join(&cluster, "vm-a", None).unwrap();
     agent_a
         .wait_for_log("the control plane is unreachable", Duration::from_secs(5))
         .unwrap();
     support::transfer(&a.host.ns, &b.host.ns, ip_b, 256 * 1024).unwrap();
-    cluster.start_again();
+    cluster.start_again().unwrap();
     agent_a
         .wait_for_log("reconnected to the control plane", Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("{e}\n{}", agent_a.log_tail(20)));
@@ -364,10 +385,13 @@ fn an_agent_restarted_while_the_control_plane_is_down_runs_from_its_stored_peer_
 #[test]
 fn a_dead_relay_does_not_keep_a_node_from_joining() {
     let cluster = Cluster::with("join-deadrelay", |_, _, _| {
-        vec!["--relay".to_owned(), "203.0.113.250:3478".to_owned()]
-    });
-    let worker = Worker::new(&cluster, "a", Nat::Cone);
-    let (agent, _) = worker.join(&cluster, "a", Some(&cluster.token()));
+        Ok(vec!["--relay".to_owned(), "203.0.113.250:3478".to_owned()])
+    })
+    .unwrap();
+    let worker = Worker::new(&cluster, "a", Nat::Cone).unwrap();
+    let (agent, _) = worker
+        .join(&cluster, "a", Some(&cluster.token().unwrap()))
+        .unwrap();
     assert!(
         agent
             .log()
@@ -414,12 +438,17 @@ fn relayed_pairs_keep_flowing_through_a_standalone_relay_while_the_control_plane
             .unwrap();
         relay_proc = Some(relay);
         relay_at = Some(relay_host);
-        vec!["--no-relay".to_owned(), "--relay".to_owned(), listen]
-    });
-    let a = Worker::new(&cluster, "a", Nat::Cone);
-    let b = Worker::new(&cluster, "b", Nat::Symmetric);
-    let (_agent_a, ip_a) = a.join(&cluster, "a", Some(&cluster.token()));
-    let (_agent_b, ip_b) = b.join(&cluster, "b", Some(&cluster.token()));
+        Ok(vec!["--no-relay".to_owned(), "--relay".to_owned(), listen])
+    })
+    .unwrap();
+    let a = Worker::new(&cluster, "a", Nat::Cone).unwrap();
+    let b = Worker::new(&cluster, "b", Nat::Symmetric).unwrap();
+    let (_agent_a, ip_a) = a
+        .join(&cluster, "a", Some(&cluster.token().unwrap()))
+        .unwrap();
+    let (_agent_b, ip_b) = b
+        .join(&cluster, "b", Some(&cluster.token().unwrap()))
+        .unwrap();
     cluster.serve.signal(Signal::Kill).unwrap();
     cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
     let relay_host = relay_at.unwrap();
@@ -435,7 +464,7 @@ fn relayed_pairs_keep_flowing_through_a_standalone_relay_while_the_control_plane
     );
     let relay = relay_proc.unwrap();
     assert!(relay.is_running(), "{}", relay.describe());
-    cluster.start_again();
+    cluster.start_again().unwrap();
     support::transfer(&b.host.ns, &a.host.ns, ip_a, 1 << 20).unwrap();
 }
 
@@ -444,15 +473,19 @@ fn relayed_pairs_keep_flowing_through_a_standalone_relay_while_the_control_plane
 /// on the relay (and may punch through both NATs).
 #[test]
 fn a_home_worker_reaches_a_vpc_worker() {
-    let cluster = Cluster::new("join-mixed");
-    let home = Worker::new(&cluster, "pi", Nat::Cone);
+    let cluster = Cluster::new("join-mixed").unwrap();
+    let home = Worker::new(&cluster, "pi", Nat::Cone).unwrap();
     let mut vpc = cluster
         .net
         .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
         .unwrap();
     let vm = Worker::on(&cluster, "vm", vpc.pop().unwrap(), true);
-    let (agent_pi, _) = home.join(&cluster, "pi", Some(&cluster.token()));
-    let (agent_vm, ip_vm) = vm.join(&cluster, "vm", Some(&cluster.token()));
+    let (agent_pi, _) = home
+        .join(&cluster, "pi", Some(&cluster.token().unwrap()))
+        .unwrap();
+    let (agent_vm, ip_vm) = vm
+        .join(&cluster, "vm", Some(&cluster.token().unwrap()))
+        .unwrap();
     // Each learns the other's candidates from the control plane too (not
     // only through the relay's disco messages).
     for agent in [&agent_pi, &agent_vm] {
@@ -477,7 +510,7 @@ fn a_home_worker_reaches_a_vpc_worker() {
 /// reaches them on a direct path.
 #[test]
 fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers() {
-    let cluster = Cluster::new("join-vpcctl");
+    let cluster = Cluster::new("join-vpcctl").unwrap();
     let (a, b) = vpc_workers(&cluster);
     let router = a.host.router.clone().unwrap();
     let private = cluster
@@ -508,12 +541,17 @@ fn a_control_plane_with_an_address_on_the_vpc_reaches_its_workers() {
 #[test]
 fn relayed_pairs_outlive_their_first_tickets() {
     let cluster = Cluster::with("join-renew", |_, _, _| {
-        vec!["--ticket-lifetime".to_owned(), "6s".to_owned()]
-    });
-    let a = Worker::new(&cluster, "a", Nat::Cone);
-    let b = Worker::new(&cluster, "b", Nat::Symmetric);
-    let (agent_a, _) = a.join(&cluster, "a", Some(&cluster.token()));
-    let (_agent_b, ip_b) = b.join(&cluster, "b", Some(&cluster.token()));
+        Ok(vec!["--ticket-lifetime".to_owned(), "6s".to_owned()])
+    })
+    .unwrap();
+    let a = Worker::new(&cluster, "a", Nat::Cone).unwrap();
+    let b = Worker::new(&cluster, "b", Nat::Symmetric).unwrap();
+    let (agent_a, _) = a
+        .join(&cluster, "a", Some(&cluster.token().unwrap()))
+        .unwrap();
+    let (_agent_b, ip_b) = b
+        .join(&cluster, "b", Some(&cluster.token().unwrap()))
+        .unwrap();
     std::thread::sleep(Duration::from_secs(10));
     support::transfer(&a.host.ns, &b.host.ns, ip_b, 1 << 20).unwrap();
     assert!(agent_a.log().contains("relay ticket renewed"));
@@ -523,7 +561,8 @@ fn relayed_pairs_outlive_their_first_tickets() {
 /// the first packet, and still reach the control plane outside their VPC.
 #[test]
 fn without_any_relay_direct_workers_use_their_private_addresses() {
-    let cluster = Cluster::with("join-norelay", |_, _, _| vec!["--no-relay".to_owned()]);
+    let cluster =
+        Cluster::with("join-norelay", |_, _, _| Ok(vec!["--no-relay".to_owned()])).unwrap();
     let (a, b) = vpc_workers(&cluster);
     let _agents = join_vpc_workers(&cluster, &a, &b);
 }

@@ -7,14 +7,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod cluster;
 mod support;
 
-use cluster::{Cluster, Worker, CONTROL_IP};
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use warren_netns_tests::cluster::{Cluster, Worker, CONTROL_IP};
 use warren_netns_tests::wg::{start_wg, KeyPair, PeerConfig, WgImpl};
 use warren_netns_tests::{wait_for_value, Nat};
 use warren_wire::JoinToken;
@@ -39,9 +38,9 @@ async fn read(recv: &mut quinn::RecvStream) -> Value {
 
 #[test]
 fn an_agent_of_the_previous_protocol_version_joins_and_works() {
-    let cluster = Cluster::new("skew");
+    let cluster = Cluster::new("skew").unwrap();
     let old = cluster.net.add_public_host(&cluster.lab, "old").unwrap();
-    let token: JoinToken = cluster.token().parse().unwrap();
+    let token: JoinToken = cluster.token().unwrap().parse().unwrap();
     let key = KeyPair::generate().unwrap();
     // A worker thread keeps the QUIC connection going between steps.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,7 +135,8 @@ fn an_agent_of_the_previous_protocol_version_joins_and_works() {
         "the version-1 report in warren mesh",
         Duration::from_secs(10),
         || {
-            let mesh: Value = serde_json::from_str(&cluster.admin(&["mesh", "--json"])).ok()?;
+            let mesh: Value =
+                serde_json::from_str(&cluster.admin(&["mesh", "--json"]).unwrap()).ok()?;
             mesh["paths"]
                 .as_array()?
                 .iter()
@@ -148,8 +148,10 @@ fn an_agent_of_the_previous_protocol_version_joins_and_works() {
 
     // An agent of this release joins; the old one hears of it in version
     // 1's words, and the two nodes reach each other.
-    let new = Worker::new(&cluster, "new", Nat::Cone);
-    let (_agent, new_ip) = new.join(&cluster, "new", Some(&cluster.token()));
+    let new = Worker::new(&cluster, "new", Nat::Cone).unwrap();
+    let (_agent, new_ip) = new
+        .join(&cluster, "new", Some(&cluster.token().unwrap()))
+        .unwrap();
     let update = runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {

@@ -7,73 +7,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod cluster;
-mod support;
-
-use cluster::{Cluster, Worker};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
-use warren_netns_tests::wg::warren_bin;
-use warren_netns_tests::{
-    import_busybox_image, start_dockerd_with, wait_for_value, DockerNet, Dockerd, Nat, Netns, Proc,
+use warren_netns_tests::cluster::{
+    deploy_httpd_args, Cluster, DockerNode, Worker, BUSYBOX_IMAGE as IMAGE, HTTPD,
 };
-
-const IMAGE: &str = "local/busybox:1";
-
-/// The workload: an httpd that answers `/` with its container's hostname.
-const HTTPD: &str = "echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www";
-
-/// A worker with its own daemon and agent.
-struct Node {
-    worker: Worker,
-    dockerd: Dockerd,
-    agent: Option<Proc>,
-    name: &'static str,
-}
-
-impl Node {
-    fn new(cluster: &Cluster, name: &'static str, worker: Worker) -> Node {
-        let dockerd = start_dockerd_with(&cluster.lab, &worker.host.ns, DockerNet::Bridge).unwrap();
-        import_busybox_image(&dockerd, IMAGE).unwrap();
-        let mut worker = worker;
-        worker.extra = vec!["--docker-host".to_owned(), dockerd.host()];
-        Node {
-            worker,
-            dockerd,
-            agent: None,
-            name,
-        }
-    }
-
-    fn join(&mut self, cluster: &Cluster, token: Option<&str>) {
-        let (agent, _) = self.worker.join(cluster, self.name, token);
-        self.agent = Some(agent);
-    }
-
-    /// Ids of the warren containers the daemon runs.
-    fn running(&self) -> Vec<String> {
-        let out = self
-            .dockerd
-            .docker(&["ps", "-q", "--filter", "label=warren.service"])
-            .unwrap();
-        out.split_whitespace().map(str::to_owned).collect()
-    }
-}
+use warren_netns_tests::{wait_for_value, Nat, Netns, Signal};
 
 /// `warren ARGS` on the control host; its output, or its error line and
 /// exit status.
-fn warren(cluster: &Cluster, args: &[&str]) -> Result<String, (i32, String)> {
-    let out = cluster
-        .control
-        .ns
-        .command("env")
-        .arg(format!("WARREN_DATA_DIR={}", cluster.control_dir.display()))
-        .arg(warren_bin().unwrap())
-        .args(args)
-        .output()
-        .unwrap();
+fn warren<S: AsRef<std::ffi::OsStr>>(
+    cluster: &Cluster,
+    args: &[S],
+) -> Result<String, (i32, String)> {
+    let out = cluster.admin_output(args).unwrap();
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap())
     } else {
@@ -85,8 +34,7 @@ fn warren(cluster: &Cluster, args: &[&str]) -> Result<String, (i32, String)> {
 }
 
 fn replicas(cluster: &Cluster) -> Vec<Value> {
-    let listed: Value = serde_json::from_str(&warren(cluster, &["ps", "--json"]).unwrap()).unwrap();
-    listed["replicas"].as_array().unwrap().clone()
+    cluster.replicas().unwrap()
 }
 
 /// `GET /` on `addr` from inside `ns`: the body, or the error.
@@ -111,49 +59,53 @@ fn addresses(replica: &Value) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The body of `GET /` on `addr` from `ns`, once it answers (paths over
+/// the mesh may take a moment to form).
+fn answer_from(ns: &Netns, addr: SocketAddr) -> String {
+    wait_for_value(
+        &format!("{addr} answering"),
+        Duration::from_secs(30),
+        || http_get(ns, addr).ok().filter(|a| a.contains(" 200 ")),
+    )
+    .unwrap()
+}
+
+/// The entry named `name` in the list under `key` of `warren COMMAND --json`.
+fn listed(cluster: &Cluster, command: &str, key: &str, name: &str) -> Value {
+    let listed: Value =
+        serde_json::from_str(&warren(cluster, &[command, "--json"]).unwrap()).unwrap();
+    listed[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn service(cluster: &Cluster, name: &str) -> Value {
+    listed(cluster, "services", "services", name)
+}
+
+fn node_info(cluster: &Cluster, name: &str) -> Value {
+    listed(cluster, "nodes", "nodes", name)
+}
+
 #[test]
 fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
-    let cluster = Cluster::new("workloads");
-    let vpc = cluster
-        .net
-        .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
-        .unwrap();
-    let vm_host = vpc.into_iter().next().unwrap();
-    let mut vm = Node::new(&cluster, "vm", Worker::on(&cluster, "vm", vm_host, true));
-    let pi_host = cluster
-        .net
-        .add_host(&cluster.lab, "pi", Nat::Symmetric)
-        .unwrap();
-    let mut pi = Node::new(&cluster, "pi", Worker::on(&cluster, "pi", pi_host, false));
-    vm.join(&cluster, Some(&cluster.admin(&["token", "create"])));
-    pi.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+    let cluster = Cluster::new("workloads").unwrap();
+    let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
+    let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
+    vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+    pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
 
     // Three replicas over both nodes, healthy when --wait returns.
-    warren(
-        &cluster,
-        &[
-            "deploy",
-            "web",
-            "--image",
-            IMAGE,
-            "--replicas",
-            "3",
-            "--port",
-            "8080",
-            "--health-http",
-            "/",
-            "--wait",
-            "--",
-            "sh",
-            "-c",
-            HTTPD,
-        ],
-    )
-    .unwrap_or_else(|e| {
+    let deploy = deploy_httpd_args("web", 3, &["--health-http", "/", "--wait"]);
+    warren(&cluster, &deploy).unwrap_or_else(|e| {
         panic!(
             "{e:?}\n{}\n{}",
-            vm.agent.as_ref().unwrap().log_tail(30),
-            pi.agent.as_ref().unwrap().log_tail(30)
+            vm.agent_log_tail(30),
+            pi.agent_log_tail(30)
         )
     });
     let listed = replicas(&cluster);
@@ -195,7 +147,7 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
 
     // A killed container is restarted by its agent, and counted.
     let victim = on_vm["id"].as_str().unwrap().to_owned();
-    let before = vm.running();
+    let before = vm.running().unwrap();
     vm.dockerd.docker(&["kill", &before[0]]).unwrap();
     let restarted = wait_for_value(
         "the killed replica restarted",
@@ -210,26 +162,30 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
     assert!(restarted["id"].as_str().is_some(), "{victim} {restarted}");
 
     // An agent restart adopts its containers: none is made again.
-    let running = vm.running();
+    let running = vm.running().unwrap();
     vm.agent.take().unwrap().stop().unwrap();
-    vm.join(&cluster, None);
+    vm.join(&cluster, None).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(vm.running(), running, "the same containers, no duplicates");
+    assert_eq!(
+        vm.running().unwrap(),
+        running,
+        "the same containers, no duplicates"
+    );
 
     // Scale up and down, then remove.
     warren(&cluster, &["scale", "web", "4"]).unwrap();
     wait_for_value("4 running replicas", Duration::from_secs(30), || {
-        (vm.running().len() + pi.running().len() == 4).then_some(())
+        (vm.running().unwrap().len() + pi.running().unwrap().len() == 4).then_some(())
     })
     .unwrap();
     warren(&cluster, &["scale", "web", "1"]).unwrap();
     wait_for_value("1 running replica", Duration::from_secs(30), || {
-        (vm.running().len() + pi.running().len() == 1).then_some(())
+        (vm.running().unwrap().len() + pi.running().unwrap().len() == 1).then_some(())
     })
     .unwrap();
     warren(&cluster, &["rm", "web"]).unwrap();
     wait_for_value("no replica", Duration::from_secs(30), || {
-        (vm.running().is_empty() && pi.running().is_empty()).then_some(())
+        (vm.running().unwrap().is_empty() && pi.running().unwrap().is_empty()).then_some(())
     })
     .unwrap();
     assert!(replicas(&cluster).is_empty());
@@ -238,17 +194,9 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
 /// Bad input: one line, exit status 4, nothing changed.
 #[test]
 fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
-    let cluster = Cluster::new("workloads-bad");
-    let vpc = cluster
-        .net
-        .add_lan(&cluster.lab, "vpc", Nat::Cone, 1)
-        .unwrap();
-    let mut vm = Node::new(
-        &cluster,
-        "vm",
-        Worker::on(&cluster, "vm", vpc.into_iter().next().unwrap(), true),
-    );
-    vm.join(&cluster, Some(&cluster.admin(&["token", "create"])));
+    let cluster = Cluster::new("workloads-bad").unwrap();
+    let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
+    vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
     let cases: [(&[&str], &str); 6] = [
         (
             &["deploy", "Web!", "--image", IMAGE],
@@ -291,5 +239,202 @@ fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
     .unwrap_err();
     assert_ne!(port_too_big.0, 0, "{port_too_big:?}");
     assert!(replicas(&cluster).is_empty());
-    assert!(vm.running().is_empty());
+    assert!(vm.running().unwrap().is_empty());
+}
+
+/// Labels and constraints, a failing health check, the control plane down
+/// (killed with SIGKILL: replicas keep answering, a container removed by
+/// hand comes back, an agent restarted meanwhile brings its mesh and
+/// replicas back; afterwards the same state, and new changes apply), then
+/// `node rm` of a node with replicas: they move, its agent stops its
+/// containers and exits.
+#[test]
+fn replicas_outlive_the_control_plane_follow_labels_and_move_off_a_removed_node() {
+    let mut cluster = Cluster::new("workloads-life").unwrap();
+    let vpc = cluster
+        .net
+        .add_lan(&cluster.lab, "vpc", Nat::Cone, 2)
+        .unwrap();
+    let [vm_host, box_host]: [_; 2] = vpc.try_into().ok().unwrap();
+    let mut vm =
+        DockerNode::new(&cluster, "vm", Worker::on(&cluster, "vm", vm_host, true)).unwrap();
+    let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
+    vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+    pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+    // A node without a Docker daemon beside vm: a direct path to it that
+    // needs no relay, to reach vm's replica while the control plane (and
+    // its embedded relay) is down.
+    let neighbour = Worker::on(&cluster, "box", box_host, true);
+    let (_box_agent, _) = neighbour
+        .join(&cluster, "box", Some(&cluster.token().unwrap()))
+        .unwrap();
+
+    // Labels steer placement; `nodes` shows them with the machine.
+    let labelled = warren(&cluster, &["node", "label", "pi", "zone=home"]).unwrap();
+    assert_eq!(labelled.trim(), "pi: zone=home");
+    let deploy_home = |cluster: &Cluster| {
+        warren(
+            cluster,
+            &[
+                "deploy",
+                "home",
+                "--image",
+                IMAGE,
+                "--replicas",
+                "2",
+                "--port",
+                "8080",
+                "--constraint",
+                "zone==home",
+                "--health-http",
+                "/",
+                "--wait",
+                "--",
+                "sh",
+                "-c",
+                HTTPD,
+            ],
+        )
+    };
+    deploy_home(&cluster).unwrap();
+    let home: Vec<Value> = replicas(&cluster)
+        .into_iter()
+        .filter(|r| r["service"] == "home")
+        .collect();
+    assert!(
+        home.len() == 2 && home.iter().all(|r| r["node"] == "pi"),
+        "{home:?}"
+    );
+    let info = node_info(&cluster, "pi");
+    assert_eq!(
+        (info["labels"]["zone"].as_str(), info["replicas"].as_u64()),
+        (Some("home"), Some(2)),
+        "{info}"
+    );
+    assert_eq!(info["machine"]["arch"], "amd64", "{info}");
+    assert!(info["machine"]["memory"].as_u64() > Some(0), "{info}");
+
+    // A health check that starts failing: the replica is restarted.
+    let sick = format!("touch /tmp/ok && {HTTPD}");
+    warren(
+        &cluster,
+        &[
+            "deploy",
+            "sick",
+            "--image",
+            IMAGE,
+            "--constraint",
+            "node==vm",
+            "--port",
+            "8080",
+            "--health-cmd",
+            "cat /tmp/ok",
+            "--health-interval",
+            "300ms",
+            "--health-retries",
+            "2",
+            "--wait",
+            "--",
+            "sh",
+            "-c",
+            &sick,
+        ],
+    )
+    .unwrap();
+    let first = vm.running().unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    vm.dockerd
+        .docker(&["exec", &first[0], "busybox", "rm", "/tmp/ok"])
+        .unwrap();
+    wait_for_value(
+        "the unhealthy replica restarted",
+        Duration::from_secs(30),
+        || {
+            replicas(&cluster).into_iter().find(|r| {
+                r["service"] == "sick"
+                    && r["restarts"].as_u64() >= Some(1)
+                    && r["health"] == "healthy"
+            })
+        },
+    )
+    .unwrap();
+    assert_ne!(vm.running().unwrap(), first, "a new container");
+
+    // The control plane dies.
+    let sick_addr = {
+        let listed = replicas(&cluster);
+        let on_vm = listed.iter().find(|r| r["service"] == "sick").unwrap();
+        addresses(on_vm)[0]
+    };
+
+    answer_from(&neighbour.host.ns, sick_addr);
+    let before = (service(&cluster, "home"), replicas(&cluster).len());
+    cluster.serve.signal(Signal::Kill).unwrap();
+    cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
+    // pi's replicas keep answering (on pi: the relay that carried its
+    // traffic was the control plane's), vm's across the tunnel from box.
+    let home_addrs: Vec<SocketAddr> = home.iter().flat_map(addresses).collect();
+    for addr in &home_addrs {
+        answer_from(&pi.worker.host.ns, *addr);
+    }
+    answer_from(&neighbour.host.ns, sick_addr);
+    // A container removed by hand comes back.
+    let removed = vm.running().unwrap();
+    vm.dockerd.docker(&["rm", "-f", &removed[0]]).unwrap();
+    wait_for_value(
+        "the removed container recreated",
+        Duration::from_secs(30),
+        || {
+            let now = vm.running().unwrap();
+            (now.len() == 1 && now != removed).then_some(())
+        },
+    )
+    .unwrap();
+    // An agent restarted meanwhile brings its mesh and replicas back.
+    let running = vm.running().unwrap();
+    vm.agent.take().unwrap().stop().unwrap();
+    vm.join(&cluster, None).unwrap();
+    answer_from(&neighbour.host.ns, sick_addr);
+    assert_eq!(vm.running().unwrap(), running, "adopted, not made again");
+
+    // Back: the same state, and a change made now reaches the agents.
+    cluster.start_again().unwrap();
+    let after = wait_for_value("the same state", Duration::from_secs(30), || {
+        let now = (service(&cluster, "home"), replicas(&cluster).len());
+        (now == before).then_some(now)
+    });
+    assert!(after.is_ok(), "{before:?}");
+    warren(&cluster, &["scale", "home", "3"]).unwrap();
+    wait_for_value("3 home replicas on pi", Duration::from_secs(30), || {
+        (pi.running().unwrap().len() == 3).then_some(())
+    })
+    .unwrap();
+
+    // `node rm` of pi: its replicas move to vm once it is labelled too, and
+    // the agent stops its containers and exits.
+    warren(&cluster, &["node", "label", "vm", "zone=home"]).unwrap();
+    let removed = warren(&cluster, &["node", "rm", "pi", "--timeout", "90s"]);
+    assert!(
+        removed.is_ok(),
+        "{removed:?}\n{}",
+        pi.agent.as_ref().unwrap().log_tail(20)
+    );
+    let agent = pi.agent.take().unwrap();
+    agent.wait_exit(Duration::from_secs(30)).unwrap();
+    assert!(
+        pi.running().unwrap().is_empty(),
+        "pi stopped its containers"
+    );
+    let home: Vec<Value> = replicas(&cluster)
+        .into_iter()
+        .filter(|r| r["service"] == "home")
+        .collect();
+    assert!(
+        home.len() == 3 && home.iter().all(|r| r["node"] == "vm"),
+        "{home:?}"
+    );
+    for addr in home.iter().flat_map(addresses) {
+        answer_from(&cluster.control.ns, addr);
+    }
+    assert_eq!(node_info(&cluster, "pi"), Value::Null);
 }

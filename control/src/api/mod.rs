@@ -8,18 +8,20 @@
 //! | POST | `/v1/tokens` | `{"ttl_secs"?: n, "uses"?: n}` | 201 `{"id","token","expires","uses"}` |
 //! | GET | `/v1/tokens` | | 200 `{"tokens":[{"id","created","expires","uses","used","state"}]}` |
 //! | DELETE | `/v1/tokens/{id}` | | 200 `{"id","revoked":true}`, 404 |
-//! | GET | `/v1/nodes` | | 200 `{"nodes":[{"name","mesh_ip","mode","private_address","online","endpoint","joined"}]}` |
-//! | DELETE | `/v1/nodes/{name}` | | 200 `{"name","removed":true}`, 404 |
 //! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
 //!
-//! The workload endpoints are in [`workloads`]; `warren logs` and `warren
-//! exec`, which stream, in [`streams`].
+//! The node endpoints are in [`nodes`], the workload endpoints in
+//! [`workloads`]; `warren logs` and `warren exec`, which stream, in
+//! [`streams`].
 
+pub mod nodes;
 pub mod streams;
 pub mod workloads;
 
+pub use nodes::NodeInfo;
+
 use crate::agent_links::AgentLinks;
-use crate::cluster::{Cluster, ClusterState, RemoveError};
+use crate::cluster::{Cluster, ClusterState};
 use crate::tokens::{TokenRecord, DEFAULT_TTL, DEFAULT_USES};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -31,7 +33,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use warren_proto::{Mode, TokenId};
+use warren_proto::TokenId;
 use warren_wire::JoinToken;
 
 /// What the handlers share.
@@ -53,8 +55,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{id}", delete(revoke_token))
-        .route("/v1/nodes", get(list_nodes))
-        .route("/v1/nodes/{name}", delete(remove_node))
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/nodes/{name}", delete(nodes::remove))
+        .route("/v1/nodes/{name}/labels", post(nodes::label))
         .route("/v1/mesh", get(mesh))
         .route(
             "/v1/services",
@@ -84,25 +87,6 @@ pub struct TokenInfo {
     pub used: u32,
     /// `active`, `expired`, `used` or `revoked`.
     pub state: String,
-}
-
-/// A node as `warren nodes` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// Its name.
-    pub name: String,
-    /// Its mesh address.
-    pub mesh_ip: String,
-    /// `direct` or `relay`.
-    pub mode: Mode,
-    /// The private address a direct node gave.
-    pub private_address: Option<String>,
-    /// Whether its agent is connected now.
-    pub online: bool,
-    /// Where its agent connects from (its public address, behind NAT), while online.
-    pub endpoint: Option<String>,
-    /// When it joined, unix seconds.
-    pub joined: u64,
 }
 
 /// The answer to `POST /v1/tokens`.
@@ -241,43 +225,6 @@ async fn revoke_token(
     }
     tracing::info!(%id, "join token revoked");
     Ok(Json(json!({ "id": id, "revoked": true })))
-}
-
-async fn list_nodes(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers)?;
-    let nodes: Vec<NodeInfo> = with(&state, |cluster| cluster.listing())
-        .await?
-        .into_iter()
-        .map(|listed| NodeInfo {
-            name: listed.node.name,
-            mesh_ip: listed.node.mesh_ip.to_string(),
-            mode: listed.node.mode,
-            private_address: listed.node.private_address.map(|a| a.to_string()),
-            online: listed.connected_from.is_some(),
-            endpoint: listed.connected_from.map(|from| from.to_string()),
-            joined: listed.node.joined,
-        })
-        .collect();
-    Ok(Json(json!({ "nodes": nodes })))
-}
-
-async fn remove_node(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers)?;
-    let removing = name.clone();
-    match with(&state, move |cluster| cluster.remove(&removing)).await? {
-        Ok(_) => Ok(Json(json!({ "name": name, "removed": true }))),
-        Err(error @ RemoveError::Unknown(_)) => {
-            Err(ApiError(StatusCode::NOT_FOUND, error.to_string()))
-        }
-        Err(error) => Err(ApiError::internal(error)),
-    }
 }
 
 async fn mesh(

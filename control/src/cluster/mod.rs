@@ -12,20 +12,23 @@
 //! never run on the threads that move packets. Later, several control-plane
 //! processes can share the store behind the same methods.
 
+mod node_settings;
 mod workloads;
 
+pub use node_settings::{parse_label, NodeCommandError, Removal, BUILTIN_LABELS};
 pub use workloads::{ReplicaView, ServiceView, WorkloadCommandError, Workloads};
 
 use crate::admission::{self, Decision, Refusal, Snapshot};
 use crate::mesh_view::{self, ControlMember, MeshView};
 use crate::nodes::{NodeRecord, Registry, CONTROL_NAME};
-use crate::store::{RedeemError, Store, StoreError};
+use crate::store::{NodeSettings, RedeemError, Store, StoreError};
 use ip_network::Ipv4Network;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use warren_proto::assignment::NodeReport;
 use warren_proto::{ControlMessage, Hello, Mode, Peer, RefusalCode, Report, Welcome};
 use warren_relay::Revoker;
 use warren_relay_proto::SigningKey;
@@ -128,6 +131,12 @@ pub struct NodeListing {
     pub node: NodeRecord,
     /// Where its agent connects from, while connected.
     pub connected_from: Option<SocketAddr>,
+    /// What its agent last reported of its machine.
+    pub report: Option<NodeReport>,
+    /// What the operator set on it.
+    pub settings: NodeSettings,
+    /// How many replicas are placed on it.
+    pub replicas: u32,
 }
 
 impl ClusterState {
@@ -298,6 +307,7 @@ impl ClusterState {
             .remove(name)
             .ok_or_else(|| RemoveError::Unknown(name.to_owned()))?;
         self.reports.remove(name);
+        self.workloads.forget_node(name);
         let _ = self.events.send(PeerEvent::Left(node.clone()));
         if let Some(revoker) = &self.config.revoker {
             // Longer than any ticket the node may still hold.
@@ -350,6 +360,9 @@ impl ClusterState {
             .map(|node| NodeListing {
                 node: node.clone(),
                 connected_from: self.online.get(&node.name).map(|online| online.remote),
+                report: self.workloads.report(&node.name).cloned(),
+                settings: self.node_settings(&node.name),
+                replicas: self.replica_count(&node.name),
             })
             .collect()
     }
@@ -439,5 +452,7 @@ impl Cluster {
     }
 }
 
+#[cfg(test)]
+mod node_settings_tests;
 #[cfg(test)]
 mod tests;

@@ -10,17 +10,17 @@ use warren_proto::{Auth, Secret, TokenId, PROTOCOL_VERSION};
 use warren_relay_proto::SigningKey;
 use warren_wire::PrivateKey;
 
-const NOW: u64 = 1_800_000_000;
+pub(super) const NOW: u64 = 1_800_000_000;
 
-fn key(seed: u8) -> PublicKey {
+pub(super) fn key(seed: u8) -> PublicKey {
     PrivateKey::from_bytes([seed; 32]).public_key()
 }
 
-struct Fixture {
-    state: ClusterState,
-    token: TokenId,
-    secret: Secret,
-    dir: std::path::PathBuf,
+pub(super) struct Fixture {
+    pub(super) state: ClusterState,
+    pub(super) token: TokenId,
+    pub(super) secret: Secret,
+    pub(super) dir: std::path::PathBuf,
 }
 
 impl Drop for Fixture {
@@ -29,7 +29,7 @@ impl Drop for Fixture {
     }
 }
 
-fn fixture(name: &str, uses: u32) -> Fixture {
+pub(super) fn fixture(name: &str, uses: u32) -> Fixture {
     let dir = std::env::temp_dir().join(format!("warren-cluster-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,10 +37,26 @@ fn fixture(name: &str, uses: u32) -> Fixture {
     let (token, secret) =
         TokenRecord::issue(NOW - 10, Duration::from_secs(600), uses, [3; 40]).unwrap();
     store.insert_token(&token).unwrap();
+    drop(store);
+    Fixture {
+        state: state_over(&dir),
+        token: TokenId(token.id),
+        secret: Secret(secret),
+        dir,
+    }
+}
+
+/// The cluster state over the store in `dir`, as `warren serve` loads it.
+pub(super) fn state_over(dir: &std::path::Path) -> ClusterState {
+    let store = Store::open(&dir.join("state.db")).unwrap();
     let mesh: Ipv4Network = "100.96.0.0/24".parse().unwrap();
-    let state = ClusterState::new(ClusterConfig {
+    let mut registry = Registry::new(Allocator::new(mesh).unwrap());
+    for node in store.nodes().unwrap() {
+        registry.insert(node).unwrap();
+    }
+    ClusterState::new(ClusterConfig {
         store,
-        registry: Registry::new(Allocator::new(mesh).unwrap()),
+        registry,
         signing_key: Arc::new(SigningKey::from_seed(&[1; 32]).unwrap()),
         ticket_lifetime: Duration::from_secs(3600),
         relays: Vec::new(),
@@ -54,16 +70,10 @@ fn fixture(name: &str, uses: u32) -> Fixture {
         revoker: None,
         host_ports: 20000..=29999,
     })
-    .unwrap();
-    Fixture {
-        state,
-        token: TokenId(token.id),
-        secret: Secret(secret),
-        dir,
-    }
+    .unwrap()
 }
 
-fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
+pub(super) fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
     Hello {
         version: PROTOCOL_VERSION,
         capabilities: Vec::new(),
@@ -76,7 +86,7 @@ fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
     }
 }
 
-fn remote() -> SocketAddr {
+pub(super) fn remote() -> SocketAddr {
     "198.51.100.7:4000".parse().unwrap()
 }
 

@@ -6,7 +6,7 @@
 
 use super::{ClusterState, PeerEvent};
 use crate::scheduler::{Reach, Resources};
-use crate::store::{ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
+use crate::store::{NodeSettings, ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
 use crate::workloads::{self, NodeFacts, Snapshot, WorkloadError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,7 +25,10 @@ pub struct Workloads {
     reports: HashMap<String, NodeReport>,
     /// Each replica as its node last reported it.
     statuses: HashMap<ReplicaId, ReplicaStatus>,
-    /// Grows with every committed change.
+    /// What the operator set on nodes (labels, leaving).
+    pub(super) settings: HashMap<String, NodeSettings>,
+    /// The store's revision of the workloads: grows with every committed
+    /// change, also across restarts.
     revision: u64,
     port_range: RangeInclusive<u16>,
 }
@@ -38,9 +41,29 @@ impl Workloads {
             replicas: store.replicas()?,
             reports: HashMap::new(),
             statuses: HashMap::new(),
-            revision: 1,
+            settings: store.node_settings()?,
+            revision: store.workloads_revision()?,
             port_range,
         })
+    }
+}
+
+impl Workloads {
+    /// How many replicas are placed on `node`.
+    pub(super) fn replica_count(&self, node: &str) -> u32 {
+        count(self.replicas.iter().filter(|r| r.node == node))
+    }
+
+    /// What `name` last reported of its machine.
+    pub(super) fn report(&self, name: &str) -> Option<&NodeReport> {
+        self.reports.get(name)
+    }
+
+    /// Drops what is known of a removed node (its replicas stay, to be
+    /// placed elsewhere).
+    pub(super) fn forget_node(&mut self, name: &str) {
+        self.reports.remove(name);
+        self.settings.remove(name);
     }
 }
 
@@ -181,12 +204,13 @@ impl ClusterState {
         }) else {
             return;
         };
-        if change == WorkloadChange::default() {
-            return;
+        if change != WorkloadChange::default() {
+            if let Err(error) = self.commit(change) {
+                tracing::error!(%error, "storing a workload change");
+                return;
+            }
         }
-        if let Err(error) = self.commit(change) {
-            tracing::error!(%error, "storing a workload change");
-        }
+        self.finish_leaving();
     }
 
     /// The replicas `node` should run, with the revision of the set.
@@ -324,7 +348,9 @@ impl ClusterState {
             .nodes()
             .map(|node| {
                 let report = self.workloads.reports.get(&node.name);
-                let mut labels = BTreeMap::from([("node".to_owned(), node.name.clone())]);
+                let settings = self.workloads.settings.get(&node.name);
+                let mut labels = settings.map(|s| s.labels.clone()).unwrap_or_default();
+                labels.insert("node".to_owned(), node.name.clone());
                 if let Some(report) = report {
                     labels.insert("arch".to_owned(), report.arch.clone());
                 }
@@ -332,7 +358,7 @@ impl ClusterState {
                     name: node.name.clone(),
                     online: self.online.contains_key(&node.name),
                     drained: false,
-                    leaving: false,
+                    leaving: settings.is_some_and(|s| s.leaving),
                     labels,
                     capacity: report.map_or(Resources::default(), |r| Resources {
                         cpu_millis: r.cpu_millis,
@@ -349,7 +375,7 @@ impl ClusterState {
 
     /// Stores `change`, then applies it here and tells the agents.
     fn commit(&mut self, change: WorkloadChange) -> Result<(), StoreError> {
-        self.config.store.commit_workloads(&change)?;
+        let revision = self.config.store.commit_workloads(&change)?;
         let workloads = &mut self.workloads;
         if let Some(name) = &change.removed_service {
             workloads.services.retain(|s| &s.spec.name != name);
@@ -374,7 +400,7 @@ impl ClusterState {
             workloads.statuses.remove(id);
         }
         workloads.replicas.extend(change.placed);
-        workloads.revision += 1;
+        workloads.revision = revision;
         let _ = self.events.send(PeerEvent::Assignments);
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The control plane's state in SQLite: join tokens, nodes and their
-//! addresses, and (in [`workloads`]) services and their replicas.
+//! addresses, what the operator set on them for placement
+//! ([`node_settings`]), and (in [`workloads`]) services and their replicas.
 //!
 //! Every change is one transaction, committed (and synced: `synchronous =
 //! FULL` in WAL mode) before the caller acknowledges it to anyone, so a
@@ -14,13 +15,16 @@ use std::path::{Path, PathBuf};
 use warren_proto::Mode;
 use warren_wire::PublicKey;
 
+mod node_settings;
 mod workloads;
 
+pub use node_settings::NodeSettings;
 pub use workloads::{ReplicaRecord, ServiceRecord, WorkloadChange};
 
 /// The schema this build writes and reads. Version 2 added services and
-/// replicas; a version-1 database gains their (empty) tables when opened.
-const SCHEMA_VERSION: i64 = 2;
+/// replicas, version 3 node labels and leaving nodes; an older database
+/// gains what it lacks when opened.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -44,7 +48,14 @@ CREATE TABLE IF NOT EXISTS nodes (
     private_address   TEXT,
     wg_port           INTEGER NOT NULL,
     credential_sha256 BLOB NOT NULL UNIQUE CHECK (length(credential_sha256) = 32),
-    joined            INTEGER NOT NULL
+    joined            INTEGER NOT NULL,
+    leaving           INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS node_labels (
+    node  TEXT NOT NULL REFERENCES nodes (name) ON DELETE CASCADE,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (node, key)
 );
 CREATE TABLE IF NOT EXISTS services (
     name         TEXT PRIMARY KEY,
@@ -147,7 +158,22 @@ impl Store {
                 })
             }
             Some(version) if version < SCHEMA_VERSION => {
-                // The tables added since were created above.
+                // The tables added since were created above; the columns
+                // are added here.
+                let has_leaving: bool = conn
+                    .query_row(
+                        "SELECT COUNT(*) > 0 FROM pragma_table_info('nodes') WHERE name = 'leaving'",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .map_err(open_error)?;
+                if !has_leaving {
+                    conn.execute(
+                        "ALTER TABLE nodes ADD COLUMN leaving INTEGER NOT NULL DEFAULT 0",
+                        [],
+                    )
+                    .map_err(open_error)?;
+                }
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",
                     params![SCHEMA_VERSION],
@@ -397,17 +423,19 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenRecor
     Ok(parsed.ok_or(StoreError::Corrupt("token")))
 }
 
+/// A fresh database path of its own for a store test.
+#[cfg(test)]
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warren-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("state.db")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    fn temp_db(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("warren-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("state.db")
-    }
 
     #[test]
     fn tokens_survive_reopening_and_are_redeemed_atomically() {

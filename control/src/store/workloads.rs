@@ -3,7 +3,7 @@
 //! change before anything is acknowledged or assigned.
 
 use super::{to_sql_time, Store, StoreError};
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use warren_proto::assignment::ReplicaId;
 use warren_proto::ServiceSpec;
 
@@ -114,9 +114,24 @@ impl Store {
         Ok(replicas)
     }
 
+    /// The revision of the workloads: it grows with every committed change
+    /// (0 before the first), also across restarts, so an agent can tell a
+    /// newer set of assignments from an older one.
+    pub fn workloads_revision(&self) -> Result<u64, StoreError> {
+        let revision: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'workloads_revision'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        u64::try_from(revision.unwrap_or(0)).map_err(|_| StoreError::Corrupt("revision"))
+    }
+
     /// Commits `change` in one transaction: all of it, or (on any error)
-    /// none of it.
-    pub fn commit_workloads(&mut self, change: &WorkloadChange) -> Result<(), StoreError> {
+    /// none of it. Returns the workloads' new revision.
+    pub fn commit_workloads(&mut self, change: &WorkloadChange) -> Result<u64, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -160,8 +175,15 @@ impl Store {
                 ],
             )?;
         }
+        let revision: i64 = tx.query_row(
+            "INSERT INTO meta (key, value) VALUES ('workloads_revision', 1)
+             ON CONFLICT (key) DO UPDATE SET value = value + 1
+             RETURNING value",
+            [],
+            |row| row.get(0),
+        )?;
         tx.commit()?;
-        Ok(())
+        u64::try_from(revision).map_err(|_| StoreError::Corrupt("revision"))
     }
 }
 
@@ -210,17 +232,15 @@ mod tests {
 
     #[test]
     fn services_and_replicas_survive_reopening_and_changes_are_all_or_nothing() {
-        let dir = std::env::temp_dir().join(format!("warren-workloads-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.db");
+        let path = super::super::temp_db("workloads");
         let mut store = Store::open(&path).unwrap();
         let deploy = WorkloadChange {
             services: vec![service("web", 1)],
             placed: vec![replica("web", 1, "pi"), replica("web", 2, "vm")],
             ..WorkloadChange::default()
         };
-        store.commit_workloads(&deploy).unwrap();
+        assert_eq!(store.workloads_revision().unwrap(), 0);
+        assert_eq!(store.commit_workloads(&deploy).unwrap(), 1);
         // A change that breaks a rule half-way (a duplicate replica id)
         // leaves nothing of itself behind.
         let broken = WorkloadChange {
@@ -232,6 +252,11 @@ mod tests {
         assert!(store.commit_workloads(&broken).is_err());
         drop(store);
         let mut store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.workloads_revision().unwrap(),
+            1,
+            "the failed change counted nothing"
+        );
         assert_eq!(store.services().unwrap(), vec![service("web", 1)]);
         assert_eq!(
             store.replicas().unwrap(),
@@ -246,15 +271,11 @@ mod tests {
             .unwrap();
         assert!(store.services().unwrap().is_empty());
         assert!(store.replicas().unwrap().is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_version_1_database_gains_the_workload_tables() {
-        let dir = std::env::temp_dir().join(format!("warren-schema1-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.db");
+        let path = super::super::temp_db("schema1");
         {
             let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch(
@@ -271,7 +292,6 @@ mod tests {
                 row.get(0)
             })
             .unwrap();
-        assert_eq!(version, 2);
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(version, 3);
     }
 }

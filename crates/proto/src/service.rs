@@ -66,6 +66,26 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// One replica of `image` named `name`, with the image's own command and
+    /// everything else at its default; set the rest with struct update
+    /// syntax.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        ServiceSpec {
+            name: name.into(),
+            image: image.into(),
+            replicas: 1,
+            ports: Vec::new(),
+            hosts: Vec::new(),
+            env: Vec::new(),
+            command: Vec::new(),
+            cpu_millis: None,
+            memory: None,
+            health: None,
+            constraints: Vec::new(),
+            restart: RestartPolicy::default(),
+        }
+    }
+
     /// The CPU a replica reserves, millicores.
     pub fn cpu_reservation(&self) -> u32 {
         self.cpu_millis.unwrap_or(DEFAULT_CPU_MILLIS)
@@ -312,7 +332,7 @@ pub enum SpecError {
 }
 
 /// At most 64 characters of user input, for an error message.
-fn shorten(text: &str) -> String {
+pub fn shorten(text: &str) -> String {
     if text.chars().count() <= 64 {
         return text.to_owned();
     }

@@ -1,0 +1,191 @@
+//! Node labels steer placement, a node with replicas leaves only once they
+//! have moved, and both (with the workloads' revision) survive a restart.
+
+use super::tests::{fixture, hello, key, remote, state_over, Fixture, NOW};
+use super::*;
+use std::collections::BTreeMap;
+use warren_proto::assignment::{Health, ReplicaState, ReplicaStatus};
+use warren_proto::{Auth, Constraint, ServiceSpec};
+
+fn join(fixture: &mut Fixture, name: &str, seed: u8) {
+    let auth = Auth::Token {
+        id: fixture.token,
+        secret: fixture.secret.clone(),
+    };
+    fixture
+        .state
+        .admit(&hello(auth, name, key(seed)), remote(), NOW, [seed; 32])
+        .unwrap();
+    let report = NodeReport {
+        arch: "amd64".to_owned(),
+        cpu_millis: 2000,
+        memory: 4 << 30,
+        disk_free: None,
+        docker: "20.10.24".to_owned(),
+    };
+    fixture.state.record_node(name, report, NOW);
+}
+
+fn spec(replicas: u32, constraint: &str) -> ServiceSpec {
+    ServiceSpec {
+        replicas,
+        ports: vec![8080],
+        constraints: vec![constraint.parse::<Constraint>().unwrap()],
+        ..ServiceSpec::new("web", "local/busybox:1")
+    }
+}
+
+fn placed_on(state: &ClusterState) -> Vec<String> {
+    let mut nodes: Vec<String> = state.replicas_view().into_iter().map(|r| r.node).collect();
+    nodes.sort();
+    nodes
+}
+
+/// The agent of `node` reports every replica placed there running and
+/// healthy.
+fn all_healthy(state: &mut ClusterState, node: &str) {
+    let statuses = state
+        .replicas_view()
+        .into_iter()
+        .filter(|r| r.node == node)
+        .map(|r| ReplicaStatus {
+            replica: r.id,
+            generation: r.generation,
+            state: ReplicaState::Running,
+            health: Health::Healthy,
+            restarts: 0,
+            cpu_millis: None,
+            memory: None,
+            started: Some(NOW),
+        })
+        .collect();
+    state.record_replicas(node, statuses, NOW);
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn labels_steer_placement_and_bad_ones_change_nothing() {
+    let mut fixture = fixture("labels", 2);
+    join(&mut fixture, "a", 1);
+    join(&mut fixture, "b", 2);
+    let state = &mut fixture.state;
+    let home = labels(&[("zone", "home")]);
+    assert_eq!(state.label_node("b", home.clone(), &[], NOW).unwrap(), home);
+    state.deploy(spec(2, "zone==home"), NOW).unwrap();
+    assert_eq!(placed_on(state), ["b", "b"]);
+
+    assert!(matches!(
+        state.label_node("nope", home.clone(), &[], NOW),
+        Err(NodeCommandError::Unknown(_))
+    ));
+    assert!(matches!(
+        parse_label("node=x"),
+        Err(NodeCommandError::Builtin(_))
+    ));
+    assert!(matches!(
+        parse_label("zone home"),
+        Err(NodeCommandError::Label(_))
+    ));
+    assert!(matches!(
+        state.label_node("b", BTreeMap::new(), &["bad key!".to_owned()], NOW),
+        Err(NodeCommandError::Label(_))
+    ));
+    assert_eq!(state.node_settings("b").labels, home);
+
+    // A label removed keeps what was placed; a new replica has nowhere to
+    // go until a node has the label again.
+    state
+        .label_node("b", BTreeMap::new(), &["zone".to_owned()], NOW)
+        .unwrap();
+    assert!(state.node_settings("b").labels.is_empty());
+    assert!(state.scale("web", 3, NOW).is_err());
+    assert_eq!(placed_on(state), ["b", "b"]);
+}
+
+#[test]
+fn a_node_with_replicas_leaves_once_they_moved_and_settings_survive_a_restart() {
+    let mut fixture = fixture("leave", 2);
+    join(&mut fixture, "a", 1);
+    join(&mut fixture, "b", 2);
+    let state = &mut fixture.state;
+    state
+        .label_node("b", labels(&[("zone", "home")]), &[], NOW)
+        .unwrap();
+    state.deploy(spec(2, "zone==home"), NOW).unwrap();
+    all_healthy(state, "b");
+
+    // Nowhere else to go: the node stays, leaving, with its replicas.
+    assert_eq!(
+        state.remove_node("b", false, NOW).unwrap(),
+        Removal::Leaving { replicas: 2 }
+    );
+    assert_eq!(placed_on(state), ["b", "b"]);
+    assert!(state.node_settings("b").leaving);
+
+    // Settings and the revision are stored: a restarted control plane has
+    // them.
+    let revision = state.assignments_for("b").0;
+    fixture.state = state_over(&fixture.dir);
+    let state = &mut fixture.state;
+    assert!(state.node_settings("b").leaving);
+    assert_eq!(state.node_settings("b").labels, labels(&[("zone", "home")]));
+    assert_eq!(state.assignments_for("b").0, revision);
+
+    // Once another node can take them, the replicas move one by one, each
+    // original going when its replacement is healthy; then the node goes.
+    for (name, seed) in [("a", 1), ("b", 2)] {
+        let auth = Auth::Credential {
+            secret: warren_proto::Secret([seed; 32]),
+        };
+        state
+            .admit(&hello(auth, name, key(seed)), remote(), NOW, [9; 32])
+            .unwrap();
+    }
+    let report = |cpu_millis| NodeReport {
+        arch: "amd64".to_owned(),
+        cpu_millis,
+        memory: 4 << 30,
+        disk_free: None,
+        docker: "20.10.24".to_owned(),
+    };
+    state.record_node("b", report(2000), NOW);
+    state.record_node("a", report(2000), NOW);
+    all_healthy(state, "b");
+    state
+        .label_node("a", labels(&[("zone", "home")]), &[], NOW)
+        .unwrap();
+    for _ in 0..4 {
+        all_healthy(state, "a");
+    }
+    assert_eq!(placed_on(state), ["a", "a"]);
+    assert!(state.registry().get("b").is_none(), "b left");
+    assert!(state.assignments_for("a").0 > revision);
+}
+
+#[test]
+fn a_node_without_replicas_or_forced_goes_at_once() {
+    let mut fixture = fixture("force", 2);
+    join(&mut fixture, "a", 1);
+    join(&mut fixture, "b", 2);
+    let state = &mut fixture.state;
+    assert_eq!(
+        state.remove_node("a", false, NOW).unwrap(),
+        Removal::Removed
+    );
+    state
+        .label_node("b", labels(&[("zone", "home")]), &[], NOW)
+        .unwrap();
+    state.deploy(spec(1, "zone==home"), NOW).unwrap();
+    assert_eq!(state.remove_node("b", true, NOW).unwrap(), Removal::Removed);
+    assert!(state.registry().get("b").is_none());
+    assert!(matches!(
+        state.remove_node("b", false, NOW),
+        Err(RemoveError::Unknown(_))
+    ));
+}
