@@ -172,7 +172,8 @@ pub async fn read_request<R: AsyncRead + Unpin>(
 
 /// Of `containers` (the node's own), the one of `replica` that `which`
 /// means, newest first by generation and attempt; the error frame if there
-/// is none.
+/// is none (its reason leaves out the replica: the control plane's record
+/// names it, and the CLI prints it in front).
 pub fn pick<'a>(
     containers: &'a [OurContainer],
     replica: &ReplicaId,
@@ -198,16 +199,13 @@ pub fn pick<'a>(
     picked.ok_or_else(|| match which {
         _ if mine.is_empty() => StreamFrame::error(
             StreamErrorCode::NoContainer,
-            format!("{replica} has no container on this node (yet)"),
+            "no container on this node (yet)",
         ),
         Which::Previous => StreamFrame::error(
             StreamErrorCode::NoPrevious,
-            format!("{replica} has no exited container: it has not crashed or been restarted"),
+            "no exited container: it has not crashed or been restarted",
         ),
-        _ => StreamFrame::error(
-            StreamErrorCode::NotRunning,
-            format!("{replica} is not running"),
-        ),
+        _ => StreamFrame::error(StreamErrorCode::NotRunning, "not running"),
     })
 }
 

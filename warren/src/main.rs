@@ -55,9 +55,9 @@ enum Command {
     Scale(cmd::services::ScaleArgs),
     /// Remove a service and its replicas.
     Rm(cmd::services::RmArgs),
-    /// Print a service's output: every replica's, through the control plane.
+    // No doc comments here: on a variant they replace the arguments'
+    // `long_about`, and `warren logs --help` would lose its manual.
     Logs(cmd::logs::LogsArgs),
-    /// Run a command in a replica, with its exit status.
     Exec(cmd::logs::ExecArgs),
     /// Create, list and revoke join tokens.
     Token(cmd::token::TokenArgs),
