@@ -38,11 +38,17 @@ fn warren(cluster: &Cluster, args: &[&str]) -> Ran {
     }
 }
 
+impl Ran {
+    /// Its stdout; it must have succeeded.
+    fn succeeded(self) -> String {
+        assert_eq!(self.code, 0, "{self:?}");
+        self.stdout
+    }
+}
+
 /// `warren ARGS`, which must succeed: its stdout.
 fn ok(cluster: &Cluster, args: &[&str]) -> String {
-    let ran = warren(cluster, args);
-    assert_eq!(ran.code, 0, "warren {args:?}: {ran:?}");
-    ran.stdout
+    warren(cluster, args).succeeded()
 }
 
 /// The numbers of the ticker's lines in `text` from the container
@@ -128,11 +134,21 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
     };
     let (on_pi, on_vm) = (id_on("pi"), id_on("vm"));
     let (pi_box, vm_box) = (only_container(&pi), only_container(&vm));
+    // `warren logs ticker --replica PI ARGS...`, `warren exec ticker
+    // --replica PI -- COMMAND...`: the relayed replica's.
+    let pi_logs = |args: &[&str]| {
+        let logs = ["logs", "ticker", "--replica", on_pi.as_str()];
+        warren(&cluster, &[&logs[..], args].concat())
+    };
+    let pi_exec = |command: &[&str]| {
+        let exec = ["exec", "ticker", "--replica", on_pi.as_str(), "--"];
+        warren(&cluster, &[&exec[..], command].concat())
+    };
 
     // The relayed replica's output from its start, as it is (no prefix
     // with --replica); by its number too.
     let logs = wait_for_value("three lines from pi", Duration::from_secs(10), || {
-        let logs = ok(&cluster, &["logs", "ticker", "--replica", &on_pi]);
+        let logs = pi_logs(&[]).succeeded();
         (ticks(&logs, &pi_box).len() >= 3).then_some(logs)
     })
     .unwrap();
@@ -151,10 +167,7 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
     assert!(all.lines().all(|l| l.starts_with("ticker-")), "{all}");
 
     // --tail: the last N lines.
-    let tail = ok(
-        &cluster,
-        &["logs", "ticker", "--replica", &on_pi, "--tail", "2"],
-    );
+    let tail = pi_logs(&["--tail", "2"]).succeeded();
     let tailed = ticks(&tail, &pi_box);
     assert_eq!((tail.lines().count(), tailed.len()), (2, 2), "{tail}");
     assert!(consecutive(&tailed), "{tail}");
@@ -180,56 +193,24 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
 
     // --since: only the last second's lines (Docker counts whole seconds,
     // two lines a second).
-    let since = ok(
-        &cluster,
-        &["logs", "ticker", "--replica", &on_pi, "--since", "1s"],
-    );
+    let since = pi_logs(&["--since", "1s"]).succeeded();
     let recent = ticks(&since, &pi_box);
-    let everything = ticks(
-        &ok(&cluster, &["logs", "ticker", "--replica", &on_pi]),
-        &pi_box,
-    );
+    let everything = ticks(&pi_logs(&[]).succeeded(), &pi_box);
     assert!(!recent.is_empty() && recent.len() <= 6, "{since}");
     assert!(recent[0] > 0 && consecutive(&recent), "{since}");
     assert!(everything.len() > recent.len(), "{everything:?} {recent:?}");
 
     // exec in the relayed replica: its output where it went, its status.
-    let ran = warren(
-        &cluster,
-        &[
-            "exec",
-            "ticker",
-            "--replica",
-            &on_pi,
-            "--",
-            "sh",
-            "-c",
-            "echo hi; echo oops >&2; exit 3",
-        ],
-    );
+    let ran = pi_exec(&["sh", "-c", "echo hi; echo oops >&2; exit 3"]);
     let expected = Ran {
         code: 3,
         stdout: "hi\n".to_owned(),
         stderr: "oops".to_owned(),
     };
     assert_eq!(ran, expected);
-    let hostname = ok(
-        &cluster,
-        &[
-            "exec",
-            "ticker",
-            "--replica",
-            &on_pi,
-            "--",
-            "cat",
-            "/etc/hostname",
-        ],
-    );
+    let hostname = pi_exec(&["cat", "/etc/hostname"]).succeeded();
     assert_eq!(hostname.trim(), pi_box);
-    let ran = warren(
-        &cluster,
-        &["exec", "ticker", "--replica", &on_pi, "--", "/no/such"],
-    );
+    let ran = pi_exec(&["/no/such"]);
     // What `docker exec` does: 126, and the runtime's reason in the
     // output (on stdout, as the daemon sends it).
     assert_eq!(ran.code, 126, "{ran:?}");
@@ -250,10 +231,7 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
 
     // --previous: nothing before a crash; after `docker kill` and the
     // agent's restart, the killed container's output and not the new one's.
-    let ran = warren(
-        &cluster,
-        &["logs", "ticker", "--replica", &on_pi, "--previous"],
-    );
+    let ran = pi_logs(&["--previous"]);
     assert_eq!(ran.code, 1, "{ran:?}");
     assert_eq!(
         ran.stderr,
@@ -265,10 +243,7 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
         (running.len() == 1 && running[0] != pi_box).then(|| running[0].clone())
     })
     .unwrap();
-    let previous = ok(
-        &cluster,
-        &["logs", "ticker", "--replica", &on_pi, "--previous"],
-    );
+    let previous = pi_logs(&["--previous"]).succeeded();
     let before_kill = ticks(&previous, &pi_box);
     assert!(before_kill.len() >= everything.len(), "{previous}");
     assert!(consecutive(&before_kill), "{previous}");
@@ -277,7 +252,7 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
         "the new container's output",
         Duration::from_secs(10),
         || {
-            let logs = ok(&cluster, &["logs", "ticker", "--replica", &on_pi]);
+            let logs = pi_logs(&[]).succeeded();
             (!ticks(&logs, &restarted).is_empty()).then_some(logs)
         },
     )
@@ -296,15 +271,12 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
     assert_eq!(ran.stderr, format!("{on_pi}: node pi is down"), "{ran:?}");
     assert!(!ticks(&ran.stdout, &vm_box).is_empty(), "{ran:?}");
     assert!(ticks(&ran.stdout, &restarted).is_empty(), "{ran:?}");
-    let ran = warren(&cluster, &["logs", "ticker", "--replica", &on_pi]);
+    let ran = pi_logs(&[]);
     assert_eq!(
         (ran.code, ran.stdout.as_str(), ran.stderr.as_str()),
         (1, "", format!("{on_pi}: node pi is down").as_str())
     );
-    let ran = warren(
-        &cluster,
-        &["exec", "ticker", "--replica", &on_pi, "--", "true"],
-    );
+    let ran = pi_exec(&["true"]);
     assert_eq!(ran.code, 1, "{ran:?}");
     assert_eq!(ran.stderr.lines().count(), 1, "{ran:?}");
     assert!(ran.stderr.contains("node pi is down"), "{ran:?}");
