@@ -21,6 +21,7 @@ pub mod probe;
 pub mod runtime;
 pub mod session;
 pub mod state;
+pub mod usage;
 pub mod workloads;
 
 pub use join::{run, JoinError, JoinMode, JoinOptions, Usable};
