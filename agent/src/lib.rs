@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod session;
 pub mod state;
 pub mod streams;
+pub mod usage;
 pub mod workloads;
 
 pub use join::{run, JoinError, JoinMode, JoinOptions, Usable};

@@ -12,10 +12,11 @@ use crate::converge::{Action, ContainerState, Converger, Observed};
 use crate::health::HealthState;
 use crate::runtime::{ContainerStatus, OurContainer, PortMapping, ReplicaSpec, Runtime};
 use crate::state::AgentDir;
+use crate::usage::{self, Usage};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use warren_proto::assignment::{
     Assignment, Health, NodeReport, ReplicaId, ReplicaState, ReplicaStatus,
 };
@@ -74,6 +75,8 @@ pub struct Runner {
     exit_codes: HashMap<String, i64>,
     failures: HashMap<ReplicaId, Failure>,
     reported: Option<Vec<ReplicaStatus>>,
+    /// The latest CPU and memory of the running containers.
+    usage: watch::Receiver<Usage>,
 }
 
 impl Runner {
@@ -99,6 +102,7 @@ impl Runner {
             exit_codes: HashMap::new(),
             failures: HashMap::new(),
             reported: None,
+            usage: watch::channel(Usage::new()).1,
         }
     }
 
@@ -120,12 +124,16 @@ impl Runner {
     }
 
     /// Runs until `inputs` closes, sending every change of the replicas'
-    /// states to `reports`.
+    /// states (and of their usage, sampled by a task of its own) to
+    /// `reports`.
     pub async fn run(
         mut self,
         mut inputs: mpsc::Receiver<Input>,
         reports: mpsc::Sender<Vec<ReplicaStatus>>,
     ) {
+        let (sampled, usage) = watch::channel(Usage::new());
+        self.usage = usage;
+        tokio::spawn(usage::sample(self.runtime.clone(), sampled));
         loop {
             let wake = self.next_wakeup(Instant::now());
             tokio::select! {
@@ -267,6 +275,7 @@ impl Runner {
         match action {
             Action::Start(assignment) => self.start(&assignment, containers, now).await,
             Action::Stop { container } => {
+                tracing::info!(container = %shorten_id(&container), "stopping a replica's container");
                 if let Err(error) = self.runtime.stop(&container, STOP_GRACE).await {
                     tracing::warn!(%container, %error, "stopping a replica");
                 }
@@ -328,6 +337,14 @@ impl Runner {
         };
         match started {
             Ok(id) => {
+                let restarts = self.converger.restarts(&assignment.replica);
+                tracing::info!(
+                    replica = %assignment.replica,
+                    generation = assignment.generation,
+                    container = %shorten_id(&id),
+                    restarts,
+                    "replica started"
+                );
                 self.failures.remove(&assignment.replica);
                 self.health
                     .insert(id, HealthState::new(spec.health.clone(), now));
@@ -391,6 +408,7 @@ impl Runner {
 
     /// Every assigned replica's state now.
     fn statuses(&self, containers: &[OurContainer]) -> Vec<ReplicaStatus> {
+        let usage = self.usage.borrow();
         self.assigned
             .iter()
             .map(|assignment| {
@@ -421,19 +439,25 @@ impl Runner {
                 let health = running
                     .and_then(|c| self.health.get(&c.id))
                     .map_or(Health::Starting, HealthState::health);
+                let sample = running.and_then(|c| usage.get(&c.id));
                 ReplicaStatus {
                     replica: assignment.replica.clone(),
                     generation: assignment.generation,
                     state,
                     health,
                     restarts: self.converger.restarts(&assignment.replica),
-                    cpu_millis: None,
-                    memory: None,
+                    cpu_millis: sample.and_then(usage::cpu_millis),
+                    memory: sample.and_then(|u| u.memory_bytes),
                     started: None,
                 }
             })
             .collect()
     }
+}
+
+/// A container id as `docker ps` shows it.
+fn shorten_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// Whether the policy restarts a container that exited with `code`.

@@ -144,6 +144,19 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
     let services: Value =
         serde_json::from_str(&warren(&cluster, &["services", "--json"]).unwrap()).unwrap();
     assert_eq!(services["services"][0]["healthy"], 3, "{services}");
+    // Each replica's memory (and CPU, once sampled twice) shows in `ps`.
+    wait_for_value(
+        "every replica's memory in ps",
+        Duration::from_secs(40),
+        || {
+            let listed = replicas(&cluster);
+            listed
+                .iter()
+                .all(|r| r["memory"].as_u64() > Some(0) && r["cpu_millis"].is_u64())
+                .then_some(())
+        },
+    )
+    .unwrap();
 
     // A killed container is restarted by its agent, and counted.
     let victim = on_vm["id"].as_str().unwrap().to_owned();
