@@ -255,6 +255,30 @@ impl Runtime {
         }
     }
 
+    /// Whether `image` can run here without pulling it first, or else be
+    /// pulled: `Ok` when it is on the node or its registry knows it (asked
+    /// for the manifest only, `GET /distribution/IMAGE/json`: nothing is
+    /// downloaded); otherwise [`RuntimeError::ImagePull`] with the
+    /// daemon's reason. What `warren deploy` asks of the nodes it would
+    /// place on before it stores anything.
+    pub async fn image_obtainable(&self, image: &str) -> Result<(), RuntimeError> {
+        if self.image_present(image).await? {
+            return Ok(());
+        }
+        match self.docker.inspect_registry_image(image, None).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(
+                match RuntimeError::from_docker("inspect registry image", e) {
+                    RuntimeError::Daemon { message, .. } => RuntimeError::ImagePull {
+                        image: image.to_owned(),
+                        message,
+                    },
+                    other => other,
+                },
+            ),
+        }
+    }
+
     /// Pulls `image` (no registry credentials yet). A refusal, before or
     /// during the download, is [`RuntimeError::ImagePull`] with the
     /// daemon's message.
