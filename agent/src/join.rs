@@ -165,6 +165,18 @@ pub async fn run(
         JoinMode::Direct(ip) => (Mode::Direct, Some(ip)),
         JoinMode::Relay => (Mode::Relay, None),
     };
+    // The node's daemon first: what it offers goes in the hello, so the
+    // node can be placed on as soon as it is admitted.
+    let runtime = match &options.docker_host {
+        Some(host) => Some(crate::runtime::Runtime::connect(host).await?),
+        None => None,
+    };
+    let node_report = match &runtime {
+        Some(runtime) => Some(
+            workloads::node_report(runtime, options.capacity_cpu, options.capacity_memory).await?,
+        ),
+        None => None,
+    };
     let hello = Hello {
         version: PROTOCOL_VERSION,
         capabilities: CONTROL_KINDS
@@ -184,6 +196,7 @@ pub async fn run(
         mode,
         private_address,
         wg_port: options.wg_port,
+        machine: node_report.clone(),
     };
     let mut target = Target {
         control,
@@ -257,20 +270,16 @@ pub async fn run(
 
     let relays = welcome.relays.clone();
     // Replicas start once the mesh is up: they publish on its address.
-    let (assign, mut replica_reports, node_report, streams) = match &options.docker_host {
-        Some(host) => {
-            let runtime = crate::runtime::Runtime::connect(host).await?;
+    let (assign, mut replica_reports, streams) = match runtime {
+        Some(runtime) => {
             let streams = Streams::new(runtime.clone());
             let runner = Runner::new(runtime, dir.clone(), welcome.mesh_ip);
-            let report = runner
-                .node_report(options.capacity_cpu, options.capacity_memory)
-                .await?;
             let (assign, inputs) = tokio::sync::mpsc::channel(4);
             let (reports, replica_reports) = tokio::sync::mpsc::channel(4);
             tokio::spawn(runner.run(inputs, reports));
-            (Some(assign), replica_reports, Some(report), Some(streams))
+            (Some(assign), replica_reports, Some(streams))
         }
-        None => (None, tokio::sync::mpsc::channel(1).1, None, None),
+        None => (None, tokio::sync::mpsc::channel(1).1, None),
     };
     // `warren logs` and `warren exec` arrive on streams of each connection.
     let serve_streams = |session: &Session| {

@@ -106,23 +106,6 @@ impl Runner {
         }
     }
 
-    /// What the node offers to replicas: its daemon's figures, or the
-    /// operator's `--capacity-*` instead.
-    pub async fn node_report(
-        &self,
-        capacity_cpu: Option<u64>,
-        capacity_memory: Option<u64>,
-    ) -> Result<NodeReport, crate::runtime::RuntimeError> {
-        let facts = self.runtime.node_facts().await?;
-        Ok(NodeReport {
-            arch: facts.architecture,
-            cpu_millis: capacity_cpu.unwrap_or(u64::from(facts.cpu_cores) * 1000),
-            memory: capacity_memory.unwrap_or(facts.memory_bytes),
-            disk_free: facts.free_disk_bytes,
-            docker: facts.docker_version,
-        })
-    }
-
     /// Runs until `inputs` closes, sending every change of the replicas'
     /// states (and of their usage, sampled by a task of its own) to
     /// `reports`.
@@ -458,6 +441,23 @@ impl Runner {
 /// A container id as `docker ps` shows it.
 fn shorten_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// What the node offers to replicas: its daemon's figures, or the
+/// operator's `--capacity-*` instead.
+pub async fn node_report(
+    runtime: &Runtime,
+    capacity_cpu: Option<u64>,
+    capacity_memory: Option<u64>,
+) -> Result<NodeReport, crate::runtime::RuntimeError> {
+    let facts = runtime.node_facts().await?;
+    Ok(NodeReport {
+        arch: facts.architecture,
+        cpu_millis: capacity_cpu.unwrap_or(u64::from(facts.cpu_cores) * 1000),
+        memory: capacity_memory.unwrap_or(facts.memory_bytes),
+        disk_free: facts.free_disk_bytes,
+        docker: facts.docker_version,
+    })
 }
 
 /// Whether the policy restarts a container that exited with `code`.

@@ -50,6 +50,7 @@ fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
         mode: Mode::Relay,
         private_address: None,
         wg_port: 51820,
+        machine: None,
     }
 }
 

@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use serde_json::Value;
 use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -104,20 +103,6 @@ fn logs_and_exec_reach_a_relayed_node_and_say_when_it_is_down() {
     let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
     vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
     pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
-    // The scheduler places on a node once its machine facts arrived, a
-    // moment after its `joined` line.
-    wait_for_value("both nodes' facts", Duration::from_secs(10), || {
-        let nodes: Value = serde_json::from_str(&ok(&cluster, &["nodes", "--json"])).unwrap();
-        let nodes = nodes["nodes"].as_array()?;
-        let known = |name: &str| {
-            nodes
-                .iter()
-                .any(|n| n["name"] == name && n["machine"].is_object())
-        };
-        (known("vm") && known("pi")).then_some(())
-    })
-    .unwrap();
-
     // Two tickers, spread: one on each node.
     let deploy = [
         "deploy",

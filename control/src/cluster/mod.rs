@@ -175,7 +175,8 @@ impl ClusterState {
 
     /// Answers `hello` from `remote` at `now` (unix seconds) with `random`
     /// for a new credential: a welcome once the join is stored, or a
-    /// refusal that changed nothing.
+    /// refusal that changed nothing. What the hello says the node offers
+    /// is taken at once, so it can be placed on right away.
     pub fn admit(
         &mut self,
         hello: &Hello,
@@ -231,6 +232,9 @@ impl ClusterState {
         self.online
             .insert(node.name.clone(), Online { connection, remote });
         let _ = self.events.send(PeerEvent::Joined(node.clone()));
+        if let Some(machine) = &hello.machine {
+            self.record_node(&node.name, machine.clone(), now);
+        }
         Ok(Admitted {
             node,
             welcome,

@@ -26,6 +26,30 @@ fn join(fixture: &mut Fixture, name: &str, seed: u8) {
     fixture.state.record_node(name, report, NOW);
 }
 
+#[test]
+fn a_node_whose_hello_says_what_it_offers_is_placed_on_at_once() {
+    let mut fixture = fixture("hello-machine", 1);
+    let auth = Auth::Token {
+        id: fixture.token,
+        secret: fixture.secret.clone(),
+    };
+    let state = &mut fixture.state;
+    let bare = ServiceSpec::new("web", "local/busybox:1");
+    let hello = Hello {
+        machine: Some(NodeReport {
+            arch: "arm64".to_owned(),
+            cpu_millis: 4000,
+            memory: 8 << 30,
+            disk_free: Some(1 << 30),
+            docker: "20.10.24".to_owned(),
+        }),
+        ..super::tests::hello(auth, "pi", key(1))
+    };
+    state.admit(&hello, remote(), NOW, [1; 32]).unwrap();
+    state.deploy(bare, NOW).unwrap();
+    assert_eq!(placed_on(state), ["pi"]);
+}
+
 fn spec(replicas: u32, constraint: &str) -> ServiceSpec {
     ServiceSpec {
         replicas,

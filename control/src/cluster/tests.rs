@@ -83,6 +83,7 @@ pub(super) fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
         mode: Mode::Relay,
         private_address: None,
         wg_port: 51820,
+        machine: None,
     }
 }
 

@@ -120,6 +120,11 @@ pub struct Hello {
     pub private_address: Option<IpAddr>,
     /// Its WireGuard UDP port.
     pub wg_port: u16,
+    /// What the node offers to replicas, from an agent that runs them: in
+    /// the hello, so a node can be placed on as soon as it is admitted
+    /// (later changes come as [`AgentMessage::Node`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<NodeReport>,
 }
 
 /// The control-message kinds every version-1 agent handles after its

@@ -17,6 +17,7 @@ fn hello() -> Hello {
         mode: Mode::Relay,
         private_address: None,
         wg_port: 51820,
+        machine: None,
     }
 }
 
