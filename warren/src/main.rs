@@ -29,23 +29,21 @@ struct Cli {
     command: Command,
 }
 
+/// The commands. Those without a doc comment here have a manual of their
+/// own (`about` and `long_about` on their arguments): a doc comment on the
+/// variant would replace it, and `--help` would show one line.
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (admin API, state, embedded relay).
     Serve(cmd::serve::ServeArgs),
-    /// Join this machine to a cluster (runs the agent in the foreground).
     Join(cmd::join::JoinArgs),
-    /// Show the mesh: nodes, and every pair's path (direct or relayed).
     Mesh(cmd::mesh::MeshArgs),
     /// Ping a node through the mesh, showing the path each reply took.
     Ping(cmd::mesh::PingArgs),
-    /// This machine's own view: who it is, and how it reaches each peer.
     Status(cmd::status::StatusArgs),
     /// List the cluster's nodes.
     Nodes(cmd::nodes::NodesArgs),
-    /// Manage one node (`warren node rm NAME`).
+    /// Manage one node: set its labels, or remove it (`warren node label|rm`).
     Node(cmd::nodes::NodeArgs),
-    /// Deploy a service: its replicas placed across the nodes.
     Deploy(Box<cmd::services::DeployArgs>),
     /// List the services: desired, running and healthy replicas.
     Services(cmd::services::ServicesArgs),
@@ -55,18 +53,14 @@ enum Command {
     Scale(cmd::services::ScaleArgs),
     /// Remove a service and its replicas.
     Rm(cmd::services::RmArgs),
-    // No doc comments here: on a variant they replace the arguments'
-    // `long_about`, and `warren logs --help` would lose its manual.
     Logs(cmd::logs::LogsArgs),
     Exec(cmd::logs::ExecArgs),
-    /// Create, list and revoke join tokens.
     Token(cmd::token::TokenArgs),
     /// Print the public key standalone relays trust (`warren relay --control-key`).
     ControlKey(cmd::serve::ControlKeyArgs),
     /// Run or inspect a userspace WireGuard interface.
     #[command(subcommand)]
     Device(cmd::device::DeviceCommand),
-    /// Run a relay, or make its keys and tickets.
     Relay(cmd::relay::RelayArgs),
     /// Print a new random WireGuard private key (base64), like `wg genkey`.
     Genkey,
@@ -133,4 +127,32 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command with a manual of its own shows it on `--help` (a doc
+    /// comment on its variant would cut it to one line).
+    #[test]
+    fn commands_with_a_manual_show_it_on_help() {
+        let mut cli = Cli::command();
+        for name in [
+            "serve", "join", "mesh", "status", "deploy", "token", "relay", "logs", "exec",
+        ] {
+            let command = cli
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no command {name}"));
+            let manual = command
+                .get_long_about()
+                .unwrap_or_else(|| panic!("{name} has no manual"))
+                .to_string();
+            let help = command.render_long_help().to_string();
+            // The manual's opening words (the rendering rewraps the rest).
+            let opening: String = manual.chars().take(40).collect();
+            assert!(help.starts_with(&opening), "{name} --help lost its manual");
+        }
+    }
 }

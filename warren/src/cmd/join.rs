@@ -10,6 +10,7 @@ use warren_wire::JoinToken;
 /// Arguments of `warren join`.
 #[derive(Args)]
 #[command(
+    about = "Join this machine to a cluster (runs the agent in the foreground)",
     long_about = "Join this machine to a warren cluster and keep it in the mesh (runs in the foreground).\n\n\
         The first time, it needs a join token from `warren token create`: it creates this \
         node's WireGuard key in --data-dir, connects to the control plane (checking its \

@@ -18,6 +18,7 @@ use warren_proto::PathKind;
 /// Arguments of `warren mesh`.
 #[derive(Args)]
 #[command(
+    about = "Show the mesh: nodes, and every pair's path (direct or relayed)",
     long_about = "Show the mesh: every node (name, mesh IP, how it joined, whether it is \
         connected, where from, when it last reported) and, for every ordered pair, the path \
         the first node of the pair uses to reach the second: direct or relayed, round-trip \

@@ -15,6 +15,7 @@ use warren_wire::PublicKey;
 /// Arguments of `warren relay`: either a subcommand or the server's options.
 #[derive(Args)]
 #[command(
+    about = "Run a relay, or make its keys and tickets",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     long_about = "Run a relay in the foreground, or make its keys and tickets.\n\n\

@@ -14,6 +14,7 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/warren";
 /// Arguments of `warren serve`.
 #[derive(Args)]
 #[command(
+    about = "Run the control plane (admin API, state, embedded relay)",
     long_about = "Run the control plane in the foreground.\n\n\
         On first start it creates its identities in --data-dir: the admin credential the CLI \
         uses, the TLS certificate agents pin through their join token, its WireGuard key and \

@@ -18,6 +18,7 @@ use warren_proto::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec};
 /// Arguments of `warren deploy`.
 #[derive(Args)]
 #[command(
+    about = "Deploy a service: its replicas placed across the nodes",
     long_about = "Deploy a service: NAME runs IMAGE as --replicas replicas, placed by the control \
         plane on the nodes that run replicas (`warren join --docker-host`), direct and relayed \
         alike, spread across them. Each --port is published on a host port of the replica's node \

@@ -19,6 +19,7 @@ const STALE_SECS: u64 = 30;
 /// Arguments of `warren status`.
 #[derive(Args)]
 #[command(
+    about = "This machine's own view: who it is, and how it reaches each peer",
     long_about = "Show this machine's own view: its name, mesh address and join mode, whether \
         it is connected to the control plane, and how it reaches each peer (direct or \
         relayed, endpoint, round-trip time, last handshake, bytes). Read from the status file \

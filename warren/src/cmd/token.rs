@@ -15,6 +15,7 @@ use warren_control::api::{CreatedToken, TokenInfo};
 /// Arguments of `warren token`.
 #[derive(Args)]
 #[command(
+    about = "Create, list and revoke join tokens",
     long_about = "Create, list and revoke join tokens.\n\n\
         A join token carries everything `warren join` needs: where the control plane is, \
         the fingerprint of its certificate (so the worker talks to the right one) and a \
