@@ -123,6 +123,16 @@ impl Streams {
                 let _ = write_frame(send, &StreamFrame::Exit { code }).await;
                 Ok(())
             }
+            StreamRequest::Image { image } => match self.runtime.image_obtainable(&image).await {
+                Ok(()) => {
+                    let _ = write_frame(send, &StreamFrame::End).await;
+                    Ok(())
+                }
+                Err(error) => Err(StreamFrame::error(
+                    StreamErrorCode::Image,
+                    error.to_string(),
+                )),
+            },
             _ => Err(StreamFrame::error(
                 StreamErrorCode::Unsupported,
                 "this node's agent does not know that request; upgrade it",

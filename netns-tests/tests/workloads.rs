@@ -210,7 +210,13 @@ fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
     let cluster = Cluster::new("workloads-bad").unwrap();
     let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
     vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        // A registry on the worker's own loopback, where nothing listens:
+        // the node says so, with its daemon's reason.
+        (
+            &["deploy", "web", "--image", "127.0.0.1:9/nope:1"],
+            "node vm cannot get the image: cannot pull image 127.0.0.1:9/nope:1",
+        ),
         (
             &["deploy", "Web!", "--image", IMAGE],
             "invalid service name",

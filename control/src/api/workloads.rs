@@ -3,13 +3,17 @@
 //!
 //! | method | path | body | answer |
 //! |---|---|---|---|
-//! | POST | `/v1/services` | a [`ServiceSpec`] | 200 [`Deployed`]; 400 a bad spec; 409 it does not fit |
+//! | POST | `/v1/services` | a [`ServiceSpec`] | 200 [`Deployed`]; 400 a bad spec, or an image a node it would go to cannot get; 409 it does not fit |
 //! | GET | `/v1/services` | | 200 `{"services":[ServiceView]}` |
 //! | PUT | `/v1/services/{name}/replicas` | `{"replicas": n}` | 200 [`Deployed`]; 404 |
 //! | DELETE | `/v1/services/{name}` | | 200 `{"name","removed":true}`; 404 |
 //! | GET | `/v1/replicas` | | 200 `{"replicas":[ReplicaView]}` |
+//!
+//! Before a deploy is stored, the nodes it would place replicas on are
+//! asked whether they can run its image ([`check_image`]).
 
 use super::{authorize, with, ApiError, ApiState};
+use crate::agent_links::AgentLinks;
 use crate::cluster::{ReplicaView, ServiceView, WorkloadCommandError};
 use crate::store::ReplicaRecord;
 use crate::workloads::WorkloadError;
@@ -18,8 +22,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use warren_proto::ServiceSpec;
+use std::time::Duration;
+use warren_proto::{ServiceSpec, StreamErrorCode, StreamFrame, StreamRequest};
 
 /// What a deploy or scale placed: the service's replicas after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +93,11 @@ pub(super) async fn deploy(
     authorize(&state, &headers)?;
     let name = spec.name.clone();
     let now = warren_os::unix_now();
+    let planned = spec.clone();
+    let targets = with(&state, move |cluster| cluster.deploy_targets(planned, now))
+        .await?
+        .map_err(refused)?;
+    check_image(&state.links, &targets, &spec.image).await?;
     let replicas = with(&state, move |cluster| cluster.deploy(spec, now))
         .await?
         .map_err(refused)?;
@@ -143,4 +154,51 @@ pub(super) async fn replicas(
     authorize(&state, &headers)?;
     let replicas: Vec<ReplicaView> = with(&state, |cluster| cluster.replicas_view()).await?;
     Ok(Json(json!({ "replicas": replicas })))
+}
+
+/// How long a node gets to say whether it can run an image (its daemon may
+/// ask a registry); a node that does not answer in time is not held
+/// against the deploy.
+const IMAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Asks each of `nodes` whose agent is connected whether it can run
+/// `image` (it has it, or its registry knows it), all at once; the first
+/// refusal, naming the node and with its daemon's reason, is a 400. A node
+/// that is down, runs an older agent or does not answer in time is
+/// skipped: its replica reports the failure when it tries.
+async fn check_image(
+    links: &AgentLinks,
+    nodes: &BTreeSet<String>,
+    image: &str,
+) -> Result<(), ApiError> {
+    let request = StreamRequest::Image {
+        image: image.to_owned(),
+    };
+    let asks = nodes.iter().filter_map(|node| {
+        let link = links.get(node)?;
+        let request = &request;
+        Some(async move {
+            let answer = tokio::time::timeout(IMAGE_CHECK_TIMEOUT, async {
+                let mut stream = link.open(node, request).await.ok()?;
+                stream.next().await.ok().flatten()
+            })
+            .await;
+            match answer {
+                Ok(Some(StreamFrame::Error {
+                    code: StreamErrorCode::Image,
+                    reason,
+                })) => Some(format!("node {node} cannot get the image: {reason}")),
+                Ok(_) => None,
+                Err(_) => {
+                    tracing::warn!(%node, %image, "no answer in time on whether the node can run the image");
+                    None
+                }
+            }
+        })
+    });
+    let refusals = futures::future::join_all(asks).await;
+    match refusals.into_iter().flatten().next() {
+        Some(refusal) => Err(ApiError(StatusCode::BAD_REQUEST, refusal)),
+        None => Ok(()),
+    }
 }

@@ -142,6 +142,19 @@ impl ClusterState {
         Ok(self.replicas_of(&name))
     }
 
+    /// The nodes a deploy of `spec` would place replicas on now, deciding
+    /// as [`ClusterState::deploy`] does but storing nothing: the nodes
+    /// asked whether they can run its image before the deploy is
+    /// committed. A spec that would be refused is refused here the same way.
+    pub fn deploy_targets(
+        &self,
+        spec: ServiceSpec,
+        now: u64,
+    ) -> Result<BTreeSet<String>, WorkloadCommandError> {
+        let change = self.with_snapshot(now, |snapshot| workloads::deploy(snapshot, spec))?;
+        Ok(change.placed.into_iter().map(|r| r.node).collect())
+    }
+
     /// Sets the replica count of `name`.
     pub fn scale(
         &mut self,

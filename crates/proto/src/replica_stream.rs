@@ -5,7 +5,7 @@
 //! The control plane opens the stream (only to agents that list
 //! [`STREAMS_KIND`]) and writes one [`StreamRequest`] frame (at most
 //! [`MAX_REQUEST`] bytes); the agent answers with [`StreamFrame`]s: output
-//! lines, then [`StreamFrame::End`] (logs) or [`StreamFrame::Exit`]
+//! lines, then [`StreamFrame::End`] (logs, image) or [`StreamFrame::Exit`]
 //! (exec), or a single [`StreamFrame::Error`] instead, and finishes the
 //! stream. A stream that ends without one of those three was cut short (the
 //! connection was lost). The control plane stops following by stopping the
@@ -15,6 +15,7 @@
 //! ```json
 //! {"type":"logs","replica":"web-3","follow":true,"tail":20,"since_secs":null,"previous":false}
 //! {"type":"exec","replica":"web-3","command":["sh","-c","echo hi; exit 3"]}
+//! {"type":"image","image":"registry.example/app:2"}
 //! {"type":"line","stream":"stdout","text":"hi"}
 //! {"type":"exit","code":3}
 //! {"type":"error","code":"no_previous","reason":"web-3 has no exited container"}
@@ -64,6 +65,15 @@ pub enum StreamRequest {
         replica: ReplicaId,
         /// The program and its arguments.
         command: Vec<String>,
+    },
+    /// Whether the node can run `image`: it has it, or its registry knows
+    /// it (nothing is downloaded). Answered with [`StreamFrame::End`], or
+    /// an [`StreamErrorCode::Image`] error with the daemon's reason; what
+    /// `warren deploy` asks of the nodes it would place on before it
+    /// stores anything.
+    Image {
+        /// The image reference.
+        image: String,
     },
     /// A kind this build does not know (from a newer control plane).
     #[serde(other)]
@@ -164,6 +174,8 @@ pub enum StreamErrorCode {
     NotRunning,
     /// The node's Docker daemon failed or refused.
     Runtime,
+    /// The image is not on the node and cannot be pulled.
+    Image,
     /// A code this build does not know (from a newer agent).
     #[default]
     #[serde(other)]
@@ -198,6 +210,9 @@ mod tests {
                     "-c".to_owned(),
                     "echo hi; exit 3".to_owned(),
                 ],
+            },
+            StreamRequest::Image {
+                image: "registry.example/app:2".to_owned(),
             },
         ]
     }
