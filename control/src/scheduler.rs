@@ -16,6 +16,10 @@
 //! share of capacity); then the name, so a snapshot always gives the same
 //! answer. Replicas are placed one at a time, each seeing the previous
 //! ones.
+//!
+//! A decision that places several services, or removes replicas before it
+//! places, does it through one [`Pass`]: the node views are built once and
+//! updated as each replica is placed or removed, not rebuilt per service.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -23,6 +27,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt;
 use std::ops::RangeInclusive;
 use warren_proto::Constraint;
+
+mod pass;
+pub use pass::Pass;
 
 /// CPU and memory, as capacities, reservations or use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +45,13 @@ impl Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
             memory: self.memory.saturating_add(other.memory),
+        }
+    }
+
+    fn minus(self, other: Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_sub(other.cpu_millis),
+            memory: self.memory.saturating_sub(other.memory),
         }
     }
 
@@ -163,14 +177,22 @@ impl fmt::Display for Unplaceable {
     }
 }
 
-/// Places `request.count` replicas on `nodes`, or says why the first one
-/// that does not fit cannot be placed (nothing is placed then).
+/// Chooses nodes for `request.count` replicas on `nodes` (by index, with
+/// their host ports), or says why the first one that does not fit cannot be
+/// placed (nothing is chosen then). [`Pass::place`] is how callers get here.
 ///
 /// Each node is judged once per request; after a replica is placed only
 /// the node that took it is judged again (placing on one node changes no
 /// other node's feasibility or rank), so a request costs one pass over the
 /// nodes plus a heap operation per replica.
-pub fn place(nodes: &[NodeView<'_>], request: &Request<'_>) -> Result<Vec<Placement>, Unplaceable> {
+///
+/// `ranks` is each node's place in the order of names (see [`name_ranks`]),
+/// the last tie-break.
+fn choose(
+    nodes: &[NodeView<'_>],
+    ranks: &[u32],
+    request: &Request<'_>,
+) -> Result<Vec<(usize, Vec<u16>)>, Unplaceable> {
     let mut added: Vec<Added> = Vec::new();
     added.resize_with(nodes.len(), Added::default);
     let mut direct_wanted = !nodes
@@ -180,12 +202,12 @@ pub fn place(nodes: &[NodeView<'_>], request: &Request<'_>) -> Result<Vec<Placem
     let mut feasible = Vec::with_capacity(nodes.len());
     for (index, node) in nodes.iter().enumerate() {
         match judge(node, &added[index], request, direct_wanted) {
-            Ok(key) => feasible.push(Reverse((key, node.name.as_ref(), index))),
+            Ok(key) => feasible.push(Reverse((key, ranks[index], index))),
             Err(reason) => refused.count(reason),
         }
     }
     let mut candidates = BinaryHeap::from(feasible);
-    let mut placements = Vec::with_capacity(request.count as usize);
+    let mut chosen = Vec::with_capacity(request.count as usize);
     for placed in 0..request.count {
         let Some(Reverse((_, _, index))) = candidates.pop() else {
             return Err(refused.explain(placed, nodes.len(), request.constraints));
@@ -196,27 +218,40 @@ pub fn place(nodes: &[NodeView<'_>], request: &Request<'_>) -> Result<Vec<Placem
             .collect();
         added[index].replicas += 1;
         added[index].ports.extend(host_ports.iter().copied());
-        placements.push(Placement {
-            node: node.name.to_string(),
-            host_ports,
-        });
+        chosen.push((index, host_ports));
         if direct_wanted && node.reach == Reach::Direct {
             // Every relayed node's rank changes: judge them all again.
             direct_wanted = false;
             let mut rejudged = BinaryHeap::with_capacity(candidates.len() + 1);
-            for Reverse((_, name, other)) in candidates.drain() {
+            for Reverse((_, rank, other)) in candidates.drain() {
                 if let Ok(key) = judge(&nodes[other], &added[other], request, direct_wanted) {
-                    rejudged.push(Reverse((key, name, other)));
+                    rejudged.push(Reverse((key, rank, other)));
                 }
             }
             candidates = rejudged;
         }
         match judge(node, &added[index], request, direct_wanted) {
-            Ok(key) => candidates.push(Reverse((key, node.name.as_ref(), index))),
+            Ok(key) => candidates.push(Reverse((key, ranks[index], index))),
             Err(reason) => refused.count(reason),
         }
     }
-    Ok(placements)
+    Ok(chosen)
+}
+
+/// Each node's place in the order of names (nodes of one name in the order
+/// they come): the rank's last tie-break as a number, so that the heap
+/// compares no strings. Nodes that already come in name order (as the
+/// registry lists them) cost one comparison each.
+fn name_ranks(nodes: &[NodeView<'_>]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    if !nodes.windows(2).all(|pair| pair[0].name <= pair[1].name) {
+        order.sort_by(|&a, &b| nodes[a].name.cmp(&nodes[b].name));
+    }
+    let mut ranks = vec![0; nodes.len()];
+    for (rank, index) in order.into_iter().enumerate() {
+        ranks[index] = rank as u32;
+    }
+    ranks
 }
 
 /// The rank of `node` for one more replica (lower is better, see the module
@@ -260,16 +295,22 @@ fn judge(
     ))
 }
 
-/// The node's free host ports in the request's range, lowest first.
+/// The node's free host ports in the request's range, lowest first: one
+/// walk beside the node's taken ports, not a set look-up per port.
 fn free_ports<'a>(
     node: &'a NodeView<'_>,
     added: &'a Added,
     request: &Request<'_>,
 ) -> impl Iterator<Item = u16> + 'a {
-    request
-        .port_range
-        .clone()
-        .filter(move |port| !node.ports_in_use.contains(port) && !added.ports.contains(port))
+    let mut taken = node
+        .ports_in_use
+        .range(request.port_range.clone())
+        .copied()
+        .peekable();
+    request.port_range.clone().filter(move |port| {
+        while taken.next_if(|used| used < port).is_some() {}
+        taken.peek() != Some(port) && !added.ports.contains(port)
+    })
 }
 
 /// What one request has put on one node so far.

@@ -41,6 +41,14 @@ fn request(count: u32, constraints: &[Constraint]) -> Request<'_> {
     }
 }
 
+/// One request on its own: a pass over `nodes` that places only it.
+fn place(
+    nodes: &[NodeView<'static>],
+    request: &Request<'_>,
+) -> Result<Vec<Placement>, Unplaceable> {
+    Pass::new(nodes.to_vec()).place(request)
+}
+
 fn nodes_of(placements: &[Placement]) -> Vec<&str> {
     placements.iter().map(|p| p.node.as_str()).collect()
 }
@@ -268,4 +276,62 @@ proptest! {
         }
         prop_assert_eq!(place(&nodes, &request(count, &[])), place(&shuffled, &request(count, &[])));
     }
+
+    /// A pass that places several services one after the other, and
+    /// removes replicas between them, decides each as a pass built afresh
+    /// from the nodes with every replica so far counted in; its views end
+    /// as those fresh ones.
+    #[test]
+    fn a_pass_decides_as_views_built_afresh(
+        nodes in arbitrary_nodes(),
+        requests in prop::collection::vec((0usize..3, 0u32..6, 1u64..1500, any::<bool>()), 0..6),
+    ) {
+        let services = ["web", "api", "db"];
+        let constraints: Vec<Constraint> = vec!["zone==home".parse().unwrap()];
+        let mut pass = Pass::new(nodes.clone());
+        // Every replica the pass holds beyond the nodes': (node, service, cpu, ports).
+        let mut held: Vec<(String, &str, u64, Vec<u16>)> = Vec::new();
+        for (step, (service, count, cpu, home_only)) in requests.into_iter().enumerate() {
+            let request = Request {
+                service: services[service],
+                resources: Resources { cpu_millis: cpu, memory: GIB / 4 },
+                constraints: if home_only { &constraints } else { &[] },
+                ..request(count, &[])
+            };
+            // Every third step first removes the oldest replica held.
+            if step % 3 == 2 && !held.is_empty() {
+                let (node, service, cpu, ports) = held.remove(0);
+                let index = nodes.iter().position(|n| n.name == node.as_str()).unwrap();
+                pass.remove(index, service, Resources { cpu_millis: cpu, memory: GIB / 4 }, &ports);
+            }
+            let fresh = afresh(&nodes, &held);
+            prop_assert_eq!(&pass.nodes, &fresh);
+            let placed = pass.place(&request);
+            prop_assert_eq!(&placed, &Pass::new(fresh).place(&request));
+            for p in placed.unwrap_or_default() {
+                held.push((p.node, request.service, cpu, p.host_ports));
+            }
+        }
+        prop_assert_eq!(&pass.nodes, &afresh(&nodes, &held));
+    }
+}
+
+/// `nodes` with the replicas `held` counted in, built from nothing.
+fn afresh(
+    nodes: &[NodeView<'static>],
+    held: &[(String, &str, u64, Vec<u16>)],
+) -> Vec<NodeView<'static>> {
+    let mut fresh = nodes.to_vec();
+    for node in &mut fresh {
+        for (_, service, cpu, ports) in held.iter().filter(|(name, ..)| *name == node.name) {
+            node.allocated.cpu_millis += cpu;
+            node.allocated.memory += GIB / 4;
+            node.ports_in_use.extend(ports);
+            *node
+                .replicas
+                .entry(Cow::Owned((*service).to_owned()))
+                .or_default() += 1;
+        }
+    }
+    fresh
 }

@@ -14,7 +14,7 @@
 //! [`scheduler`]: crate::scheduler
 
 use crate::reconcile::{self, Replica, ServiceState, Step};
-use crate::scheduler::{self, NodeView, Reach, Request, Resources, Unplaceable};
+use crate::scheduler::{NodeView, Pass, Reach, Request, Resources, Unplaceable};
 use crate::store::{ReplicaRecord, ServiceRecord, WorkloadChange};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -115,7 +115,7 @@ pub fn deploy(snapshot: &Snapshot<'_>, spec: ServiceSpec) -> Result<WorkloadChan
             updated: snapshot.now,
         },
     };
-    plan(snapshot, service, true)
+    plan_alone(snapshot, service)
 }
 
 /// Sets the replica count of the service `name`.
@@ -140,7 +140,7 @@ pub fn scale(
         updated: snapshot.now,
         ..existing.clone()
     };
-    plan(snapshot, service, true)
+    plan_alone(snapshot, service)
 }
 
 /// Removes the service `name` and its replicas.
@@ -163,19 +163,26 @@ pub fn remove(snapshot: &Snapshot<'_>, name: &str) -> Result<WorkloadChange, Wor
 /// What every service needs now with no command behind it: the steps of
 /// each, with as many placements as fit (a service that cannot place all it
 /// needs places what it can and tries again at the next change).
+///
+/// One [`Placer`] serves every service, each seeing what the ones before it
+/// removed and placed.
 pub fn converge(snapshot: &Snapshot<'_>) -> WorkloadChange {
     let mut change = WorkloadChange::default();
-    let mut working = snapshot.replicas.to_vec();
+    let mut placer = Placer::new(snapshot, None);
+    let mut by_service: HashMap<&str, Vec<&ReplicaRecord>> = HashMap::new();
+    for replica in snapshot.replicas {
+        by_service
+            .entry(replica.service.as_str())
+            .or_default()
+            .push(replica);
+    }
     for service in snapshot.services {
-        let view = Snapshot {
-            replicas: &working,
-            ..*snapshot
-        };
-        let Ok(step) = plan(&view, service.clone(), false) else {
+        let own = by_service
+            .remove(service.spec.name.as_str())
+            .unwrap_or_default();
+        let Ok(step) = plan(snapshot, service.clone(), &own, &mut placer, false) else {
             continue;
         };
-        working.retain(|r| !step.removed.contains(&r.id));
-        working.extend(step.placed.iter().cloned());
         change.removed.extend(step.removed);
         change.placed.extend(step.placed);
         // Only a service whose replica counter moved needs storing.
@@ -188,34 +195,42 @@ pub fn converge(snapshot: &Snapshot<'_>) -> WorkloadChange {
     change
 }
 
-/// The change that brings `service` towards its desired state; `strict`
-/// refuses it whole when not every replica to place fits.
+/// [`plan`] for one command's service, strictly, over the whole snapshot.
+fn plan_alone(
+    snapshot: &Snapshot<'_>,
+    service: ServiceRecord,
+) -> Result<WorkloadChange, WorkloadError> {
+    let own: Vec<&ReplicaRecord> = snapshot
+        .replicas
+        .iter()
+        .filter(|r| r.service == service.spec.name)
+        .collect();
+    let mut placer = Placer::new(snapshot, Some(&service.spec.name));
+    plan(snapshot, service, &own, &mut placer, true)
+}
+
+/// The change that brings `service`, whose replicas are `own`, towards its
+/// desired state, removing and placing through `placer`; `strict` refuses
+/// it whole when not every replica to place fits.
 fn plan(
     snapshot: &Snapshot<'_>,
     mut service: ServiceRecord,
+    own: &[&ReplicaRecord],
+    placer: &mut Placer<'_>,
     strict: bool,
 ) -> Result<WorkloadChange, WorkloadError> {
     let name = service.spec.name.clone();
-    // A replica on a node that is leaving, or gone, must move.
-    let must_move = |node: &str| {
-        snapshot
-            .nodes
-            .iter()
-            .find(|n| n.name == node)
-            .is_none_or(|n| n.leaving)
-    };
     let state = ServiceState {
         generation: service.generation,
         desired: service.spec.replicas,
-        replicas: snapshot
-            .replicas
+        replicas: own
             .iter()
-            .filter(|r| r.service == name)
             .map(|r| Replica {
                 id: r.id.clone(),
                 generation: r.generation,
                 healthy: snapshot.healthy.contains(&r.id),
-                leaving: must_move(&r.node),
+                // A replica on a node that is leaving, or gone, must move.
+                leaving: placer.must_move(&r.node),
                 placed: r.placed,
             })
             .collect(),
@@ -224,17 +239,16 @@ fn plan(
     let mut to_place = 0;
     for step in reconcile::reconcile(&state) {
         match step {
-            Step::Remove(id) => change.removed.push(id),
+            Step::Remove(id) => {
+                if let Some(replica) = own.iter().find(|r| r.id == id) {
+                    placer.remove(replica);
+                }
+                change.removed.push(id);
+            }
             Step::Place(count) => to_place += count,
         }
     }
     if to_place > 0 {
-        let removed = &change.removed;
-        let remaining = snapshot
-            .replicas
-            .iter()
-            .filter(|r| !removed.contains(&r.id));
-        let views = node_views(snapshot.nodes, snapshot.services, remaining);
         let request = Request {
             service: &name,
             count: to_place,
@@ -243,7 +257,7 @@ fn plan(
             constraints: &service.spec.constraints,
             port_range: snapshot.port_range.clone(),
         };
-        let placements = match scheduler::place(&views, &request) {
+        let placements = match placer.pass.place(&request) {
             Ok(placements) => placements,
             Err(why) if strict => return Err(WorkloadError::Unplaceable { service: name, why }),
             Err(why) => {
@@ -251,7 +265,7 @@ fn plan(
                     count: why.placed,
                     ..request
                 };
-                scheduler::place(&views, &fits).unwrap_or_default()
+                placer.pass.place(&fits).unwrap_or_default()
             }
         };
         for placement in placements {
@@ -310,28 +324,41 @@ fn describe(resources: Resources) -> String {
     )
 }
 
-/// The nodes with their replicas counted in: what they reserve, the host
-/// ports they hold, how many of each service.
-pub fn node_views<'a>(
+/// The nodes of a snapshot with its replicas counted in (what they reserve,
+/// the host ports they hold, how many of each service), as one scheduler
+/// [`Pass`] that a decision places and removes through; built once per
+/// decision, in one walk over the replicas. A decision about one service
+/// counts only that service's replicas per node (spread looks at no other).
+struct Placer<'a> {
+    /// The node views.
+    pass: Pass<'a>,
+    /// Each node's index in the pass, by name.
+    index: HashMap<&'a str, usize>,
+    /// The nodes, in the pass's order.
     nodes: &'a [NodeFacts],
-    services: &[ServiceRecord],
-    replicas: impl IntoIterator<Item = &'a ReplicaRecord>,
-) -> Vec<NodeView<'a>> {
-    let specs: HashMap<&str, &ServiceSpec> = services
-        .iter()
-        .map(|s| (s.spec.name.as_str(), &s.spec))
-        .collect();
-    let mut by_node: HashMap<&str, Vec<&ReplicaRecord>> = HashMap::new();
-    for replica in replicas {
-        by_node
-            .entry(replica.node.as_str())
-            .or_default()
-            .push(replica);
-    }
-    nodes
-        .iter()
-        .map(|facts| {
-            let mut view = NodeView {
+    /// What a replica of each service reserves, by service name.
+    reservations: HashMap<&'a str, Resources>,
+}
+
+impl<'a> Placer<'a> {
+    /// The nodes of `snapshot` with every replica in; `only`, when given, is
+    /// the one service whose replicas are counted per node.
+    fn new(snapshot: &Snapshot<'a>, only: Option<&str>) -> Placer<'a> {
+        let reservations: HashMap<&str, Resources> = snapshot
+            .services
+            .iter()
+            .map(|s| (s.spec.name.as_str(), reservation(&s.spec)))
+            .collect();
+        let index: HashMap<&str, usize> = snapshot
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, facts)| (facts.name.as_str(), i))
+            .collect();
+        let views = snapshot
+            .nodes
+            .iter()
+            .map(|facts| NodeView {
                 name: Cow::Borrowed(facts.name.as_str()),
                 online: facts.online,
                 drained: facts.drained || facts.leaving,
@@ -341,22 +368,52 @@ pub fn node_views<'a>(
                 ports_in_use: BTreeSet::new(),
                 replicas: BTreeMap::new(),
                 reach: facts.reach,
-            };
-            for replica in by_node.get(facts.name.as_str()).into_iter().flatten() {
-                if let Some(spec) = specs.get(replica.service.as_str()) {
-                    let reserved = reservation(spec);
-                    view.allocated.cpu_millis += reserved.cpu_millis;
-                    view.allocated.memory += reserved.memory;
-                }
-                view.ports_in_use.extend(replica.host_ports.iter().copied());
-                *view
-                    .replicas
-                    .entry(Cow::Borrowed(replica.service.as_str()))
-                    .or_default() += 1;
+            })
+            .collect();
+        let mut placer = Placer {
+            pass: Pass::new(views),
+            index,
+            nodes: snapshot.nodes,
+            reservations,
+        };
+        for replica in snapshot.replicas {
+            if let Some(&node) = placer.index.get(replica.node.as_str()) {
+                let reserved = placer.reserved(replica);
+                let service = only
+                    .is_none_or(|name| name == replica.service)
+                    .then_some(Cow::Borrowed(replica.service.as_str()));
+                placer
+                    .pass
+                    .add(node, service, reserved, &replica.host_ports);
             }
-            view
-        })
-        .collect()
+        }
+        placer
+    }
+
+    /// What `replica` reserves (nothing, for a service the snapshot lacks).
+    fn reserved(&self, replica: &ReplicaRecord) -> Resources {
+        self.reservations
+            .get(replica.service.as_str())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Counts `replica` out of its node.
+    fn remove(&mut self, replica: &ReplicaRecord) {
+        if let Some(&node) = self.index.get(replica.node.as_str()) {
+            let reserved = self.reserved(replica);
+            self.pass
+                .remove(node, &replica.service, reserved, &replica.host_ports);
+        }
+    }
+
+    /// Whether replicas on the node `name` must move: it is leaving, or gone.
+    fn must_move(&self, name: &str) -> bool {
+        self.index
+            .get(name)
+            .and_then(|&i| self.nodes.get(i))
+            .is_none_or(|n| n.leaving)
+    }
 }
 
 #[cfg(test)]
