@@ -21,6 +21,12 @@ use warren_proto::HealthCheck;
 /// How long a replica without a health check runs before it is healthy.
 pub const NO_CHECK_GRACE: Duration = Duration::from_secs(1);
 
+/// How soon a probe that failed while the replica is starting (within its
+/// start period, before any pass) runs again, when the check's interval is
+/// longer: a replica is healthy within a moment of answering, not an
+/// interval later.
+pub const START_RETRY: Duration = Duration::from_millis(250);
+
 /// One replica's health (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthState {
@@ -77,13 +83,15 @@ impl HealthState {
     /// A probe that ran at `now` passed or failed.
     pub fn handle_probe(&mut self, passed: bool, now: Instant) -> Option<Health> {
         let check = self.check.as_ref()?;
-        self.next = Some(now + Duration::from_millis(check.interval_ms));
+        let interval = Duration::from_millis(check.interval_ms);
+        self.next = Some(now + interval);
         if passed {
             self.failures = 0;
             return self.set(Health::Healthy);
         }
         let in_start_period = now < self.started + Duration::from_millis(check.start_period_ms);
         if in_start_period && self.health == Health::Starting {
+            self.next = Some(now + interval.min(START_RETRY));
             return None;
         }
         self.failures += 1;
@@ -128,9 +136,11 @@ mod tests {
         let start = Instant::now();
         let mut state = HealthState::new(Some(check()), start);
         let at = |ms| start + Duration::from_millis(ms);
-        // Failing within the 10 s start period changes nothing.
+        // Failing within the 10 s start period changes nothing, and the
+        // probe is retried soon.
         for ms in [0, 2000, 4000, 8000] {
             assert_eq!(state.handle_probe(false, at(ms)), None);
+            assert_eq!(state.next_probe(), Some(at(ms) + START_RETRY));
         }
         assert_eq!(state.health(), Health::Starting);
         assert_eq!(state.handle_probe(true, at(9000)), Some(Health::Healthy));
