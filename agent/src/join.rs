@@ -11,8 +11,8 @@
 use crate::core::{peer_changes, Action, AgentCore};
 use crate::session::{self, Session, SessionEvent, Target};
 use crate::state::{AgentDir, Joined, StateError};
-use crate::streams::Streams;
-use crate::workloads::{self, Runner};
+use warren_runner::streams::Streams;
+use warren_runner::workloads::{self, Runner};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -117,7 +117,7 @@ pub enum JoinError {
     NotUsable(Duration, String),
     /// The node's Docker daemon.
     #[error(transparent)]
-    Runtime(#[from] crate::runtime::RuntimeError),
+    Runtime(#[from] warren_runner::runtime::RuntimeError),
 }
 
 /// What `warren join` reports once the mesh is usable.
@@ -168,7 +168,7 @@ pub async fn run(
     // The node's daemon first: what it offers goes in the hello, so the
     // node can be placed on as soon as it is admitted.
     let runtime = match &options.docker_host {
-        Some(host) => Some(crate::runtime::Runtime::connect(host).await?),
+        Some(host) => Some(warren_runner::runtime::Runtime::connect(host).await?),
         None => None,
     };
     let node_report = match &runtime {
@@ -273,7 +273,7 @@ pub async fn run(
     let (assign, mut replica_reports, streams) = match runtime {
         Some(runtime) => {
             let streams = Streams::new(runtime.clone());
-            let runner = Runner::new(runtime, dir.clone(), welcome.mesh_ip);
+            let runner = Runner::new(runtime, dir.assignments_file(), welcome.mesh_ip);
             let (assign, inputs) = tokio::sync::mpsc::channel(4);
             let (reports, replica_reports) = tokio::sync::mpsc::channel(4);
             tokio::spawn(runner.run(inputs, reports));

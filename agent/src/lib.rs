@@ -8,22 +8,16 @@
 //! sans-IO [`core`], which turns each control message into device changes
 //! and each report into the status file.
 //!
-//! For workloads, two more sans-IO cores: [`converge`] turns the node's
-//! assignments and its daemon's containers into actions, and [`health`]
-//! decides when to probe a replica and what the results mean. [`streams`]
-//! answers the control plane's `warren logs` and `warren exec` streams.
+//! With `--docker-host`, the node's replicas run on [`warren_runner`]
+//! (the Docker runtime, the converger, health checks, the run loop), which
+//! the control plane's host shares; [`streams`] takes the control plane's
+//! `warren logs` and `warren exec` streams off the agent's connection.
 
-pub mod converge;
 pub mod core;
-pub mod health;
 pub mod join;
 pub mod pinned;
-pub mod probe;
-pub mod runtime;
 pub mod session;
 pub mod state;
 pub mod streams;
-pub mod usage;
-pub mod workloads;
 
 pub use join::{run, JoinError, JoinMode, JoinOptions, Usable};

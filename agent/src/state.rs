@@ -6,6 +6,7 @@
 //! agent.json      {"name","mesh_ip","mode","credential","control":[…],"cert_sha256"}
 //! assignments.json the replicas the control plane last assigned (with its
 //!                 revision): what the agent runs while it is away
+//!                 ([`warren_runner::assignments`])
 //! mesh.json       the mesh as the control plane last described it (the
 //!                 welcome, kept current, without the credential): what the
 //!                 agent starts from when the control plane is unreachable
@@ -22,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use warren_os::files;
-use warren_proto::assignment::Assignment;
+use warren_runner::assignments::AssignmentsFile;
 use warren_proto::{Mode, Secret, Status, Welcome};
 use warren_wire::PrivateKey;
 
@@ -53,13 +54,6 @@ pub enum StateError {
 
 /// The file the last assignments are kept in.
 const ASSIGNMENTS_FILE: &str = "assignments.json";
-
-/// The assignments as stored.
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredAssignments {
-    revision: u64,
-    replicas: Vec<Assignment>,
-}
 
 /// The file the mesh map is kept in.
 const MESH_FILE: &str = "mesh.json";
@@ -199,37 +193,10 @@ impl AgentDir {
         write_secret(&path, text.as_bytes())
     }
 
-    /// The stored assignments and their revision, if any.
-    pub fn assignments(&self) -> Result<Option<(u64, Vec<Assignment>)>, StateError> {
-        let path = self.dir.join(ASSIGNMENTS_FILE);
-        match read_optional(&path)? {
-            Some(text) => serde_json::from_str::<StoredAssignments>(&text)
-                .map(|stored| Some((stored.revision, stored.replicas)))
-                .map_err(|_| StateError::Malformed {
-                    path,
-                    what: "warren assignments file",
-                }),
-            None => Ok(None),
-        }
-    }
-
-    /// Stores the assignments, so replicas keep running across a restart
-    /// while the control plane is away.
-    pub fn save_assignments(
-        &self,
-        revision: u64,
-        replicas: &[Assignment],
-    ) -> Result<(), StateError> {
-        let path = self.dir.join(ASSIGNMENTS_FILE);
-        let stored = StoredAssignments {
-            revision,
-            replicas: replicas.to_vec(),
-        };
-        let text = serde_json::to_string(&stored).map_err(|error| StateError::Io {
-            path: path.clone(),
-            error: io::Error::other(error),
-        })?;
-        write_secret(&path, text.as_bytes())
+    /// Where the last assignments are kept, so replicas keep running
+    /// across a restart while the control plane is away.
+    pub fn assignments_file(&self) -> AssignmentsFile {
+        AssignmentsFile::new(self.dir.join(ASSIGNMENTS_FILE))
     }
 
     /// Records who this node is.

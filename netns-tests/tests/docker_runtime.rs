@@ -1,4 +1,4 @@
-//! The node runtime (`warren_agent::runtime`) against a real dockerd in
+//! The node runtime (`warren_runner::runtime`) against a real dockerd in
 //! bridge mode inside a lab namespace: node facts, a replica published on
 //! the namespace's stand-in mesh IP only, labels, adoption after a restart,
 //! containers it did not make left alone, logs, exec, stats, stop and
@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use warren_agent::runtime::version::MAX_SUPPORTED;
-use warren_agent::runtime::{
+use warren_runner::runtime::version::MAX_SUPPORTED;
+use warren_runner::runtime::{
     ContainerStatus, LogOptions, LogStream, PortMapping, ReplicaSpec, Runtime, RuntimeError,
 };
 use warren_netns_tests::{
@@ -155,7 +155,7 @@ fn replica(service: &str, replica: u32, command: &[&str]) -> ReplicaSpec {
 }
 
 /// Waits until `id` is no longer running.
-async fn wait_exited(runtime: &Runtime, id: &str) -> warren_agent::runtime::ContainerInfo {
+async fn wait_exited(runtime: &Runtime, id: &str) -> warren_runner::runtime::ContainerInfo {
     for _ in 0..200 {
         let info = runtime.inspect(id).await.expect("inspect");
         if !info.running {

@@ -3,7 +3,7 @@
 //! ([`crate::converge`]), probes their health ([`crate::health`],
 //! [`crate::probe`]) and reports every change at once.
 //!
-//! It keeps the last assignments in the agent's data directory and starts
+//! It keeps the last assignments in a file ([`AssignmentsFile`]) and starts
 //! from them, so replicas keep running and restarting while the control
 //! plane is away, also across an agent restart. It only moves bytes; the
 //! decisions are the converger's and the health state's.
@@ -11,7 +11,7 @@
 use crate::converge::{Action, ContainerState, Converger, Observed};
 use crate::health::HealthState;
 use crate::runtime::{ContainerStatus, OurContainer, PortMapping, ReplicaSpec, Runtime};
-use crate::state::AgentDir;
+use crate::assignments::AssignmentsFile;
 use crate::usage::{self, Usage};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -66,7 +66,7 @@ struct Failure {
 /// The loop's state (see the module doc).
 pub struct Runner {
     runtime: Runtime,
-    dir: AgentDir,
+    stored: AssignmentsFile,
     mesh_ip: Ipv4Addr,
     converger: Converger,
     revision: u64,
@@ -81,9 +81,9 @@ pub struct Runner {
 
 impl Runner {
     /// A runner on `runtime` publishing on `mesh_ip`, starting from the
-    /// assignments stored in `dir`.
-    pub fn new(runtime: Runtime, dir: AgentDir, mesh_ip: Ipv4Addr) -> Runner {
-        let (revision, assigned) = match dir.assignments() {
+    /// assignments stored in `stored`.
+    pub fn new(runtime: Runtime, stored: AssignmentsFile, mesh_ip: Ipv4Addr) -> Runner {
+        let (revision, assigned) = match stored.load() {
             Ok(Some(stored)) => stored,
             Ok(None) => (0, Vec::new()),
             Err(error) => {
@@ -93,7 +93,7 @@ impl Runner {
         };
         Runner {
             runtime,
-            dir,
+            stored,
             mesh_ip,
             converger: Converger::new(),
             revision,
@@ -145,7 +145,7 @@ impl Runner {
         }
         self.revision = revision;
         self.assigned = replicas;
-        if let Err(error) = self.dir.save_assignments(revision, &self.assigned) {
+        if let Err(error) = self.stored.save(revision, &self.assigned) {
             tracing::warn!(%error, "storing the assignments");
         }
     }
@@ -153,7 +153,7 @@ impl Runner {
     async fn leave(&mut self) {
         self.revision = 0;
         self.assigned.clear();
-        if let Err(error) = self.dir.save_assignments(0, &self.assigned) {
+        if let Err(error) = self.stored.save(0, &self.assigned) {
             tracing::warn!(%error, "forgetting the assignments");
         }
         let containers = match self.runtime.list_ours().await {
