@@ -1,6 +1,8 @@
-//! The admitted agents' live QUIC connections, by node name, and the
-//! replica streams the admin API opens on them (`warren logs`, `warren
-//! exec`; [`warren_proto::replica_stream`]).
+//! The nodes the admin API can open replica streams to (`warren logs`,
+//! `warren exec`, image checks; [`warren_proto::replica_stream`]), by
+//! name: the admitted agents' live QUIC connections, and the control
+//! plane's own host when it runs replicas (`warren serve --docker-host`),
+//! whose streams are in-process pipes to its [`Streams`].
 //!
 //! The agent endpoint adds a connection once its agent is welcomed and
 //! takes it out when it ends; a node whose agent reconnected keeps only its
@@ -12,7 +14,14 @@ use crate::cluster::ConnectionId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::io::AsyncRead;
+use tokio::sync::oneshot;
 use warren_proto::{read_frame, write_frame, StreamError, StreamFrame, StreamRequest, MAX_FRAME};
+use warren_runner::streams::Streams;
+
+/// How many bytes of an in-process replica stream are buffered before its
+/// node waits for the reader.
+const LOCAL_BUFFER: usize = 64 * 1024;
 
 /// How long opening a stream may wait for the agent to allow one more (it
 /// allows 16 at once).
@@ -25,14 +34,21 @@ pub struct AgentLinks {
     links: Arc<Mutex<HashMap<String, AgentLink>>>,
 }
 
-/// One admitted agent's connection.
+/// How to reach one node's replica streams.
 #[derive(Debug, Clone)]
-pub struct AgentLink {
-    connection: quinn::Connection,
-    id: ConnectionId,
-    /// Whether the agent serves replica streams (it listed
-    /// [`warren_proto::STREAMS_KIND`]).
-    serves_streams: bool,
+pub enum AgentLink {
+    /// An admitted agent's connection.
+    Quic {
+        /// The connection.
+        connection: quinn::Connection,
+        /// Which of the node's connections it is.
+        id: ConnectionId,
+        /// Whether the agent serves replica streams (it listed
+        /// [`warren_proto::STREAMS_KIND`]).
+        serves_streams: bool,
+    },
+    /// The control plane's own host, answered in this process.
+    Local(Streams),
 }
 
 /// Why a replica stream could not be opened.
@@ -87,7 +103,7 @@ impl AgentLinks {
     ) {
         self.lock().insert(
             name.to_owned(),
-            AgentLink {
+            AgentLink::Quic {
                 connection,
                 id,
                 serves_streams,
@@ -95,29 +111,49 @@ impl AgentLinks {
         );
     }
 
+    /// The control plane's own host, `name`, answers with `streams`.
+    pub fn insert_local(&self, name: &str, streams: Streams) {
+        self.lock()
+            .insert(name.to_owned(), AgentLink::Local(streams));
+    }
+
     /// `name`'s connection `id` ended (a newer one stays).
     pub fn remove(&self, name: &str, id: ConnectionId) {
         let mut links = self.lock();
-        if links.get(name).is_some_and(|link| link.id == id) {
+        if links
+            .get(name)
+            .is_some_and(|link| matches!(link, AgentLink::Quic { id: live, .. } if *live == id))
+        {
             links.remove(name);
         }
     }
 
-    /// `name`'s live connection, if its agent is connected.
+    /// `name`'s live link, if its agent is connected (or it is the control
+    /// plane's host).
     pub fn get(&self, name: &str) -> Option<AgentLink> {
         self.lock()
             .get(name)
-            .filter(|link| link.connection.close_reason().is_none())
+            .filter(|link| match link {
+                AgentLink::Quic { connection, .. } => connection.close_reason().is_none(),
+                AgentLink::Local(_) => true,
+            })
             .cloned()
     }
 }
 
 /// A replica stream open to a node: the request is sent; read the
 /// answer's frames with [`ReplicaStream::next`]. Dropping it stops the
-/// stream, which stops the agent following a log.
-#[derive(Debug)]
+/// stream, which stops the node following a log.
 pub struct ReplicaStream {
-    recv: quinn::RecvStream,
+    recv: Box<dyn AsyncRead + Send + Unpin>,
+    /// An in-process stream's stop signal: dropped with the stream.
+    _stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for ReplicaStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaStream").finish_non_exhaustive()
+    }
 }
 
 impl AgentLink {
@@ -127,25 +163,58 @@ impl AgentLink {
         node: &str,
         request: &StreamRequest,
     ) -> Result<ReplicaStream, OpenError> {
-        if !self.serves_streams {
+        let send_error = |source| OpenError::Send {
+            node: node.to_owned(),
+            source,
+        };
+        let (connection, serves_streams) = match self {
+            AgentLink::Quic {
+                connection,
+                serves_streams,
+                ..
+            } => (connection, *serves_streams),
+            AgentLink::Local(streams) => {
+                return open_local(streams.clone(), request)
+                    .await
+                    .map_err(send_error)
+            }
+        };
+        if !serves_streams {
             return Err(OpenError::Unsupported(node.to_owned()));
         }
-        let (mut send, recv) = tokio::time::timeout(OPEN_TIMEOUT, self.connection.open_bi())
+        let (mut send, recv) = tokio::time::timeout(OPEN_TIMEOUT, connection.open_bi())
             .await
             .map_err(|_| OpenError::Busy(node.to_owned()))?
             .map_err(|source| OpenError::Connection {
                 node: node.to_owned(),
                 source,
             })?;
-        write_frame(&mut send, request)
-            .await
-            .map_err(|source| OpenError::Send {
-                node: node.to_owned(),
-                source,
-            })?;
+        write_frame(&mut send, request).await.map_err(send_error)?;
         let _ = send.finish();
-        Ok(ReplicaStream { recv })
+        Ok(ReplicaStream {
+            recv: Box::new(recv),
+            _stop: None,
+        })
     }
+}
+
+/// A replica stream to `streams` in this process: a pipe, answered on a
+/// task of its own as an agent answers a QUIC stream.
+async fn open_local(
+    streams: Streams,
+    request: &StreamRequest,
+) -> Result<ReplicaStream, StreamError> {
+    let (mut ours, theirs) = tokio::io::duplex(LOCAL_BUFFER);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (their_recv, their_send) = tokio::io::split(theirs);
+    tokio::spawn(streams.handle(their_send, their_recv, async move {
+        let _ = stopped.await;
+    }));
+    write_frame(&mut ours, request).await?;
+    Ok(ReplicaStream {
+        recv: Box::new(ours),
+        _stop: Some(stop),
+    })
 }
 
 impl ReplicaStream {

@@ -13,6 +13,7 @@ pub mod agent_links;
 pub mod api;
 pub mod cluster;
 mod control_device;
+pub mod control_node;
 mod host_checks;
 pub mod identity;
 pub mod ipam;

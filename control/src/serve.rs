@@ -3,6 +3,7 @@
 //! unless told not to, an embedded relay that trusts its ticket-signing key.
 
 use crate::agent_links::AgentLinks;
+use crate::control_node::{ControlNode, ControlNodeError};
 use crate::api::{self, ApiState};
 use crate::cluster::{Cluster, ClusterConfig, ClusterState};
 use crate::host_checks::{advertised, check_cidr_is_free};
@@ -49,6 +50,9 @@ pub struct ServeOptions {
     pub ticket_lifetime: std::time::Duration,
     /// The host ports replicas publish on.
     pub host_ports: std::ops::RangeInclusive<u16>,
+    /// This host's Docker daemon (`--docker-host`): the control plane's
+    /// host then runs replicas too, as the node `control`.
+    pub docker_host: Option<String>,
 }
 
 /// Why the control plane could not start or stopped.
@@ -118,6 +122,9 @@ pub enum ServeError {
         /// The route's destination.
         route: IpNetwork,
     },
+    /// The control plane's host cannot run replicas.
+    #[error(transparent)]
+    ControlNode(#[from] ControlNodeError),
     /// Nothing tells agents where the control plane is.
     #[error("cannot tell which address agents reach this host at: pass --advertise-address IP")]
     NoAdvertiseAddress,
@@ -223,8 +230,10 @@ pub async fn serve(
         },
         revoker: relay.as_ref().map(RunningRelay::revoker),
         host_ports: options.host_ports.clone(),
+        control_node: options.docker_host.is_some(),
     })?;
     let events = state.subscribe();
+    let control_events = state.subscribe();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
     let links = AgentLinks::new();
     let api_state = Arc::new(ApiState {
@@ -234,6 +243,21 @@ pub async fn serve(
         cert_sha256: identity.cert_sha256(),
         control_addrs: control_addrs.clone(),
     });
+    // The mesh device is up: the host's replicas can publish on its address.
+    let control_node = match &options.docker_host {
+        Some(host) => Some(
+            ControlNode::start(
+                host,
+                control_ip,
+                &options.data_dir,
+                cluster.clone(),
+                control_events,
+                &links,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     tracing::info!(
         data_dir = %options.data_dir.display(),
         mesh = %options.mesh_cidr,
@@ -285,6 +309,9 @@ pub async fn serve(
     peers_task.abort();
     report_task.abort();
     echo.abort();
+    if let Some(control_node) = control_node {
+        control_node.stop();
+    }
     if let Some(relay) = relay {
         relay.stop().await;
     }

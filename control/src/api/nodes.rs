@@ -4,8 +4,8 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | GET | `/v1/nodes` | | 200 `{"nodes":[NodeInfo]}` |
-//! | DELETE | `/v1/nodes/{name}?force=true` | | 200 `{"name","removed","leaving","replicas"}`, 404 |
-//! | POST | `/v1/nodes/{name}/labels` | `{"set"?:["K=V"],"unset"?:["K"]}` | 200 `{"name","labels"}`, 400, 404 |
+//! | DELETE | `/v1/nodes/{name}?force=true` | | 200 `{"name","removed","leaving","replicas"}`, 404, 409 (`control`) |
+//! | POST | `/v1/nodes/{name}/labels` | `{"set"?:["K=V"],"unset"?:["K"]}` | 200 `{"name","labels"}`, 400, 404, 409 (`control`) |
 //!
 //! `DELETE` of a node that runs replicas marks it leaving and answers at
 //! once with `"removed": false`: the node goes when its replicas have moved
@@ -29,7 +29,8 @@ pub struct NodeInfo {
     pub name: String,
     /// Its mesh address.
     pub mesh_ip: String,
-    /// `direct` or `relay`.
+    /// `direct`, `relay`, or `control` (the control plane's host, when it
+    /// runs replicas).
     pub mode: Mode,
     /// The private address a direct node gave.
     pub private_address: Option<String>,
@@ -83,7 +84,7 @@ pub(super) async fn list(
             mesh_ip: listed.node.mesh_ip.to_string(),
             mode: listed.node.mode,
             private_address: listed.node.private_address.map(|a| a.to_string()),
-            online: listed.connected_from.is_some(),
+            online: listed.online,
             endpoint: listed.connected_from.map(|from| from.to_string()),
             joined: listed.node.joined,
             machine: listed.report.map(|report| Machine {
@@ -133,6 +134,9 @@ pub(super) async fn remove(
         Err(error @ RemoveError::Unknown(_)) => {
             Err(ApiError(StatusCode::NOT_FOUND, error.to_string()))
         }
+        Err(error @ RemoveError::ControlPlane) => {
+            Err(ApiError(StatusCode::CONFLICT, error.to_string()))
+        }
         Err(error) => Err(ApiError::internal(error)),
     }
 }
@@ -174,6 +178,9 @@ pub(super) async fn label(
             Err(ApiError(StatusCode::NOT_FOUND, error.to_string()))
         }
         Err(error @ (NodeCommandError::Label(_) | NodeCommandError::Builtin(_))) => Err(bad(error)),
+        Err(error @ NodeCommandError::ControlPlane) => {
+            Err(ApiError(StatusCode::CONFLICT, error.to_string()))
+        }
         Err(error) => Err(ApiError::internal(error)),
     }
 }

@@ -12,6 +12,7 @@
 //! never run on the threads that move packets. Later, several control-plane
 //! processes can share the store behind the same methods.
 
+mod control_node;
 mod node_settings;
 mod workloads;
 
@@ -77,6 +78,9 @@ pub struct ClusterConfig {
     pub revoker: Option<Revoker>,
     /// The host ports replicas publish on (`warren serve --host-ports`).
     pub host_ports: std::ops::RangeInclusive<u16>,
+    /// Whether the control plane's host runs replicas (`warren serve
+    /// --docker-host`): it is then the node [`CONTROL_NAME`] to placement.
+    pub control_node: bool,
 }
 
 /// The shared state (see the module doc).
@@ -119,6 +123,9 @@ pub enum RemoveError {
     /// No node has that name.
     #[error("no node is called {0:?} (see `warren nodes`)")]
     Unknown(String),
+    /// The control plane's own host is not removed.
+    #[error("{CONTROL_NAME} is the control plane's own host and cannot be removed; restart `warren serve` without --docker-host to move its replicas off it")]
+    ControlPlane,
     /// The store failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -129,6 +136,9 @@ pub enum RemoveError {
 pub struct NodeListing {
     /// The node as stored.
     pub node: NodeRecord,
+    /// Whether it is up: its agent is connected (the control plane's host
+    /// always is).
+    pub online: bool,
     /// Where its agent connects from, while connected.
     pub connected_from: Option<SocketAddr>,
     /// What its agent last reported of its machine.
@@ -356,19 +366,30 @@ impl ClusterState {
             .collect()
     }
 
-    /// Every node and where its agent connects from.
+    /// Every node and where its agent connects from (the control plane's
+    /// host last, when it runs replicas).
     pub fn listing(&self) -> Vec<NodeListing> {
-        self.config
-            .registry
-            .nodes()
-            .map(|node| NodeListing {
-                node: node.clone(),
-                connected_from: self.online.get(&node.name).map(|online| online.remote),
-                report: self.workloads.report(&node.name).cloned(),
-                settings: self.node_settings(&node.name),
-                replicas: self.replica_count(&node.name),
-            })
-            .collect()
+        let agents = self.config.registry.nodes().map(|node| {
+            let connected_from = self.online.get(&node.name).map(|online| online.remote);
+            self.listed(node.clone(), connected_from.is_some(), connected_from)
+        });
+        agents.chain(self.control_listing()).collect()
+    }
+
+    fn listed(
+        &self,
+        node: NodeRecord,
+        online: bool,
+        connected_from: Option<SocketAddr>,
+    ) -> NodeListing {
+        NodeListing {
+            online,
+            connected_from,
+            report: self.workloads.report(&node.name).cloned(),
+            settings: self.node_settings(&node.name),
+            replicas: self.replica_count(&node.name),
+            node,
+        }
     }
 
     /// The `warren mesh` view at `now`.
@@ -456,6 +477,8 @@ impl Cluster {
     }
 }
 
+#[cfg(test)]
+mod control_node_tests;
 #[cfg(test)]
 mod node_settings_tests;
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! healthy before the originals go) and removes the node once it runs none.
 
 use super::{ClusterState, RemoveError};
+use crate::nodes::CONTROL_NAME;
 use crate::store::{NodeSettings, StoreError};
 use std::collections::BTreeMap;
 use warren_proto::service::{is_label_key, is_label_value, shorten};
@@ -24,6 +25,9 @@ pub enum NodeCommandError {
     /// A label every node has was given.
     #[error("the label {0:?} is built in (every node has `node` and `arch`)")]
     Builtin(String),
+    /// The control plane's own host takes no labels.
+    #[error("{CONTROL_NAME} is the control plane's own host and takes no labels: constrain on node=={CONTROL_NAME} or node!={CONTROL_NAME}")]
+    ControlPlane,
     /// The store failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -65,6 +69,9 @@ impl ClusterState {
         unset: &[String],
         now: u64,
     ) -> Result<BTreeMap<String, String>, NodeCommandError> {
+        if node == CONTROL_NAME {
+            return Err(NodeCommandError::ControlPlane);
+        }
         if self.config.registry.get(node).is_none() {
             return Err(NodeCommandError::Unknown(node.to_owned()));
         }
@@ -96,6 +103,9 @@ impl ClusterState {
         force: bool,
         now: u64,
     ) -> Result<Removal, RemoveError> {
+        if node == CONTROL_NAME {
+            return Err(RemoveError::ControlPlane);
+        }
         if self.config.registry.get(node).is_none() {
             return Err(RemoveError::Unknown(node.to_owned()));
         }

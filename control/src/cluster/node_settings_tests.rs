@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use warren_proto::assignment::{Health, ReplicaState, ReplicaStatus};
 use warren_proto::{Auth, Constraint, ServiceSpec};
 
-fn join(fixture: &mut Fixture, name: &str, seed: u8) {
+pub(super) fn join(fixture: &mut Fixture, name: &str, seed: u8) {
     let auth = Auth::Token {
         id: fixture.token,
         secret: fixture.secret.clone(),
@@ -59,7 +59,7 @@ fn spec(replicas: u32, constraint: &str) -> ServiceSpec {
     }
 }
 
-fn placed_on(state: &ClusterState) -> Vec<String> {
+pub(super) fn placed_on(state: &ClusterState) -> Vec<String> {
     let mut nodes: Vec<String> = state.replicas_view().into_iter().map(|r| r.node).collect();
     nodes.sort();
     nodes
@@ -67,7 +67,7 @@ fn placed_on(state: &ClusterState) -> Vec<String> {
 
 /// The agent of `node` reports every replica placed there running and
 /// healthy.
-fn all_healthy(state: &mut ClusterState, node: &str) {
+pub(super) fn all_healthy(state: &mut ClusterState, node: &str) {
     let statuses = state
         .replicas_view()
         .into_iter()

@@ -48,6 +48,12 @@ pub(super) fn fixture(name: &str, uses: u32) -> Fixture {
 
 /// The cluster state over the store in `dir`, as `warren serve` loads it.
 pub(super) fn state_over(dir: &std::path::Path) -> ClusterState {
+    state_with(dir, false)
+}
+
+/// [`state_over`], with the control plane's host running replicas or not
+/// (`warren serve --docker-host`).
+pub(super) fn state_with(dir: &std::path::Path, control_node: bool) -> ClusterState {
     let store = Store::open(&dir.join("state.db")).unwrap();
     let mesh: Ipv4Network = "100.96.0.0/24".parse().unwrap();
     let mut registry = Registry::new(Allocator::new(mesh).unwrap());
@@ -69,6 +75,7 @@ pub(super) fn state_over(dir: &std::path::Path) -> ClusterState {
         },
         revoker: None,
         host_ports: 20000..=29999,
+        control_node,
     })
     .unwrap()
 }

@@ -5,6 +5,7 @@
 //! every connected agent gets its new set of assignments.
 
 use super::{ClusterState, PeerEvent};
+use crate::nodes::CONTROL_NAME;
 use crate::scheduler::{Reach, Resources};
 use crate::store::{NodeSettings, ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
 use crate::workloads::{self, NodeFacts, Snapshot, WorkloadError};
@@ -292,20 +293,20 @@ impl ClusterState {
             .replicas
             .iter()
             .map(|replica| {
-                let node = self.config.registry.get(&replica.node);
+                let node = self.member(&replica.node);
                 let status = self.workloads.statuses.get(&replica.id);
                 ReplicaView {
                     id: replica.id.clone(),
                     service: replica.service.clone(),
                     generation: replica.generation,
                     node: replica.node.clone(),
-                    mode: node.map(|n| n.mode),
+                    mode: node.map(|(mode, _)| mode),
                     addresses: node
-                        .map(|n| {
+                        .map(|(_, mesh_ip)| {
                             replica
                                 .host_ports
                                 .iter()
-                                .map(|port| format!("{}:{port}", n.mesh_ip))
+                                .map(|port| format!("{mesh_ip}:{port}"))
                                 .collect()
                         })
                         .unwrap_or_default(),
@@ -354,36 +355,44 @@ impl ClusterState {
     }
 
     /// The nodes as placement sees them: a node offers nothing until its
-    /// agent reports what it has (a node without a Docker daemon never does).
+    /// agent reports what it has (a node without a Docker daemon never
+    /// does); the control plane's host is one when it runs replicas.
     fn node_facts(&self) -> Vec<NodeFacts> {
-        self.config
-            .registry
-            .nodes()
-            .map(|node| {
-                let report = self.workloads.reports.get(&node.name);
-                let settings = self.workloads.settings.get(&node.name);
-                let mut labels = settings.map(|s| s.labels.clone()).unwrap_or_default();
-                labels.insert("node".to_owned(), node.name.clone());
-                if let Some(report) = report {
-                    labels.insert("arch".to_owned(), report.arch.clone());
-                }
-                NodeFacts {
-                    name: node.name.clone(),
-                    online: self.online.contains_key(&node.name),
-                    drained: false,
-                    leaving: settings.is_some_and(|s| s.leaving),
-                    labels,
-                    capacity: report.map_or(Resources::default(), |r| Resources {
-                        cpu_millis: r.cpu_millis,
-                        memory: r.memory,
-                    }),
-                    reach: match node.mode {
-                        Mode::Direct => Reach::Direct,
-                        _ => Reach::Relayed,
-                    },
-                }
-            })
-            .collect()
+        let agents = self.config.registry.nodes().map(|node| {
+            let reach = match node.mode {
+                Mode::Direct => Reach::Direct,
+                _ => Reach::Relayed,
+            };
+            self.facts_of(&node.name, self.online.contains_key(&node.name), reach)
+        });
+        let control = self
+            .config
+            .control_node
+            .then(|| self.facts_of(CONTROL_NAME, true, Reach::Direct));
+        agents.chain(control).collect()
+    }
+
+    /// `name`'s facts from what it reported and what the operator set.
+    fn facts_of(&self, name: &str, online: bool, reach: Reach) -> NodeFacts {
+        let report = self.workloads.reports.get(name);
+        let settings = self.workloads.settings.get(name);
+        let mut labels = settings.map(|s| s.labels.clone()).unwrap_or_default();
+        labels.insert("node".to_owned(), name.to_owned());
+        if let Some(report) = report {
+            labels.insert("arch".to_owned(), report.arch.clone());
+        }
+        NodeFacts {
+            name: name.to_owned(),
+            online,
+            drained: false,
+            leaving: settings.is_some_and(|s| s.leaving),
+            labels,
+            capacity: report.map_or(Resources::default(), |r| Resources {
+                cpu_millis: r.cpu_millis,
+                memory: r.memory,
+            }),
+            reach,
+        }
     }
 
     /// Stores `change`, then applies it here and tells the agents.

@@ -24,11 +24,17 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/warren";
         It serves the admin API for `warren token`, `warren nodes` and friends (on \
         127.0.0.1 by default: the admin credential is the only protection), and an embedded \
         relay that admits the nodes it issues tickets to, unless --no-relay.\n\n\
-        Stops on SIGINT or SIGTERM.",
+        With --docker-host, this host runs replicas too, on its own Docker daemon: it is the \
+        node `control` to placement (mode `control`, at the control plane's mesh address), \
+        in `warren nodes` and `warren ps`, with `warren logs` and `warren exec` for its \
+        replicas, run by the same code as an agent's (`warren join --docker-host`). Without \
+        it, nothing is placed here.\n\n\
+        Stops on SIGINT or SIGTERM (replicas on this host keep running).",
     after_help = "Examples:\n  \
         warren serve                                       # everything on its defaults\n  \
         warren serve --advertise-address 203.0.113.7       # behind a NAT or on a cloud VM\n  \
         warren serve --no-relay --mesh-cidr 10.77.0.0/16\n  \
+        warren serve --docker-host unix:///var/run/docker.sock   # run replicas here too\n  \
         warren token create --ttl 2h --uses 3              # then, on a worker: warren join --token …"
 )]
 pub struct ServeArgs {
@@ -77,6 +83,10 @@ pub struct ServeArgs {
     /// The host ports replicas publish on, on their node's mesh address.
     #[arg(long, value_name = "LOW-HIGH", default_value = "20000-29999", value_parser = parse_port_range)]
     host_ports: std::ops::RangeInclusive<u16>,
+    /// This host's Docker daemon, as a unix socket (`unix:///var/run/docker.sock`):
+    /// the control plane's host then runs replicas too, as the node `control`.
+    #[arg(long, value_name = "URL")]
+    docker_host: Option<String>,
 }
 
 fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
@@ -123,6 +133,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         iface: args.iface,
         ticket_lifetime: args.ticket_lifetime,
         host_ports: args.host_ports,
+        docker_host: args.docker_host,
     };
     super::until_signal(|shutdown| {
         warren_control::serve(
