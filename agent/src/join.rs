@@ -11,8 +11,6 @@
 use crate::core::{peer_changes, Action, AgentCore};
 use crate::session::{self, Session, SessionEvent, Target};
 use crate::state::{AgentDir, Joined, StateError};
-use warren_runner::streams::Streams;
-use warren_runner::workloads::{self, Runner};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,6 +24,8 @@ use warren_proto::{
     AgentMessage, Auth, ControlMessage, Hello, Mode, RefusalCode, Report, Secret, StatusOf,
     TokenId, Welcome, ASSIGNMENTS_KIND, CONTROL_KINDS, PROTOCOL_VERSION, STREAMS_KIND,
 };
+use warren_runner::streams::Streams;
+use warren_runner::workloads::{self, Runner};
 use warren_wire::{JoinToken, PrivateKey, PublicKey};
 
 /// How long the mesh may take to become usable after the welcome.

@@ -23,8 +23,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use warren_os::files;
-use warren_runner::assignments::AssignmentsFile;
 use warren_proto::{Mode, Secret, Status, Welcome};
+use warren_runner::assignments::AssignmentsFile;
 use warren_wire::PrivateKey;
 
 /// What went wrong with the data directory.

@@ -3,9 +3,9 @@
 //! unless told not to, an embedded relay that trusts its ticket-signing key.
 
 use crate::agent_links::AgentLinks;
-use crate::control_node::{ControlNode, ControlNodeError};
 use crate::api::{self, ApiState};
 use crate::cluster::{Cluster, ClusterConfig, ClusterState};
+use crate::control_node::{ControlNode, ControlNodeError};
 use crate::host_checks::{advertised, check_cidr_is_free};
 use crate::identity::{Identity, IdentityError};
 use crate::ipam::{AllocError, Allocator};

@@ -83,12 +83,22 @@ impl Cluster {
         tag: &str,
         extra: impl FnOnce(&Lab, &Internet, &Path) -> Result<Vec<String>>,
     ) -> Result<Cluster> {
+        Cluster::on_control_host(tag, |lab, net, _, dir| extra(lab, net, dir))
+    }
+
+    /// [`Cluster::with`], `extra` also given the control plane's host
+    /// before `warren serve` starts there (to start a Docker daemon in its
+    /// namespace for `--docker-host`).
+    pub fn on_control_host(
+        tag: &str,
+        extra: impl FnOnce(&Lab, &Internet, &Host, &Path) -> Result<Vec<String>>,
+    ) -> Result<Cluster> {
         let lab = Lab::new(tag)?;
         let net = Internet::new(&lab)?;
         let control = net.add_public_host(&lab, "control")?;
         let control_dir = lab.dir().join("control");
         let iface = lab.iface_name("wctl");
-        let extra = extra(&lab, &net, &control_dir)?;
+        let extra = extra(&lab, &net, &control, &control_dir)?;
         let serve = start_serve(&lab, &control, &control_dir, &iface, &extra)?;
         Ok(Cluster {
             lab,

@@ -1,5 +1,6 @@
 //! TCP traffic helpers: move known data both ways between two namespaces and
-//! check every byte (e.g. through a WireGuard tunnel).
+//! check every byte (e.g. through a WireGuard tunnel); ask a replica for its
+//! page from a namespace.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -101,4 +102,17 @@ fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<(TcpStream
             Err(e) => return Err(e).context("accept"),
         }
     }
+}
+
+/// `GET /` on `addr` from inside `ns`: the body, or the error.
+pub fn http_get(ns: &Netns, addr: SocketAddr) -> std::io::Result<String> {
+    ns.run_in(|| -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        write!(stream, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    })
+    .map_err(std::io::Error::other)?
 }

@@ -14,13 +14,13 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use warren_runner::runtime::version::MAX_SUPPORTED;
-use warren_runner::runtime::{
-    ContainerStatus, LogOptions, LogStream, PortMapping, ReplicaSpec, Runtime, RuntimeError,
-};
 use warren_netns_tests::{
     import_busybox_image, run_args, start_dockerd_with, two_hosts, wait_for_value, DockerNet,
     Dockerd, Lab, Netns, TwoHosts,
+};
+use warren_runner::runtime::version::MAX_SUPPORTED;
+use warren_runner::runtime::{
+    ContainerStatus, LogOptions, LogStream, PortMapping, ReplicaSpec, Runtime, RuntimeError,
 };
 
 const IMAGE: &str = "local/busybox:1";

@@ -8,12 +8,12 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 use warren_netns_tests::cluster::{
     deploy_httpd_args, Cluster, DockerNode, Worker, BUSYBOX_IMAGE as IMAGE, HTTPD,
 };
+use warren_netns_tests::tcp::http_get;
 use warren_netns_tests::{wait_for_value, Nat, Netns, Signal};
 
 /// `warren ARGS` on the control host; its output, or its error line and
@@ -35,19 +35,6 @@ fn warren<S: AsRef<std::ffi::OsStr>>(
 
 fn replicas(cluster: &Cluster) -> Vec<Value> {
     cluster.replicas().unwrap()
-}
-
-/// `GET /` on `addr` from inside `ns`: the body, or the error.
-fn http_get(ns: &Netns, addr: SocketAddr) -> std::io::Result<String> {
-    ns.run_in(|| -> std::io::Result<String> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        write!(stream, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer)?;
-        Ok(answer)
-    })
-    .map_err(std::io::Error::other)?
 }
 
 fn addresses(replica: &Value) -> Vec<SocketAddr> {

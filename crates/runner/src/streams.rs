@@ -13,8 +13,8 @@
 
 use crate::runtime::{ContainerStatus, LogLine, LogOptions, LogStream, OurContainer, Runtime};
 use futures::StreamExt;
-use std::time::{Duration, SystemTime};
 use std::future::Future;
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use warren_proto::assignment::ReplicaId;
 use warren_proto::{

@@ -8,10 +8,10 @@
 //! plane is away, also across an agent restart. It only moves bytes; the
 //! decisions are the converger's and the health state's.
 
+use crate::assignments::AssignmentsFile;
 use crate::converge::{Action, ContainerState, Converger, Observed};
 use crate::health::HealthState;
 use crate::runtime::{ContainerStatus, OurContainer, PortMapping, ReplicaSpec, Runtime};
-use crate::assignments::AssignmentsFile;
 use crate::usage::{self, Usage};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
