@@ -281,13 +281,16 @@ fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Result<()> {
             )
             .into());
         }
+        let count = |state: ReplicaState| mine.iter().filter(|r| r.state == state).count();
+        let pulling = match count(ReplicaState::Pulling) {
+            0 => String::new(),
+            n => format!(", pulling {n}"),
+        };
         let progress = format!(
-            "{}: placed {}, running {}, healthy {}/{}",
+            "{}: placed {}{pulling}, running {}, healthy {}/{}",
             name,
             mine.len(),
-            mine.iter()
-                .filter(|r| r.state == ReplicaState::Running)
-                .count(),
+            count(ReplicaState::Running),
             service.healthy,
             service.desired
         );
@@ -383,6 +386,7 @@ pub fn ps(args: PsArgs) -> Result<()> {
     for r in &replicas {
         let state = match &r.state {
             ReplicaState::Pending => "pending".to_owned(),
+            ReplicaState::Pulling => "pulling".to_owned(),
             ReplicaState::Running => "running".to_owned(),
             ReplicaState::Exited { code } => format!("exited ({code})"),
             ReplicaState::Failed { .. } => "failed".to_owned(),
