@@ -286,7 +286,11 @@ mod tests {
         };
         let t = agent_table(&r);
         assert!(t.contains("21.0 MiB at most (met)"), "{t}");
-        assert!(t.contains("|     20.5 |"), "{t}");
+        assert_eq!(
+            crate::workload::row_cells(&t, "20 replicas")[3..5],
+            ["20.5", "21.0"],
+            "{t}"
+        );
         r.loaded = window(40 * 1024, 20);
         assert!(agent_table(&r).contains("(NOT met)"));
     }

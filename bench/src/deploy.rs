@@ -308,8 +308,9 @@ mod tests {
             deploys: vec![deploy(1500, 2), deploy(1800, 2), deploy(2600, 1)],
         };
         let t = deploy_tables(&r);
-        assert!(
-            t.contains("healthy (`--wait` returns)** |     1.80 |  1.50 |  2.60 |"),
+        assert_eq!(
+            crate::workload::row_cells(&t, "healthy (`--wait` returns)")[1..],
+            ["1.80", "1.50", "2.60"],
             "{t}"
         );
         assert!(t.contains("| vm   |"), "{t}");

@@ -4,9 +4,13 @@
 //! For each cluster size it deploys 1,000 services of 10 replicas (0.1 core
 //! and 64 MiB each) one after the other through the control plane's own
 //! decision path (`warren_control::workloads::deploy`: spec checks, the
-//! reconciler, node views and the scheduler), applying each change to an
-//! in-memory copy of the store as the real one commits it. Memory is the
-//! heap the services and replicas records hold afterwards, counted by the
+//! reconciler, the scheduler over the kept node views), and commits each
+//! change as `ClusterState` does after the store has: the services
+//! replaced, the kept [`Views`] updated with `Views::apply`. Timed is the
+//! decision and that update; not timed are the SQLite transaction and the
+//! agents fetching their assignments, which are I/O. Memory is what the
+//! heap grew by: the services records and, in the views, the replicas (by
+//! service) and what each node's view counts of them, counted by the
 //! benchmark's allocator.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use warren_control::scheduler::{Reach, Resources};
-use warren_control::store::{ReplicaRecord, ServiceRecord, WorkloadChange};
-use warren_control::workloads::{self, NodeFacts, Snapshot, DEFAULT_HOST_PORTS};
+use warren_control::store::{ServiceRecord, WorkloadChange};
+use warren_control::workloads::{self, NodeFacts, Snapshot, Views, DEFAULT_HOST_PORTS};
 use warren_proto::{RestartPolicy, ServiceSpec};
 
 use crate::alloc;
@@ -40,8 +44,8 @@ pub struct Row {
     pub replicas: usize,
     /// Each run's placements per second.
     pub rates: Vec<f64>,
-    /// Heap held by the services and replicas records, bytes per 1,000
-    /// replicas.
+    /// Heap the services and replicas take in the control plane's state,
+    /// bytes per 1,000 replicas.
     pub bytes_per_1000: f64,
 }
 
@@ -117,46 +121,46 @@ fn spec(index: usize) -> ServiceSpec {
     }
 }
 
-/// Deploys every service on `nodes` nodes; returns the time spent deciding,
-/// the replicas placed and the heap the records hold.
+/// Deploys every service on `nodes` nodes; returns the time spent deciding
+/// and committing, the replicas placed and the heap the services and views
+/// grew by (the nodes' own views, there before the first replica, not
+/// counted).
 fn deploy_all(nodes: usize) -> Result<(Duration, usize, usize)> {
     let nodes: Vec<NodeFacts> = (0..nodes).map(node).collect();
-    let healthy = BTreeSet::new();
+    let mut views = Views::new(nodes, &[], Vec::new(), BTreeSet::new());
     let heap_before = alloc::in_use();
     let mut services: Vec<ServiceRecord> = Vec::new();
-    let mut replicas: Vec<ReplicaRecord> = Vec::new();
     let mut deciding = Duration::ZERO;
     for index in 0..SERVICES {
         let snapshot = Snapshot {
             services: &services,
-            replicas: &replicas,
-            nodes: &nodes,
-            healthy: &healthy,
+            views: &views,
             port_range: &DEFAULT_HOST_PORTS,
             now: 1_800_000_000,
         };
         let started = Instant::now();
         let change = workloads::deploy(&snapshot, spec(index))
             .with_context(|| format!("deploying service {index}"))?;
+        commit(&mut services, &mut views, change);
         deciding += started.elapsed();
-        apply(&mut services, &mut replicas, change);
     }
     let held = alloc::in_use().saturating_sub(heap_before);
-    Ok((deciding, replicas.len(), held))
+    Ok((deciding, views.replicas().count(), held))
 }
 
-/// The change as the store commits it.
-fn apply(
-    services: &mut Vec<ServiceRecord>,
-    replicas: &mut Vec<ReplicaRecord>,
-    change: WorkloadChange,
-) {
+/// The change as `ClusterState` applies it once the store has committed it.
+fn commit(services: &mut Vec<ServiceRecord>, views: &mut Views, change: WorkloadChange) {
+    views.apply(&change);
     for service in change.services {
-        services.retain(|s| s.spec.name != service.spec.name);
-        services.push(service);
+        match services
+            .iter_mut()
+            .find(|s| s.spec.name == service.spec.name)
+        {
+            Some(stored) => *stored = service,
+            None => services.push(service),
+        }
     }
-    replicas.retain(|r| !change.removed.contains(&r.id));
-    replicas.extend(change.placed);
+    services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
 }
 
 /// The scheduler section's table.

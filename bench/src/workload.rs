@@ -85,3 +85,20 @@ pub fn verdict(met: bool) -> &'static str {
         "NOT met"
     }
 }
+
+/// The trimmed cells of the first row of a Markdown table in `text` whose
+/// first cell contains `first`: what the sections' tests compare, whatever
+/// the columns' widths.
+#[cfg(test)]
+pub fn row_cells(text: &str, first: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            line.trim()
+                .trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .find(|cells| cells.first().is_some_and(|cell| cell.contains(first)))
+        .unwrap_or_default()
+}

@@ -17,9 +17,10 @@
 //! answer. Replicas are placed one at a time, each seeing the previous
 //! ones.
 //!
-//! A decision that places several services, or removes replicas before it
-//! places, does it through one [`Pass`]: the node views are built once and
-//! updated as each replica is placed or removed, not rebuilt per service.
+//! A decision places and removes through one [`Pass`] over node views it
+//! is given (the cluster keeps them across commands): the pass copies a
+//! node's view only when it changes it, so a decision costs a walk over the
+//! nodes, not a rebuild of their views, however many services it places.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -41,14 +42,14 @@ pub struct Resources {
 }
 
 impl Resources {
-    fn plus(self, other: Resources) -> Resources {
+    pub(crate) fn plus(self, other: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
             memory: self.memory.saturating_add(other.memory),
         }
     }
 
-    fn minus(self, other: Resources) -> Resources {
+    pub(crate) fn minus(self, other: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_sub(other.cpu_millis),
             memory: self.memory.saturating_sub(other.memory),
@@ -177,8 +178,8 @@ impl fmt::Display for Unplaceable {
     }
 }
 
-/// Chooses nodes for `request.count` replicas on `nodes` (by index, with
-/// their host ports), or says why the first one that does not fit cannot be
+/// Chooses nodes for `request.count` replicas on the nodes of `pass` (by
+/// index, with their host ports), or says why the first one that does not fit cannot be
 /// placed (nothing is chosen then). [`Pass::place`] is how callers get here.
 ///
 /// Each node is judged once per request; after a replica is placed only
@@ -186,52 +187,58 @@ impl fmt::Display for Unplaceable {
 /// other node's feasibility or rank), so a request costs one pass over the
 /// nodes plus a heap operation per replica.
 ///
-/// `ranks` is each node's place in the order of names (see [`name_ranks`]),
-/// the last tie-break.
-fn choose(
-    nodes: &[NodeView<'_>],
-    ranks: &[u32],
-    request: &Request<'_>,
-) -> Result<Vec<(usize, Vec<u16>)>, Unplaceable> {
-    let mut added: Vec<Added> = Vec::new();
-    added.resize_with(nodes.len(), Added::default);
-    let mut direct_wanted = !nodes
-        .iter()
-        .any(|node| node.reach == Reach::Direct && count_of(node, request.service) > 0);
+/// The last tie-break is each node's place in the order of names
+/// ([`Pass::rank`]).
+fn choose(pass: &Pass<'_>, request: &Request<'_>) -> Result<Vec<(usize, Vec<u16>)>, Unplaceable> {
+    let nodes = pass.len();
+    // What this request put on each node so far; none is nothing yet.
+    let mut added: BTreeMap<usize, Added> = BTreeMap::new();
+    let nothing = Added::default();
+    let mut direct_wanted = !pass
+        .nodes()
+        .any(|(_, node)| node.reach == Reach::Direct && count_of(node, request.service) > 0);
     let mut refused = Refusals::new(request.constraints.len());
-    let mut feasible = Vec::with_capacity(nodes.len());
-    for (index, node) in nodes.iter().enumerate() {
-        match judge(node, &added[index], request, direct_wanted) {
-            Ok(key) => feasible.push(Reverse((key, ranks[index], index))),
+    let mut feasible = Vec::with_capacity(nodes);
+    for (index, node) in pass.nodes() {
+        match judge(node, &nothing, request, direct_wanted) {
+            Ok(key) => feasible.push(Reverse((key, pass.rank(index), index))),
             Err(reason) => refused.count(reason),
         }
     }
     let mut candidates = BinaryHeap::from(feasible);
     let mut chosen = Vec::with_capacity(request.count as usize);
     for placed in 0..request.count {
-        let Some(Reverse((_, _, index))) = candidates.pop() else {
-            return Err(refused.explain(placed, nodes.len(), request.constraints));
+        let Some((index, node)) = candidates
+            .pop()
+            .and_then(|Reverse((_, _, index))| Some((index, pass.node(index)?)))
+        else {
+            return Err(refused.explain(placed, nodes, request.constraints));
         };
-        let node = &nodes[index];
-        let host_ports: Vec<u16> = free_ports(node, &added[index], request)
+        let on_node = added.entry(index).or_default();
+        let host_ports: Vec<u16> = free_ports(node, on_node, request)
             .take(request.ports)
             .collect();
-        added[index].replicas += 1;
-        added[index].ports.extend(host_ports.iter().copied());
+        on_node.replicas += 1;
+        on_node.ports.extend(host_ports.iter().copied());
         chosen.push((index, host_ports));
         if direct_wanted && node.reach == Reach::Direct {
             // Every relayed node's rank changes: judge them all again.
             direct_wanted = false;
-            let mut rejudged = BinaryHeap::with_capacity(candidates.len() + 1);
+            let mut rejudged = Vec::with_capacity(candidates.len() + 1);
             for Reverse((_, rank, other)) in candidates.drain() {
-                if let Ok(key) = judge(&nodes[other], &added[other], request, direct_wanted) {
+                let Some(other_node) = pass.node(other) else {
+                    continue;
+                };
+                let other_added = added.get(&other).unwrap_or(&nothing);
+                if let Ok(key) = judge(other_node, other_added, request, direct_wanted) {
                     rejudged.push(Reverse((key, rank, other)));
                 }
             }
-            candidates = rejudged;
+            candidates = BinaryHeap::from(rejudged);
         }
-        match judge(node, &added[index], request, direct_wanted) {
-            Ok(key) => candidates.push(Reverse((key, ranks[index], index))),
+        let on_node = added.get(&index).unwrap_or(&nothing);
+        match judge(node, on_node, request, direct_wanted) {
+            Ok(key) => candidates.push(Reverse((key, pass.rank(index), index))),
             Err(reason) => refused.count(reason),
         }
     }
@@ -285,7 +292,7 @@ fn judge(
     if !after.fits_within(node.capacity) {
         return Err(Refused::Memory);
     }
-    if free_ports(node, added, request).take(request.ports).count() < request.ports {
+    if !enough_ports(node, added, request) {
         return Err(Refused::Ports);
     }
     Ok((
@@ -293,6 +300,18 @@ fn judge(
         direct_wanted && node.reach == Reach::Relayed,
         load_per_million(allocated, node.capacity),
     ))
+}
+
+/// Whether the node has the request's host ports free: at once when the
+/// range is larger than every port taken there could fill, else by walking
+/// the free ones.
+fn enough_ports(node: &NodeView<'_>, added: &Added, request: &Request<'_>) -> bool {
+    let range = usize::from(*request.port_range.end())
+        .checked_sub(usize::from(*request.port_range.start()))
+        .map_or(0, |span| span + 1);
+    let taken = node.ports_in_use.len() + added.ports.len();
+    taken.saturating_add(request.ports) <= range
+        || free_ports(node, added, request).take(request.ports).count() == request.ports
 }
 
 /// The node's free host ports in the request's range, lowest first: one
@@ -396,12 +415,11 @@ fn count_of(node: &NodeView<'_>, service: &str) -> u32 {
 
 /// The larger of CPU and memory use as a share of capacity, in millionths.
 fn load_per_million(used: Resources, capacity: Resources) -> u64 {
-    let share = |used: u64, capacity: u64| {
-        if capacity == 0 {
-            1_000_000
-        } else {
-            (u128::from(used) * 1_000_000 / u128::from(capacity)) as u64
-        }
+    let share = |used: u64, capacity: u64| match (capacity, used.checked_mul(1_000_000)) {
+        (0, _) => 1_000_000,
+        // The same quotient in 64 bits, much cheaper, whenever it fits.
+        (_, Some(scaled)) => scaled / capacity,
+        (_, None) => (u128::from(used) * 1_000_000 / u128::from(capacity)) as u64,
     };
     share(used.cpu_millis, capacity.cpu_millis).max(share(used.memory, capacity.memory))
 }

@@ -6,6 +6,11 @@
 //! out generations, moves replicas off leaving nodes and replaces lost
 //! ones.
 //!
+//! The nodes and replicas come as [`Views`], which the cluster keeps
+//! across commands and updates as changes are committed, so that a command
+//! costs a walk over the nodes and its own service's replicas, not a
+//! rebuild from every replica.
+//!
 //! It ties the other pure parts together: the spec's rules
 //! ([`ServiceSpec::validate`]), the [`reconcile`] steps of each service and
 //! the [`scheduler`] for every replica to place.
@@ -14,13 +19,15 @@
 //! [`scheduler`]: crate::scheduler
 
 use crate::reconcile::{self, Replica, ServiceState, Step};
-use crate::scheduler::{NodeView, Pass, Reach, Request, Resources, Unplaceable};
+use crate::scheduler::{Pass, Reach, Request, Resources, Unplaceable};
 use crate::store::{ReplicaRecord, ServiceRecord, WorkloadChange};
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use warren_proto::assignment::ReplicaId;
 use warren_proto::{ServiceSpec, SpecError};
+
+mod views;
+pub use views::Views;
 
 /// The host ports replicas publish on by default (`warren serve
 /// --host-ports`).
@@ -50,12 +57,8 @@ pub struct NodeFacts {
 pub struct Snapshot<'a> {
     /// The services.
     pub services: &'a [ServiceRecord],
-    /// Their replicas.
-    pub replicas: &'a [ReplicaRecord],
-    /// The nodes.
-    pub nodes: &'a [NodeFacts],
-    /// The replicas their nodes report healthy.
-    pub healthy: &'a BTreeSet<ReplicaId>,
+    /// The nodes, the replicas and their health.
+    pub views: &'a Views,
     /// The host ports replicas may publish on.
     pub port_range: &'a RangeInclusive<u16>,
     /// Now, unix seconds.
@@ -151,9 +154,9 @@ pub fn remove(snapshot: &Snapshot<'_>, name: &str) -> Result<WorkloadChange, Wor
     Ok(WorkloadChange {
         removed_service: Some(name.to_owned()),
         removed: snapshot
-            .replicas
+            .views
+            .replicas_of(name)
             .iter()
-            .filter(|r| r.service == name)
             .map(|r| r.id.clone())
             .collect(),
         ..WorkloadChange::default()
@@ -168,19 +171,10 @@ pub fn remove(snapshot: &Snapshot<'_>, name: &str) -> Result<WorkloadChange, Wor
 /// removed and placed.
 pub fn converge(snapshot: &Snapshot<'_>) -> WorkloadChange {
     let mut change = WorkloadChange::default();
-    let mut placer = Placer::new(snapshot, None);
-    let mut by_service: HashMap<&str, Vec<&ReplicaRecord>> = HashMap::new();
-    for replica in snapshot.replicas {
-        by_service
-            .entry(replica.service.as_str())
-            .or_default()
-            .push(replica);
-    }
+    let mut placer = Placer::new(snapshot.views);
     for service in snapshot.services {
-        let own = by_service
-            .remove(service.spec.name.as_str())
-            .unwrap_or_default();
-        let Ok(step) = plan(snapshot, service.clone(), &own, &mut placer, false) else {
+        let own = snapshot.views.replicas_of(&service.spec.name);
+        let Ok(step) = plan(snapshot, service.clone(), own, &mut placer, false) else {
             continue;
         };
         change.removed.extend(step.removed);
@@ -195,18 +189,14 @@ pub fn converge(snapshot: &Snapshot<'_>) -> WorkloadChange {
     change
 }
 
-/// [`plan`] for one command's service, strictly, over the whole snapshot.
+/// [`plan`] for one command's service, strictly.
 fn plan_alone(
     snapshot: &Snapshot<'_>,
     service: ServiceRecord,
 ) -> Result<WorkloadChange, WorkloadError> {
-    let own: Vec<&ReplicaRecord> = snapshot
-        .replicas
-        .iter()
-        .filter(|r| r.service == service.spec.name)
-        .collect();
-    let mut placer = Placer::new(snapshot, Some(&service.spec.name));
-    plan(snapshot, service, &own, &mut placer, true)
+    let own = snapshot.views.replicas_of(&service.spec.name);
+    let mut placer = Placer::new(snapshot.views);
+    plan(snapshot, service, own, &mut placer, true)
 }
 
 /// The change that brings `service`, whose replicas are `own`, towards its
@@ -215,7 +205,7 @@ fn plan_alone(
 fn plan(
     snapshot: &Snapshot<'_>,
     mut service: ServiceRecord,
-    own: &[&ReplicaRecord],
+    own: &[ReplicaRecord],
     placer: &mut Placer<'_>,
     strict: bool,
 ) -> Result<WorkloadChange, WorkloadError> {
@@ -228,9 +218,9 @@ fn plan(
             .map(|r| Replica {
                 id: r.id.clone(),
                 generation: r.generation,
-                healthy: snapshot.healthy.contains(&r.id),
+                healthy: snapshot.views.is_healthy(&r.id),
                 // A replica on a node that is leaving, or gone, must move.
-                leaving: placer.must_move(&r.node),
+                leaving: snapshot.views.must_move(&r.node),
                 placed: r.placed,
             })
             .collect(),
@@ -295,15 +285,15 @@ fn reservation(spec: &ServiceSpec) -> Resources {
 /// Refuses a replica larger than every node's whole capacity.
 fn check_size(snapshot: &Snapshot<'_>, spec: &ServiceSpec) -> Result<(), WorkloadError> {
     let wanted = reservation(spec);
-    if snapshot.nodes.is_empty()
-        || snapshot.nodes.iter().any(|n| {
+    let nodes = snapshot.views.nodes();
+    if nodes.is_empty()
+        || nodes.iter().any(|n| {
             wanted.cpu_millis <= n.capacity.cpu_millis && wanted.memory <= n.capacity.memory
         })
     {
         return Ok(());
     }
-    let largest = snapshot
-        .nodes
+    let largest = nodes
         .iter()
         .map(|n| n.capacity)
         .max_by_key(|c| (c.memory, c.cpu_millis))
@@ -324,95 +314,32 @@ fn describe(resources: Resources) -> String {
     )
 }
 
-/// The nodes of a snapshot with its replicas counted in (what they reserve,
-/// the host ports they hold, how many of each service), as one scheduler
-/// [`Pass`] that a decision places and removes through; built once per
-/// decision, in one walk over the replicas. A decision about one service
-/// counts only that service's replicas per node (spread looks at no other).
+/// The node views a decision places and removes through: one scheduler
+/// [`Pass`] over the kept [`Views`], for every service the decision
+/// touches.
 struct Placer<'a> {
-    /// The node views.
+    /// The node views as the decision changes them.
     pass: Pass<'a>,
-    /// Each node's index in the pass, by name.
-    index: HashMap<&'a str, usize>,
-    /// The nodes, in the pass's order.
-    nodes: &'a [NodeFacts],
-    /// What a replica of each service reserves, by service name.
-    reservations: HashMap<&'a str, Resources>,
+    /// The views as they stood before the decision.
+    views: &'a Views,
 }
 
 impl<'a> Placer<'a> {
-    /// The nodes of `snapshot` with every replica in; `only`, when given, is
-    /// the one service whose replicas are counted per node.
-    fn new(snapshot: &Snapshot<'a>, only: Option<&str>) -> Placer<'a> {
-        let reservations: HashMap<&str, Resources> = snapshot
-            .services
-            .iter()
-            .map(|s| (s.spec.name.as_str(), reservation(&s.spec)))
-            .collect();
-        let index: HashMap<&str, usize> = snapshot
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, facts)| (facts.name.as_str(), i))
-            .collect();
-        let views = snapshot
-            .nodes
-            .iter()
-            .map(|facts| NodeView {
-                name: Cow::Borrowed(facts.name.as_str()),
-                online: facts.online,
-                drained: facts.drained || facts.leaving,
-                labels: Cow::Borrowed(&facts.labels),
-                capacity: facts.capacity,
-                allocated: Resources::default(),
-                ports_in_use: BTreeSet::new(),
-                replicas: BTreeMap::new(),
-                reach: facts.reach,
-            })
-            .collect();
-        let mut placer = Placer {
-            pass: Pass::new(views),
-            index,
-            nodes: snapshot.nodes,
-            reservations,
-        };
-        for replica in snapshot.replicas {
-            if let Some(&node) = placer.index.get(replica.node.as_str()) {
-                let reserved = placer.reserved(replica);
-                let service = only
-                    .is_none_or(|name| name == replica.service)
-                    .then_some(Cow::Borrowed(replica.service.as_str()));
-                placer
-                    .pass
-                    .add(node, service, reserved, &replica.host_ports);
-            }
+    /// A placer over `views`, as they stand before the decision.
+    fn new(views: &'a Views) -> Placer<'a> {
+        Placer {
+            pass: Pass::new(views.nodes()),
+            views,
         }
-        placer
-    }
-
-    /// What `replica` reserves (nothing, for a service the snapshot lacks).
-    fn reserved(&self, replica: &ReplicaRecord) -> Resources {
-        self.reservations
-            .get(replica.service.as_str())
-            .copied()
-            .unwrap_or_default()
     }
 
     /// Counts `replica` out of its node.
     fn remove(&mut self, replica: &ReplicaRecord) {
-        if let Some(&node) = self.index.get(replica.node.as_str()) {
-            let reserved = self.reserved(replica);
+        if let Some(node) = self.views.position(&replica.node) {
+            let reserved = self.views.reservation(&replica.service);
             self.pass
                 .remove(node, &replica.service, reserved, &replica.host_ports);
         }
-    }
-
-    /// Whether replicas on the node `name` must move: it is leaving, or gone.
-    fn must_move(&self, name: &str) -> bool {
-        self.index
-            .get(name)
-            .and_then(|&i| self.nodes.get(i))
-            .is_none_or(|n| n.leaving)
     }
 }
 

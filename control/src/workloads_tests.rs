@@ -1,6 +1,7 @@
 //! Deploy, scale, rm and converge over a snapshot.
 
 use super::*;
+use std::collections::BTreeSet;
 
 const GIB: u64 = 1 << 30;
 
@@ -28,35 +29,37 @@ fn spec(replicas: u32) -> ServiceSpec {
     }
 }
 
-/// A store in memory: applies changes as the real one commits them.
-#[derive(Default)]
+/// A store in memory: applies changes as the real one commits them, and
+/// keeps the views as the cluster does.
 struct World {
     services: Vec<ServiceRecord>,
-    replicas: Vec<ReplicaRecord>,
-    nodes: Vec<NodeFacts>,
-    healthy: BTreeSet<ReplicaId>,
+    views: Views,
 }
 
 impl World {
     fn new() -> World {
+        let nodes = vec![facts("pi", Reach::Relayed), facts("vm", Reach::Direct)];
         World {
-            nodes: vec![facts("pi", Reach::Relayed), facts("vm", Reach::Direct)],
-            ..World::default()
+            services: Vec::new(),
+            views: Views::new(nodes, &[], Vec::new(), BTreeSet::new()),
         }
     }
 
     fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             services: &self.services,
-            replicas: &self.replicas,
-            nodes: &self.nodes,
-            healthy: &self.healthy,
+            views: &self.views,
             port_range: &DEFAULT_HOST_PORTS,
             now: 1000,
         }
     }
 
+    fn replicas(&self) -> Vec<&ReplicaRecord> {
+        self.views.replicas().collect()
+    }
+
     fn apply(&mut self, change: WorkloadChange) {
+        self.views.apply(&change);
         if let Some(name) = &change.removed_service {
             self.services.retain(|s| &s.spec.name != name);
         }
@@ -64,21 +67,22 @@ impl World {
             self.services.retain(|s| s.spec.name != service.spec.name);
             self.services.push(service);
         }
-        self.replicas.retain(|r| !change.removed.contains(&r.id));
-        self.replicas.extend(change.placed);
     }
 
     fn all_healthy(&mut self) {
-        self.healthy = self.replicas.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<ReplicaId> = self.views.replicas().map(|r| r.id.clone()).collect();
+        for id in &ids {
+            self.views.set_healthy(id, true);
+        }
     }
 
     fn on(&self, node: &str) -> usize {
-        self.replicas.iter().filter(|r| r.node == node).count()
+        self.views.replicas().filter(|r| r.node == node).count()
     }
 }
 
 fn change_nodes(world: &World) -> Vec<&str> {
-    world.replicas.iter().map(|r| r.node.as_str()).collect()
+    world.views.replicas().map(|r| r.node.as_str()).collect()
 }
 
 #[test]
@@ -93,8 +97,8 @@ fn a_deploy_places_every_replica_across_direct_and_relayed_nodes() {
     // The direct node first, then spread; the tie goes by name.
     assert_eq!(change_nodes(&world), vec!["vm", "pi", "pi"]);
     let ports_on_pi: BTreeSet<u16> = world
-        .replicas
-        .iter()
+        .replicas()
+        .into_iter()
         .filter(|r| r.node == "pi")
         .map(|r| r.host_ports[0])
         .collect();
@@ -127,8 +131,8 @@ fn a_changed_spec_is_a_new_generation_rolled_out_replica_by_replica() {
         let step = converge(&world.snapshot());
         world.apply(step);
     }
-    assert!(world.replicas.iter().all(|r| r.generation == 2));
-    assert_eq!(world.replicas.len(), 2);
+    assert!(world.replicas().iter().all(|r| r.generation == 2));
+    assert_eq!(world.replicas().len(), 2);
 }
 
 #[test]
@@ -149,7 +153,7 @@ fn scale_and_rm_change_only_what_they_say() {
     let removed = remove(&world.snapshot(), "web").unwrap();
     assert_eq!(removed.removed.len(), 4);
     world.apply(removed);
-    assert!(world.services.is_empty() && world.replicas.is_empty());
+    assert!(world.services.is_empty() && world.replicas().is_empty());
 }
 
 #[test]
@@ -209,24 +213,27 @@ fn bad_commands_are_refused_with_one_line() {
 #[test]
 fn replicas_move_off_a_leaving_node_and_off_one_that_is_gone() {
     let mut world = World::new();
-    world.nodes.push(facts("vps", Reach::Direct));
+    world.views.set_node(facts("vps", Reach::Direct));
     world.apply(deploy(&world.snapshot(), spec(3)).unwrap());
     world.all_healthy();
     assert_eq!(world.on("pi"), 1);
-    world.nodes[0].leaving = true;
+    world.views.set_node(NodeFacts {
+        leaving: true,
+        ..facts("pi", Reach::Relayed)
+    });
     for _ in 0..4 {
         world.apply(converge(&world.snapshot()));
         world.all_healthy();
     }
-    assert_eq!((world.on("pi"), world.replicas.len()), (0, 3));
+    assert_eq!((world.on("pi"), world.replicas().len()), (0, 3));
     // A node removed outright: its replicas are placed elsewhere.
-    world.nodes.retain(|n| n.name != "vps");
+    world.views.remove_node("vps");
     for _ in 0..4 {
         world.apply(converge(&world.snapshot()));
         world.all_healthy();
     }
     assert_eq!(
-        (world.on("vps"), world.on("vm"), world.replicas.len()),
+        (world.on("vps"), world.on("vm"), world.replicas().len()),
         (0, 3, 3)
     );
 }

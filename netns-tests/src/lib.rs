@@ -16,6 +16,8 @@
 //!   warren's own device, configured through `wg`;
 //! - [`docker`]: one Docker daemon per simulated worker, with host
 //!   networking only or with a bridge (and published ports) of its own;
+//! - [`registry`]: an image registry on a namespace's loopback, standing in
+//!   for Docker Hub;
 //! - [`cluster`]: a control plane (`warren serve`) and its workers
 //!   (`warren join`), optionally each with its own Docker daemon.
 //!
@@ -55,6 +57,7 @@ pub mod impair;
 pub mod lab;
 pub mod netns;
 pub mod process;
+pub mod registry;
 pub mod sweep;
 pub mod tcp;
 pub mod topology;
@@ -71,6 +74,7 @@ pub use impair::{block_udp, loss, IptRule};
 pub use lab::Lab;
 pub use netns::Netns;
 pub use process::{Proc, Signal, Spawn};
+pub use registry::{start_registry, Registry};
 pub use topology::{two_hosts, Carrier, Host, Internet, Nat, Router, TwoHosts};
 pub use wait::{wait_for, wait_for_file, wait_for_value};
 pub use wg::{start_wg, KeyPair, PeerConfig, WgDump, WgIface, WgImpl, WgPeer};

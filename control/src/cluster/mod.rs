@@ -153,14 +153,19 @@ impl ClusterState {
     /// The state over `config`, with the workloads its store holds.
     pub fn new(config: ClusterConfig) -> Result<ClusterState, StoreError> {
         let workloads = Workloads::load(&config.store, config.host_ports.clone())?;
-        Ok(ClusterState {
+        let mut state = ClusterState {
             config,
             workloads,
             events: broadcast::channel(EVENT_BACKLOG).0,
             online: HashMap::new(),
             reports: HashMap::new(),
             next_connection: 0,
-        })
+        };
+        let names: Vec<String> = state.node_names().map(str::to_owned).collect();
+        for name in names {
+            state.node_changed(&name);
+        }
+        Ok(state)
     }
 
     /// Peer-map events from now on.
@@ -241,6 +246,7 @@ impl ClusterState {
         self.next_connection += 1;
         self.online
             .insert(node.name.clone(), Online { connection, remote });
+        self.node_changed(&node.name);
         let _ = self.events.send(PeerEvent::Joined(node.clone()));
         if let Some(machine) = &hello.machine {
             self.record_node(&node.name, machine.clone(), now);
@@ -304,6 +310,7 @@ impl ClusterState {
             .is_some_and(|online| online.connection == connection)
         {
             self.online.remove(name);
+            self.node_changed(name);
         }
     }
 
@@ -322,6 +329,7 @@ impl ClusterState {
             .ok_or_else(|| RemoveError::Unknown(name.to_owned()))?;
         self.reports.remove(name);
         self.workloads.forget_node(name);
+        self.node_changed(name);
         let _ = self.events.send(PeerEvent::Left(node.clone()));
         if let Some(revoker) = &self.config.revoker {
             // Longer than any ticket the node may still hold.

@@ -90,6 +90,7 @@ impl ClusterState {
             .or_default()
             .labels
             .clone_from(&labels);
+        self.node_changed(node);
         self.converge_workloads(now);
         Ok(labels)
     }
@@ -120,6 +121,7 @@ impl ClusterState {
             .entry(node.to_owned())
             .or_default()
             .leaving = true;
+        self.node_changed(node);
         tracing::info!(%node, "node leaving: moving its replicas");
         self.converge_workloads(now);
         match self.replica_count(node) {

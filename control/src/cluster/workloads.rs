@@ -8,7 +8,7 @@ use super::{ClusterState, PeerEvent};
 use crate::nodes::CONTROL_NAME;
 use crate::scheduler::{Reach, Resources};
 use crate::store::{NodeSettings, ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
-use crate::workloads::{self, NodeFacts, Snapshot, WorkloadError};
+use crate::workloads::{self, NodeFacts, Snapshot, Views, WorkloadError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::RangeInclusive;
@@ -21,7 +21,9 @@ use warren_proto::{Mode, ServiceSpec};
 #[derive(Debug)]
 pub struct Workloads {
     services: Vec<ServiceRecord>,
-    replicas: Vec<ReplicaRecord>,
+    /// The replicas and the nodes as placement sees them, kept up to date
+    /// with every commit and node change ([`ClusterState::node_changed`]).
+    views: Views,
     /// What each node offers, as its agent last reported.
     reports: HashMap<String, NodeReport>,
     /// Each replica as its node last reported it.
@@ -36,10 +38,12 @@ pub struct Workloads {
 
 impl Workloads {
     /// The workloads stored in `store`, publishing on `port_range`.
+    /// The views count no node until [`ClusterState::node_changed`] adds it.
     pub fn load(store: &Store, port_range: RangeInclusive<u16>) -> Result<Workloads, StoreError> {
+        let services = store.services()?;
         Ok(Workloads {
-            services: store.services()?,
-            replicas: store.replicas()?,
+            views: Views::new(Vec::new(), &services, store.replicas()?, BTreeSet::new()),
+            services,
             reports: HashMap::new(),
             statuses: HashMap::new(),
             settings: store.node_settings()?,
@@ -52,7 +56,7 @@ impl Workloads {
 impl Workloads {
     /// How many replicas are placed on `node`.
     pub(super) fn replica_count(&self, node: &str) -> u32 {
-        count(self.replicas.iter().filter(|r| r.node == node))
+        count(self.views.replicas_on(node))
     }
 
     /// What `name` last reported of its machine.
@@ -180,18 +184,18 @@ impl ClusterState {
     /// was waiting for room.
     pub fn record_node(&mut self, name: &str, report: NodeReport, now: u64) {
         self.workloads.reports.insert(name.to_owned(), report);
+        self.node_changed(name);
         self.converge_workloads(now);
     }
 
     /// Takes a node's report of its replicas; moves rollouts on when health
     /// changed.
     pub fn record_replicas(&mut self, name: &str, replicas: Vec<ReplicaStatus>, now: u64) {
-        let ours: BTreeSet<&ReplicaId> = self
+        let ours: BTreeSet<ReplicaId> = self
             .workloads
-            .replicas
-            .iter()
-            .filter(|r| r.node == name)
-            .map(|r| &r.id)
+            .views
+            .replicas_on(name)
+            .map(|r| r.id.clone())
             .collect();
         let mut health_changed = false;
         for status in replicas.into_iter().filter(|s| ours.contains(&s.replica)) {
@@ -201,6 +205,9 @@ impl ClusterState {
                 .get(&status.replica)
                 .map(|s| s.health);
             health_changed |= before != Some(status.health);
+            self.workloads
+                .views
+                .set_healthy(&status.replica, status.health == Health::Healthy);
             self.workloads
                 .statuses
                 .insert(status.replica.clone(), status);
@@ -237,9 +244,8 @@ impl ClusterState {
             .collect();
         let assignments = self
             .workloads
-            .replicas
-            .iter()
-            .filter(|r| r.node == node)
+            .views
+            .replicas_on(node)
             .filter_map(|r| {
                 let service = specs.get(r.service.as_str())?;
                 // Replicas of an older generation keep running their own
@@ -262,12 +268,7 @@ impl ClusterState {
             .services
             .iter()
             .map(|service| {
-                let replicas = || {
-                    self.workloads
-                        .replicas
-                        .iter()
-                        .filter(|r| r.service == service.spec.name)
-                };
+                let replicas = || self.workloads.views.replicas_of(&service.spec.name).iter();
                 let status = |r: &ReplicaRecord| self.workloads.statuses.get(&r.id);
                 ServiceView {
                     name: service.spec.name.clone(),
@@ -290,8 +291,8 @@ impl ClusterState {
     /// Every replica as `warren ps` shows it.
     pub fn replicas_view(&self) -> Vec<ReplicaView> {
         self.workloads
-            .replicas
-            .iter()
+            .views
+            .replicas()
             .map(|replica| {
                 let node = self.member(&replica.node);
                 let status = self.workloads.statuses.get(&replica.id);
@@ -322,12 +323,7 @@ impl ClusterState {
     }
 
     fn replicas_of(&self, service: &str) -> Vec<ReplicaRecord> {
-        self.workloads
-            .replicas
-            .iter()
-            .filter(|r| r.service == service)
-            .cloned()
-            .collect()
+        self.workloads.views.replicas_of(service).to_vec()
     }
 
     /// Runs `decide` over a snapshot of the workloads and the nodes.
@@ -336,7 +332,36 @@ impl ClusterState {
         now: u64,
         decide: impl FnOnce(&Snapshot<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let nodes = self.node_facts();
+        debug_assert_eq!(
+            self.workloads.views,
+            self.views_afresh(),
+            "the kept views went stale: a change to nodes or replicas did not reach them"
+        );
+        decide(&Snapshot {
+            services: &self.workloads.services,
+            views: &self.workloads.views,
+            port_range: &self.workloads.port_range,
+            now,
+        })
+    }
+
+    /// Brings the node `name` up to date in the kept views (adds it, takes
+    /// its new facts, or drops it once it is gone from the registry): to be
+    /// called whenever what [`ClusterState::facts_of`] reads changes.
+    pub(super) fn node_changed(&mut self, name: &str) {
+        match self.facts_of(name) {
+            Some(facts) => self.workloads.views.set_node(facts),
+            None => self.workloads.views.remove_node(name),
+        }
+    }
+
+    /// The views built from scratch out of the registry, the workloads and
+    /// the reports: what the kept ones must always equal.
+    pub(super) fn views_afresh(&self) -> Views {
+        let nodes = self
+            .node_names()
+            .filter_map(|name| self.facts_of(name))
+            .collect();
         let healthy: BTreeSet<ReplicaId> = self
             .workloads
             .statuses
@@ -344,36 +369,35 @@ impl ClusterState {
             .filter(|s| s.health == Health::Healthy)
             .map(|s| s.replica.clone())
             .collect();
-        decide(&Snapshot {
-            services: &self.workloads.services,
-            replicas: &self.workloads.replicas,
-            nodes: &nodes,
-            healthy: &healthy,
-            port_range: &self.workloads.port_range,
-            now,
-        })
+        let replicas = self.workloads.views.replicas().cloned().collect();
+        Views::new(nodes, &self.workloads.services, replicas, healthy)
     }
 
-    /// The nodes as placement sees them: a node offers nothing until its
-    /// agent reports what it has (a node without a Docker daemon never
-    /// does); the control plane's host is one when it runs replicas.
-    fn node_facts(&self) -> Vec<NodeFacts> {
-        let agents = self.config.registry.nodes().map(|node| {
+    /// Every node placement may use: the agents' and, when it runs
+    /// replicas, the control plane's host.
+    pub(super) fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.config
+            .registry
+            .nodes()
+            .map(|node| node.name.as_str())
+            .chain(self.config.control_node.then_some(CONTROL_NAME))
+    }
+
+    /// A node as placement sees it, if there is one called `name`: it
+    /// offers nothing until it reports what it has (a node without a Docker
+    /// daemon never does). The control plane's host, when it runs replicas,
+    /// is reached directly and online while the control plane runs.
+    fn facts_of(&self, name: &str) -> Option<NodeFacts> {
+        let (online, reach) = if self.is_control_node(name) {
+            (true, Reach::Direct)
+        } else {
+            let node = self.config.registry.get(name)?;
             let reach = match node.mode {
                 Mode::Direct => Reach::Direct,
                 _ => Reach::Relayed,
             };
-            self.facts_of(&node.name, self.online.contains_key(&node.name), reach)
-        });
-        let control = self
-            .config
-            .control_node
-            .then(|| self.facts_of(CONTROL_NAME, true, Reach::Direct));
-        agents.chain(control).collect()
-    }
-
-    /// `name`'s facts from what it reported and what the operator set.
-    fn facts_of(&self, name: &str, online: bool, reach: Reach) -> NodeFacts {
+            (self.online.contains_key(name), reach)
+        };
         let report = self.workloads.reports.get(name);
         let settings = self.workloads.settings.get(name);
         let mut labels = settings.map(|s| s.labels.clone()).unwrap_or_default();
@@ -381,7 +405,7 @@ impl ClusterState {
         if let Some(report) = report {
             labels.insert("arch".to_owned(), report.arch.clone());
         }
-        NodeFacts {
+        Some(NodeFacts {
             name: name.to_owned(),
             online,
             drained: false,
@@ -392,13 +416,14 @@ impl ClusterState {
                 memory: r.memory,
             }),
             reach,
-        }
+        })
     }
 
     /// Stores `change`, then applies it here and tells the agents.
     fn commit(&mut self, change: WorkloadChange) -> Result<(), StoreError> {
         let revision = self.config.store.commit_workloads(&change)?;
         let workloads = &mut self.workloads;
+        workloads.views.apply(&change);
         if let Some(name) = &change.removed_service {
             workloads.services.retain(|s| &s.spec.name != name);
         }
@@ -415,13 +440,9 @@ impl ClusterState {
         workloads
             .services
             .sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        workloads
-            .replicas
-            .retain(|r| !change.removed.contains(&r.id));
         for id in &change.removed {
             workloads.statuses.remove(id);
         }
-        workloads.replicas.extend(change.placed);
         workloads.revision = revision;
         let _ = self.events.send(PeerEvent::Assignments);
         Ok(())

@@ -44,6 +44,8 @@ pub struct Assignment {
 pub enum ReplicaState {
     /// Not started yet (being created, or waiting out a restart backoff).
     Pending,
+    /// Waiting for its image, which the node is pulling.
+    Pulling,
     /// Its container runs.
     Running,
     /// Its container exited and will not be restarted (restart policy).

@@ -11,9 +11,10 @@
 use crate::assignments::AssignmentsFile;
 use crate::converge::{Action, ContainerState, Converger, Observed};
 use crate::health::HealthState;
+use crate::runtime::RuntimeError;
 use crate::runtime::{ContainerStatus, OurContainer, PortMapping, ReplicaSpec, Runtime};
 use crate::usage::{self, Usage};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -77,7 +78,17 @@ pub struct Runner {
     reported: Option<Vec<ReplicaStatus>>,
     /// The latest CPU and memory of the running containers.
     usage: watch::Receiver<Usage>,
+    /// Images being pulled, each by a task of its own (a pull can take
+    /// minutes; the loop keeps converging and probing meanwhile).
+    pulls: HashSet<String>,
+    /// Where the pull tasks say how they ended.
+    pulled: mpsc::UnboundedSender<Pulled>,
+    /// Their answers, until [`Runner::run`] takes them.
+    pulled_answers: Option<mpsc::UnboundedReceiver<Pulled>>,
 }
+
+/// How the pull of an image ended.
+type Pulled = (String, Result<(), RuntimeError>);
 
 impl Runner {
     /// A runner on `runtime` publishing on `mesh_ip`, starting from the
@@ -91,6 +102,7 @@ impl Runner {
                 (0, Vec::new())
             }
         };
+        let (pulled, pulled_answers) = mpsc::unbounded_channel();
         Runner {
             runtime,
             stored,
@@ -103,6 +115,9 @@ impl Runner {
             failures: HashMap::new(),
             reported: None,
             usage: watch::channel(Usage::new()).1,
+            pulls: HashSet::new(),
+            pulled,
+            pulled_answers: Some(pulled_answers),
         }
     }
 
@@ -117,6 +132,9 @@ impl Runner {
         let (sampled, usage) = watch::channel(Usage::new());
         self.usage = usage;
         tokio::spawn(usage::sample(self.runtime.clone(), sampled));
+        let Some(mut pulled) = self.pulled_answers.take() else {
+            return;
+        };
         loop {
             let wake = self.next_wakeup(Instant::now());
             tokio::select! {
@@ -129,6 +147,7 @@ impl Runner {
                     }
                     None => return,
                 },
+                Some((image, result)) = pulled.recv() => self.pull_ended(image, result),
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
             }
             if let Some(statuses) = self.step().await {
@@ -312,10 +331,10 @@ impl Runner {
         };
         let started = match self.runtime.image_present(&spec.image).await {
             Ok(true) => self.runtime.run_replica(&replica).await,
-            Ok(false) => match self.runtime.pull_image(&spec.image).await {
-                Ok(()) => self.runtime.run_replica(&replica).await,
-                Err(error) => Err(error),
-            },
+            Ok(false) => {
+                self.pull(&spec.image);
+                return;
+            }
             Err(error) => Err(error),
         };
         match started {
@@ -332,20 +351,57 @@ impl Runner {
                 self.health
                     .insert(id, HealthState::new(spec.health.clone(), now));
             }
+            Err(error) => self.failed(&assignment.replica, &error, now),
+        }
+    }
+
+    /// `replica` could not start: it is tried again after a backoff.
+    fn failed(&mut self, replica: &ReplicaId, error: &RuntimeError, now: Instant) {
+        let wait = self
+            .failures
+            .get(replica)
+            .map_or(FIRST_START_RETRY, |f| (f.wait * 2).min(MAX_START_RETRY));
+        tracing::warn!(%replica, %error, "a replica cannot start");
+        self.failures.insert(
+            replica.clone(),
+            Failure {
+                reason: error.to_string(),
+                retry_at: now + wait,
+                wait,
+            },
+        );
+    }
+
+    /// Starts pulling `image` on a task of its own, unless it is already.
+    fn pull(&mut self, image: &str) {
+        if !self.pulls.insert(image.to_owned()) {
+            return;
+        }
+        tracing::info!(%image, "pulling an image");
+        let (runtime, image, done) = (self.runtime.clone(), image.to_owned(), self.pulled.clone());
+        tokio::spawn(async move {
+            let result = runtime.pull_image(&image).await;
+            let _ = done.send((image, result));
+        });
+    }
+
+    /// A pull ended: the next round starts the replicas waiting for it, or
+    /// they fail with the daemon's reason and are tried again later.
+    fn pull_ended(&mut self, image: String, result: Result<(), RuntimeError>) {
+        self.pulls.remove(&image);
+        match result {
+            Ok(()) => tracing::info!(%image, "image pulled"),
             Err(error) => {
-                let wait = self
-                    .failures
-                    .get(&assignment.replica)
-                    .map_or(FIRST_START_RETRY, |f| (f.wait * 2).min(MAX_START_RETRY));
-                tracing::warn!(replica = %assignment.replica, %error, "a replica cannot start");
-                self.failures.insert(
-                    assignment.replica.clone(),
-                    Failure {
-                        reason: error.to_string(),
-                        retry_at: now + wait,
-                        wait,
-                    },
-                );
+                let now = Instant::now();
+                let waiting: Vec<ReplicaId> = self
+                    .assigned
+                    .iter()
+                    .filter(|a| a.spec.image == image)
+                    .map(|a| a.replica.clone())
+                    .collect();
+                for replica in waiting {
+                    self.failed(&replica, &error, now);
+                }
             }
         }
     }
@@ -408,6 +464,9 @@ impl Runner {
                     (None, Some(failure)) => ReplicaState::Failed {
                         reason: failure.reason.clone(),
                     },
+                    (None, None) if self.pulls.contains(&assignment.spec.image) => {
+                        ReplicaState::Pulling
+                    }
                     (None, None) => match mine
                         .iter()
                         .filter_map(|c| self.exit_codes.get(&c.id))

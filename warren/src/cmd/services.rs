@@ -4,6 +4,7 @@
 use super::api::{ApiArgs, Client};
 use super::fmt;
 use super::table::{Align::Left, Align::Right, Table};
+use super::Exit;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
@@ -39,12 +40,16 @@ pub struct DeployArgs {
     /// The image to run; it must be on the nodes or pullable by them.
     #[arg(long)]
     image: String,
-    /// How many replicas.
-    #[arg(long, default_value_t = 1)]
-    replicas: u32,
+    /// How many replicas (0 or more).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    replicas: i64,
     /// A container port to publish (repeatable).
-    #[arg(long = "port", value_name = "CONTAINER_PORT")]
-    ports: Vec<u16>,
+    #[arg(
+        long = "port",
+        value_name = "CONTAINER_PORT",
+        allow_negative_numbers = true
+    )]
+    ports: Vec<i64>,
     /// A host name the proxy routes to the service (repeatable).
     #[arg(long = "host", value_name = "HOSTNAME")]
     hosts: Vec<String>,
@@ -132,8 +137,9 @@ pub struct PsArgs {
 pub struct ScaleArgs {
     /// The service.
     name: String,
-    /// The replica count wanted.
-    replicas: u32,
+    /// The replica count wanted (0 or more).
+    #[arg(allow_negative_numbers = true)]
+    replicas: i64,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -198,8 +204,12 @@ fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
     let spec = ServiceSpec {
         name: args.name.clone(),
         image: args.image.clone(),
-        replicas: args.replicas,
-        ports: args.ports.clone(),
+        replicas: replica_count(args.replicas)?,
+        ports: args
+            .ports
+            .iter()
+            .map(|port| container_port(*port))
+            .collect::<Result<_, _>>()?,
         hosts: args.hosts.clone(),
         env,
         command: args.command.clone(),
@@ -271,13 +281,16 @@ fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Result<()> {
             )
             .into());
         }
+        let count = |state: ReplicaState| mine.iter().filter(|r| r.state == state).count();
+        let pulling = match count(ReplicaState::Pulling) {
+            0 => String::new(),
+            n => format!(", pulling {n}"),
+        };
         let progress = format!(
-            "{}: placed {}, running {}, healthy {}/{}",
+            "{}: placed {}{pulling}, running {}, healthy {}/{}",
             name,
             mine.len(),
-            mine.iter()
-                .filter(|r| r.state == ReplicaState::Running)
-                .count(),
+            count(ReplicaState::Running),
             service.healthy,
             service.desired
         );
@@ -373,6 +386,7 @@ pub fn ps(args: PsArgs) -> Result<()> {
     for r in &replicas {
         let state = match &r.state {
             ReplicaState::Pending => "pending".to_owned(),
+            ReplicaState::Pulling => "pulling".to_owned(),
             ReplicaState::Running => "running".to_owned(),
             ReplicaState::Exited { code } => format!("exited ({code})"),
             ReplicaState::Failed { .. } => "failed".to_owned(),
@@ -408,10 +422,10 @@ pub fn ps(args: PsArgs) -> Result<()> {
 
 /// Runs `warren scale`.
 pub fn scale(args: ScaleArgs) -> Result<()> {
+    let replicas = replica_count(args.replicas)?;
     let client = Client::new(&args.api)?;
     let path = format!("/v1/services/{}/replicas", args.name);
-    let deployed: Deployed =
-        client.call("PUT", &path, Some(json!({ "replicas": args.replicas })))?;
+    let deployed: Deployed = client.call("PUT", &path, Some(json!({ "replicas": replicas })))?;
     eprintln!(
         "{} now has {} replicas",
         deployed.service,
@@ -426,4 +440,18 @@ pub fn rm(args: RmArgs) -> Result<()> {
     let _: Value = client.call("DELETE", &format!("/v1/services/{}", args.name), None)?;
     eprintln!("removed {}", args.name);
     Ok(())
+}
+
+/// A replica count from the command line: 0 or more (exit 4 otherwise,
+/// like every input the control plane refuses).
+fn replica_count(count: i64) -> Result<u32, Exit> {
+    u32::try_from(count)
+        .map_err(|_| Exit::new(4, format!("{count} replicas: the count must be 0 or more")))
+}
+
+/// A container port from the command line (port 0 passes here: the spec
+/// rules refuse it with their own line).
+fn container_port(port: i64) -> Result<u16, Exit> {
+    u16::try_from(port)
+        .map_err(|_| Exit::new(4, format!("port {port} is not a port number (1-65535)")))
 }

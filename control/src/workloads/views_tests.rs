@@ -1,0 +1,223 @@
+//! The kept views always equal views built from scratch, whatever
+//! sequence of commands, commits and node changes came before.
+
+use super::*;
+use crate::scheduler::Reach;
+use crate::workloads::{converge, deploy, remove, scale, Snapshot, DEFAULT_HOST_PORTS};
+use proptest::prelude::*;
+use warren_proto::ServiceSpec;
+
+const GIB: u64 = 1 << 30;
+const SERVICES: [&str; 3] = ["web", "api", "db"];
+const NODES: [&str; 4] = ["a", "b", "c", "d"];
+
+/// One thing that happens to the cluster.
+#[derive(Debug, Clone)]
+enum Event {
+    /// `warren deploy` of a service, with a reservation that may change.
+    Deploy {
+        service: usize,
+        replicas: u32,
+        cpu: u64,
+    },
+    /// `warren scale`.
+    Scale { service: usize, replicas: u32 },
+    /// `warren rm`.
+    Remove { service: usize },
+    /// A node joined, reported, connected, left, was labelled or leaves.
+    Node {
+        node: usize,
+        online: bool,
+        leaving: bool,
+        zone: bool,
+        cpu: u64,
+    },
+    /// A node was removed.
+    Gone { node: usize },
+    /// Every replica reported healthy, or none.
+    Health { healthy: bool },
+    /// What converges with no command behind it.
+    Converge,
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (0..3usize, 0..5u32, prop::sample::select(vec![100u64, 700])).prop_map(
+            |(service, replicas, cpu)| Event::Deploy {
+                service,
+                replicas,
+                cpu
+            }
+        ),
+        (0..3usize, 0..6u32).prop_map(|(service, replicas)| Event::Scale { service, replicas }),
+        (0..3usize).prop_map(|service| Event::Remove { service }),
+        (
+            0..4usize,
+            any::<bool>(),
+            prop::bool::weighted(0.2),
+            any::<bool>(),
+            0..3000u64
+        )
+            .prop_map(|(node, online, leaving, zone, cpu)| Event::Node {
+                node,
+                online,
+                leaving,
+                zone,
+                cpu
+            }),
+        (0..4usize).prop_map(|node| Event::Gone { node }),
+        any::<bool>().prop_map(|healthy| Event::Health { healthy }),
+        Just(Event::Converge),
+    ]
+}
+
+fn facts(node: usize, online: bool, leaving: bool, zone: bool, cpu: u64) -> NodeFacts {
+    let name = NODES[node].to_owned();
+    let mut labels = BTreeMap::from([("node".to_owned(), name.clone())]);
+    if zone {
+        labels.insert("zone".to_owned(), "home".to_owned());
+    }
+    NodeFacts {
+        name,
+        online,
+        drained: false,
+        leaving,
+        labels,
+        capacity: Resources {
+            cpu_millis: cpu,
+            memory: 4 * GIB,
+        },
+        reach: if node % 2 == 0 {
+            Reach::Direct
+        } else {
+            Reach::Relayed
+        },
+    }
+}
+
+/// The cluster as plain records, changed as the store commits, beside the
+/// views kept up to date.
+struct Cluster {
+    services: Vec<ServiceRecord>,
+    replicas: Vec<ReplicaRecord>,
+    nodes: BTreeMap<String, NodeFacts>,
+    healthy: BTreeSet<ReplicaId>,
+    views: Views,
+}
+
+impl Cluster {
+    fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            services: &self.services,
+            views: &self.views,
+            port_range: &DEFAULT_HOST_PORTS,
+            now: 1000,
+        }
+    }
+
+    fn commit(&mut self, change: WorkloadChange) {
+        self.views.apply(&change);
+        if let Some(name) = &change.removed_service {
+            self.services.retain(|s| &s.spec.name != name);
+        }
+        for service in change.services {
+            self.services.retain(|s| s.spec.name != service.spec.name);
+            self.services.push(service);
+        }
+        self.replicas.retain(|r| !change.removed.contains(&r.id));
+        for id in &change.removed {
+            self.healthy.remove(id);
+        }
+        self.replicas.extend(change.placed);
+    }
+
+    fn handle(&mut self, event: Event) {
+        let change = match event {
+            Event::Deploy {
+                service,
+                replicas,
+                cpu,
+            } => {
+                let spec = ServiceSpec {
+                    replicas,
+                    ports: vec![8080],
+                    cpu_millis: Some(cpu as u32),
+                    ..ServiceSpec::new(SERVICES[service], "local/busybox:1")
+                };
+                deploy(&self.snapshot(), spec).ok()
+            }
+            Event::Scale { service, replicas } => {
+                scale(&self.snapshot(), SERVICES[service], replicas).ok()
+            }
+            Event::Remove { service } => remove(&self.snapshot(), SERVICES[service]).ok(),
+            Event::Node {
+                node,
+                online,
+                leaving,
+                zone,
+                cpu,
+            } => {
+                let facts = facts(node, online, leaving, zone, cpu);
+                self.nodes.insert(facts.name.clone(), facts.clone());
+                self.views.set_node(facts);
+                None
+            }
+            Event::Gone { node } => {
+                self.nodes.remove(NODES[node]);
+                self.views.remove_node(NODES[node]);
+                None
+            }
+            Event::Health { healthy } => {
+                for replica in &self.replicas {
+                    self.views.set_healthy(&replica.id, healthy);
+                    if healthy {
+                        self.healthy.insert(replica.id.clone());
+                    } else {
+                        self.healthy.remove(&replica.id);
+                    }
+                }
+                None
+            }
+            Event::Converge => Some(converge(&self.snapshot())),
+        };
+        if let Some(change) = change {
+            self.commit(change);
+        }
+    }
+
+    fn afresh(&self) -> Views {
+        Views::new(
+            self.nodes.values().cloned().collect(),
+            &self.services,
+            self.replicas.clone(),
+            self.healthy.clone(),
+        )
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// After every deploy, scale, rm, converge and node change, the kept
+    /// views are the ones built from scratch, and every decision over them
+    /// is the one over views built from scratch.
+    #[test]
+    fn kept_views_equal_views_built_afresh(events in prop::collection::vec(event(), 1..40)) {
+        let start = [facts(0, true, false, true, 2000), facts(1, true, false, false, 2000)];
+        let mut cluster = Cluster {
+            services: Vec::new(),
+            replicas: Vec::new(),
+            nodes: start.iter().map(|f| (f.name.clone(), f.clone())).collect(),
+            healthy: BTreeSet::new(),
+            views: Views::new(start.to_vec(), &[], Vec::new(), BTreeSet::new()),
+        };
+        for event in events {
+            let fresh = cluster.afresh();
+            let kept = converge(&cluster.snapshot());
+            let afresh = converge(&Snapshot { views: &fresh, ..cluster.snapshot() });
+            prop_assert_eq!(kept, afresh);
+            cluster.handle(event);
+            prop_assert_eq!(&cluster.views, &cluster.afresh());
+        }
+    }
+}
