@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use warren_device::netlink::IfAddress;
 use warren_device::paths;
 use warren_device::{DeviceHandle, DeviceOptions, RunningDevice};
-use warren_proto::assignment::ReplicaStatus;
+use warren_proto::assignment::{NodeReport, ReplicaStatus};
 use warren_proto::{
     AgentMessage, Auth, ControlMessage, Hello, Mode, RefusalCode, Report, Secret, StatusOf,
     TokenId, Welcome, ASSIGNMENTS_KIND, CONTROL_KINDS, PROTOCOL_VERSION, STREAMS_KIND,
@@ -37,6 +37,10 @@ const RELAY_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the agent reports its paths and refreshes its status file.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often the node's facts (CPU, memory, free disk, Docker version) are
+/// read again, and sent when they changed.
+const NODE_FACTS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long a removed node waits for its replicas' containers to stop
 /// before it exits (each gets 10 s before it is killed).
@@ -270,6 +274,8 @@ pub async fn run(
 
     let relays = welcome.relays.clone();
     // Replicas start once the mesh is up: they publish on its address.
+    let facts_runtime = runtime.clone();
+    let mut node_report = node_report;
     let (assign, mut replica_reports, streams) = match runtime {
         Some(runtime) => {
             let streams = Streams::new(runtime.clone());
@@ -289,18 +295,21 @@ pub async fn run(
     };
     serve_streams(&session);
     let mut last_replicas: Option<Vec<ReplicaStatus>> = None;
-    let send_workload_state = |session: &Session, replicas: &Option<Vec<ReplicaStatus>>| {
-        if let Some(report) = &node_report {
-            session.send(&AgentMessage::Node(report.clone()));
-        }
-        if let Some(replicas) = replicas {
-            session.send(&AgentMessage::Replicas {
-                replicas: replicas.clone(),
-            });
-        }
-    };
-    send_workload_state(&session, &last_replicas);
+    let send_workload_state =
+        |session: &Session, node: &Option<NodeReport>, replicas: &Option<Vec<ReplicaStatus>>| {
+            if let Some(report) = node {
+                session.send(&AgentMessage::Node(report.clone()));
+            }
+            if let Some(replicas) = replicas {
+                session.send(&AgentMessage::Replicas {
+                    replicas: replicas.clone(),
+                });
+            }
+        };
+    send_workload_state(&session, &node_report, &last_replicas);
     let mut reports = tokio::time::interval(REPORT_INTERVAL);
+    let mut facts_tick = tokio::time::interval(NODE_FACTS_INTERVAL);
+    facts_tick.reset();
     tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
@@ -311,6 +320,19 @@ pub async fn run(
                     let status = core.handle_report(report, warren_os::unix_now());
                     if let Err(error) = dir.save_status(&status) {
                         tracing::warn!(%error, "writing the status file");
+                    }
+                }
+            },
+            _ = facts_tick.tick(), if facts_runtime.is_some() => {
+                if let Some(runtime) = &facts_runtime {
+                    match workloads::node_report(runtime, options.capacity_cpu, options.capacity_memory).await {
+                        Ok(report) if node_report.as_ref() != Some(&report) => {
+                            tracing::debug!(?report, "the node's facts changed");
+                            session.send(&AgentMessage::Node(report.clone()));
+                            node_report = Some(report);
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "reading the node's facts"),
                     }
                 }
             },
@@ -342,7 +364,7 @@ pub async fn run(
                     let actions = core.handle_welcome(&welcome);
                     carry_out(&handle, assign.as_ref(), actions).await;
                     save_mesh_map(&dir, &core);
-                    send_workload_state(&session, &last_replicas);
+                    send_workload_state(&session, &node_report, &last_replicas);
                     serve_streams(&session);
                 }
                 SessionEvent::Ended(error) => break Err(error),
