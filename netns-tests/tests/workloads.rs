@@ -355,6 +355,18 @@ fn replicas_outlive_the_control_plane_follow_labels_and_move_off_a_removed_node(
     vm.dockerd
         .docker(&["exec", &first[0], "busybox", "rm", "/tmp/ok"])
         .unwrap();
+    // `ps` says so while its container stops (httpd as PID 1 ignores
+    // SIGTERM: the stop takes its grace period).
+    wait_for_value(
+        "the replica shown unhealthy",
+        Duration::from_secs(20),
+        || {
+            replicas(&cluster)
+                .into_iter()
+                .find(|r| r["service"] == "sick" && r["health"] == "unhealthy")
+        },
+    )
+    .unwrap();
     wait_for_value(
         "the unhealthy replica restarted",
         Duration::from_secs(30),
