@@ -380,6 +380,12 @@ fn replicas_outlive_the_control_plane_follow_labels_and_move_off_a_removed_node(
     )
     .unwrap();
     assert_ne!(vm.running().unwrap(), first, "a new container");
+    let listed = replicas(&cluster);
+    let restarted = listed.iter().find(|r| r["service"] == "sick").unwrap();
+    assert_eq!(
+        restarted["restarts"], 1,
+        "one restart, counted once: {restarted}"
+    );
 
     // The control plane dies.
     let sick_addr = {

@@ -81,14 +81,27 @@ pub struct Runner {
     /// Images being pulled, each by a task of its own (a pull can take
     /// minutes; the loop keeps converging and probing meanwhile).
     pulls: HashSet<String>,
-    /// Where the pull tasks say how they ended.
-    pulled: mpsc::UnboundedSender<Pulled>,
-    /// Their answers, until [`Runner::run`] takes them.
-    pulled_answers: Option<mpsc::UnboundedReceiver<Pulled>>,
+    /// Containers being stopped, each by a task of its own (a stop can
+    /// take its whole grace period), with their replicas. The converger
+    /// does not see them; their health stays as it was until they stopped.
+    stopping: HashMap<String, ReplicaId>,
+    /// Replicas to start once their old container has stopped (the new one
+    /// publishes the same host ports).
+    deferred: HashMap<ReplicaId, Assignment>,
+    /// Where those tasks say they are done.
+    finished: mpsc::UnboundedSender<Finished>,
+    /// What they said, until [`Runner::run`] takes it.
+    finished_rx: Option<mpsc::UnboundedReceiver<Finished>>,
 }
 
-/// How the pull of an image ended.
-type Pulled = (String, Result<(), RuntimeError>);
+/// Work the loop handed to a task of its own, done.
+#[derive(Debug)]
+enum Finished {
+    /// The pull of an image ended.
+    Pull(String, Result<(), RuntimeError>),
+    /// A container was stopped (or could not be).
+    Stop(String),
+}
 
 impl Runner {
     /// A runner on `runtime` publishing on `mesh_ip`, starting from the
@@ -102,7 +115,7 @@ impl Runner {
                 (0, Vec::new())
             }
         };
-        let (pulled, pulled_answers) = mpsc::unbounded_channel();
+        let (finished, finished_rx) = mpsc::unbounded_channel();
         Runner {
             runtime,
             stored,
@@ -116,8 +129,10 @@ impl Runner {
             reported: None,
             usage: watch::channel(Usage::new()).1,
             pulls: HashSet::new(),
-            pulled,
-            pulled_answers: Some(pulled_answers),
+            stopping: HashMap::new(),
+            deferred: HashMap::new(),
+            finished,
+            finished_rx: Some(finished_rx),
         }
     }
 
@@ -132,7 +147,7 @@ impl Runner {
         let (sampled, usage) = watch::channel(Usage::new());
         self.usage = usage;
         tokio::spawn(usage::sample(self.runtime.clone(), sampled));
-        let Some(mut pulled) = self.pulled_answers.take() else {
+        let Some(mut finished) = self.finished_rx.take() else {
             return;
         };
         loop {
@@ -147,7 +162,13 @@ impl Runner {
                     }
                     None => return,
                 },
-                Some((image, result)) = pulled.recv() => self.pull_ended(image, result),
+                Some(done) = finished.recv() => match done {
+                    Finished::Pull(image, result) => self.pull_ended(image, result),
+                    Finished::Stop(container) => {
+                        self.stopping.remove(&container);
+                        self.health.remove(&container);
+                    }
+                },
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
             }
             if let Some(statuses) = self.step().await {
@@ -212,15 +233,29 @@ impl Runner {
 
     /// One round: look at the daemon, act, probe; the states if they changed.
     async fn step(&mut self) -> Option<Vec<ReplicaStatus>> {
-        let containers = match self.runtime.list_ours().await {
-            Ok(containers) => containers,
-            Err(error) => {
-                tracing::warn!(%error, "listing the node's replicas");
-                return None;
-            }
-        };
-        let observed = self.observe(&containers).await;
         let now = Instant::now();
+        let mut containers = self.list().await?;
+        // Replacements whose old container has stopped start before the
+        // converger looks, so it sees them and not a replica to restart.
+        let stopped: Vec<ReplicaId> = self
+            .deferred
+            .keys()
+            .filter(|replica| !self.stopping.values().any(|r| r == *replica))
+            .cloned()
+            .collect();
+        // Only those still assigned, as they are assigned now.
+        let ready: Vec<Assignment> = stopped
+            .iter()
+            .filter_map(|replica| self.deferred.remove(replica))
+            .filter(|deferred| self.assigned.contains(deferred))
+            .collect();
+        if !ready.is_empty() {
+            for assignment in &ready {
+                self.start(assignment, &containers, now).await;
+            }
+            containers = self.list().await?;
+        }
+        let observed = self.observe(&containers).await;
         for action in self.converger.converge(&self.assigned, &observed, now) {
             self.carry_out(action, &containers, now).await;
         }
@@ -233,10 +268,26 @@ impl Runner {
         Some(statuses)
     }
 
-    /// The containers as the converger sees them.
+    /// warren's containers on the daemon (`None`, logged, when it cannot
+    /// say).
+    async fn list(&self) -> Option<Vec<OurContainer>> {
+        match self.runtime.list_ours().await {
+            Ok(containers) => Some(containers),
+            Err(error) => {
+                tracing::warn!(%error, "listing the node's replicas");
+                None
+            }
+        }
+    }
+
+    /// The containers as the converger sees them (not those being
+    /// stopped).
     async fn observe(&mut self, containers: &[OurContainer]) -> Vec<Observed> {
         let mut observed = Vec::with_capacity(containers.len());
         for container in containers {
+            if self.stopping.contains_key(&container.id) {
+                continue;
+            }
             let state = match container.status {
                 ContainerStatus::Created => ContainerState::Created,
                 ContainerStatus::Exited | ContainerStatus::Dead => ContainerState::Exited {
@@ -277,11 +328,13 @@ impl Runner {
         match action {
             Action::Start(assignment) => self.start(&assignment, containers, now).await,
             Action::Stop { container } => {
-                tracing::info!(container = %shorten_id(&container), "stopping a replica's container");
-                if let Err(error) = self.runtime.stop(&container, STOP_GRACE).await {
-                    tracing::warn!(%container, %error, "stopping a replica");
+                let replica = containers
+                    .iter()
+                    .find(|c| c.id == container)
+                    .map(|c| c.labels.replica.clone());
+                if let Some(replica) = replica {
+                    self.stop(container, replica);
                 }
-                self.health.remove(&container);
             }
             Action::Remove { container } => {
                 if let Err(error) = self.runtime.remove(&container).await {
@@ -294,6 +347,11 @@ impl Runner {
     }
 
     async fn start(&mut self, assignment: &Assignment, containers: &[OurContainer], now: Instant) {
+        if self.stopping.values().any(|r| *r == assignment.replica) {
+            self.deferred
+                .insert(assignment.replica.clone(), assignment.clone());
+            return;
+        }
         if self
             .failures
             .get(&assignment.replica)
@@ -372,16 +430,36 @@ impl Runner {
         );
     }
 
+    /// Stops `container` on a task of its own, unless it is already being
+    /// stopped; its health stays as it was until it has stopped.
+    fn stop(&mut self, container: String, replica: ReplicaId) {
+        if self.stopping.insert(container.clone(), replica).is_some() {
+            return;
+        }
+        tracing::info!(container = %shorten_id(&container), "stopping a replica's container");
+        let (runtime, done) = (self.runtime.clone(), self.finished.clone());
+        tokio::spawn(async move {
+            if let Err(error) = runtime.stop(&container, STOP_GRACE).await {
+                tracing::warn!(%container, %error, "stopping a replica");
+            }
+            let _ = done.send(Finished::Stop(container));
+        });
+    }
+
     /// Starts pulling `image` on a task of its own, unless it is already.
     fn pull(&mut self, image: &str) {
         if !self.pulls.insert(image.to_owned()) {
             return;
         }
         tracing::info!(%image, "pulling an image");
-        let (runtime, image, done) = (self.runtime.clone(), image.to_owned(), self.pulled.clone());
+        let (runtime, image, done) = (
+            self.runtime.clone(),
+            image.to_owned(),
+            self.finished.clone(),
+        );
         tokio::spawn(async move {
             let result = runtime.pull_image(&image).await;
-            let _ = done.send((image, result));
+            let _ = done.send(Finished::Pull(image, result));
         });
     }
 
@@ -410,7 +488,7 @@ impl Runner {
     async fn probe(&mut self, containers: &[OurContainer], now: Instant) {
         for container in containers
             .iter()
-            .filter(|c| c.status == ContainerStatus::Running)
+            .filter(|c| c.status == ContainerStatus::Running && !self.stopping.contains_key(&c.id))
         {
             let Some(assignment) = self
                 .assigned
