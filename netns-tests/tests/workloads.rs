@@ -172,6 +172,25 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
         "the same containers, no duplicates"
     );
 
+    // A changed spec is a new generation, rolled out replica by replica.
+    let redeploy = deploy_httpd_args(
+        "web",
+        3,
+        &["--health-http", "/", "--env", "VERSION=2", "--wait"],
+    );
+    warren(&cluster, &redeploy).unwrap();
+    assert_eq!(service(&cluster, "web")["generation"], 2);
+    let listed = replicas(&cluster);
+    assert!(
+        listed.len() == 3 && listed.iter().all(|r| r["generation"] == 2),
+        "{listed:?}"
+    );
+    for replica in &listed {
+        for addr in addresses(replica) {
+            answer_from(&cluster.control.ns, addr);
+        }
+    }
+
     // Scale up and down, then remove.
     warren(&cluster, &["scale", "web", "4"]).unwrap();
     wait_for_value("4 running replicas", Duration::from_secs(30), || {
