@@ -22,6 +22,7 @@ pub use workloads::{ReplicaView, ServiceView, WorkloadCommandError, Workloads};
 use crate::admission::{self, Decision, Refusal, Snapshot};
 use crate::mesh_view::{self, ControlMember, MeshView};
 use crate::nodes::{NodeRecord, Registry, CONTROL_NAME};
+use crate::scheduler::Reach;
 use crate::store::{NodeSettings, RedeemError, Store, StoreError};
 use ip_network::Ipv4Network;
 use std::collections::HashMap;
@@ -342,6 +343,10 @@ impl ClusterState {
     /// Keeps `name`'s latest report (the control plane's own under
     /// [`CONTROL_NAME`]), received `at`; new candidates go to every peer.
     pub fn record_report(&mut self, name: &str, report: Report, at: SystemTime) {
+        if name == CONTROL_NAME {
+            self.record_own_paths(report, at);
+            return;
+        }
         let candidates = report.candidates.clone();
         let previous = self
             .reports
@@ -355,6 +360,31 @@ impl ClusterState {
                 node: node.clone(),
                 candidates,
             });
+        }
+    }
+
+    /// The control plane's own paths: placement follows the measured reach
+    /// of every node whose path kind changed.
+    fn record_own_paths(&mut self, report: Report, at: SystemTime) {
+        let before: Vec<(String, Reach)> = self
+            .config
+            .registry
+            .nodes()
+            .map(|node| (node.name.clone(), self.reach_of(node)))
+            .collect();
+        self.reports.insert(CONTROL_NAME.to_owned(), (at, report));
+        let changed: Vec<String> = before
+            .into_iter()
+            .filter(|(name, reach)| {
+                self.config
+                    .registry
+                    .get(name)
+                    .is_some_and(|node| self.reach_of(node) != *reach)
+            })
+            .map(|(name, _)| name)
+            .collect();
+        for name in changed {
+            self.node_changed(&name);
         }
     }
 

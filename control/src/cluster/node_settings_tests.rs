@@ -50,6 +50,38 @@ fn a_node_whose_hello_says_what_it_offers_is_placed_on_at_once() {
     assert_eq!(placed_on(state), ["pi"]);
 }
 
+#[test]
+fn a_relay_node_the_control_plane_reaches_directly_counts_as_direct() {
+    let mut fixture = fixture("measured-reach", 2);
+    join(&mut fixture, "a", 1);
+    join(&mut fixture, "b", 2);
+    let state = &mut fixture.state;
+    // Both joined --relay (alike, the name would pick a), but the control
+    // plane measures a direct path to b (NAT traversal): a service's first
+    // replica goes there.
+    let path = |seed, kind| warren_proto::PathReport {
+        public_key: key(seed),
+        kind,
+        endpoint: None,
+        rtt_ms: None,
+        last_handshake_secs: None,
+        tx_bytes: 0,
+        rx_bytes: 0,
+    };
+    let report = Report {
+        paths: vec![
+            path(1, warren_proto::PathKind::Relayed),
+            path(2, warren_proto::PathKind::Direct),
+        ],
+        candidates: Vec::new(),
+    };
+    state.record_report(CONTROL_NAME, report, std::time::SystemTime::now());
+    state
+        .deploy(ServiceSpec::new("web", "local/busybox:1"), NOW)
+        .unwrap();
+    assert_eq!(placed_on(state), ["b"]);
+}
+
 fn spec(replicas: u32, constraint: &str) -> ServiceSpec {
     ServiceSpec {
         replicas,

@@ -5,7 +5,7 @@
 //! every connected agent gets its new set of assignments.
 
 use super::{ClusterState, PeerEvent};
-use crate::nodes::CONTROL_NAME;
+use crate::nodes::{NodeRecord, CONTROL_NAME};
 use crate::scheduler::{Reach, Resources};
 use crate::store::{NodeSettings, ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
 use crate::workloads::{self, NodeFacts, Snapshot, Views, WorkloadError};
@@ -15,7 +15,7 @@ use std::ops::RangeInclusive;
 use warren_proto::assignment::{
     Assignment, Health, NodeReport, ReplicaId, ReplicaState, ReplicaStatus,
 };
-use warren_proto::{Mode, ServiceSpec};
+use warren_proto::{Mode, PathKind, ServiceSpec};
 
 /// The workloads part of the cluster's state.
 #[derive(Debug)]
@@ -348,6 +348,28 @@ impl ClusterState {
     /// Brings the node `name` up to date in the kept views (adds it, takes
     /// its new facts, or drops it once it is gone from the registry): to be
     /// called whenever what [`ClusterState::facts_of`] reads changes.
+    /// How the control plane reaches `node`: the path it last measured to
+    /// it (a `--relay` node that NAT traversal reached directly is direct),
+    /// or, before any measurement or with no path, how the node joined.
+    pub(super) fn reach_of(&self, node: &NodeRecord) -> Reach {
+        let measured = self
+            .reports
+            .get(CONTROL_NAME)
+            .and_then(|(_, report)| {
+                report
+                    .paths
+                    .iter()
+                    .find(|path| path.public_key == node.public_key)
+            })
+            .map(|path| path.kind);
+        match (measured, node.mode) {
+            (Some(PathKind::Direct), _) => Reach::Direct,
+            (Some(PathKind::Relayed), _) => Reach::Relayed,
+            (_, Mode::Direct) => Reach::Direct,
+            _ => Reach::Relayed,
+        }
+    }
+
     pub(super) fn node_changed(&mut self, name: &str) {
         match self.facts_of(name) {
             Some(facts) => self.workloads.views.set_node(facts),
@@ -392,11 +414,7 @@ impl ClusterState {
             (true, Reach::Direct)
         } else {
             let node = self.config.registry.get(name)?;
-            let reach = match node.mode {
-                Mode::Direct => Reach::Direct,
-                _ => Reach::Relayed,
-            };
-            (self.online.contains_key(name), reach)
+            (self.online.contains_key(name), self.reach_of(node))
         };
         let report = self.workloads.reports.get(name);
         let settings = self.workloads.settings.get(name);
