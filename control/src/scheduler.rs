@@ -42,6 +42,16 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// `0.5 cores`.
+    pub fn cores_text(self) -> String {
+        format!("{:.1} cores", self.cpu_millis as f64 / 1000.0)
+    }
+
+    /// `2.0 GiB`.
+    pub fn memory_text(self) -> String {
+        format!("{:.1} GiB", self.memory as f64 / f64::from(1u32 << 30))
+    }
+
     pub(crate) fn plus(self, other: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
@@ -159,10 +169,12 @@ pub struct Unplaceable {
     pub nodes: usize,
     /// How many nodes were refused for each reason.
     pub reasons: BTreeMap<Infeasible, usize>,
+    /// What the replica reserves (what nodes lacking CPU or memory lack).
+    pub needs: Resources,
 }
 
 impl fmt::Display for Unplaceable {
-    /// `3 nodes: 1 drained, 2 lack memory`.
+    /// `3 nodes: 1 drained, 2 lack 2.0 GiB memory`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.nodes == 0 {
             return f.write_str("no nodes have joined");
@@ -172,7 +184,13 @@ impl fmt::Display for Unplaceable {
         let reasons: Vec<String> = self
             .reasons
             .iter()
-            .map(|(reason, count)| format!("{count} {reason}"))
+            .map(|(reason, count)| match reason {
+                Infeasible::Cpu => format!("{count} lack {}", self.needs.cores_text()),
+                Infeasible::Memory => {
+                    format!("{count} lack {} memory", self.needs.memory_text())
+                }
+                _ => format!("{count} {reason}"),
+            })
             .collect();
         f.write_str(&reasons.join(", "))
     }
@@ -212,7 +230,7 @@ fn choose(pass: &Pass<'_>, request: &Request<'_>) -> Result<Vec<(usize, Vec<u16>
             .pop()
             .and_then(|Reverse((_, _, index))| Some((index, pass.node(index)?)))
         else {
-            return Err(refused.explain(placed, nodes, request.constraints));
+            return Err(refused.explain(placed, nodes, request));
         };
         let on_node = added.entry(index).or_default();
         let host_ports: Vec<u16> = free_ports(node, on_node, request)
@@ -383,7 +401,8 @@ impl Refusals {
         }
     }
 
-    fn explain(&self, placed: u32, nodes: usize, constraints: &[Constraint]) -> Unplaceable {
+    fn explain(&self, placed: u32, nodes: usize, request: &Request<'_>) -> Unplaceable {
+        let constraints = request.constraints;
         let fixed = [
             Infeasible::Offline,
             Infeasible::Drained,
@@ -405,6 +424,7 @@ impl Refusals {
             placed,
             nodes,
             reasons,
+            needs: request.resources,
         }
     }
 }

@@ -117,7 +117,10 @@ fn when_nothing_fits_the_reasons_are_counted_per_node() {
         ..request(1, &[])
     };
     let error = place(&[drained, small, smaller], &big).unwrap_err();
-    assert_eq!(error.to_string(), "3 nodes: 1 drained, 2 lack memory");
+    assert_eq!(
+        error.to_string(),
+        "3 nodes: 1 drained, 2 lack 2.0 GiB memory"
+    );
     assert_eq!(error.placed, 0);
     let mut offline = node("d", Reach::Direct);
     offline.online = false;
@@ -137,7 +140,7 @@ fn a_request_that_runs_out_midway_says_how_far_it_got() {
     let error = place(&[tiny], &request(3, &[])).unwrap_err();
     assert_eq!(
         (error.placed, error.to_string()),
-        (2, "1 node: 1 lack CPU".to_owned())
+        (2, "1 node: 1 lack 0.1 cores".to_owned())
     );
     let mut full = node("b", Reach::Direct);
     full.ports_in_use = (20000..=20009).collect();

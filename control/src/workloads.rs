@@ -307,11 +307,7 @@ fn check_size(snapshot: &Snapshot<'_>, spec: &ServiceSpec) -> Result<(), Workloa
 
 /// `0.5 cores and 2.0 GiB`.
 fn describe(resources: Resources) -> String {
-    format!(
-        "{:.1} cores and {:.1} GiB",
-        resources.cpu_millis as f64 / 1000.0,
-        resources.memory as f64 / f64::from(1u32 << 30)
-    )
+    format!("{} and {}", resources.cores_text(), resources.memory_text())
 }
 
 /// The node views a decision places and removes through: one scheduler

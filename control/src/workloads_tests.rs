@@ -188,7 +188,7 @@ fn bad_commands_are_refused_with_one_line() {
                     ..spec(3)
                 },
             ),
-            "cannot place replica 3 of web: 2 nodes: 2 lack memory",
+            "cannot place replica 3 of web: 2 nodes: 2 lack 3.0 GiB memory",
         ),
         (
             scale(&world.snapshot(), "nope", 2),
