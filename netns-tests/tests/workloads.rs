@@ -216,7 +216,23 @@ fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
     let cluster = Cluster::new("workloads-bad").unwrap();
     let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
     vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 14] = [
+        (
+            &["deploy", "web", "--image", IMAGE, "--port", "abc"],
+            "invalid value 'abc' for '--port",
+        ),
+        (
+            &["deploy", "web", "--image", IMAGE, "--health-retries", "-1"],
+            "invalid value '-1' for '--health-retries",
+        ),
+        (
+            &["deploy", "web", "--image", IMAGE, "--cpu", "abc"],
+            "--cpu \"abc\" is not a number of cores",
+        ),
+        (
+            &["deploy", "web", "--image", IMAGE, "--env", "NOEQ"],
+            "\"NOEQ\" is not K=V",
+        ),
         (
             &["deploy", "web", "--image", IMAGE, "--port", "70000"],
             "port 70000 is not a port number",
@@ -267,6 +283,9 @@ fn bad_deploys_are_refused_with_one_line_and_change_nothing() {
         );
     }
     assert!(replicas(&cluster).is_empty());
+    let services: Value =
+        serde_json::from_str(&warren(&cluster, &["services", "--json"]).unwrap()).unwrap();
+    assert_eq!(services["services"], serde_json::json!([]), "{services}");
     assert!(vm.running().unwrap().is_empty());
 }
 

@@ -69,7 +69,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return refused_arguments(error),
+    };
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
@@ -127,6 +130,22 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// A command line clap refused: a value that is not what its flag takes
+/// (`--port abc`) is input refused like any other, one line and exit 4;
+/// everything else (help, version, unknown flags, usage) as clap has it.
+fn refused_arguments(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::InvalidUtf8 => {
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("warren: {}", line.trim());
+            ExitCode::from(4)
+        }
+        _ => error.exit(),
+    }
 }
 
 #[cfg(test)]

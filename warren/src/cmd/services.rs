@@ -81,7 +81,12 @@ pub struct DeployArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     health_timeout: Duration,
     /// Failed checks in a row that make a replica unhealthy.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        allow_negative_numbers = true
+    )]
     health_retries: u32,
     /// How long after a start failures do not count.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -155,7 +160,8 @@ pub struct RmArgs {
 
 /// Runs `warren deploy`.
 pub fn deploy(args: DeployArgs) -> Result<()> {
-    let spec = spec_of(&args)?;
+    // Every mistake in the flags is input refused: exit 4.
+    let spec = spec_of(&args).map_err(|error| Exit::new(4, format!("{error:#}")))?;
     let client = Client::new(&args.api)?;
     let deployed: Deployed =
         client.call("POST", "/v1/services", Some(serde_json::to_value(&spec)?))?;
