@@ -120,14 +120,17 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
             );
         }
     }
-    // Published on the mesh address only: not on the node's own address.
+    // Published on the mesh address only: not on the nodes' own addresses.
     let on_vm = listed.iter().find(|r| r["node"] == "vm").unwrap();
-    let port = addresses(on_vm)[0].port();
-    let underlay = SocketAddr::from((vm.worker.host.ip, port));
-    assert!(
-        http_get(&vm.worker.host.ns, underlay).is_err(),
-        "reachable on {underlay}"
-    );
+    let on_pi = listed.iter().find(|r| r["node"] == "pi").unwrap();
+    for (node, replica) in [(&vm, on_vm), (&pi, on_pi)] {
+        let port = addresses(replica)[0].port();
+        let underlay = SocketAddr::from((node.worker.host.ip, port));
+        assert!(
+            http_get(&node.worker.host.ns, underlay).is_err(),
+            "reachable on {underlay}"
+        );
+    }
     let services: Value =
         serde_json::from_str(&warren(&cluster, &["services", "--json"]).unwrap()).unwrap();
     assert_eq!(services["services"][0]["healthy"], 3, "{services}");
@@ -172,13 +175,40 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
         "the same containers, no duplicates"
     );
 
-    // A changed spec is a new generation, rolled out replica by replica.
+    // A changed spec is a new generation, rolled out replica by replica:
+    // here its environment (from a file) and limits, which the containers
+    // get.
+    let env_file = cluster.lab.dir().join("web.env");
+    std::fs::write(&env_file, "# the second version\nVERSION=2\n").unwrap();
+    let env_file = env_file.display().to_string();
     let redeploy = deploy_httpd_args(
         "web",
         3,
-        &["--health-http", "/", "--env", "VERSION=2", "--wait"],
+        &[
+            "--health-tcp",
+            "--env-file",
+            &env_file,
+            "--cpu",
+            "0.5",
+            "--memory",
+            "64M",
+            "--wait",
+        ],
     );
     warren(&cluster, &redeploy).unwrap();
+    let inspected = vm
+        .dockerd
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{json .Config.Env}}",
+            &vm.running().unwrap()[0],
+        ])
+        .unwrap();
+    assert!(
+        inspected.starts_with("500000000 67108864 ") && inspected.contains("\"VERSION=2\""),
+        "{inspected}"
+    );
     assert_eq!(service(&cluster, "web")["generation"], 2);
     let listed = replicas(&cluster);
     assert!(
@@ -190,6 +220,28 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
             answer_from(&cluster.control.ns, addr);
         }
     }
+
+    // `--wait` gives up on a service that never turns healthy: exit 5,
+    // with the reason.
+    let stuck = deploy_httpd_args(
+        "stuck",
+        1,
+        &[
+            "--health-cmd",
+            "false",
+            "--health-start-period",
+            "0s",
+            "--wait",
+            "--wait-timeout",
+            "3s",
+        ],
+    );
+    let (code, line) = warren(&cluster, &stuck).unwrap_err();
+    assert!(
+        code == 5 && line.contains("stuck is not healthy after 3s"),
+        "{code}: {line}"
+    );
+    warren(&cluster, &["rm", "stuck"]).unwrap();
 
     // Scale up and down, then remove.
     warren(&cluster, &["scale", "web", "4"]).unwrap();
@@ -371,7 +423,7 @@ fn replicas_outlive_the_control_plane_follow_labels_and_move_off_a_removed_node(
             "--image",
             IMAGE,
             "--constraint",
-            "node==vm",
+            "node!=pi",
             "--port",
             "8080",
             "--health-cmd",
@@ -502,4 +554,9 @@ fn replicas_outlive_the_control_plane_follow_labels_and_move_off_a_removed_node(
         answer_from(&cluster.control.ns, addr);
     }
     assert_eq!(node_info(&cluster, "pi"), Value::Null);
+    // A label comes off again.
+    let unlabelled = warren(&cluster, &["node", "label", "vm", "--rm", "zone"]).unwrap();
+    assert_eq!(unlabelled.trim(), "vm: -", "{unlabelled}");
+    let info = node_info(&cluster, "vm");
+    assert_eq!(info["labels"].get("zone"), None, "{info}");
 }
