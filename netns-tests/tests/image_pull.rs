@@ -1,7 +1,8 @@
 //! A replica whose image is not on its node: the node pulls it from a
 //! registry (Debian's `docker-registry` on the worker's loopback, standing
 //! in for Docker Hub) on a task of its own, and the replica then answers
-//! through the mesh like any other.
+//! through the mesh like any other; an image the registry lacks is refused
+//! at deploy.
 
 #![allow(clippy::unwrap_used)]
 
@@ -24,6 +25,21 @@ fn a_node_pulls_an_image_it_lacks_and_the_replica_serves() {
         vm.dockerd.docker(step).unwrap();
     }
     vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+
+    // An image the registry does not have is refused before anything is
+    // stored, with the node and the daemon's reason.
+    let mut unknown = deploy_httpd_args("nope", 1, &[]);
+    unknown[3] = registry.image("nope:1");
+    let out = cluster.admin_output(&unknown).unwrap();
+    let line = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(4)
+            && line.contains("node vm cannot get the image")
+            && line.trim().lines().count() == 1,
+        "{:?}: {line}",
+        out.status
+    );
+    assert!(cluster.replicas().unwrap().is_empty());
 
     let mut deploy = deploy_httpd_args("web", 1, &["--health-http", "/", "--wait"]);
     deploy[3].clone_from(&image);
