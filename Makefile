@@ -1,9 +1,11 @@
 # warren — build, test, demo and benchmark.
 #
 #   make demo    a whole cluster in namespaces: control plane, a relay worker behind a
-#                home NAT, a direct worker in a VPC; warren nodes, mesh, ping, status
+#                home NAT, a direct worker in a VPC, each with its own dockerd; warren
+#                nodes, mesh, ping, status, then a service deployed on both and answering
 #   make test    everything CI runs: setup, fmt, clippy, unit/property and netns tests
-#   make bench   data-plane benchmark against wireguard-go and boringtun-cli
+#   make bench   every benchmark: data plane against wireguard-go and boringtun-cli,
+#                relay and traversal, scheduler, deploy to healthy, agent footprint
 #   make bench-baseline BASE=REV [BENCH_ARGS=...]
 #                the same, with warren at git revision REV measured beside this
 #                tree's warren, interleaved run by run (warren-bench --baseline)

@@ -108,11 +108,11 @@ OPTIONS
                      <!-- bench:start --> and <!-- bench:end --> markers of
                      FILE (created if missing; the rest of FILE is kept),
                      with the comparison tables when --baseline is given.
-                     The data-plane paths, relay and scheduler are one part
-                     of it, replaced whole when any of them runs; deploy and
-                     agent are parts of their own, each replaced only when
-                     it runs, so `--only deploy --write FILE` leaves the
-                     other parts as they were
+                     The data-plane paths and relay are one part of it,
+                     replaced whole when any of them runs; scheduler, deploy
+                     and agent are parts of their own, each replaced only
+                     when it runs, so `--only deploy --write FILE` leaves
+                     the other parts as they were
     --baseline WARREN
                      also measure the warren binary WARREN as the path
                      warren-baseline and compare warren with it (see above);
@@ -204,9 +204,9 @@ impl Default for Options {
 
 impl Options {
     /// Whether any section of the report's main part (data-plane paths,
-    /// relay, scheduler) runs.
+    /// relay) runs.
     pub fn main_part(&self) -> bool {
-        !self.paths.is_empty() || self.relay || self.scheduler
+        !self.paths.is_empty() || self.relay
     }
 
     /// The longest a latency-under-load measurement may take, in seconds.
@@ -327,7 +327,7 @@ fn only(list: &str, o: &mut Options) -> Result<()> {
         .into_iter()
         .filter(|k| wanted.contains(k))
         .collect();
-    if !o.main_part() && !o.deploy && !o.agent {
+    if !o.main_part() && !o.scheduler && !o.deploy && !o.agent {
         bail!("--only needs at least one path or section");
     }
     Ok(())
@@ -383,7 +383,9 @@ mod tests {
         assert!(o.deploy && !o.agent && !o.main_part(), "{o:?}");
         let o = run(&["--only", "agent,scheduler"])?;
         assert!(o.agent && o.scheduler && !o.deploy && !o.relay && o.paths.is_empty());
-        assert!(o.main_part());
+        assert!(!o.main_part(), "the scheduler is a part of its own");
+        assert!(run(&["--only", "scheduler"])?.scheduler);
+        assert!(run(&["--only", "relay"])?.main_part());
         let o = run(&["--quick", "--only=deploy,agent"])?;
         assert_eq!((o.deploys, o.agent_window), (3, 5));
         Ok(())

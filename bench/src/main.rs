@@ -172,18 +172,16 @@ fn run() -> Result<()> {
     if let Some(file) = &opts.write {
         let args = args.join(" ");
         let mut written = sections::Written {
-            main: opts.main_part().then(|| {
-                report::document(
-                    &about,
-                    &opts,
-                    &args,
-                    &results,
-                    relay.as_ref(),
-                    scheduler.as_ref(),
-                )
-            }),
+            main: opts
+                .main_part()
+                .then(|| report::document(&about, &opts, &args, &results, relay.as_ref())),
             parts: Vec::new(),
         };
+        if let Some(s) = &scheduler {
+            written
+                .parts
+                .push(("scheduler", scheduler::document(s, &about, &args)));
+        }
         if let Some(d) = &deploy {
             written
                 .parts

@@ -8,7 +8,6 @@ use crate::iperf::{Udp, UDP_LEN};
 use crate::latency::Rtts;
 use crate::paths::{PathKind, MTU};
 use crate::relay::RelayResults;
-use crate::scheduler::{scheduler_table, SchedulerResults, REPLICAS, SERVICES};
 use crate::stats::{median, percentile};
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -428,14 +427,13 @@ fn ratio_of(x: Option<f64>, base: Option<f64>) -> Option<f64> {
 }
 
 /// The main part of the generated Markdown: the run's header, then the
-/// data-plane paths, the relay and the scheduler sections that ran.
+/// data-plane paths and the relay sections that ran.
 pub fn document(
     about: &About,
     opts: &Options,
     args: &str,
     results: &[PathResults],
     relay: Option<&RelayResults>,
-    scheduler: Option<&SchedulerResults>,
 ) -> String {
     let mut d = String::new();
     d.push_str(&format!(
@@ -469,18 +467,6 @@ pub fn document(
     }
     if let Some(r) = relay {
         relay_document(&mut d, r);
-    }
-    if let Some(s) = scheduler {
-        d.push_str(&format!(
-            "### Scheduler\n\n{SERVICES} services of {REPLICAS} replicas (0.1 core and 64 MiB each, one \
-             host port) deployed one after the other through the control plane's decision path \
-             (`warren_control::workloads::deploy`: spec checks, reconciler, node views, scheduler), \
-             in process, {} run(s) per cluster size; memory is the heap the services' and replicas' \
-             records hold afterwards. The issue's target: at least 10,000 placements/s.\n\n",
-            s.runs
-        ));
-        d.push_str(&scheduler_table(s));
-        d.push('\n');
     }
     d
 }
@@ -935,7 +921,7 @@ mod tests {
             runs_raised_from: Some(1),
             ..Options::default()
         };
-        let doc = document(&About::default(), &opts, "", &[new, old], None, None);
+        let doc = document(&About::default(), &opts, "", &[new, old], None);
         assert!(doc.contains("### warren against the baseline"), "{doc}");
         assert!(doc.contains("warren vs baseline"), "{doc}");
         assert!(

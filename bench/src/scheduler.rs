@@ -197,3 +197,27 @@ pub fn scheduler_table(s: &SchedulerResults) -> String {
     }
     .render()
 }
+
+/// The scheduler's part of the Markdown file: how it was run, then
+/// [`scheduler_table`].
+pub fn document(s: &SchedulerResults, about: &crate::about::About, args: &str) -> String {
+    let mut d = String::from("## Scheduler\n\n");
+    d.push_str(&format!(
+        "Measured {} by `warren-bench {args}` (`make bench` runs every section; this one alone: \
+         `cargo run --release -p warren-bench -- --only scheduler --write docs/benchmarks.md`), \
+         with the control plane's code built into the bench binary from this tree, on {} ({} \
+         cores available); load average {} when the run started.\n\n\
+         **Method:** in process, no lab: {SERVICES} services of {REPLICAS} replicas (0.1 core and \
+         64 MiB each, one host port) deployed one after the other on simulated nodes, each \
+         through the control plane's own decision path (`warren_control::workloads::deploy`: \
+         spec checks, reconciler, the kept node views, scheduler) and committed to the views \
+         as `ClusterState` commits it (`Views::apply`; the SQLite transaction and the agents \
+         fetching their assignments are not timed); {} run(s) per cluster size, the median \
+         shown. Memory is the heap the services' and replicas' records and the kept views hold \
+         afterwards. Target: at least 10,000 placements/s.\n\n",
+        about.date, about.cpu, about.nproc, about.loadavg, s.runs
+    ));
+    d.push_str(&scheduler_table(s));
+    d.push('\n');
+    d
+}

@@ -2,8 +2,8 @@
 //! request to placements, after Nomad's pipeline — feasibility, then
 //! ranking — with an explanation when nothing fits.
 //!
-//! **Feasible** means: online, not drained, of the architecture the
-//! request needs, every label constraint holds, the request's CPU and
+//! **Feasible** means: online, not drained, every label constraint holds
+//! (the architecture is the built-in `arch` label), the request's CPU and
 //! memory fit in what the node has left of its capacity, and the node has
 //! enough free host ports. Each node that is not feasible records one
 //! [`Infeasible`] reason (the first check it fails), which users see.
