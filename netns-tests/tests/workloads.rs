@@ -14,7 +14,7 @@ use warren_netns_tests::cluster::{
     deploy_httpd_args, Cluster, DockerNode, Worker, BUSYBOX_IMAGE as IMAGE, HTTPD,
 };
 use warren_netns_tests::tcp::http_get;
-use warren_netns_tests::{wait_for_value, Nat, Netns, Signal};
+use warren_netns_tests::{block_udp, wait_for_value, Nat, Netns, Signal};
 
 /// `warren ARGS` on the control host; its output, or its error line and
 /// exit status.
@@ -242,6 +242,42 @@ fn services_run_on_direct_and_relayed_nodes_and_answer_through_the_mesh_only() {
         "{code}: {line}"
     );
     warren(&cluster, &["rm", "stuck"]).unwrap();
+
+    // A partition: vm cut off from the control plane (and its relay)
+    // while the service grows; once it heals, every replica runs, once.
+    let cut = block_udp(&vm.worker.host, &cluster.control).unwrap();
+    let before: Vec<Value> = replicas(&cluster).iter().map(|r| r["id"].clone()).collect();
+    // Spread over the two: at least one of the three new ones on vm.
+    warren(&cluster, &["scale", "web", "6"]).unwrap();
+    let grown = replicas(&cluster);
+    assert!(
+        grown
+            .iter()
+            .any(|r| r["node"] == "vm" && !before.contains(&r["id"])),
+        "a new replica for the cut-off node: {grown:?}"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    for rule in &cut {
+        rule.remove().unwrap();
+    }
+    wait_for_value(
+        "6 running replicas after the partition",
+        Duration::from_secs(60),
+        || {
+            let listed = replicas(&cluster);
+            let running = vm.running().unwrap().len() + pi.running().unwrap().len();
+            (running == 6 && listed.len() == 6 && listed.iter().all(|r| r["health"] == "healthy"))
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{:?}\nvm {:?}\npi {:?}",
+            replicas(&cluster),
+            vm.running(),
+            pi.running()
+        )
+    });
 
     // Scale up and down, then remove.
     warren(&cluster, &["scale", "web", "4"]).unwrap();

@@ -269,12 +269,14 @@ impl Runner {
     }
 
     /// warren's containers on the daemon (`None`, logged, when it cannot
-    /// say).
+    /// say: then after a [`POLL`], so that timers already due do not spin
+    /// the loop while the daemon is away).
     async fn list(&self) -> Option<Vec<OurContainer>> {
         match self.runtime.list_ours().await {
             Ok(containers) => Some(containers),
             Err(error) => {
                 tracing::warn!(%error, "listing the node's replicas");
+                tokio::time::sleep(POLL).await;
                 None
             }
         }
