@@ -11,7 +11,8 @@
 
 use ip_network::Ipv4Network;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use warren_proto::assignment::Assignment;
 use warren_proto::{ControlMessage, Peer, Report, Status, StatusOf, Welcome};
 use warren_uapi::{IpNetwork, PeerChange, SetRequest};
@@ -19,6 +20,53 @@ use warren_wire::{PublicKey, Ticket};
 
 /// Keepalive for every peer: keeps NAT mappings open and paths probed.
 pub const PERSISTENT_KEEPALIVE: u16 = 25;
+
+/// The mesh prefix lengths an agent accepts from a control plane: a /8 at
+/// the widest, two hosts at the narrowest.
+pub const MESH_PREFIXES: RangeInclusive<u8> = 8..=30;
+
+/// A welcome the agent refuses: its mesh prefix is out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the control plane gave the mesh prefix /{0}; an agent accepts /8 to /30")]
+pub struct BadMeshPrefix(pub u8);
+
+/// The mesh network `welcome` puts this node in, if its prefix is one the
+/// agent accepts.
+pub fn mesh_network(welcome: &Welcome) -> Result<Ipv4Network, BadMeshPrefix> {
+    if !MESH_PREFIXES.contains(&welcome.mesh_prefix) {
+        return Err(BadMeshPrefix(welcome.mesh_prefix));
+    }
+    Ipv4Network::new_truncate(welcome.mesh_ip, welcome.mesh_prefix)
+        .map_err(|_| BadMeshPrefix(welcome.mesh_prefix))
+}
+
+/// `welcome` with only the peers the agent takes: those whose address lies
+/// inside the mesh network and is not this node's own. A peer's address
+/// becomes a route into the tunnel, so a control plane (or a thief of its
+/// TLS key) must not be able to route anything else there: DNS servers,
+/// mirrors, cloud metadata. Each peer left out is logged.
+pub fn checked_welcome(welcome: &Welcome) -> Result<Welcome, BadMeshPrefix> {
+    let network = mesh_network(welcome)?;
+    Ok(Welcome {
+        peers: inside(&network, welcome.mesh_ip, &welcome.peers),
+        ..welcome.clone()
+    })
+}
+
+/// The peers of `peers` inside `network`, other than `me`.
+fn inside(network: &Ipv4Network, me: Ipv4Addr, peers: &[Peer]) -> Vec<Peer> {
+    peers
+        .iter()
+        .filter(|peer| {
+            let fits = network.contains(peer.mesh_ip) && peer.mesh_ip != me;
+            if !fits {
+                tracing::warn!(peer = %peer.name, mesh_ip = %peer.mesh_ip, %network, "ignoring a peer outside the mesh network");
+            }
+            fits
+        })
+        .cloned()
+        .collect()
+}
 
 /// What the driver does for the core.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +101,9 @@ pub struct AgentCore {
     /// The latest welcome, with the peer map and ticket kept current: what
     /// the agent stores to start from when the control plane is away.
     mesh_map: Option<Welcome>,
+    /// The mesh network of the latest welcome: peers outside it are
+    /// ignored.
+    network: Option<Ipv4Network>,
 }
 
 impl AgentCore {
@@ -64,6 +115,7 @@ impl AgentCore {
             connected: false,
             last_report: None,
             mesh_map: None,
+            network: None,
         }
     }
 
@@ -95,7 +147,21 @@ impl AgentCore {
     /// Peers that are gone (removed while this node was away) are removed
     /// from the device; the others are added or updated in place, which
     /// keeps their sessions.
+    /// A welcome whose mesh prefix is out of range changes nothing;
+    /// peers outside its network are left out ([`checked_welcome`]).
     pub fn handle_welcome(&mut self, welcome: &Welcome) -> Vec<Action> {
+        let network = match mesh_network(welcome) {
+            Ok(network) => network,
+            Err(error) => {
+                tracing::warn!(%error, "ignoring the welcome");
+                return Vec::new();
+            }
+        };
+        let welcome = &Welcome {
+            peers: inside(&network, welcome.mesh_ip, &welcome.peers),
+            ..welcome.clone()
+        };
+        self.network = Some(network);
         self.connected = true;
         self.me.name = welcome.name.clone();
         self.me.mesh_ip = welcome.mesh_ip;
@@ -121,6 +187,10 @@ impl AgentCore {
     pub fn handle_message(&mut self, message: ControlMessage) -> Vec<Action> {
         match message {
             ControlMessage::Peers { added, removed } => {
+                let added = match &self.network {
+                    Some(network) => inside(network, self.me.mesh_ip, &added),
+                    None => Vec::new(),
+                };
                 for peer in &added {
                     self.peers.insert(peer.public_key, peer.clone());
                 }

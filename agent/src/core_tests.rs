@@ -168,3 +168,46 @@ fn the_mesh_map_follows_the_peer_map_and_the_ticket_and_keeps_no_credential() {
     assert!(!restarted.is_connected());
     assert_eq!(restarted.peers().count(), 2);
 }
+
+#[test]
+fn peers_outside_the_mesh_network_never_become_routes() {
+    let mut core = core();
+    let mut metadata = peer("metadata", 9);
+    metadata.mesh_ip = Ipv4Addr::new(169, 254, 169, 254);
+    let mut myself = peer("myself", 8);
+    myself.mesh_ip = Ipv4Addr::new(100, 96, 0, 2);
+    let actions = core.handle_welcome(&welcome(vec![peer("vm", 1), metadata.clone(), myself]));
+    assert_eq!(changes(&actions), (vec![peer("vm", 1).public_key], vec![]));
+    assert_eq!(core.peers().count(), 1);
+    assert_eq!(core.mesh_map().unwrap().peers, vec![peer("vm", 1)]);
+    // Nor later, in an update.
+    let mut dns = peer("dns", 7);
+    dns.mesh_ip = Ipv4Addr::new(8, 8, 8, 8);
+    let actions = core.handle_message(ControlMessage::Peers {
+        added: vec![dns, peer("box", 3)],
+        removed: Vec::new(),
+    });
+    assert_eq!(changes(&actions), (vec![peer("box", 3).public_key], vec![]));
+    assert!(core.peers().all(|p| p.mesh_ip.octets()[..2] == [100, 96]));
+}
+
+#[test]
+fn a_welcome_with_a_mesh_prefix_out_of_range_is_refused_and_changes_nothing() {
+    for prefix in [0, 7, 31, 32] {
+        let wide = Welcome {
+            mesh_prefix: prefix,
+            ..welcome(vec![peer("vm", 1)])
+        };
+        assert_eq!(checked_welcome(&wide), Err(BadMeshPrefix(prefix)));
+        let mut core = core();
+        assert!(core.handle_welcome(&wide).is_empty());
+        assert_eq!(core.peers().count(), 0);
+    }
+    for prefix in [8, 16, 30] {
+        let fine = Welcome {
+            mesh_prefix: prefix,
+            ..welcome(vec![])
+        };
+        assert!(checked_welcome(&fine).is_ok(), "/{prefix}");
+    }
+}

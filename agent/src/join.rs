@@ -86,6 +86,9 @@ pub enum JoinError {
     /// The data directory.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The control plane's welcome cannot be used.
+    #[error(transparent)]
+    Welcome(#[from] crate::core::BadMeshPrefix),
     /// Neither a stored credential nor a token.
     #[error("this node has not joined yet: pass --token (from `warren token create` on the control plane)")]
     NoToken,
@@ -241,6 +244,8 @@ pub async fn run(
     // From now on the agent rejoins with its credential.
     target.hello.auth = Auth::Credential { secret: credential };
 
+    // Only peers inside the mesh network become routes into the tunnel.
+    let welcome = crate::core::checked_welcome(&welcome)?;
     let mut core = AgentCore::new(StatusOf {
         name: welcome.name.clone(),
         mesh_ip: welcome.mesh_ip,
