@@ -91,6 +91,8 @@ pub struct ClusterState {
     events: broadcast::Sender<PeerEvent>,
     online: HashMap<String, Online>,
     reports: HashMap<String, (SystemTime, Report)>,
+    /// Reports dropped for coming too soon ([`MIN_REPORT_GAP`]).
+    reports_dropped: u64,
     next_connection: u64,
 }
 
@@ -160,6 +162,7 @@ impl ClusterState {
             events: broadcast::channel(EVENT_BACKLOG).0,
             online: HashMap::new(),
             reports: HashMap::new(),
+            reports_dropped: 0,
             next_connection: 0,
         };
         let names: Vec<String> = state.node_names().map(str::to_owned).collect();
@@ -342,11 +345,30 @@ impl ClusterState {
 
     /// Keeps `name`'s latest report (the control plane's own under
     /// [`CONTROL_NAME`]), received `at`; new candidates go to every peer.
-    pub fn record_report(&mut self, name: &str, report: Report, at: SystemTime) {
+    ///
+    /// A joined node is trusted only so far: a report within
+    /// [`MIN_REPORT_GAP`] of its last one is dropped (and counted, in
+    /// [`ClusterState::reports_dropped`]), its candidates are cut to usable
+    /// unicast addresses, [`MAX_CANDIDATES`] at most (each is probed by
+    /// every peer), and its paths to one per node.
+    pub fn record_report(&mut self, name: &str, mut report: Report, at: SystemTime) {
         if name == CONTROL_NAME {
             self.record_own_paths(report, at);
             return;
         }
+        let too_soon = self.reports.get(name).is_some_and(|(last, _)| {
+            at.duration_since(*last)
+                .is_ok_and(|gap| gap < MIN_REPORT_GAP)
+        });
+        if too_soon {
+            self.reports_dropped += 1;
+            tracing::debug!(node = name, "a report too soon after the last: dropped");
+            return;
+        }
+        report.candidates = usable_candidates(&report.candidates);
+        report
+            .paths
+            .truncate(self.config.registry.nodes().count() + 1);
         let candidates = report.candidates.clone();
         let previous = self
             .reports
@@ -386,6 +408,11 @@ impl ClusterState {
         for name in changed {
             self.node_changed(&name);
         }
+    }
+
+    /// How many reports came too soon after their node's last one.
+    pub fn reports_dropped(&self) -> u64 {
+        self.reports_dropped
     }
 
     /// The candidates every node but `name` last reported, for an agent
@@ -513,6 +540,33 @@ impl Cluster {
             .map_err(|_| ClusterStopped)?;
         answer.await.map_err(|_| ClusterStopped)
     }
+}
+
+/// The shortest time between two reports of a node that are both taken
+/// (agents report every 5 s).
+pub const MIN_REPORT_GAP: Duration = Duration::from_secs(1);
+
+/// The most candidates a node's report passes on (as many as a disco
+/// message carries).
+pub const MAX_CANDIDATES: usize = warren_wire::disco::MAX_CANDIDATES;
+
+/// The candidates of a report worth passing on to every peer: unicast
+/// addresses with a port, each once, [`MAX_CANDIDATES`] at most, in order.
+fn usable_candidates(candidates: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut usable: Vec<SocketAddr> = Vec::new();
+    for candidate in candidates {
+        let unicast = match candidate.ip() {
+            IpAddr::V4(ip) => !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast()),
+            IpAddr::V6(ip) => !(ip.is_unspecified() || ip.is_multicast()),
+        };
+        if unicast && candidate.port() != 0 && !usable.contains(candidate) {
+            usable.push(*candidate);
+        }
+        if usable.len() == MAX_CANDIDATES {
+            break;
+        }
+    }
+    usable
 }
 
 #[cfg(test)]

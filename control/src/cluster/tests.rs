@@ -231,3 +231,55 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_node_s_reports_are_paced_and_its_candidates_cut_to_usable_ones() {
+    let mut fixture = fixture("reports", 1);
+    let auth = Auth::Token {
+        id: fixture.token,
+        secret: fixture.secret.clone(),
+    };
+    fixture
+        .state
+        .admit(&hello(auth, "pi", key(1)), remote(), NOW, [7; 32])
+        .unwrap();
+    let mut events = fixture.state.subscribe();
+    let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
+    let mut candidates = vec![
+        addr("0.0.0.0:51820"),
+        addr("224.0.0.1:51820"),
+        addr("255.255.255.255:51820"),
+        addr("198.51.100.7:0"),
+        addr("198.51.100.7:51820"),
+        addr("198.51.100.7:51820"),
+    ];
+    candidates.extend((1..=20).map(|n| addr(&format!("192.168.1.{n}:51820"))));
+    let report = |candidates: Vec<SocketAddr>| Report {
+        paths: Vec::new(),
+        candidates,
+    };
+    let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(NOW);
+    fixture.state.record_report("pi", report(candidates), start);
+    let Ok(PeerEvent::Candidates { candidates, .. }) = events.try_recv() else {
+        panic!("no candidates passed on");
+    };
+    assert_eq!(candidates.len(), MAX_CANDIDATES);
+    assert_eq!(candidates[0], addr("198.51.100.7:51820"));
+    assert_eq!(candidates[1], addr("192.168.1.1:51820"));
+    // A second report half a second later is dropped, and counted.
+    let other = vec![addr("203.0.113.9:51820")];
+    let soon = start + Duration::from_millis(500);
+    fixture
+        .state
+        .record_report("pi", report(other.clone()), soon);
+    assert!(events.try_recv().is_err());
+    assert_eq!(fixture.state.reports_dropped(), 1);
+    // One at the agents' pace is taken.
+    fixture
+        .state
+        .record_report("pi", report(other.clone()), start + Duration::from_secs(5));
+    assert!(matches!(
+        events.try_recv(),
+        Ok(PeerEvent::Candidates { candidates, .. }) if candidates == other
+    ));
+}
