@@ -1,21 +1,14 @@
 //! Node labels steer placement, a node with replicas leaves only once they
 //! have moved, and both (with the workloads' revision) survive a restart.
 
-use super::tests::{fixture, hello, key, remote, state_over, Fixture, NOW};
+use super::tests::{admit_with_token, fixture, hello, key, remote, state_over, Fixture, NOW};
 use super::*;
 use std::collections::BTreeMap;
 use warren_proto::assignment::{Health, ReplicaState, ReplicaStatus};
 use warren_proto::{Auth, Constraint, ServiceSpec};
 
 pub(super) fn join(fixture: &mut Fixture, name: &str, seed: u8) {
-    let auth = Auth::Token {
-        id: fixture.token,
-        secret: fixture.secret.clone(),
-    };
-    fixture
-        .state
-        .admit(&hello(auth, name, key(seed)), remote(), NOW, [seed; 32])
-        .unwrap();
+    admit_with_token(fixture, name, seed);
     let report = NodeReport {
         arch: "amd64".to_owned(),
         cpu_millis: 2000,

@@ -94,6 +94,18 @@ pub(super) fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
     }
 }
 
+/// Admits `name` (key `key(seed)`) with the fixture's token.
+pub(super) fn admit_with_token(fixture: &mut Fixture, name: &str, seed: u8) -> Admitted {
+    let auth = Auth::Token {
+        id: fixture.token,
+        secret: fixture.secret.clone(),
+    };
+    fixture
+        .state
+        .admit(&hello(auth, name, key(seed)), remote(), NOW, [seed; 32])
+        .unwrap()
+}
+
 pub(super) fn remote() -> SocketAddr {
     "198.51.100.7:4000".parse().unwrap()
 }
@@ -150,14 +162,7 @@ fn a_join_is_stored_counted_and_announced_and_a_rejoin_keeps_the_address() {
 #[test]
 fn a_removed_node_gets_no_ticket_and_its_credential_is_refused() {
     let mut fixture = fixture("remove", 1);
-    let auth = Auth::Token {
-        id: fixture.token,
-        secret: fixture.secret.clone(),
-    };
-    fixture
-        .state
-        .admit(&hello(auth, "pi", key(1)), remote(), NOW, [7; 32])
-        .unwrap();
+    admit_with_token(&mut fixture, "pi", 1);
     assert!(fixture.state.renew_ticket("pi", NOW).is_some());
     fixture.state.remove("pi").unwrap();
     assert!(fixture.state.renew_ticket("pi", NOW).is_none());
@@ -235,14 +240,7 @@ proptest! {
 #[test]
 fn a_node_s_reports_are_paced_and_its_candidates_cut_to_usable_ones() {
     let mut fixture = fixture("reports", 1);
-    let auth = Auth::Token {
-        id: fixture.token,
-        secret: fixture.secret.clone(),
-    };
-    fixture
-        .state
-        .admit(&hello(auth, "pi", key(1)), remote(), NOW, [7; 32])
-        .unwrap();
+    admit_with_token(&mut fixture, "pi", 1);
     let mut events = fixture.state.subscribe();
     let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
     let mut candidates = vec![
