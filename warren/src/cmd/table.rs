@@ -31,9 +31,13 @@ impl<const N: usize> Table<N> {
         }
     }
 
-    /// Adds a row, one cell a column.
+    /// Adds a row, one cell a column. Control characters are shown
+    /// escaped (`\u{1b}`): cells carry what nodes report (architecture,
+    /// Docker version, errors), and a node must not be able to move the
+    /// cursor or rewrite the operator's terminal.
     pub fn row(&mut self, cells: [&dyn fmt::Display; N]) {
-        self.rows.push(cells.map(|cell| cell.to_string()));
+        self.rows
+            .push(cells.map(|cell| printable(&cell.to_string())));
     }
 
     fn widths(&self) -> [usize; N] {
@@ -76,6 +80,22 @@ impl<const N: usize> fmt::Display for Table<N> {
     }
 }
 
+/// `text` with its control characters escaped.
+fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// How many columns `text` takes on a terminal, counting one a character
 /// (names are ASCII in practice; wide characters would count as one).
 fn width(text: &str) -> usize {
@@ -86,6 +106,15 @@ fn width(text: &str) -> usize {
 mod tests {
     use super::Align::{Left, Right};
     use super::*;
+
+    #[test]
+    fn control_characters_in_cells_are_shown_escaped() {
+        let mut table = Table::new([("NODE", Left), ("ARCH", Left)]);
+        table.row([&"pi", &"amd64\u{1b}[2J\r\n"]);
+        let text = table.to_string();
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+        assert_eq!(text.lines().nth(1), Some("pi    amd64\\u{1b}[2J\\r\\n"));
+    }
 
     fn pets() -> Table<3> {
         let mut table = Table::new([("NAME", Left), ("KIND", Left), ("AGE", Right)]);
