@@ -236,8 +236,10 @@ impl Worker {
         }
     }
 
-    /// The arguments of `warren join` for node `name`.
-    pub fn join_args(&self, name: &str, token: Option<&str>) -> Vec<String> {
+    /// The arguments of `warren join` for node `name`; a token goes in a
+    /// file beside the data directory (`--token-file`), as a careful
+    /// operator passes it, out of the process list.
+    pub fn join_args(&self, name: &str, token: Option<&str>) -> Result<Vec<String>> {
         let mut args = vec!["join".to_owned(), "--name".to_owned(), name.to_owned()];
         if self.direct {
             let ip = self.host.ip.to_string();
@@ -248,10 +250,13 @@ impl Worker {
         args.extend(["--data-dir".to_owned(), self.dir.display().to_string()]);
         args.extend(["--iface".to_owned(), self.iface.clone()]);
         if let Some(token) = token {
-            args.extend(["--token".to_owned(), token.to_owned()]);
+            let file = PathBuf::from(format!("{}.token", self.dir.display()));
+            std::fs::write(&file, format!("{token}\n"))
+                .with_context(|| format!("writing {}", file.display()))?;
+            args.extend(["--token-file".to_owned(), file.display().to_string()]);
         }
         args.extend(self.extra.iter().cloned());
-        args
+        Ok(args)
     }
 
     /// Starts `warren join` and waits for its `joined` line; returns the
@@ -265,7 +270,7 @@ impl Worker {
         let agent = cluster.lab.spawn(
             &self.host.ns,
             Spawn::new(warren_bin()?)
-                .args(self.join_args(name, token))
+                .args(self.join_args(name, token)?)
                 .env("WARREN_LOG", "debug")
                 .name(format!("join-{name}")),
         )?;
@@ -296,7 +301,7 @@ impl Worker {
             .host
             .ns
             .command(warren_bin()?)
-            .args(self.join_args(name, Some(token)))
+            .args(self.join_args(name, Some(token))?)
             .output()
             .context("cannot run `warren join`")?;
         if out.status.success() {

@@ -2,8 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use std::io::Read;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use warren_agent::{JoinMode, JoinOptions};
 use warren_wire::JoinToken;
 
@@ -23,7 +24,7 @@ use warren_wire::JoinToken;
         through the relays until NAT traversal finds a direct path.\n\n\
         Stops on SIGINT or SIGTERM, removing the interface.",
     after_help = "Examples:\n  \
-        warren join --relay --token warren-join-1:…                       # a home server\n  \
+        warren join --relay --token-file /etc/warren/token                # a home server\n  \
         warren join --direct --private-address 10.0.0.5 --token warren-join-1:…\n  \
         warren join --relay                                               # rejoin after a restart"
 )]
@@ -37,9 +38,15 @@ pub struct JoinArgs {
     /// This machine's address on its private network (with --direct).
     #[arg(long, value_name = "IP")]
     private_address: Option<IpAddr>,
-    /// The join token (only for the first join).
+    /// The join token (only for the first join). It stays visible in the
+    /// process list while the agent runs: prefer --token-file or
+    /// WARREN_TOKEN.
     #[arg(long, value_name = "TOKEN", env = "WARREN_TOKEN")]
     token: Option<String>,
+    /// Read the join token from FILE (`-`: standard input), so it is not in
+    /// the agent's command line.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// The node's name (default: the hostname).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -64,6 +71,26 @@ pub struct JoinArgs {
     capacity_memory: Option<u64>,
 }
 
+/// The join token in `file` (`-`: standard input), without surrounding
+/// whitespace.
+fn read_token(file: &Path) -> Result<String> {
+    let text = if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the join token from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(file)
+            .with_context(|| format!("reading the join token from {}", file.display()))?
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        bail!("{} holds no join token", file.display());
+    }
+    Ok(token.to_owned())
+}
+
 fn parse_cores(text: &str) -> Result<u64, String> {
     warren_proto::service::parse_cpu(text)
         .map(u64::from)
@@ -77,8 +104,13 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 
 /// Runs `warren join`.
 pub fn run(args: JoinArgs) -> Result<()> {
-    let token = match &args.token {
-        Some(text) => Some(text.parse::<JoinToken>()?),
+    let text = match (&args.token, &args.token_file) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(file)) => Some(read_token(file)?),
+        (None, None) => None,
+    };
+    let token = match text {
+        Some(text) => Some(text.trim().parse::<JoinToken>()?),
         None => None,
     };
     let mode = match (args.direct, args.private_address) {
@@ -122,4 +154,27 @@ pub fn run(args: JoinArgs) -> Result<()> {
 fn hostname() -> Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
     Ok(name.trim().to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_file_is_read_trimmed_and_an_empty_one_refused() {
+        let dir = std::env::temp_dir().join(format!("warren-token-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "  warren-join-1:abc\n\n").unwrap();
+        assert_eq!(read_token(&file).unwrap(), "warren-join-1:abc");
+        std::fs::write(&file, "\n").unwrap();
+        let empty = read_token(&file).unwrap_err().to_string();
+        assert!(empty.ends_with("holds no join token"), "{empty}");
+        let missing = read_token(&dir.join("nope")).unwrap_err().to_string();
+        assert!(
+            missing.starts_with("reading the join token from"),
+            "{missing}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
