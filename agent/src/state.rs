@@ -17,10 +17,8 @@
 //! status`, is rewritten every few seconds without a sync.
 
 use serde::{Deserialize, Serialize};
-use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use warren_os::files;
 use warren_proto::{Mode, Secret, Status, Welcome};
@@ -39,6 +37,9 @@ pub enum StateError {
         /// The OS error.
         error: io::Error,
     },
+    /// The data directory cannot hold secrets.
+    #[error(transparent)]
+    Dir(#[from] warren_os::files::DirError),
     /// A file holds something warren did not write.
     #[error("{path}: not a {what} (move it away to start afresh)")]
     Malformed {
@@ -115,12 +116,8 @@ impl AgentDir {
     /// Opens (creating) `data_dir/agent`.
     pub fn open(data_dir: &Path) -> Result<AgentDir, StateError> {
         let dir = data_dir.join("agent");
-        let io_error = |error| StateError::Io {
-            path: dir.clone(),
-            error,
-        };
-        fs::create_dir_all(&dir).map_err(io_error)?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_error)?;
+        warren_os::files::private_dir(data_dir)?;
+        warren_os::files::private_dir(&dir)?;
         Ok(AgentDir { dir })
     }
 
@@ -236,6 +233,7 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn the_key_is_made_once_and_the_joined_state_round_trips() {

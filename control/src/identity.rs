@@ -17,9 +17,7 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use warren_os::files;
@@ -41,6 +39,9 @@ pub enum IdentityError {
         /// The OS error (in the message, so not a separate cause).
         error: io::Error,
     },
+    /// The data directory cannot hold secrets.
+    #[error(transparent)]
+    Dir(#[from] warren_os::files::DirError),
     /// A file holds something else than what warren writes there.
     #[error("{path}: not a {what} (move it away to have a new one created)")]
     Malformed {
@@ -74,15 +75,11 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Loads the identities in `dir`, creating the directory and whatever
-    /// is missing.
+    /// Loads the identities in `dir`, creating the directory (0700) and
+    /// whatever is missing; an existing directory keeps its mode, and one
+    /// anyone may write in is refused.
     pub fn load_or_create(dir: &Path) -> Result<Identity, IdentityError> {
-        let io_error = |path: &Path| {
-            let path = path.to_owned();
-            move |error| IdentityError::Io { path, error }
-        };
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
+        warren_os::files::private_dir(dir)?;
 
         let admin_path = dir.join(ADMIN_TOKEN_FILE);
         let admin_token = match read_optional(&admin_path)? {
@@ -225,6 +222,8 @@ fn self_signed_certificate() -> Result<(Vec<u8>, Vec<u8>), IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn identities_are_created_once_and_reused() {
