@@ -8,7 +8,7 @@
 
 use crate::stats::STATS_REQUEST;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -68,7 +68,11 @@ impl UapiListener {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(create)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(create)?;
         if let Ok(metadata) = std::fs::symlink_metadata(&path) {
             if metadata.file_type().is_socket()
                 && std::os::unix::net::UnixStream::connect(&path).is_ok()
@@ -77,9 +81,29 @@ impl UapiListener {
             }
             std::fs::remove_file(&path).map_err(create)?;
         }
-        let listener = UnixListener::bind(&path).map_err(create)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(create)?;
-        Ok(UapiListener { listener, path })
+        // The socket is made in a directory only this process can enter,
+        // given its final mode there, and only then moved into place: no
+        // moment when another user could connect to it (and, through it,
+        // read the private key).
+        let private = dir.join(format!(".{iface}.sock.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&private);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(create)?;
+        let staged = private.join("sock");
+        let bound = UnixListener::bind(&staged)
+            .and_then(|listener| {
+                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+                std::fs::rename(&staged, &path)?;
+                Ok(listener)
+            })
+            .map_err(create);
+        let _ = std::fs::remove_dir_all(&private);
+        Ok(UapiListener {
+            listener: bound?,
+            path,
+        })
     }
 
     /// The socket's path.
@@ -159,4 +183,35 @@ async fn answer(raw: &[u8], commands: &mpsc::Sender<UapiCommand>) -> String {
     answer
         .await
         .unwrap_or_else(|_| warren_uapi::format_errno(errno::IO_ERROR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[tokio::test]
+    async fn the_socket_appears_private_and_connectable_and_nothing_is_left_beside_it() {
+        let base = std::env::temp_dir().join(format!("warren-uapi-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("wireguard");
+        let listener = UapiListener::bind(&dir, "wt0").unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o777;
+        assert_eq!(
+            mode(&dir) & 0o022,
+            0,
+            "only the owner writes in the directory"
+        );
+        assert_eq!(mode(listener.path()), 0o600);
+        let entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, ["wt0.sock"]);
+        let client = UnixStream::connect(listener.path());
+        let (accepted, connected) = tokio::join!(listener.accept(), client);
+        assert!(accepted.is_ok() && connected.is_ok());
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }
