@@ -140,18 +140,7 @@ impl AgentDir {
 
     /// Who this node is, if it has joined before.
     pub fn joined(&self) -> Result<Option<Joined>, StateError> {
-        let path = self.dir.join("agent.json");
-        match read_optional(&path)? {
-            Some(text) => {
-                serde_json::from_str(&text)
-                    .map(Some)
-                    .map_err(|_| StateError::Malformed {
-                        path,
-                        what: "warren agent state file",
-                    })
-            }
-            None => Ok(None),
-        }
+        read_json(&self.dir.join("agent.json"), "warren agent state file")
     }
 
     /// Records this node's latest view, for `warren status`.
@@ -166,18 +155,7 @@ impl AgentDir {
 
     /// The stored mesh map, if there is one.
     pub fn mesh_map(&self) -> Result<Option<Welcome>, StateError> {
-        let path = self.dir.join(MESH_FILE);
-        match read_optional(&path)? {
-            Some(text) => {
-                serde_json::from_str(&text)
-                    .map(Some)
-                    .map_err(|_| StateError::Malformed {
-                        path,
-                        what: "warren mesh map",
-                    })
-            }
-            None => Ok(None),
-        }
+        read_json(&self.dir.join(MESH_FILE), "warren mesh map")
     }
 
     /// Stores the mesh map.
@@ -204,6 +182,23 @@ impl AgentDir {
             error: io::Error::other(error),
         })?;
         write_secret(&path, format!("{text}\n").as_bytes())
+    }
+}
+
+/// The JSON in `path` (`what` it should hold, for the error), if the file
+/// exists.
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<Option<T>, StateError> {
+    match read_optional(path)? {
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|_| StateError::Malformed {
+                path: path.to_owned(),
+                what,
+            }),
+        None => Ok(None),
     }
 }
 

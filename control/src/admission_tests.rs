@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ipam::Allocator;
+use crate::test_hello::hello;
 use proptest::prelude::*;
 use std::time::Duration;
 use warren_wire::PrivateKey;
@@ -38,20 +39,6 @@ fn registry_with(nodes: &[(&str, u8)]) -> Registry {
         registry.insert(node).unwrap();
     }
     registry
-}
-
-fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
-    Hello {
-        version: PROTOCOL_VERSION,
-        capabilities: Vec::new(),
-        auth,
-        name: name.to_owned(),
-        public_key,
-        mode: Mode::Relay,
-        private_address: None,
-        wg_port: 51820,
-        machine: None,
-    }
 }
 
 fn token_auth(record: &TokenRecord, secret: &Secret) -> Auth {

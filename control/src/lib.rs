@@ -24,6 +24,8 @@ pub mod reconcile;
 pub mod scheduler;
 pub mod serve;
 pub mod store;
+#[cfg(test)]
+mod test_hello;
 pub mod tokens;
 pub mod workloads;
 

@@ -3,10 +3,11 @@
 
 use super::*;
 use crate::ipam::Allocator;
+pub(super) use crate::test_hello::hello;
 use crate::tokens::TokenRecord;
 use proptest::prelude::*;
 use std::time::Duration;
-use warren_proto::{Auth, Secret, TokenId, PROTOCOL_VERSION};
+use warren_proto::{Auth, Secret, TokenId};
 use warren_relay_proto::SigningKey;
 use warren_wire::PrivateKey;
 
@@ -78,20 +79,6 @@ pub(super) fn state_with(dir: &std::path::Path, control_node: bool) -> ClusterSt
         control_node,
     })
     .unwrap()
-}
-
-pub(super) fn hello(auth: Auth, name: &str, public_key: PublicKey) -> Hello {
-    Hello {
-        version: PROTOCOL_VERSION,
-        capabilities: Vec::new(),
-        auth,
-        name: name.to_owned(),
-        public_key,
-        mode: Mode::Relay,
-        private_address: None,
-        wg_port: 51820,
-        machine: None,
-    }
 }
 
 /// Admits `name` (key `key(seed)`) with the fixture's token.
