@@ -20,6 +20,7 @@ pub mod ipam;
 pub mod mesh_view;
 pub mod nodes;
 mod own_report;
+pub mod proxy;
 pub mod reconcile;
 pub mod scheduler;
 pub mod serve;
@@ -31,5 +32,5 @@ pub mod workloads;
 
 pub use identity::{Identity, IdentityError};
 pub use ipam::{AllocError, Allocator};
-pub use serve::{serve, ServeError, ServeOptions};
+pub use serve::{serve, ProxyOptions, ServeError, ServeOptions};
 pub use store::{Store, StoreError};

@@ -11,6 +11,7 @@ use crate::identity::{Identity, IdentityError};
 use crate::ipam::{AllocError, Allocator};
 use crate::mesh_view::ControlMember;
 use crate::nodes::{Registry, CONTROL_NAME};
+use crate::proxy::{self, ListenError, Listeners, Proxy, ProxyLimits};
 use crate::store::{Store, StoreError};
 use crate::{agent_endpoint, control_device, own_report};
 use ip_network::Ipv4Network;
@@ -53,6 +54,20 @@ pub struct ServeOptions {
     /// This host's Docker daemon (`--docker-host`): the control plane's
     /// host then runs replicas too, as the node `control`.
     pub docker_host: Option<String>,
+    /// The ingress proxy; `None` runs none (`--no-proxy`).
+    pub proxy: Option<ProxyOptions>,
+}
+
+/// Where the ingress proxy listens and its limits.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Plain HTTP addresses.
+    pub http_listen: Vec<SocketAddr>,
+    /// Whether `http_listen` is the default (both address families): an
+    /// IPv6 address a host without IPv6 cannot have is then skipped.
+    pub default_listen: bool,
+    /// Body size, timeouts.
+    pub limits: ProxyLimits,
 }
 
 /// Why the control plane could not start or stopped.
@@ -125,6 +140,9 @@ pub enum ServeError {
     /// The control plane's host cannot run replicas.
     #[error(transparent)]
     ControlNode(#[from] ControlNodeError),
+    /// The proxy's sockets.
+    #[error(transparent)]
+    Proxy(#[from] ListenError),
     /// Nothing tells agents where the control plane is.
     #[error("cannot tell which address agents reach this host at: pass --advertise-address IP")]
     NoAdvertiseAddress,
@@ -139,6 +157,8 @@ pub struct Started {
     pub relay: Option<SocketAddr>,
     /// Where join tokens send agents.
     pub control_addrs: Vec<SocketAddr>,
+    /// Where the ingress proxy takes plain HTTP.
+    pub http: Vec<SocketAddr>,
 }
 
 /// Runs the control plane until `shutdown` completes; `started` hears once
@@ -163,6 +183,10 @@ pub async fn serve(
             addr: options.api_listen,
             source,
         })?;
+    let http_listeners = match &options.proxy {
+        Some(proxy) => proxy::bind(&proxy.http_listen, proxy.default_listen)?,
+        None => Vec::new(),
+    };
     let api_addr = api_listener
         .local_addr()
         .map_err(|source| ServeError::Api {
@@ -234,14 +258,23 @@ pub async fn serve(
     })?;
     let events = state.subscribe();
     let control_events = state.subscribe();
+    let routes = state.subscribe_routes();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
     let links = AgentLinks::new();
+    let proxy = options
+        .proxy
+        .as_ref()
+        .map(|options| Proxy::new(routes, options.limits));
+    let proxy_listeners = proxy
+        .as_ref()
+        .map(|proxy| Listeners::start(proxy, http_listeners));
     let api_state = Arc::new(ApiState {
         cluster: cluster.clone(),
         links: links.clone(),
         admin_token: identity.admin_token.clone(),
         cert_sha256: identity.cert_sha256(),
         control_addrs: control_addrs.clone(),
+        proxy: proxy.clone(),
     });
     // The mesh device is up: the host's replicas can publish on its address.
     let control_node = match &options.docker_host {
@@ -268,6 +301,10 @@ pub async fn serve(
         api: api_addr,
         relay: relay_addr,
         control_addrs,
+        http: proxy_listeners
+            .as_ref()
+            .map(|l| l.addrs().to_vec())
+            .unwrap_or_default(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -307,6 +344,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     agents_task.abort();
     peers_task.abort();
+    if let Some(listeners) = proxy_listeners {
+        listeners.stop();
+    }
     report_task.abort();
     echo.abort();
     if let Some(control_node) = control_node {

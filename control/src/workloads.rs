@@ -95,6 +95,16 @@ pub enum WorkloadError {
     /// No service has the name.
     #[error("no service is called {0:?} (see `warren services`)")]
     Unknown(String),
+    /// Another service already answers a host and path.
+    #[error("{host}{path} is routed to {service} already (see `warren routes`)")]
+    RouteTaken {
+        /// The host.
+        host: String,
+        /// The path prefix.
+        path: String,
+        /// The service that has it.
+        service: String,
+    },
 }
 
 /// Deploys `spec`: a new service, or a new generation of one whose spec
@@ -102,6 +112,7 @@ pub enum WorkloadError {
 pub fn deploy(snapshot: &Snapshot<'_>, spec: ServiceSpec) -> Result<WorkloadChange, WorkloadError> {
     spec.validate()?;
     check_size(snapshot, &spec)?;
+    check_routes(snapshot, &spec)?;
     let service = match snapshot.services.iter().find(|s| s.spec.name == spec.name) {
         Some(existing) if existing.spec == spec => existing.clone(),
         Some(existing) => ServiceRecord {
@@ -119,6 +130,33 @@ pub fn deploy(snapshot: &Snapshot<'_>, spec: ServiceSpec) -> Result<WorkloadChan
         },
     };
     plan_alone(snapshot, service)
+}
+
+/// Refuses a spec whose host and path another service answers already.
+fn check_routes(snapshot: &Snapshot<'_>, spec: &ServiceSpec) -> Result<(), WorkloadError> {
+    let path_of = |spec: &ServiceSpec| spec.path.clone().unwrap_or_else(|| "/".to_owned());
+    let path = path_of(spec);
+    for other in snapshot
+        .services
+        .iter()
+        .filter(|s| s.spec.name != spec.name)
+    {
+        let host = spec.hosts.iter().find(|host| {
+            other
+                .spec
+                .hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+        });
+        if let Some(host) = host.filter(|_| path_of(&other.spec) == path) {
+            return Err(WorkloadError::RouteTaken {
+                host: host.clone(),
+                path: if path == "/" { String::new() } else { path },
+                service: other.spec.name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Sets the replica count of the service `name`.

@@ -237,3 +237,41 @@ fn replicas_move_off_a_leaving_node_and_off_one_that_is_gone() {
         (0, 3, 3)
     );
 }
+
+#[test]
+fn a_host_and_path_another_service_answers_is_refused() {
+    let mut world = World::new();
+    let routed = |name: &str, hosts: &[&str], path: Option<&str>| ServiceSpec {
+        name: name.to_owned(),
+        hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+        path: path.map(str::to_owned),
+        ..spec(1)
+    };
+    world.apply(deploy(&world.snapshot(), routed("web", &["example.com"], None)).unwrap());
+    let error = deploy(&world.snapshot(), routed("site", &["EXAMPLE.com"], None)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "EXAMPLE.com is routed to web already (see `warren routes`)"
+    );
+    // Another path of the host, or the same service again, is fine.
+    world.apply(
+        deploy(
+            &world.snapshot(),
+            routed("api", &["example.com"], Some("/api")),
+        )
+        .unwrap(),
+    );
+    let error = deploy(
+        &world.snapshot(),
+        routed("v1", &["example.com"], Some("/api")),
+    )
+    .unwrap_err();
+    assert!(error
+        .to_string()
+        .starts_with("example.com/api is routed to api"));
+    deploy(
+        &world.snapshot(),
+        routed("web", &["example.com", "www.example.com"], None),
+    )
+    .unwrap();
+}

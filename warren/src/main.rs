@@ -54,6 +54,7 @@ enum Command {
     /// Remove a service and its replicas.
     Rm(cmd::services::RmArgs),
     Logs(cmd::logs::LogsArgs),
+    Routes(cmd::routes::RoutesArgs),
     Exec(cmd::logs::ExecArgs),
     Token(cmd::token::TokenArgs),
     /// Print the public key standalone relays trust (`warren relay --control-key`).
@@ -89,6 +90,7 @@ fn main() -> ExitCode {
         Command::Scale(args) => cmd::services::scale(args),
         Command::Rm(args) => cmd::services::rm(args),
         Command::Logs(args) => cmd::logs::logs(args),
+        Command::Routes(args) => cmd::routes::run(args),
         Command::Exec(args) => cmd::logs::exec(args),
         Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),

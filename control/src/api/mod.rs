@@ -11,10 +11,11 @@
 //! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
 //!
 //! The node endpoints are in [`nodes`], the workload endpoints in
-//! [`workloads`]; `warren logs` and `warren exec`, which stream, in
+//! [`workloads`], the proxy's in [`routes`]; `warren logs` and `warren exec`, which stream, in
 //! [`streams`].
 
 pub mod nodes;
+pub mod routes;
 pub mod streams;
 pub mod workloads;
 
@@ -48,6 +49,8 @@ pub struct ApiState {
     pub cert_sha256: [u8; 32],
     /// Where tokens send agents: the QUIC endpoint's reachable addresses.
     pub control_addrs: Vec<SocketAddr>,
+    /// The ingress proxy, unless `--no-proxy`.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }
 
 /// The API's routes over `state`.
@@ -68,6 +71,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/services/{name}/logs", get(streams::logs))
         .route("/v1/services/{name}/exec", post(streams::exec))
         .route("/v1/replicas", get(workloads::replicas))
+        .route("/v1/routes", get(routes::list))
+        .route("/metrics", get(routes::metrics))
         .fallback(not_found)
         .with_state(state)
 }

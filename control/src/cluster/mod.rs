@@ -14,6 +14,7 @@
 
 mod control_node;
 mod node_settings;
+mod routes;
 mod workloads;
 
 pub use node_settings::{parse_label, NodeCommandError, Removal, BUILTIN_LABELS};
@@ -22,6 +23,7 @@ pub use workloads::{ReplicaView, ServiceView, WorkloadCommandError, Workloads};
 use crate::admission::{self, Decision, Refusal, Snapshot};
 use crate::mesh_view::{self, ControlMember, MeshView};
 use crate::nodes::{NodeRecord, Registry, CONTROL_NAME};
+use crate::proxy::RouteTable;
 use crate::scheduler::Reach;
 use crate::store::{NodeSettings, RedeemError, Store, StoreError};
 use ip_network::Ipv4Network;
@@ -29,7 +31,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use warren_proto::assignment::NodeReport;
 use warren_proto::{ControlMessage, Hello, Mode, Peer, RefusalCode, Report, Welcome};
 use warren_relay::Revoker;
@@ -94,6 +96,8 @@ pub struct ClusterState {
     /// Reports dropped for coming too soon ([`MIN_REPORT_GAP`]).
     reports_dropped: u64,
     next_connection: u64,
+    /// The proxy's routing table, as last published.
+    routes: watch::Sender<Arc<RouteTable>>,
 }
 
 /// An open agent connection.
@@ -164,11 +168,13 @@ impl ClusterState {
             reports: HashMap::new(),
             reports_dropped: 0,
             next_connection: 0,
+            routes: watch::Sender::new(Arc::new(RouteTable::default())),
         };
         let names: Vec<String> = state.node_names().map(str::to_owned).collect();
         for name in names {
             state.node_changed(&name);
         }
+        state.publish_routes();
         Ok(state)
     }
 
@@ -522,6 +528,7 @@ impl Cluster {
                 let mut state = state;
                 while let Some(job) = queue.blocking_recv() {
                     job(&mut state);
+                    state.publish_routes();
                 }
             })?;
         Ok(Cluster { jobs })

@@ -37,6 +37,23 @@ pub struct Workloads {
 }
 
 impl Workloads {
+    /// The services, as stored.
+    pub(super) fn services(&self) -> &[ServiceRecord] {
+        &self.services
+    }
+
+    /// The replicas of `service` whose node last reported them healthy.
+    pub(super) fn healthy_replicas_of<'a>(
+        &'a self,
+        service: &str,
+    ) -> impl Iterator<Item = &'a ReplicaRecord> + 'a {
+        self.views.replicas_of(service).iter().filter(|replica| {
+            self.statuses
+                .get(&replica.id)
+                .is_some_and(|status| status.health == Health::Healthy)
+        })
+    }
+
     /// The workloads stored in `store`, publishing on `port_range`.
     /// The views count no node until [`ClusterState::node_changed`] adds it.
     pub fn load(store: &Store, port_range: RangeInclusive<u16>) -> Result<Workloads, StoreError> {

@@ -36,9 +36,20 @@ pub struct ServiceSpec {
     /// Container ports to publish, each on a host port the scheduler picks.
     #[serde(default)]
     pub ports: Vec<u16>,
-    /// Host names the proxy routes to this service (the ingress issue).
+    /// Host names the proxy routes to this service's first port; a name
+    /// may start with `*.` to stand for any one label.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// The path prefix the proxy routes for each host (`None`: every path).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Whether the proxy takes the path prefix off before passing a request
+    /// on (it is passed on unchanged otherwise).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Whether the proxy keeps a client on one replica, by a cookie.
+    #[serde(default)]
+    pub sticky: bool,
     /// Environment variables, in order.
     #[serde(default)]
     pub env: Vec<(String, String)>,
@@ -76,6 +87,9 @@ impl ServiceSpec {
             replicas: 1,
             ports: Vec::new(),
             hosts: Vec::new(),
+            path: None,
+            strip_prefix: false,
+            sticky: false,
             env: Vec::new(),
             command: Vec::new(),
             cpu_millis: None,
@@ -116,9 +130,10 @@ impl ServiceSpec {
                 return Err(SpecError::DuplicatePort(*port));
             }
         }
-        if let Some(host) = self.hosts.iter().find(|host| !is_host_name(host)) {
+        if let Some(host) = self.hosts.iter().find(|host| !is_host_pattern(host)) {
             return Err(SpecError::Host(shorten(host)));
         }
+        self.validate_route()?;
         if let Some((key, _)) = self.env.iter().find(|(key, _)| !is_env_key(key)) {
             return Err(SpecError::EnvKey(shorten(key)));
         }
@@ -133,6 +148,46 @@ impl ServiceSpec {
         }
         Ok(())
     }
+}
+
+impl ServiceSpec {
+    /// The proxy's rules: a route needs a port to send to, a path needs a
+    /// host, and a prefix to strip needs a path.
+    fn validate_route(&self) -> Result<(), SpecError> {
+        if !self.hosts.is_empty() && self.ports.is_empty() {
+            return Err(SpecError::HostNeedsPort);
+        }
+        if let Some(path) = &self.path {
+            if self.hosts.is_empty() {
+                return Err(SpecError::PathNeedsHost);
+            }
+            if !is_path_prefix(path) {
+                return Err(SpecError::RoutePath(shorten(path)));
+            }
+        }
+        if self.strip_prefix && self.path.is_none() {
+            return Err(SpecError::StripNeedsPath);
+        }
+        if self.sticky && self.hosts.is_empty() {
+            return Err(SpecError::StickyNeedsHost);
+        }
+        Ok(())
+    }
+}
+
+/// The longest `--path`.
+pub const MAX_PATH_LEN: usize = 256;
+
+/// Whether `path` is a route's prefix: `/` and path segments of printable
+/// ASCII, no query, fragment or empty segment, no trailing `/` (but `/`).
+fn is_path_prefix(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= MAX_PATH_LEN
+        && (path == "/" || !path.ends_with('/'))
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"?#%\\".contains(&b))
 }
 
 /// The least memory a container may be limited to (Docker refuses less
@@ -300,8 +355,23 @@ pub enum SpecError {
     #[error("port {0} is given twice")]
     DuplicatePort(u16),
     /// A host name that is not one.
-    #[error("invalid host name {0:?}")]
+    #[error("invalid host name {0:?}: labels of letters, digits and '-', the first may be '*'")]
     Host(String),
+    /// `--host` without a port for the proxy to send to.
+    #[error("--host needs a --port: the proxy sends requests to the service's first port")]
+    HostNeedsPort,
+    /// `--path` without `--host`.
+    #[error("--path needs a --host")]
+    PathNeedsHost,
+    /// A path prefix that is not one.
+    #[error("invalid --path {0:?}: it starts with '/', has no '?', '#', '%', spaces or empty segments and does not end with '/'")]
+    RoutePath(String),
+    /// `--strip-prefix` without `--path`.
+    #[error("--strip-prefix needs a --path")]
+    StripNeedsPath,
+    /// `--sticky` without `--host`.
+    #[error("--sticky needs a --host")]
+    StickyNeedsHost,
     /// An environment variable name that is not one.
     #[error("invalid environment variable name {0:?}: use letters, digits and '_', not starting with a digit")]
     EnvKey(String),
@@ -350,6 +420,15 @@ pub fn is_dns_label(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether `name` is a host name or a wildcard one (`*.example.com`: any
+/// one label in place of the `*`).
+fn is_host_pattern(name: &str) -> bool {
+    match name.strip_prefix("*.") {
+        Some(rest) => rest.contains('.') && is_host_name(rest),
+        None => is_host_name(name),
+    }
 }
 
 /// Whether `name` is a host name: dot-separated labels, at most 253 bytes.

@@ -9,7 +9,10 @@ fn spec() -> ServiceSpec {
         image: "local/busybox:1".to_owned(),
         replicas: 3,
         ports: vec![8080],
-        hosts: vec!["web.example.com".to_owned()],
+        hosts: vec!["web.example.com".to_owned(), "*.web.example.com".to_owned()],
+        path: Some("/app".to_owned()),
+        strip_prefix: true,
+        sticky: true,
         env: vec![("MODE".to_owned(), "prod".to_owned())],
         command: vec!["httpd".to_owned(), "-f".to_owned()],
         cpu_millis: Some(500),
@@ -121,6 +124,10 @@ fn every_broken_rule_is_refused_with_its_own_line() {
         (
             ServiceSpec {
                 ports: Vec::new(),
+                hosts: Vec::new(),
+                path: None,
+                strip_prefix: false,
+                sticky: false,
                 ..spec()
             },
             "need a --port",
@@ -150,6 +157,72 @@ fn every_broken_rule_is_refused_with_its_own_line() {
                 ..spec()
             },
             "more than 0",
+        ),
+        (
+            ServiceSpec {
+                hosts: vec!["*.com".into()],
+                ..spec()
+            },
+            "invalid host name",
+        ),
+        (
+            ServiceSpec {
+                hosts: vec!["a.*.example.com".into()],
+                ..spec()
+            },
+            "invalid host name",
+        ),
+        (
+            ServiceSpec {
+                ports: Vec::new(),
+                health: None,
+                ..spec()
+            },
+            "--host needs a --port",
+        ),
+        (
+            ServiceSpec {
+                hosts: Vec::new(),
+                ..spec()
+            },
+            "--path needs a --host",
+        ),
+        (
+            ServiceSpec {
+                path: Some("/app/".into()),
+                ..spec()
+            },
+            "invalid --path",
+        ),
+        (
+            ServiceSpec {
+                path: Some("/a?b".into()),
+                ..spec()
+            },
+            "invalid --path",
+        ),
+        (
+            ServiceSpec {
+                path: Some("app".into()),
+                ..spec()
+            },
+            "invalid --path",
+        ),
+        (
+            ServiceSpec {
+                path: None,
+                ..spec()
+            },
+            "--strip-prefix needs a --path",
+        ),
+        (
+            ServiceSpec {
+                hosts: Vec::new(),
+                path: None,
+                strip_prefix: false,
+                ..spec()
+            },
+            "--sticky needs a --host",
         ),
     ];
     for (spec, expected) in cases {

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod mesh;
 pub mod nodes;
 pub mod relay;
+pub mod routes;
 pub mod serve;
 pub mod services;
 pub mod status;

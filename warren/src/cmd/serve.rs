@@ -6,7 +6,8 @@ use ip_network::Ipv4Network;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-use warren_control::{Identity, ServeOptions};
+use warren_control::proxy::ProxyLimits;
+use warren_control::{Identity, ProxyOptions, ServeOptions};
 
 /// The data directory when none is given.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/warren";
@@ -87,6 +88,25 @@ pub struct ServeArgs {
     /// the control plane's host then runs replicas too, as the node `control`.
     #[arg(long, value_name = "URL")]
     docker_host: Option<String>,
+    /// Where the ingress proxy takes plain HTTP (repeat for several;
+    /// default: port 80 on every IPv4 and IPv6 address).
+    #[arg(
+        long = "http-listen",
+        value_name = "IP:PORT",
+        conflicts_with = "no_proxy"
+    )]
+    http_listen: Vec<SocketAddr>,
+    /// Run no ingress proxy (services' --host routes then go nowhere).
+    #[arg(long)]
+    no_proxy: bool,
+    /// The largest request body the proxy passes on (413 beyond).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_body_size)]
+    proxy_max_body: u64,
+}
+
+fn parse_body_size(text: &str) -> Result<u64, String> {
+    warren_proto::service::parse_size(text)
+        .ok_or_else(|| format!("{text:?} is not a size (10M, 1G)"))
 }
 
 fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
@@ -134,6 +154,24 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ticket_lifetime: args.ticket_lifetime,
         host_ports: args.host_ports,
         docker_host: args.docker_host,
+        proxy: (!args.no_proxy).then(|| {
+            let default_listen = args.http_listen.is_empty();
+            ProxyOptions {
+                http_listen: if default_listen {
+                    vec![
+                        SocketAddr::from(([0, 0, 0, 0], 80)),
+                        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)),
+                    ]
+                } else {
+                    args.http_listen
+                },
+                default_listen,
+                limits: ProxyLimits {
+                    max_body: args.proxy_max_body,
+                    ..ProxyLimits::default()
+                },
+            }
+        }),
     };
     super::until_signal(|shutdown| {
         warren_control::serve(
@@ -147,8 +185,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 let relay = started
                     .relay
                     .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
+                let http: Vec<String> =
+                    started.http.iter().map(|a| format!("http://{a}")).collect();
+                let proxy = if http.is_empty() {
+                    "none".to_owned()
+                } else {
+                    http.join(", ")
+                };
                 tracing::info!(
-                    "control plane up: admin API http://{}, relay {relay}, agents reach it at {}",
+                    "control plane up: admin API http://{}, relay {relay}, proxy {proxy}, agents reach it at {}",
                     started.api,
                     control.join(", ")
                 );

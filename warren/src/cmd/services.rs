@@ -50,9 +50,21 @@ pub struct DeployArgs {
         allow_negative_numbers = true
     )]
     ports: Vec<i64>,
-    /// A host name the proxy routes to the service (repeatable).
+    /// A host name the proxy routes to the service's first --port
+    /// (repeatable); `*.example.com` stands for any one label.
     #[arg(long = "host", value_name = "HOSTNAME")]
     hosts: Vec<String>,
+    /// Route only paths under this prefix, for each --host (`/api` takes
+    /// `/api` and `/api/…`, not `/apix`); the longest prefix wins.
+    #[arg(long, value_name = "PREFIX")]
+    path: Option<String>,
+    /// Take the --path prefix off before passing a request on (it is passed
+    /// on unchanged otherwise).
+    #[arg(long)]
+    strip_prefix: bool,
+    /// Keep each client on one replica while it stays healthy, by a cookie.
+    #[arg(long)]
+    sticky: bool,
     /// An environment variable (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
@@ -216,7 +228,10 @@ fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
             .iter()
             .map(|port| container_port(*port))
             .collect::<Result<_, _>>()?,
-        hosts: args.hosts.clone(),
+        hosts: args.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        path: args.path.clone(),
+        strip_prefix: args.strip_prefix,
+        sticky: args.sticky,
         env,
         command: args.command.clone(),
         cpu_millis: match &args.cpu {

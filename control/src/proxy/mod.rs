@@ -1,0 +1,123 @@
+//! The ingress proxy: HTTP from the internet to a service's healthy
+//! replicas, wherever they run, through the WireGuard mesh (the control
+//! plane's own device routes the mesh addresses). No overlay network: a
+//! replica is `mesh-ip:host-port`.
+//!
+//! - [`routes`]: the routing table (host, path prefix → replicas), built by
+//!   the cluster's owner thread and read per request.
+//! - [`balance`]: which replica (power of two choices on outstanding
+//!   requests) and passive health.
+//! - [`headers`]: hop-by-hop headers out, forwarding headers in.
+//! - [`upstream`]: each replica's keep-alive pool.
+//! - `forward`: one request, with its retries; `listener`: the sockets and
+//!   the HTTP/1.1 server on them; `body`, `pages`: what goes back.
+//! - [`metrics`]: the numbers `/metrics` shows.
+//!
+//! hyper 1 is the HTTP stack (`docs/architecture.md` says why).
+
+pub mod balance;
+mod body;
+mod forward;
+pub mod headers;
+mod listener;
+pub mod metrics;
+mod pages;
+pub mod routes;
+pub mod upstream;
+
+pub use listener::{bind, ListenError, Listeners};
+pub use routes::{Route, RouteTable, Upstream};
+
+use metrics::ProxyMetrics;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use upstream::Upstreams;
+
+/// The proxy's limits and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyLimits {
+    /// The largest request body passed on, bytes (413 beyond).
+    pub max_body: u64,
+    /// How long a client may take to send a request's headers, and how
+    /// long an idle keep-alive connection is kept.
+    pub header_timeout: Duration,
+    /// The largest request head, bytes (431 beyond).
+    pub max_head: usize,
+    /// How long connecting to a replica may take before another is tried.
+    pub connect_timeout: Duration,
+    /// How long a replica may take to send its response's headers (504
+    /// beyond).
+    pub response_timeout: Duration,
+}
+
+impl Default for ProxyLimits {
+    fn default() -> ProxyLimits {
+        ProxyLimits {
+            max_body: 1 << 30,
+            header_timeout: Duration::from_secs(30),
+            max_head: 64 << 10,
+            connect_timeout: Duration::from_secs(3),
+            response_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The proxy's shared state: the routing table it follows, its replicas'
+/// pools and its numbers.
+#[derive(Debug)]
+pub struct Proxy {
+    routes: watch::Receiver<Arc<RouteTable>>,
+    upstreams: Upstreams,
+    metrics: ProxyMetrics,
+    limits: ProxyLimits,
+    random: std::collections::hash_map::RandomState,
+    draws: AtomicU64,
+}
+
+impl Proxy {
+    /// A proxy that follows `routes`; it forgets the pools of replicas no
+    /// route has any more as new tables come.
+    pub fn new(routes: watch::Receiver<Arc<RouteTable>>, limits: ProxyLimits) -> Arc<Proxy> {
+        let proxy = Arc::new(Proxy {
+            routes: routes.clone(),
+            upstreams: Upstreams::default(),
+            metrics: ProxyMetrics::default(),
+            limits,
+            random: std::collections::hash_map::RandomState::new(),
+            draws: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&proxy);
+        let mut changes = routes;
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(proxy) = weak.upgrade() else { break };
+                let live: HashSet<_> = changes
+                    .borrow_and_update()
+                    .routes()
+                    .iter()
+                    .flat_map(|route| route.upstreams.iter().map(|u| u.addr))
+                    .collect();
+                proxy.upstreams.retain(&live);
+            }
+        });
+        proxy
+    }
+
+    /// The Prometheus text of the proxy's numbers.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.upstreams.pools())
+    }
+
+    /// Two random numbers for the balancer.
+    fn random_pair(&self) -> (u64, u64) {
+        let draw = self.draws.fetch_add(2, Ordering::Relaxed);
+        (
+            self.random.hash_one(draw),
+            self.random.hash_one(draw.wrapping_add(1)),
+        )
+    }
+}
