@@ -121,3 +121,7 @@ impl Proxy {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "proxy_tests.rs"]
+mod tests;
