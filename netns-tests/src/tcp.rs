@@ -106,10 +106,21 @@ fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<(TcpStream
 
 /// `GET /` on `addr` from inside `ns`: the body, or the error.
 pub fn http_get(ns: &Netns, addr: SocketAddr) -> std::io::Result<String> {
+    http_get_host(ns, addr, &addr.to_string(), "/")
+}
+
+/// `GET path` with `Host: host` from `ns` to `addr` (HTTP/1.0, so the
+/// server closes): the whole answer, head and body.
+pub fn http_get_host(
+    ns: &Netns,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> std::io::Result<String> {
     ns.run_in(|| -> std::io::Result<String> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        write!(stream, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer)?;
         Ok(answer)
