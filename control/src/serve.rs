@@ -11,7 +11,7 @@ use crate::identity::{Identity, IdentityError};
 use crate::ipam::{AllocError, Allocator};
 use crate::mesh_view::ControlMember;
 use crate::nodes::{Registry, CONTROL_NAME};
-use crate::proxy::{self, ListenError, Listeners, Proxy, ProxyLimits};
+use crate::proxy::{self, HttpsRedirect, ListenError, Listeners, Proxy, ProxyLimits};
 use crate::store::{Store, StoreError};
 use crate::{agent_endpoint, control_device, own_report};
 use ip_network::Ipv4Network;
@@ -63,7 +63,9 @@ pub struct ServeOptions {
 pub struct ProxyOptions {
     /// Plain HTTP addresses.
     pub http_listen: Vec<SocketAddr>,
-    /// Whether `http_listen` is the default (both address families): an
+    /// HTTPS addresses.
+    pub https_listen: Vec<SocketAddr>,
+    /// Whether the addresses are the defaults (both address families): an
     /// IPv6 address a host without IPv6 cannot have is then skipped.
     pub default_listen: bool,
     /// Body size, timeouts.
@@ -159,6 +161,8 @@ pub struct Started {
     pub control_addrs: Vec<SocketAddr>,
     /// Where the ingress proxy takes plain HTTP.
     pub http: Vec<SocketAddr>,
+    /// Where it takes HTTPS.
+    pub https: Vec<SocketAddr>,
 }
 
 /// Runs the control plane until `shutdown` completes; `started` hears once
@@ -183,9 +187,12 @@ pub async fn serve(
             addr: options.api_listen,
             source,
         })?;
-    let http_listeners = match &options.proxy {
-        Some(proxy) => proxy::bind(&proxy.http_listen, proxy.default_listen)?,
-        None => Vec::new(),
+    let (http_listeners, https_listeners) = match &options.proxy {
+        Some(proxy) => (
+            proxy::bind(&proxy.http_listen, proxy.default_listen, "--http-listen")?,
+            proxy::bind(&proxy.https_listen, proxy.default_listen, "--https-listen")?,
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     let api_addr = api_listener
         .local_addr()
@@ -259,15 +266,27 @@ pub async fn serve(
     let events = state.subscribe();
     let control_events = state.subscribe();
     let routes = state.subscribe_routes();
+    let certs = state.subscribe_certs();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
     let links = AgentLinks::new();
-    let proxy = options
-        .proxy
-        .as_ref()
-        .map(|options| Proxy::new(routes, options.limits));
+    let https_port = https_listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map(|addr| addr.port());
+    let tls = match https_port {
+        Some(_) => Some(Arc::new(proxy::tls_config(certs.clone())?)),
+        None => None,
+    };
+    let proxy = options.proxy.as_ref().map(|options| {
+        let redirect = https_port.map(|port| HttpsRedirect {
+            certs: certs.clone(),
+            port,
+        });
+        Proxy::new(routes, options.limits, redirect)
+    });
     let proxy_listeners = proxy
         .as_ref()
-        .map(|proxy| Listeners::start(proxy, http_listeners));
+        .map(|proxy| Listeners::start(proxy, http_listeners, https_listeners, tls));
     let api_state = Arc::new(ApiState {
         cluster: cluster.clone(),
         links: links.clone(),
@@ -303,7 +322,11 @@ pub async fn serve(
         control_addrs,
         http: proxy_listeners
             .as_ref()
-            .map(|l| l.addrs().to_vec())
+            .map(|l| l.http_addrs().to_vec())
+            .unwrap_or_default(),
+        https: proxy_listeners
+            .as_ref()
+            .map(|l| l.https_addrs().to_vec())
             .unwrap_or_default(),
     });
 

@@ -55,6 +55,7 @@ enum Command {
     Rm(cmd::services::RmArgs),
     Logs(cmd::logs::LogsArgs),
     Routes(cmd::routes::RoutesArgs),
+    Cert(cmd::cert::CertArgs),
     Exec(cmd::logs::ExecArgs),
     Token(cmd::token::TokenArgs),
     /// Print the public key standalone relays trust (`warren relay --control-key`).
@@ -91,6 +92,7 @@ fn main() -> ExitCode {
         Command::Rm(args) => cmd::services::rm(args),
         Command::Logs(args) => cmd::logs::logs(args),
         Command::Routes(args) => cmd::routes::run(args),
+        Command::Cert(args) => cmd::cert::run(args),
         Command::Exec(args) => cmd::logs::exec(args),
         Command::ControlKey(args) => cmd::serve::control_key(args),
         Command::Device(command) => cmd::device::run(command),

@@ -11,9 +11,10 @@
 //! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
 //!
 //! The node endpoints are in [`nodes`], the workload endpoints in
-//! [`workloads`], the proxy's in [`routes`]; `warren logs` and `warren exec`, which stream, in
+//! [`workloads`], the proxy's in [`routes`] and [`certs`]; `warren logs` and `warren exec`, which stream, in
 //! [`streams`].
 
+pub mod certs;
 pub mod nodes;
 pub mod routes;
 pub mod streams;
@@ -72,6 +73,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/services/{name}/exec", post(streams::exec))
         .route("/v1/replicas", get(workloads::replicas))
         .route("/v1/routes", get(routes::list))
+        .route("/v1/certs", get(certs::list))
+        .route("/v1/certs/{host}", put(certs::set))
         .route("/metrics", get(routes::metrics))
         .fallback(not_found)
         .with_state(state)

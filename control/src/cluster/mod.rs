@@ -12,11 +12,13 @@
 //! never run on the threads that move packets. Later, several control-plane
 //! processes can share the store behind the same methods.
 
+mod certs;
 mod control_node;
 mod node_settings;
 mod routes;
 mod workloads;
 
+pub use certs::{CertCommandError, CertView};
 pub use node_settings::{parse_label, NodeCommandError, Removal, BUILTIN_LABELS};
 pub use workloads::{ReplicaView, ServiceView, WorkloadCommandError, Workloads};
 
@@ -98,6 +100,9 @@ pub struct ClusterState {
     next_connection: u64,
     /// The proxy's routing table, as last published.
     routes: watch::Sender<Arc<RouteTable>>,
+    /// The proxy's certificates, and the table the TLS listener follows.
+    certs: certs::Certs,
+    cert_table: watch::Sender<Arc<crate::proxy::certs::CertTable>>,
 }
 
 /// An open agent connection.
@@ -160,6 +165,8 @@ impl ClusterState {
     /// The state over `config`, with the workloads its store holds.
     pub fn new(config: ClusterConfig) -> Result<ClusterState, StoreError> {
         let workloads = Workloads::load(&config.store, config.host_ports.clone())?;
+        let certs = certs::Certs::load(&config.store)?;
+        let cert_table = watch::Sender::new(Arc::new(certs.table()));
         let mut state = ClusterState {
             config,
             workloads,
@@ -169,6 +176,8 @@ impl ClusterState {
             reports_dropped: 0,
             next_connection: 0,
             routes: watch::Sender::new(Arc::new(RouteTable::default())),
+            certs,
+            cert_table,
         };
         let names: Vec<String> = state.node_names().map(str::to_owned).collect();
         for name in names {

@@ -24,6 +24,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Where ACME's HTTP-01 challenges are asked for.
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
 /// The most attempts one request makes (each on another replica, but for
 /// a pooled connection found closed).
 const MAX_ATTEMPTS: usize = 4;
@@ -90,6 +93,14 @@ impl Proxy {
         let Some(host) = request_host(&request) else {
             return Outcome::page(StatusCode::BAD_REQUEST, None);
         };
+        if let Some(redirect) = self.https_redirect(proto, &host, request.uri()) {
+            return Outcome {
+                response: redirect,
+                service: None,
+                upstream: None,
+                attempts: 0,
+            };
+        }
         let table = Arc::clone(&self.routes.borrow());
         let Some(route) = table.find(&host, request.uri().path()) else {
             return Outcome::page(StatusCode::NOT_FOUND, None);
@@ -104,6 +115,12 @@ impl Proxy {
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, upgrade.clone());
+        if !parts.headers.contains_key(header::HOST) {
+            // An HTTP/2 request names its host in the URI only.
+            if let Ok(value) = HeaderValue::from_str(&host) {
+                parts.headers.insert(header::HOST, value);
+            }
+        }
         headers::set_forwarded(
             &mut parts.headers,
             Forwarding {
@@ -229,6 +246,29 @@ impl Proxy {
         let mut outcome = Outcome::page(failure, Some(route));
         outcome.attempts = attempts;
         outcome
+    }
+
+    /// A `308` to HTTPS for a plain HTTP request whose host has a
+    /// certificate (but ACME's HTTP-01 challenges, which must stay on HTTP).
+    fn https_redirect(&self, proto: &str, host: &str, uri: &Uri) -> Option<Response<ProxyBody>> {
+        let redirect = self.redirect.as_ref().filter(|_| proto == "http")?;
+        if uri.path().starts_with(ACME_CHALLENGE_PREFIX) {
+            return None;
+        }
+        let name = super::routes::normalize_host(host)?;
+        if !redirect.certs.borrow().covers(&name) {
+            return None;
+        }
+        let port = if redirect.port == 443 {
+            String::new()
+        } else {
+            format!(":{}", redirect.port)
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let location = HeaderValue::from_str(&format!("https://{name}{port}{path}")).ok()?;
+        let mut response = page(StatusCode::PERMANENT_REDIRECT);
+        response.headers_mut().insert(header::LOCATION, location);
+        Some(response)
     }
 
     /// The client's response from the replica's: hop-by-hop headers out,

@@ -1,24 +1,49 @@
-//! The proxy's sockets and the HTTP/1.1 server on each connection.
+//! The proxy's sockets and the HTTP server on each connection: HTTP/1.1 on
+//! plain HTTP; on HTTPS, TLS (certificates by SNI) and then HTTP/2 or
+//! HTTP/1.1 as the client's ALPN chose.
 //!
-//! A client gets [`ProxyLimits::header_timeout`] to send each request's
-//! head (a slowloris client is cut off, and so is an idle keep-alive
-//! connection), a head of at most [`ProxyLimits::max_head`] bytes (hyper
-//! answers 431 beyond), and its connection is served on a task of its own,
-//! so one slow client never holds up another.
+//! A client gets [`ProxyLimits::header_timeout`] for its TLS handshake and
+//! to send each request's head (a slowloris client is cut off, and so is
+//! an idle keep-alive connection), a head of at most
+//! [`ProxyLimits::max_head`] bytes (hyper answers 431 beyond), and its
+//! connection is served on a task of its own, so one slow client never
+//! holds up another.
 
+use super::certs::{CertTable, SniResolver};
 use super::{Proxy, ProxyLimits};
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// The ALPN protocols the HTTPS listener offers, preferred first.
+pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The TLS configuration of the HTTPS listener: TLS 1.3 and 1.2 on ring,
+/// the certificate chosen by SNI from `certs`, HTTP/2 or HTTP/1.1 by ALPN.
+pub fn tls_config(
+    certs: watch::Receiver<Arc<CertTable>>,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(SniResolver::new(certs)));
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
 
 /// A socket the proxy could not listen on.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for HTTP on {addr} ({flag}): {source}")]
+#[error("cannot listen on {addr} ({flag}): {source}")]
 pub struct ListenError {
     /// The address.
     pub addr: SocketAddr,
@@ -32,21 +57,19 @@ pub struct ListenError {
 /// can sit beside `0.0.0.0` on the same port). With `optional_v6`, an IPv6
 /// address this host cannot have (no IPv6 here) is skipped with a warning:
 /// the defaults ask for both families, a host may have one.
-pub fn bind(addrs: &[SocketAddr], optional_v6: bool) -> Result<Vec<TcpListener>, ListenError> {
+pub fn bind(
+    addrs: &[SocketAddr],
+    optional_v6: bool,
+    flag: &'static str,
+) -> Result<Vec<TcpListener>, ListenError> {
     let mut listeners = Vec::new();
     for &addr in addrs {
         match bind_one(addr) {
             Ok(listener) => listeners.push(listener),
             Err(source) if optional_v6 && addr.is_ipv6() && no_ipv6(&source) => {
-                tracing::warn!(%addr, error = %source, "no IPv6 here: not listening for HTTP on it");
+                tracing::warn!(%addr, error = %source, "no IPv6 here: not listening on it ({flag})");
             }
-            Err(source) => {
-                return Err(ListenError {
-                    addr,
-                    flag: "--http-listen",
-                    source,
-                })
-            }
+            Err(source) => return Err(ListenError { addr, flag, source }),
         }
     }
     Ok(listeners)
@@ -76,27 +99,52 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// The proxy's accept loops, one per socket.
 #[derive(Debug)]
 pub struct Listeners {
-    addrs: Vec<SocketAddr>,
+    http: Vec<SocketAddr>,
+    https: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Listeners {
-    /// Serves `proxy` over plain HTTP on `listeners`.
-    pub fn start(proxy: &Arc<Proxy>, listeners: Vec<TcpListener>) -> Listeners {
-        let addrs = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
-        let tasks = listeners
+    /// Serves `proxy` over plain HTTP on `http` and over TLS with `tls`
+    /// on `https`.
+    pub fn start(
+        proxy: &Arc<Proxy>,
+        http: Vec<TcpListener>,
+        https: Vec<TcpListener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Listeners {
+        let addrs = |listeners: &[TcpListener]| {
+            listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .collect()
+        };
+        let (http_addrs, https_addrs) = (addrs(&http), addrs(&https));
+        let mut tasks: Vec<JoinHandle<()>> = http
             .into_iter()
-            .map(|listener| tokio::spawn(accept(Arc::clone(proxy), listener)))
+            .map(|listener| tokio::spawn(accept(Arc::clone(proxy), listener, None)))
             .collect();
-        Listeners { addrs, tasks }
+        if let Some(tls) = tls {
+            let acceptor = TlsAcceptor::from(tls);
+            tasks.extend(https.into_iter().map(|listener| {
+                tokio::spawn(accept(Arc::clone(proxy), listener, Some(acceptor.clone())))
+            }));
+        }
+        Listeners {
+            http: http_addrs,
+            https: https_addrs,
+            tasks,
+        }
     }
 
-    /// The addresses it listens on.
-    pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    /// The plain HTTP addresses it listens on.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http
+    }
+
+    /// The HTTPS addresses it listens on.
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.https
     }
 
     /// Stops accepting (connections already open finish on their own).
@@ -107,7 +155,7 @@ impl Listeners {
     }
 }
 
-async fn accept(proxy: Arc<Proxy>, listener: TcpListener) {
+async fn accept(proxy: Arc<Proxy>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -120,27 +168,65 @@ async fn accept(proxy: Arc<Proxy>, listener: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(Arc::clone(&proxy), stream, client));
+        let proxy = Arc::clone(&proxy);
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(proxy, stream, client, "http", false));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(proxy.limits.header_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            serve_connection(proxy, stream, client, "https", h2).await;
+                        }
+                        Ok(Err(error)) => tracing::debug!(%client, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 
-async fn serve_connection(proxy: Arc<Proxy>, stream: tokio::net::TcpStream, client: SocketAddr) {
+async fn serve_connection<S>(
+    proxy: Arc<Proxy>,
+    stream: S,
+    client: SocketAddr,
+    proto: &'static str,
+    h2: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let limits: ProxyLimits = proxy.limits;
     proxy.metrics.connections(1);
     let service = {
         let proxy = Arc::clone(&proxy);
         service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(request, client, "http").await) }
+            async move { Ok::<_, Infallible>(proxy.handle(request, client, proto).await) }
         })
     };
-    let served = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_head.max(8192))
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await;
+    let io = TokioIo::new(stream);
+    let served = if h2 {
+        http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_head).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(limits.header_timeout))
+            .serve_connection(io, service)
+            .await
+    } else {
+        http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(limits.max_head.max(8192))
+            .serve_connection(io, service)
+            .with_upgrades()
+            .await
+    };
     if let Err(error) = served {
         tracing::debug!(%client, %error, "client connection ended");
     }

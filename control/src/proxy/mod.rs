@@ -17,6 +17,7 @@
 
 pub mod balance;
 mod body;
+pub mod certs;
 mod forward;
 pub mod headers;
 mod listener;
@@ -24,8 +25,9 @@ pub mod metrics;
 mod pages;
 pub mod routes;
 pub mod upstream;
+mod x509;
 
-pub use listener::{bind, ListenError, Listeners};
+pub use listener::{bind, tls_config, ListenError, Listeners, ALPN};
 pub use routes::{Route, RouteTable, Upstream};
 
 use metrics::ProxyMetrics;
@@ -66,11 +68,22 @@ impl Default for ProxyLimits {
     }
 }
 
+/// Plain HTTP requests for hosts that have a certificate are redirected
+/// to HTTPS on this port.
+#[derive(Debug, Clone)]
+pub struct HttpsRedirect {
+    /// The certificates the HTTPS listener serves.
+    pub certs: watch::Receiver<Arc<certs::CertTable>>,
+    /// The HTTPS listener's port.
+    pub port: u16,
+}
+
 /// The proxy's shared state: the routing table it follows, its replicas'
 /// pools and its numbers.
 #[derive(Debug)]
 pub struct Proxy {
     routes: watch::Receiver<Arc<RouteTable>>,
+    redirect: Option<HttpsRedirect>,
     upstreams: Upstreams,
     metrics: ProxyMetrics,
     limits: ProxyLimits,
@@ -79,11 +92,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy that follows `routes`; it forgets the pools of replicas no
-    /// route has any more as new tables come.
-    pub fn new(routes: watch::Receiver<Arc<RouteTable>>, limits: ProxyLimits) -> Arc<Proxy> {
+    /// A proxy that follows `routes` (and redirects to HTTPS as
+    /// `redirect` says); it forgets the pools of replicas no route has any
+    /// more as new tables come.
+    pub fn new(
+        routes: watch::Receiver<Arc<RouteTable>>,
+        limits: ProxyLimits,
+        redirect: Option<HttpsRedirect>,
+    ) -> Arc<Proxy> {
         let proxy = Arc::new(Proxy {
             routes: routes.clone(),
+            redirect,
             upstreams: Upstreams::default(),
             metrics: ProxyMetrics::default(),
             limits,
@@ -125,3 +144,6 @@ impl Proxy {
 #[cfg(test)]
 #[path = "proxy_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tls_tests;

@@ -15,6 +15,7 @@ pub fn page(status: StatusCode) -> Response<ProxyBody> {
             "The site has nothing running to answer right now. Try again in a moment."
         }
         StatusCode::GATEWAY_TIMEOUT => "The site took too long to answer.",
+        StatusCode::PERMANENT_REDIRECT => "This site is served over HTTPS.",
         _ => "The request could not be served.",
     };
     let code = status.as_u16();

@@ -11,7 +11,7 @@ use warren_proto::Mode;
 /// A replica that answers every request with what it saw: its name, the
 /// method, the path and the forwarding headers; it reads bodies whole and
 /// says how long they were.
-async fn echo_replica(name: &'static str) -> SocketAddr {
+pub(super) async fn echo_replica(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -122,7 +122,7 @@ async fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-fn upstream(replica: &str, addr: SocketAddr) -> Upstream {
+pub(super) fn upstream(replica: &str, addr: SocketAddr) -> Upstream {
     Upstream {
         replica: replica.to_owned(),
         node: "n".to_owned(),
@@ -131,7 +131,7 @@ fn upstream(replica: &str, addr: SocketAddr) -> Upstream {
     }
 }
 
-fn route(service: &str, host: &str, path: &str, upstreams: Vec<Upstream>) -> Route {
+pub(super) fn route(service: &str, host: &str, path: &str, upstreams: Vec<Upstream>) -> Route {
     Route {
         service: service.to_owned(),
         hosts: vec![host.to_owned()],
@@ -151,13 +151,15 @@ struct Running {
 
 async fn start(routes: Vec<Route>, limits: ProxyLimits) -> Running {
     let (sender, receiver) = watch::channel(Arc::new(RouteTable::new(routes)));
-    let proxy = Proxy::new(receiver, limits);
+    let proxy = Proxy::new(receiver, limits, None);
     let listeners = Listeners::start(
         &proxy,
-        bind(&["127.0.0.1:0".parse().unwrap()], false).unwrap(),
+        bind(&["127.0.0.1:0".parse().unwrap()], false, "--http-listen").unwrap(),
+        Vec::new(),
+        None,
     );
     Running {
-        addr: listeners.addrs()[0],
+        addr: listeners.http_addrs()[0],
         routes: sender,
         proxy,
         _listeners: listeners,
@@ -166,12 +168,8 @@ async fn start(routes: Vec<Route>, limits: ProxyLimits) -> Running {
 
 /// Sends `request` on a new connection and reads the answer to its end
 /// (the request says `Connection: close`): the status and the body.
-async fn send(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer).into_owned();
+pub(super) async fn send(addr: SocketAddr, request: &str) -> (u16, String) {
+    let answer = send_raw(addr, request).await;
     let status = answer
         .split(' ')
         .nth(1)
@@ -184,7 +182,16 @@ async fn send(addr: SocketAddr, request: &str) -> (u16, String) {
     (status, body)
 }
 
-async fn get(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
+/// Sends `request` on a new connection: the whole answer, head and body.
+pub(super) async fn send_raw(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+pub(super) async fn get(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
     send(
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),

@@ -15,16 +15,19 @@ use std::path::{Path, PathBuf};
 use warren_proto::Mode;
 use warren_wire::PublicKey;
 
+mod certs;
 mod node_settings;
 mod workloads;
 
+pub use certs::{CertRecord, CertSource};
 pub use node_settings::NodeSettings;
 pub use workloads::{ReplicaRecord, ServiceRecord, WorkloadChange};
 
 /// The schema this build writes and reads. Version 2 added services and
-/// replicas, version 3 node labels and leaving nodes; an older database
+/// replicas, version 3 node labels and leaving nodes, version 4 the
+/// proxy's certificates; an older database
 /// gains what it lacks when opened.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -64,6 +67,14 @@ CREATE TABLE IF NOT EXISTS services (
     next_replica INTEGER NOT NULL,
     created      INTEGER NOT NULL,
     updated      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    host      TEXT PRIMARY KEY,
+    cert_pem  TEXT NOT NULL,
+    key_pem   TEXT NOT NULL,
+    source    TEXT NOT NULL CHECK (source IN ('manual', 'acme')),
+    not_after INTEGER NOT NULL,
+    updated   INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS replicas (
     id         TEXT PRIMARY KEY,

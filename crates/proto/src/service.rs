@@ -424,7 +424,7 @@ pub fn is_dns_label(name: &str) -> bool {
 
 /// Whether `name` is a host name or a wildcard one (`*.example.com`: any
 /// one label in place of the `*`).
-fn is_host_pattern(name: &str) -> bool {
+pub fn is_host_pattern(name: &str) -> bool {
     match name.strip_prefix("*.") {
         Some(rest) => rest.contains('.') && is_host_name(rest),
         None => is_host_name(name),

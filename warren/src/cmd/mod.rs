@@ -1,6 +1,7 @@
 //! The `warren` subcommands, one module each.
 
 pub mod api;
+pub mod cert;
 pub mod device;
 mod fmt;
 pub mod join;

@@ -96,6 +96,15 @@ pub struct ServeArgs {
         conflicts_with = "no_proxy"
     )]
     http_listen: Vec<SocketAddr>,
+    /// Where the ingress proxy takes HTTPS, certificates chosen by SNI
+    /// (repeat for several; default: port 443 on every IPv4 and IPv6
+    /// address). Plain HTTP for a host with a certificate is redirected here.
+    #[arg(
+        long = "https-listen",
+        value_name = "IP:PORT",
+        conflicts_with = "no_proxy"
+    )]
+    https_listen: Vec<SocketAddr>,
     /// Run no ingress proxy (services' --host routes then go nowhere).
     #[arg(long)]
     no_proxy: bool,
@@ -155,15 +164,23 @@ pub fn run(args: ServeArgs) -> Result<()> {
         host_ports: args.host_ports,
         docker_host: args.docker_host,
         proxy: (!args.no_proxy).then(|| {
-            let default_listen = args.http_listen.is_empty();
+            let default_listen = args.http_listen.is_empty() && args.https_listen.is_empty();
+            let everywhere = |port: u16| {
+                vec![
+                    SocketAddr::from(([0, 0, 0, 0], port)),
+                    SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+                ]
+            };
             ProxyOptions {
                 http_listen: if default_listen {
-                    vec![
-                        SocketAddr::from(([0, 0, 0, 0], 80)),
-                        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)),
-                    ]
+                    everywhere(80)
                 } else {
                     args.http_listen
+                },
+                https_listen: if default_listen {
+                    everywhere(443)
+                } else {
+                    args.https_listen
                 },
                 default_listen,
                 limits: ProxyLimits {

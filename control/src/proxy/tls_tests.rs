@@ -1,0 +1,147 @@
+//! The HTTPS listener over loopback: certificates by SNI, HTTP/2 and
+//! HTTP/1.1 by ALPN, and plain HTTP redirected for hosts with a certificate.
+
+use super::certs::{self, CertTable};
+use super::tests::{echo_replica, get, route, upstream};
+use super::*;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::net::SocketAddr;
+use tokio::net::TcpStream;
+
+struct Https {
+    http: SocketAddr,
+    https: SocketAddr,
+    root: CertificateDer<'static>,
+    _listeners: Listeners,
+    _tables: (
+        watch::Sender<Arc<CertTable>>,
+        watch::Sender<Arc<RouteTable>>,
+    ),
+}
+
+async fn start_https() -> Https {
+    let replica = echo_replica("a").await;
+    let (cert_pem, key_pem) = certs::tests::self_signed(&["web.test"], 2099);
+    let loaded = certs::load("web.test", &cert_pem, &key_pem, 0).unwrap();
+    let root = loaded.key.cert[0].clone();
+    let (cert_sender, cert_table) = watch::channel(Arc::new(CertTable::new([(
+        "web.test".to_owned(),
+        loaded.key,
+    )])));
+    let (routes_sender, routes) = watch::channel(Arc::new(RouteTable::new(vec![route(
+        "web",
+        "web.test",
+        "/",
+        vec![upstream("web.1", replica)],
+    )])));
+    let https = bind(&["127.0.0.1:0".parse().unwrap()], false, "--https-listen").unwrap();
+    let https_port = https[0].local_addr().unwrap().port();
+    let proxy = Proxy::new(
+        routes,
+        ProxyLimits::default(),
+        Some(HttpsRedirect {
+            certs: cert_table.clone(),
+            port: https_port,
+        }),
+    );
+    let listeners = Listeners::start(
+        &proxy,
+        bind(&["127.0.0.1:0".parse().unwrap()], false, "--http-listen").unwrap(),
+        https,
+        Some(Arc::new(tls_config(cert_table).unwrap())),
+    );
+    Https {
+        http: listeners.http_addrs()[0],
+        https: listeners.https_addrs()[0],
+        root,
+        _listeners: listeners,
+        _tables: (cert_sender, routes_sender),
+    }
+}
+
+async fn tls_connect(
+    https: &Https,
+    name: &str,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(https.root.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(https.https).await?;
+    connector
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+        .await
+}
+
+#[tokio::test]
+async fn https_serves_http2_and_http1_by_alpn_with_the_certificate_sni_names() {
+    let https = start_https().await;
+
+    let tls = tls_connect(&https, "web.test", b"h2").await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("https://web.test/page?x=1")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("path=/page?x=1 xff=127.0.0.1 proto=https host=web.test"),
+        "{body}"
+    );
+
+    let tls = tls_connect(&https, "web.test", b"http/1.1").await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("/")
+        .header("host", "web.test")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_11);
+
+    // A host without a certificate: no handshake.
+    assert!(tls_connect(&https, "other.test", b"h2").await.is_err());
+}
+
+#[tokio::test]
+async fn plain_http_for_a_host_with_a_certificate_is_redirected_but_acme_challenges_are_not() {
+    let https = start_https().await;
+    let answer = super::tests::send(
+        https.http,
+        "GET /a/b?c=d HTTP/1.1\r\nHost: Web.test:8080\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.0, 308);
+    let raw = super::tests::send_raw(
+        https.http,
+        "GET /a/b?c=d HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let location = format!("location: https://web.test:{}/a/b?c=d", https.https.port());
+    assert!(raw.to_ascii_lowercase().contains(&location), "{raw}");
+    let (status, body) = get(https.http, "web.test", "/.well-known/acme-challenge/token").await;
+    assert_eq!(status, 200, "passed on: {body}");
+    let (status, _) = get(https.http, "nothing.test", "/").await;
+    assert_eq!(status, 404);
+}
