@@ -105,9 +105,8 @@ mod tests {
 
     #[test]
     fn a_certificate_is_stored_replaced_and_read_back() {
-        let dir = std::env::temp_dir().join(format!("warren-certs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir.join("state.db")).unwrap();
+        let path = super::super::temp_db("certs");
+        let store = Store::open(&path).unwrap();
         let mut cert = CertRecord {
             host: "example.com".to_owned(),
             cert_pem: "CERT".to_owned(),
@@ -121,8 +120,7 @@ mod tests {
         cert.cert_pem = "CERT2".to_owned();
         store.put_certificate(&cert).unwrap();
         drop(store);
-        let store = Store::open(&dir.join("state.db")).unwrap();
+        let store = Store::open(&path).unwrap();
         assert_eq!(store.certificates().unwrap(), vec![cert]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

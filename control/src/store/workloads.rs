@@ -289,12 +289,13 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert!(store.services().unwrap().is_empty());
+        assert!(store.certificates().unwrap().is_empty());
         let version: i64 = store
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| {
                 row.get(0)
             })
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
     }
 }
