@@ -114,6 +114,7 @@ fn spec(index: usize) -> ServiceSpec {
         path: None,
         strip_prefix: false,
         sticky: false,
+        tls: warren_proto::TlsMode::Auto,
         env: Vec::new(),
         command: vec!["httpd".to_owned(), "-f".to_owned()],
         cpu_millis: None,

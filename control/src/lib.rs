@@ -7,6 +7,7 @@
 //! them, [`identity`] keeps the keys and certificate in the data directory,
 //! [`api`] serves the admin HTTP API, and [`serve`] wires it all together.
 
+pub mod acme;
 pub mod admission;
 pub mod agent_endpoint;
 pub mod agent_links;

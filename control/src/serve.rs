@@ -2,6 +2,7 @@
 //! identities and state, checks the mesh CIDR, serves the admin API and,
 //! unless told not to, an embedded relay that trusts its ticket-signing key.
 
+use crate::acme::{AcmeHandle, AcmeHttp, AcmeOptions, Challenges, RootsError};
 use crate::agent_links::AgentLinks;
 use crate::api::{self, ApiState};
 use crate::cluster::{Cluster, ClusterConfig, ClusterState};
@@ -70,6 +71,8 @@ pub struct ProxyOptions {
     pub default_listen: bool,
     /// Body size, timeouts.
     pub limits: ProxyLimits,
+    /// Certificates by ACME, if a directory is given.
+    pub acme: Option<AcmeOptions>,
 }
 
 /// Why the control plane could not start or stopped.
@@ -145,6 +148,9 @@ pub enum ServeError {
     /// The proxy's sockets.
     #[error(transparent)]
     Proxy(#[from] ListenError),
+    /// The ACME directory's CA file.
+    #[error(transparent)]
+    AcmeRoots(#[from] RootsError),
     /// Nothing tells agents where the control plane is.
     #[error("cannot tell which address agents reach this host at: pass --advertise-address IP")]
     NoAdvertiseAddress,
@@ -277,12 +283,26 @@ pub async fn serve(
         Some(_) => Some(Arc::new(proxy::tls_config(certs.clone())?)),
         None => None,
     };
+    let challenges = Challenges::default();
+    let acme = match options.proxy.as_ref().and_then(|p| p.acme.as_ref()) {
+        Some(acme_options) => {
+            let http = AcmeHttp::new(acme_options.ca_file.as_deref())?;
+            Some(AcmeHandle::start(
+                acme_options,
+                http,
+                cluster.clone(),
+                challenges.clone(),
+                routes.clone(),
+            ))
+        }
+        None => None,
+    };
     let proxy = options.proxy.as_ref().map(|options| {
         let redirect = https_port.map(|port| HttpsRedirect {
             certs: certs.clone(),
             port,
         });
-        Proxy::new(routes, options.limits, redirect)
+        Proxy::new(routes, options.limits, redirect, challenges.clone())
     });
     let proxy_listeners = proxy
         .as_ref()
@@ -294,6 +314,7 @@ pub async fn serve(
         cert_sha256: identity.cert_sha256(),
         control_addrs: control_addrs.clone(),
         proxy: proxy.clone(),
+        acme: acme.clone(),
     });
     // The mesh device is up: the host's replicas can publish on its address.
     let control_node = match &options.docker_host {
@@ -369,6 +390,9 @@ pub async fn serve(
     peers_task.abort();
     if let Some(listeners) = proxy_listeners {
         listeners.stop();
+    }
+    if let Some(acme) = acme {
+        acme.stop();
     }
     report_task.abort();
     echo.abort();

@@ -18,6 +18,7 @@
 //!   networking only or with a bridge (and published ports) of its own;
 //! - [`registry`]: an image registry on a namespace's loopback, standing in
 //!   for Docker Hub;
+//! - [`acme`]: a real ACME server (`pebble`) and the DNS server it needs;
 //! - [`cluster`]: a control plane (`warren serve`) and its workers
 //!   (`warren join`), optionally each with its own Docker daemon.
 //!
@@ -50,6 +51,7 @@
 //! every address used belongs to a lab namespace, and processes are only
 //! ever signalled by pid.
 
+pub mod acme;
 pub mod cluster;
 pub mod cmd;
 pub mod docker;

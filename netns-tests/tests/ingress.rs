@@ -4,7 +4,9 @@
 //! NAT, each with its own Docker daemon; the proxy reaches them through
 //! the WireGuard mesh (the relayed one through the relay or a punched
 //! path). Routing by host, wildcard and path prefix, balance, 404s, and a
-//! replica killed under a loop of GETs with no failed request.
+//! replica killed under a loop of GETs with no failed request; and
+//! certificates by ACME from a real ACME server (pebble), served over
+//! HTTP/2, redirected to, and renewed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+use warren_netns_tests::acme::Pebble;
 use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode};
 use warren_netns_tests::tcp::http_get_host;
 use warren_netns_tests::{wait_for_value, Nat, Netns};
@@ -198,5 +201,136 @@ fn the_proxy_routes_by_host_and_path_to_replicas_on_direct_and_relayed_nodes() {
     assert!(
         metrics.contains("warren_proxy_retries_total{service=\"web\"}"),
         "no retry: the kill fell outside the loop?\n{metrics}"
+    );
+}
+
+/// `curl ARGS` from `ns`: its stdout, or its error.
+fn curl(ns: &Netns, args: &[&str]) -> Result<String, String> {
+    let out = ns
+        .run_in(|| std::process::Command::new("curl").args(args).output())
+        .unwrap()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn acme_cert(cluster: &Cluster, host: &str) -> Option<Value> {
+    let certs: Value = serde_json::from_str(&warren(cluster, &["cert", "ls", "--json"])).ok()?;
+    certs["certs"]
+        .as_array()?
+        .iter()
+        .find(|c| c["host"] == host && c["source"] == "acme")
+        .cloned()
+}
+
+#[test]
+fn acme_certificates_from_pebble_are_served_over_http2_redirected_to_and_renewed() {
+    let mut pebble = None;
+    let cluster = Cluster::on_control_host("acme", |lab, net, control, _| {
+        let host = net.add_public_host(lab, "acme")?;
+        // Short-lived certificates, so the test sees a renewal.
+        let started = Pebble::start(lab, &host, control.ip, Duration::from_secs(20))?;
+        let args = vec![
+            "--acme-directory".to_owned(),
+            started.directory.clone(),
+            "--acme-email".to_owned(),
+            "ops@example.test".to_owned(),
+            "--acme-ca-file".to_owned(),
+            started.directory_ca.display().to_string(),
+        ];
+        pebble = Some(started);
+        Ok(args)
+    })
+    .unwrap();
+    let pebble = pebble.unwrap();
+    let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
+    vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+    let client = cluster.net.add_public_host(&cluster.lab, "client").unwrap();
+    let args = deploy_httpd_args(
+        "web",
+        1,
+        &["--host", "web.example.test", "--health-http", "/", "--wait"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    warren(&cluster, &args);
+
+    let first = wait_for_value("a certificate by ACME", Duration::from_secs(60), || {
+        acme_cert(&cluster, "web.example.test")
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.serve.log_tail(30)));
+    let root = cluster.lab.dir().join("pebble-root.pem");
+    pebble.issuing_root(&root).unwrap();
+    let resolve = format!("web.example.test:443:{}", cluster.control.ip);
+    let https = |path: &str| {
+        curl(
+            &client.ns,
+            &[
+                "-sS",
+                "--max-time",
+                "10",
+                "--cacert",
+                root.to_str().unwrap(),
+                "--resolve",
+                &resolve,
+                "-w",
+                " %{http_code} HTTP/%{http_version}",
+                &format!("https://web.example.test{path}"),
+            ],
+        )
+    };
+    let answer = https("/").unwrap();
+    assert!(answer.ends_with(" 200 HTTP/2"), "{answer}");
+
+    // Plain HTTP for the host goes to HTTPS.
+    let plain = curl(
+        &client.ns,
+        &[
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "--resolve",
+            &format!("web.example.test:80:{}", cluster.control.ip),
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "http://web.example.test/a?b=1",
+        ],
+    )
+    .unwrap();
+    assert_eq!(plain, "308 https://web.example.test/a?b=1");
+
+    // Renewed on its own with a third of its life left, and on demand.
+    let renewed = wait_for_value("the certificate renewed", Duration::from_secs(60), || {
+        acme_cert(&cluster, "web.example.test").filter(|c| c["not_after"] != first["not_after"])
+    })
+    .unwrap();
+    let said = warren(&cluster, &["cert", "renew", "web.example.test"]);
+    assert!(
+        said.starts_with("certificate renewed for web.example.test by ACME"),
+        "{said}"
+    );
+    let again = acme_cert(&cluster, "web.example.test").unwrap();
+    assert!(
+        again["not_after"].as_u64() > renewed["not_after"].as_u64()
+            || again["updated"] != renewed["updated"],
+        "{again} {renewed}"
+    );
+    let answer = https("/").unwrap();
+    assert!(
+        answer.ends_with(" 200 HTTP/2"),
+        "served after renewals: {answer}"
+    );
+    let refused = cluster
+        .admin_output(&["cert", "renew", "nothing.example.test"])
+        .unwrap();
+    assert!(!refused.status.success());
+    let line = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        line.contains("no service deployed with --tls auto routes nothing.example.test"),
+        "{line}"
     );
 }

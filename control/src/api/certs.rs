@@ -4,8 +4,10 @@
 //! |---|---|---|---|
 //! | PUT | `/v1/certs/{host}` | `{"cert_pem","key_pem"}` | 200 [`CertView`], 400 with the reason |
 //! | GET | `/v1/certs` | | 200 `{"certs":[CertView]}` |
+//! | POST | `/v1/certs/{host}/renew` | | 200 [`CertView`] once issued by ACME, 400/409/502 with the reason |
 
 use super::{authorize, with, ApiError, ApiState};
+use crate::acme::RenewError;
 use crate::cluster::{CertCommandError, CertView};
 use crate::store::CertSource;
 use axum::extract::{Path, State};
@@ -63,4 +65,28 @@ pub(super) async fn list(
     authorize(&state, &headers)?;
     let certs = with(&state, |cluster| cluster.certificates()).await?;
     Ok(Json(CertList { certs }))
+}
+
+pub(super) async fn renew(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(host): Path<String>,
+) -> Result<Json<CertView>, ApiError> {
+    authorize(&state, &headers)?;
+    let acme = state
+        .acme
+        .as_ref()
+        .ok_or_else(|| ApiError(StatusCode::CONFLICT, RenewError::NoAcme.to_string()))?;
+    match acme.renew(host.to_ascii_lowercase()).await {
+        Ok(view) => Ok(Json(view)),
+        Err(error) => {
+            let status = match error {
+                RenewError::NotWanted(_) => StatusCode::NOT_FOUND,
+                RenewError::Manual(_) | RenewError::NoAcme => StatusCode::CONFLICT,
+                RenewError::Failed(_) => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            Err(ApiError(status, error.to_string()))
+        }
+    }
 }

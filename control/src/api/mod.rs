@@ -52,6 +52,8 @@ pub struct ApiState {
     pub control_addrs: Vec<SocketAddr>,
     /// The ingress proxy, unless `--no-proxy`.
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
+    /// The ACME task, when the control plane has an ACME directory.
+    pub acme: Option<crate::acme::AcmeHandle>,
 }
 
 /// The API's routes over `state`.
@@ -75,6 +77,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/routes", get(routes::list))
         .route("/v1/certs", get(certs::list))
         .route("/v1/certs/{host}", put(certs::set))
+        .route("/v1/certs/{host}/renew", post(certs::renew))
         .route("/metrics", get(routes::metrics))
         .fallback(not_found)
         .with_state(state)

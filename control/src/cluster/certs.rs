@@ -3,12 +3,14 @@
 //! resolver. A certificate set by hand wins over ACME for its host.
 
 use super::ClusterState;
+use crate::acme::plan::{Held, Wanted};
 use crate::proxy::certs::{self, CertError, CertTable, LoadedCert};
 use crate::store::{CertRecord, CertSource, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
+use warren_proto::TlsMode;
 
 /// A certificate as `warren cert ls` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +125,31 @@ impl ClusterState {
             .served
             .values()
             .map(|(record, loaded)| view(record, loaded))
+            .collect()
+    }
+
+    /// The hosts that want an ACME certificate (those of services with
+    /// `--tls auto`, but wildcards), with the certificate each has.
+    pub fn acme_wanted(&self) -> Vec<Wanted> {
+        let hosts: std::collections::BTreeSet<String> = self
+            .workloads
+            .services()
+            .iter()
+            .filter(|service| service.spec.tls == TlsMode::Auto)
+            .flat_map(|service| service.spec.hosts.iter())
+            .filter(|host| !host.starts_with("*."))
+            .map(|host| host.to_ascii_lowercase())
+            .collect();
+        hosts
+            .into_iter()
+            .map(|host| Wanted {
+                current: self.certs.served.get(&host).map(|(record, _)| Held {
+                    source: record.source,
+                    issued: record.updated,
+                    not_after: record.not_after,
+                }),
+                host,
+            })
             .collect()
     }
 

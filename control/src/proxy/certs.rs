@@ -110,6 +110,19 @@ fn name_covers(name: &str, host: &str) -> bool {
     }
 }
 
+/// `der` as a PEM block labelled `label` (`CERTIFICATE`, `PRIVATE KEY`).
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
+}
+
 /// The certificates by host, as set.
 #[derive(Debug, Clone, Default)]
 pub struct CertTable {

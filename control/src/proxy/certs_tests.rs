@@ -11,22 +11,8 @@ pub(crate) fn self_signed(names: &[&str], not_after_year: i32) -> (String, Strin
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
     (
-        pem("CERTIFICATE", cert.der()),
-        pem("PRIVATE KEY", &key.serialize_der()),
-    )
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = text
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
+        to_pem("CERTIFICATE", cert.der()),
+        to_pem("PRIVATE KEY", &key.serialize_der()),
     )
 }
 

@@ -93,6 +93,14 @@ impl Proxy {
         let Some(host) = request_host(&request) else {
             return Outcome::page(StatusCode::BAD_REQUEST, None);
         };
+        if let Some(answer) = self.acme_answer(request.uri()) {
+            return Outcome {
+                response: answer,
+                service: None,
+                upstream: None,
+                attempts: 0,
+            };
+        }
         if let Some(redirect) = self.https_redirect(proto, &host, request.uri()) {
             return Outcome {
                 response: redirect,
@@ -246,6 +254,18 @@ impl Proxy {
         let mut outcome = Outcome::page(failure, Some(route));
         outcome.attempts = attempts;
         outcome
+    }
+
+    /// The answer to an open ACME HTTP-01 challenge, if `uri` asks for one.
+    fn acme_answer(&self, uri: &Uri) -> Option<Response<ProxyBody>> {
+        let token = uri.path().strip_prefix(ACME_CHALLENGE_PREFIX)?;
+        let answer = self.challenges.answer(token)?;
+        let mut response = Response::new(ProxyBody::own(answer));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Some(response)
     }
 
     /// A `308` to HTTPS for a plain HTTP request whose host has a

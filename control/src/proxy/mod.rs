@@ -30,6 +30,7 @@ mod x509;
 pub use listener::{bind, tls_config, ListenError, Listeners, ALPN};
 pub use routes::{Route, RouteTable, Upstream};
 
+use crate::acme::Challenges;
 use metrics::ProxyMetrics;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -84,6 +85,7 @@ pub struct HttpsRedirect {
 pub struct Proxy {
     routes: watch::Receiver<Arc<RouteTable>>,
     redirect: Option<HttpsRedirect>,
+    challenges: Challenges,
     upstreams: Upstreams,
     metrics: ProxyMetrics,
     limits: ProxyLimits,
@@ -92,17 +94,20 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy that follows `routes` (and redirects to HTTPS as
-    /// `redirect` says); it forgets the pools of replicas no route has any
-    /// more as new tables come.
+    /// A proxy that follows `routes` (redirecting to HTTPS as `redirect`
+    /// says, answering ACME's HTTP-01 challenges from `challenges`); it
+    /// forgets the pools of replicas no route has any more as new tables
+    /// come.
     pub fn new(
         routes: watch::Receiver<Arc<RouteTable>>,
         limits: ProxyLimits,
         redirect: Option<HttpsRedirect>,
+        challenges: Challenges,
     ) -> Arc<Proxy> {
         let proxy = Arc::new(Proxy {
             routes: routes.clone(),
             redirect,
+            challenges,
             upstreams: Upstreams::default(),
             metrics: ProxyMetrics::default(),
             limits,

@@ -151,7 +151,7 @@ struct Running {
 
 async fn start(routes: Vec<Route>, limits: ProxyLimits) -> Running {
     let (sender, receiver) = watch::channel(Arc::new(RouteTable::new(routes)));
-    let proxy = Proxy::new(receiver, limits, None);
+    let proxy = Proxy::new(receiver, limits, None, crate::acme::Challenges::default());
     let listeners = Listeners::start(
         &proxy,
         bind(&["127.0.0.1:0".parse().unwrap()], false, "--http-listen").unwrap(),

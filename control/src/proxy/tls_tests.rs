@@ -45,6 +45,7 @@ async fn start_https() -> Https {
             certs: cert_table.clone(),
             port: https_port,
         }),
+        crate::acme::Challenges::default(),
     );
     let listeners = Listeners::start(
         &proxy,

@@ -1,5 +1,6 @@
 //! The proxy's certificates in the store: each host's PEM chain and key,
-//! where it came from and when it expires.
+//! where it came from and when it expires; and the ACME account of each
+//! directory.
 
 use super::{to_sql_time, Store, StoreError};
 use rusqlite::params;
@@ -99,6 +100,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The stored ACME account credentials (JSON) for `directory`.
+    pub fn acme_account(&self, directory: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT credentials FROM acme_accounts WHERE directory = ?1",
+                params![directory],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores the ACME account credentials (JSON) for `directory`.
+    pub fn put_acme_account(&self, directory: &str, credentials: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO acme_accounts (directory, credentials) VALUES (?1, ?2)
+             ON CONFLICT (directory) DO UPDATE SET credentials = excluded.credentials",
+            params![directory, credentials],
+        )?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,8 +145,19 @@ mod tests {
         cert.source = CertSource::Manual;
         cert.cert_pem = "CERT2".to_owned();
         store.put_certificate(&cert).unwrap();
+        store
+            .put_acme_account("https://acme.test/dir", "{}")
+            .unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.certificates().unwrap(), vec![cert]);
+        assert_eq!(
+            store
+                .acme_account("https://acme.test/dir")
+                .unwrap()
+                .as_deref(),
+            Some("{}")
+        );
+        assert_eq!(store.acme_account("https://other.test/dir").unwrap(), None);
     }
 }

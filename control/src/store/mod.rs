@@ -25,7 +25,7 @@ pub use workloads::{ReplicaRecord, ServiceRecord, WorkloadChange};
 
 /// The schema this build writes and reads. Version 2 added services and
 /// replicas, version 3 node labels and leaving nodes, version 4 the
-/// proxy's certificates; an older database
+/// proxy's certificates and ACME accounts; an older database
 /// gains what it lacks when opened.
 const SCHEMA_VERSION: i64 = 4;
 
@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS certificates (
     source    TEXT NOT NULL CHECK (source IN ('manual', 'acme')),
     not_after INTEGER NOT NULL,
     updated   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acme_accounts (
+    directory   TEXT PRIMARY KEY,
+    credentials TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS replicas (
     id         TEXT PRIMARY KEY,

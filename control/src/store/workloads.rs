@@ -202,6 +202,7 @@ mod tests {
             path: None,
             strip_prefix: false,
             sticky: false,
+            tls: warren_proto::TlsMode::Auto,
             env: Vec::new(),
             command: vec!["httpd".to_owned()],
             cpu_millis: None,

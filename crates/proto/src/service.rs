@@ -50,6 +50,9 @@ pub struct ServiceSpec {
     /// Whether the proxy keeps a client on one replica, by a cookie.
     #[serde(default)]
     pub sticky: bool,
+    /// Whether the proxy gets certificates for the hosts by ACME.
+    #[serde(default)]
+    pub tls: TlsMode,
     /// Environment variables, in order.
     #[serde(default)]
     pub env: Vec<(String, String)>,
@@ -90,6 +93,7 @@ impl ServiceSpec {
             path: None,
             strip_prefix: false,
             sticky: false,
+            tls: TlsMode::Auto,
             env: Vec::new(),
             command: Vec::new(),
             cpu_millis: None,
@@ -193,6 +197,30 @@ fn is_path_prefix(path: &str) -> bool {
 /// The least memory a container may be limited to (Docker refuses less
 /// than 6 MiB).
 pub const MIN_MEMORY: u64 = 6 << 20;
+
+/// Whether the proxy gets certificates for a service's hosts by ACME.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// By ACME when the control plane has an ACME directory (the default);
+    /// a certificate set with `warren cert set` wins.
+    #[default]
+    Auto,
+    /// Never by ACME (a certificate set by hand is still served).
+    Off,
+}
+
+impl FromStr for TlsMode {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<TlsMode, SpecError> {
+        match text {
+            "auto" => Ok(TlsMode::Auto),
+            "off" => Ok(TlsMode::Off),
+            _ => Err(SpecError::Tls(shorten(text))),
+        }
+    }
+}
 
 /// When a replica's container is restarted after it exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -369,6 +397,9 @@ pub enum SpecError {
     /// `--strip-prefix` without `--path`.
     #[error("--strip-prefix needs a --path")]
     StripNeedsPath,
+    /// Not `auto` or `off`.
+    #[error("invalid --tls {0:?}: auto or off")]
+    Tls(String),
     /// `--sticky` without `--host`.
     #[error("--sticky needs a --host")]
     StickyNeedsHost,

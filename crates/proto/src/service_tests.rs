@@ -13,6 +13,7 @@ fn spec() -> ServiceSpec {
         path: Some("/app".to_owned()),
         strip_prefix: true,
         sticky: true,
+        tls: TlsMode::Off,
         env: vec![("MODE".to_owned(), "prod".to_owned())],
         command: vec!["httpd".to_owned(), "-f".to_owned()],
         cpu_millis: Some(500),

@@ -1,5 +1,5 @@
-//! `warren cert set|ls`: the ingress proxy's TLS certificates, through the
-//! admin API.
+//! `warren cert set|ls|renew`: the ingress proxy's TLS certificates,
+//! through the admin API.
 
 use super::api::{ApiArgs, Client};
 use super::fmt;
@@ -13,7 +13,7 @@ use warren_control::cluster::CertView;
 /// Arguments of `warren cert`.
 #[derive(Args)]
 #[command(
-    about = "Set and list the ingress proxy's TLS certificates",
+    about = "Set, renew and list the ingress proxy's TLS certificates",
     long_about = "Set and list the certificates the ingress proxy serves on its HTTPS listener \
         (`warren serve --https-listen`, port 443 by default), chosen by the host name a client \
         asks for (SNI): the host's own certificate, else its parent's wildcard (`*.example.com`). \
@@ -21,11 +21,15 @@ use warren_control::cluster::CertView;
         `warren cert set` checks the chain and key before anything changes: PEM, the key the \
         certificate's, the certificate covering the host, not expired. It is stored in the \
         control plane's state (so it survives restarts) and served at once. A certificate set \
-        by hand wins over ACME for its host.",
+        by hand wins over ACME for its host.\n\n\
+        With `warren serve --acme-directory URL`, hosts of services deployed with `--tls auto` \
+        (the default) get certificates by ACME (HTTP-01 on port 80), renewed when a third of \
+        their lifetime is left; `warren cert renew HOST` gets a new one now.",
     after_help = "Examples:\n  \
         warren cert set example.com --cert fullchain.pem --key privkey.pem\n  \
         warren cert set '*.apps.example.com' --cert wildcard.pem --key wildcard.key\n  \
-        warren cert ls --json | jq '.certs[] | select(.not_after < now + 86400 * 14)'\n\n\
+        warren cert ls --json | jq '.certs[] | select(.not_after < now + 86400 * 14)'\n  \
+        warren cert renew example.com          # by ACME, now\n\n\
         TLS and certificates are described in docs/ingress.md."
 )]
 pub struct CertArgs {
@@ -47,6 +51,11 @@ enum CertCommand {
         /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+    },
+    /// Get a new certificate for HOSTNAME by ACME now, and serve it.
+    Renew {
+        /// A host of a service deployed with --tls auto.
+        hostname: String,
     },
     /// List the certificates served: host, names covered, expiry, source.
     Ls {
@@ -79,6 +88,15 @@ pub fn run(args: CertArgs) -> Result<()> {
                 "certificate set for {} (covers {}; expires {})",
                 view.host,
                 view.names.join(", "),
+                fmt::relative(view.not_after, warren_os::unix_now())
+            );
+        }
+        CertCommand::Renew { hostname } => {
+            let path = format!("/v1/certs/{}/renew", hostname.to_ascii_lowercase());
+            let view: CertView = client.call("POST", &path, None)?;
+            println!(
+                "certificate renewed for {} by ACME (expires {})",
+                view.host,
                 fmt::relative(view.not_after, warren_os::unix_now())
             );
         }

@@ -6,6 +6,7 @@ use ip_network::Ipv4Network;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+use warren_control::acme::AcmeOptions;
 use warren_control::proxy::ProxyLimits;
 use warren_control::{Identity, ProxyOptions, ServeOptions};
 
@@ -108,6 +109,18 @@ pub struct ServeArgs {
     /// Run no ingress proxy (services' --host routes then go nowhere).
     #[arg(long)]
     no_proxy: bool,
+    /// The ACME directory the proxy gets certificates from, by HTTP-01 on
+    /// port 80, for the hosts of services with `--tls auto` (Let's Encrypt:
+    /// https://acme-v02.api.letsencrypt.org/directory).
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    acme_directory: Option<String>,
+    /// The ACME account's contact address (expiry warnings go there).
+    #[arg(long, value_name = "EMAIL", requires = "acme_directory")]
+    acme_email: Option<String>,
+    /// CA certificates (PEM) to trust for the ACME directory's HTTPS
+    /// instead of the system's (a private or test CA).
+    #[arg(long, value_name = "FILE", requires = "acme_directory")]
+    acme_ca_file: Option<PathBuf>,
     /// The largest request body the proxy passes on (413 beyond).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_body_size)]
     proxy_max_body: u64,
@@ -187,6 +200,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
                     max_body: args.proxy_max_body,
                     ..ProxyLimits::default()
                 },
+                acme: args.acme_directory.map(|directory| AcmeOptions {
+                    directory,
+                    email: args.acme_email,
+                    ca_file: args.acme_ca_file,
+                }),
             }
         }),
     };
@@ -202,8 +220,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 let relay = started
                     .relay
                     .map_or_else(|| "none".to_owned(), |addr| addr.to_string());
-                let http: Vec<String> =
-                    started.http.iter().map(|a| format!("http://{a}")).collect();
+                let http: Vec<String> = started
+                    .http
+                    .iter()
+                    .map(|a| format!("http://{a}"))
+                    .chain(started.https.iter().map(|a| format!("https://{a}")))
+                    .collect();
                 let proxy = if http.is_empty() {
                     "none".to_owned()
                 } else {

@@ -14,7 +14,7 @@ use warren_control::api::workloads::Deployed;
 use warren_control::cluster::{ReplicaView, ServiceView};
 use warren_proto::assignment::{Health, ReplicaState};
 use warren_proto::service::{parse_cpu, parse_size};
-use warren_proto::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec};
+use warren_proto::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, TlsMode};
 
 /// Arguments of `warren deploy`.
 #[derive(Args)]
@@ -65,6 +65,11 @@ pub struct DeployArgs {
     /// Keep each client on one replica while it stays healthy, by a cookie.
     #[arg(long)]
     sticky: bool,
+    /// `auto`: the proxy gets certificates for the --host names by ACME
+    /// when `warren serve` has an ACME directory (not for wildcards, which
+    /// HTTP-01 cannot prove; a `warren cert set` certificate wins); `off`: never.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    tls: TlsMode,
     /// An environment variable (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
@@ -232,6 +237,7 @@ fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
         path: args.path.clone(),
         strip_prefix: args.strip_prefix,
         sticky: args.sticky,
+        tls: args.tls,
         env,
         command: args.command.clone(),
         cpu_millis: match &args.cpu {
