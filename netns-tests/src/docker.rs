@@ -35,7 +35,23 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// Busybox applets linked into the image made by [`import_busybox_image`].
-const APPLETS: &[&str] = &["sh", "httpd", "echo", "sleep", "cat", "wget", "ls", "env"];
+const APPLETS: &[&str] = &[
+    "sh",
+    "httpd",
+    "echo",
+    "sleep",
+    "cat",
+    "wget",
+    "ls",
+    "env",
+    "nc",
+    "dd",
+    "head",
+    "sha256sum",
+    "printf",
+    "mkdir",
+    "chmod",
+];
 
 static DAEMONS: AtomicU32 = AtomicU32::new(0);
 

@@ -12,10 +12,10 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use warren_netns_tests::acme::Pebble;
-use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode};
+use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode, BUSYBOX_IMAGE as IMAGE};
 use warren_netns_tests::tcp::http_get_host;
 use warren_netns_tests::{wait_for_value, Nat, Netns};
 
@@ -333,4 +333,238 @@ fn acme_certificates_from_pebble_are_served_over_http2_redirected_to_and_renewed
         line.contains("no service deployed with --tls auto routes nothing.example.test"),
         "{line}"
     );
+}
+
+/// A WebSocket-style echo: answers the upgrade with `101`, then echoes.
+const UPGRADE_ECHO: &str = r#"cat > /ws.sh <<'EOF'
+#!/bin/sh
+while read -r line; do [ ${#line} -le 1 ] && break; done
+printf 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'
+exec cat
+EOF
+chmod +x /ws.sh && exec nc -ll -p 8080 -e /ws.sh"#;
+
+/// httpd with a 64 MiB random file at /big and a CGI that hashes what is
+/// posted to /cgi-bin/sum.
+const BIG_FILES: &str = r#"dd if=/dev/urandom of=/www/big bs=1M count=64 2>/dev/null
+mkdir -p /www/cgi-bin && cat > /www/cgi-bin/sum <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+head -c "$CONTENT_LENGTH" | sha256sum
+EOF
+chmod +x /www/cgi-bin/sum && exec httpd -f -p 8080 -h /www"#;
+
+fn deploy_command(cluster: &Cluster, name: &str, host: &str, health: &[&str], script: &str) {
+    let mut args = vec![
+        "deploy", name, "--image", IMAGE, "--port", "8080", "--host", host,
+    ];
+    args.extend(health);
+    args.extend(["--wait", "--", "sh", "-c", script]);
+    warren(cluster, &args);
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The status line's code and the body of a raw HTTP answer.
+fn split_answer(answer: &[u8]) -> (u16, &[u8]) {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(answer.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, &answer[end..])
+}
+
+/// Sends `request` (then `body`) from `ns` to `addr` and reads the answer
+/// to its end.
+fn exchange(ns: &Netns, addr: SocketAddr, request: &[u8], body: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = ns.run_in(|| TcpStream::connect(addr)).unwrap().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let _ = stream.write_all(body);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+/// The id of `service`'s container on `node`.
+fn container_of(node: &DockerNode, service: &str) -> String {
+    node.running()
+        .unwrap()
+        .into_iter()
+        .find(|id| {
+            node.dockerd
+                .docker(&[
+                    "inspect",
+                    "-f",
+                    "{{index .Config.Labels \"warren.service\"}}",
+                    id,
+                ])
+                .unwrap()
+                .trim()
+                == service
+        })
+        .unwrap()
+}
+
+#[test]
+fn websockets_64_mib_bodies_and_bad_clients_through_the_proxy_to_a_relayed_worker() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::with("ingressws", |_, _, _| {
+        Ok(vec!["--proxy-max-body".to_owned(), "65M".to_owned()])
+    })
+    .unwrap();
+    let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
+    pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+    let client = cluster.net.add_public_host(&cluster.lab, "client").unwrap();
+    let proxy = SocketAddr::from((cluster.control.ip, 80));
+    deploy_command(
+        &cluster,
+        "ws",
+        "ws.example.test",
+        &["--health-tcp"],
+        UPGRADE_ECHO,
+    );
+    deploy_command(
+        &cluster,
+        "big",
+        "big.example.test",
+        &["--health-http", "/big", "--health-timeout", "5s"],
+        BIG_FILES,
+    );
+
+    // An upgraded connection through the relayed node's tunnel, echoing.
+    let mut ws = client
+        .ns
+        .run_in(|| TcpStream::connect(proxy))
+        .unwrap()
+        .unwrap();
+    ws.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    ws.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: ws.example.test\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        ws.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let echo = |ws: &mut TcpStream, text: &[u8]| {
+        ws.write_all(text).unwrap();
+        let mut back = vec![0u8; text.len()];
+        ws.read_exact(&mut back).unwrap();
+        assert_eq!(back, text);
+    };
+    echo(&mut ws, b"hello through the relay");
+    // The route changes (a second replica joins it); the open connection
+    // stays.
+    warren(&cluster, &["scale", "ws", "2"]);
+    wait_for_value("two ws upstreams", Duration::from_secs(30), || {
+        let routes: Value = serde_json::from_str(&warren(&cluster, &["routes", "--json"])).ok()?;
+        let ws = routes["routes"]
+            .as_array()?
+            .iter()
+            .find(|r| r["service"] == "ws")?
+            .clone();
+        (ws["upstreams"].as_array()?.len() == 2).then_some(())
+    })
+    .unwrap();
+    echo(&mut ws, b"still here after the route change");
+    drop(ws);
+
+    // 64 MiB down and up, streamed and checksummed end to end.
+    let big = container_of(&pi, "big");
+    let stored = pi
+        .dockerd
+        .docker(&["exec", &big, "sha256sum", "/www/big"])
+        .unwrap();
+    let download = exchange(
+        &client.ns,
+        proxy,
+        b"GET /big HTTP/1.0\r\nHost: big.example.test\r\n\r\n",
+        b"",
+    );
+    let (status, body) = split_answer(&download);
+    assert_eq!((status, body.len()), (200, 64 << 20));
+    assert_eq!(
+        stored.split_whitespace().next(),
+        Some(sha256_hex(body).as_str())
+    );
+    let upload = warren_netns_tests::tcp::pattern(64 << 20, 7);
+    let answer = exchange(
+        &client.ns,
+        proxy,
+        format!(
+            "POST /cgi-bin/sum HTTP/1.0\r\nHost: big.example.test\r\nContent-Length: {}\r\n\r\n",
+            upload.len()
+        )
+        .as_bytes(),
+        &upload,
+    );
+    let (status, body) = split_answer(&answer);
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer[..answer.len().min(300)])
+    );
+    assert_eq!(
+        String::from_utf8_lossy(body).split_whitespace().next(),
+        Some(sha256_hex(&upload).as_str())
+    );
+
+    // Bad clients get clear answers, and others keep being served.
+    let mut slow = client
+        .ns
+        .run_in(|| TcpStream::connect(proxy))
+        .unwrap()
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: big.example.test\r\nX-Slow: ")
+        .unwrap();
+    let huge_header = format!(
+        "GET / HTTP/1.1\r\nHost: big.example.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let cases: Vec<(&[u8], u16)> = vec![
+        (b"NOT HTTP\r\n\r\n", 400),
+        (huge_header.as_bytes(), 431),
+        (
+            b"POST /cgi-bin/sum HTTP/1.1\r\nHost: big.example.test\r\n\
+              Content-Length: 73400320\r\nConnection: close\r\n\r\n",
+            413,
+        ),
+        (b"GET / HTTP/1.0\r\nHost: nobody.example.test\r\n\r\n", 404),
+        (b"GET /big HTTP/1.0\r\n\r\n", 400),
+    ];
+    for (request, expected) in cases {
+        let answer = exchange(&client.ns, proxy, request, b"");
+        assert_eq!(
+            split_answer(&answer).0,
+            expected,
+            "{}",
+            String::from_utf8_lossy(&request[..request.len().min(60)])
+        );
+    }
+    let (status, _) = get(&client.ns, proxy, "ws.example.test", "/");
+    assert_ne!(status, 0, "served while the slow client hangs");
+    drop(slow);
 }

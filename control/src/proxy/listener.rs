@@ -222,7 +222,8 @@ async fn serve_connection<S>(
         http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            .max_buf_size(limits.max_head.max(8192))
+            .max_header_size(limits.max_head)
+            .max_buf_size(limits.max_head.max(8192) * 2)
             .serve_connection(io, service)
             .with_upgrades()
             .await
