@@ -197,6 +197,26 @@ fn the_proxy_routes_by_host_and_path_to_replicas_on_direct_and_relayed_nodes() {
         metrics.contains("warren_proxy_requests_total{service=\"web\",status=\"200\"}"),
         "{metrics}"
     );
+    // `warren proxy stats`: the loop's requests in the last minute, all
+    // answered 2xx, the retries that hid the kill, latency percentiles.
+    let stats: Value =
+        serde_json::from_str(&warren(&cluster, &["proxy", "stats", "--json"])).unwrap();
+    let web = stats["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "web")
+        .unwrap();
+    let minute = &web["last_minute"];
+    assert!(minute["requests"].as_u64().unwrap() >= 320, "{web}");
+    assert_eq!(minute["status_5xx"], 0, "{web}");
+    assert!(minute["retries"].as_u64().unwrap() >= 1, "{web}");
+    assert!(
+        minute["p50_ms"].as_f64().unwrap() <= minute["p99_ms"].as_f64().unwrap(),
+        "{web}"
+    );
+    let table = warren(&cluster, &["proxy", "stats"]);
+    assert!(table.contains("web") && table.contains("P99"), "{table}");
     // The kill was felt: some request found the replica gone and went on.
     assert!(
         metrics.contains("warren_proxy_retries_total{service=\"web\"}"),

@@ -75,6 +75,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/services/{name}/exec", post(streams::exec))
         .route("/v1/replicas", get(workloads::replicas))
         .route("/v1/routes", get(routes::list))
+        .route("/v1/proxy/stats", get(routes::stats))
         .route("/v1/certs", get(certs::list))
         .route("/v1/certs/{host}", put(certs::set))
         .route("/v1/certs/{host}/renew", post(certs::renew))

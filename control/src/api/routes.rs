@@ -1,14 +1,15 @@
-//! `warren routes` and the proxy's `/metrics`.
+//! `warren routes`, `warren proxy stats` and the proxy's `/metrics`.
 //!
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/v1/routes` | 200 `{"proxy": bool, "routes":[RouteInfo]}` |
+//! | GET | `/v1/proxy/stats` | 200 [`ProxyStats`], 409 without a proxy |
 //! | GET | `/metrics` | 200 Prometheus text (no credential: it names services, not secrets) |
 
 use super::{authorize, with, ApiError, ApiState};
 use crate::mesh_view::MeshView;
 use crate::nodes::CONTROL_NAME;
-use crate::proxy::RouteTable;
+use crate::proxy::{ProxyStats, RouteTable};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
@@ -119,6 +120,21 @@ pub(super) async fn list(
         })
         .await?,
     ))
+}
+
+/// `GET /v1/proxy/stats`.
+pub(super) async fn stats(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<ProxyStats>, ApiError> {
+    authorize(&state, &headers)?;
+    match &state.proxy {
+        Some(proxy) => Ok(Json(proxy.stats())),
+        None => Err(ApiError(
+            axum::http::StatusCode::CONFLICT,
+            "the control plane runs no proxy (warren serve --no-proxy)".to_owned(),
+        )),
+    }
 }
 
 /// `GET /metrics`.

@@ -2,12 +2,13 @@
 //! service and status, latency to the response's headers, upstream errors
 //! by kind, open client connections and pool sizes.
 
+use super::stats::{Failure, ServiceSummary, Stats};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The latency histogram's upper bounds, seconds.
 const BUCKETS: [f64; 12] = [
@@ -26,6 +27,14 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    fn failure(self) -> Failure {
+        match self {
+            UpstreamError::Connect => Failure::Connect,
+            UpstreamError::Closed => Failure::Closed,
+            UpstreamError::Timeout => Failure::Timeout,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             UpstreamError::Connect => "connect",
@@ -48,13 +57,25 @@ struct Counters {
     latency: BTreeMap<String, Histogram>,
     errors: BTreeMap<(String, UpstreamError), u64>,
     retries: BTreeMap<String, u64>,
+    stats: Stats,
 }
 
 /// The proxy's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ProxyMetrics {
     counters: Mutex<Counters>,
     open_connections: AtomicI64,
+    started: Instant,
+}
+
+impl Default for ProxyMetrics {
+    fn default() -> ProxyMetrics {
+        ProxyMetrics {
+            counters: Mutex::default(),
+            open_connections: AtomicI64::new(0),
+            started: Instant::now(),
+        }
+    }
 }
 
 impl ProxyMetrics {
@@ -66,6 +87,8 @@ impl ProxyMetrics {
             .requests
             .entry((service.to_owned(), status))
             .or_default() += 1;
+        let now = self.seconds();
+        counters.stats.request(service, status, latency, now);
         let histogram = counters.latency.entry(service.to_owned()).or_default();
         let seconds = latency.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
@@ -77,8 +100,10 @@ impl ProxyMetrics {
 
     /// A request to a replica of `service` failed with `kind`.
     pub fn upstream_error(&self, service: &str, kind: UpstreamError) {
-        *self
-            .lock()
+        let now = self.seconds();
+        let mut counters = self.lock();
+        counters.stats.failure(service, kind.failure(), now);
+        *counters
             .errors
             .entry((service.to_owned(), kind))
             .or_default() += 1;
@@ -86,7 +111,25 @@ impl ProxyMetrics {
 
     /// A request of `service` went to another replica after a failure.
     pub fn retry(&self, service: &str) {
-        *self.lock().retries.entry(service.to_owned()).or_default() += 1;
+        let now = self.seconds();
+        let mut counters = self.lock();
+        counters.stats.retry(service, now);
+        *counters.retries.entry(service.to_owned()).or_default() += 1;
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> i64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// Each service's numbers over the last minute and since start.
+    pub fn summaries(&self) -> Vec<ServiceSummary> {
+        let now = self.seconds();
+        self.lock().stats.summaries(now)
+    }
+
+    fn seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
     }
 
     /// A client connection opened (`1`) or closed (`-1`).

@@ -24,6 +24,7 @@ mod listener;
 pub mod metrics;
 mod pages;
 pub mod routes;
+pub mod stats;
 pub mod upstream;
 mod x509;
 
@@ -67,6 +68,25 @@ impl Default for ProxyLimits {
             response_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// `warren proxy stats`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProxyStats {
+    /// Client connections open now.
+    pub open_connections: i64,
+    /// By service.
+    pub services: Vec<ServiceStats>,
+}
+
+/// One service's numbers and its requests in flight.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceStats {
+    /// Requests sent to its replicas and not finished.
+    pub in_flight: u32,
+    /// Its numbers.
+    #[serde(flatten)]
+    pub summary: stats::ServiceSummary,
 }
 
 /// Plain HTTP requests for hosts that have a certificate are redirected
@@ -134,6 +154,35 @@ impl Proxy {
     /// The Prometheus text of the proxy's numbers.
     pub fn render_metrics(&self) -> String {
         self.metrics.render(&self.upstreams.pools())
+    }
+
+    /// What `warren proxy stats` shows: each service's numbers, with the
+    /// requests in flight to its replicas, and the open client connections.
+    pub fn stats(&self) -> ProxyStats {
+        let routes = Arc::clone(&self.routes.borrow());
+        let pools = self.upstreams.pools();
+        let in_flight = |service: &str| -> u32 {
+            routes
+                .routes()
+                .iter()
+                .filter(|r| r.service == service)
+                .flat_map(|r| r.upstreams.iter())
+                .filter_map(|u| pools.iter().find(|(addr, _, _)| *addr == u.addr))
+                .map(|(_, _, outstanding)| *outstanding)
+                .sum()
+        };
+        ProxyStats {
+            open_connections: self.metrics.open_connections(),
+            services: self
+                .metrics
+                .summaries()
+                .into_iter()
+                .map(|summary| ServiceStats {
+                    in_flight: in_flight(&summary.service),
+                    summary,
+                })
+                .collect(),
+        }
     }
 
     /// Two random numbers for the balancer.

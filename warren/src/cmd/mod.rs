@@ -9,6 +9,7 @@ pub mod keys;
 pub mod logs;
 pub mod mesh;
 pub mod nodes;
+pub mod proxy;
 pub mod relay;
 pub mod routes;
 pub mod serve;
