@@ -115,6 +115,7 @@ fn spec(index: usize) -> ServiceSpec {
         strip_prefix: false,
         sticky: false,
         tls: warren_proto::TlsMode::Auto,
+        upstream_h2: false,
         env: Vec::new(),
         command: vec!["httpd".to_owned(), "-f".to_owned()],
         cpu_millis: None,

@@ -41,11 +41,28 @@ impl ClusterState {
                     path: spec.path.clone().unwrap_or_else(|| "/".to_owned()),
                     strip_prefix: spec.strip_prefix,
                     sticky: spec.sticky,
+                    h2: spec.upstream_h2,
                     upstreams: Arc::from(upstreams),
                 }
             })
             .collect();
-        RouteTable::new(routes)
+        RouteTable::new(routes).with_unreachable(self.unreachable_replicas())
+    }
+
+    /// Where the replicas of routed services on offline nodes answered.
+    fn unreachable_replicas(&self) -> Vec<SocketAddr> {
+        self.workloads
+            .services()
+            .iter()
+            .filter(|service| !service.spec.hosts.is_empty())
+            .flat_map(|service| self.workloads.replicas_of(&service.spec.name))
+            .filter(|replica| !self.is_online(&replica.node))
+            .filter_map(|replica| {
+                let (_, mesh_ip) = self.member(&replica.node)?;
+                let port = *replica.host_ports.first()?;
+                Some(SocketAddr::new(IpAddr::V4(mesh_ip), port))
+            })
+            .collect()
     }
 
     /// The latest routing table, and every new one from now on.

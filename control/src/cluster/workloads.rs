@@ -42,6 +42,11 @@ impl Workloads {
         &self.services
     }
 
+    /// Every replica of `service`.
+    pub(super) fn replicas_of<'a>(&'a self, service: &str) -> &'a [ReplicaRecord] {
+        self.views.replicas_of(service)
+    }
+
     /// The replicas of `service` whose node last reported them healthy.
     pub(super) fn healthy_replicas_of<'a>(
         &'a self,

@@ -4,21 +4,24 @@
 //! A request goes to another replica when connecting fails or a pooled
 //! connection turns out closed before the request was written; and, when
 //! it is idempotent (GET, HEAD, OPTIONS, TRACE without a body), also when
-//! the replica closes or times out before its response's headers. A
-//! request whose body was sent is never sent again.
+//! the replica closes or times out before its response's headers, or its
+//! node goes offline while the request waits for them. A request whose
+//! body was sent is never sent again. Each attempt after the first picks
+//! from the routing table as it is then, so a replica that turned healthy
+//! meanwhile can take it.
 
 use super::balance::{self, Candidate};
 use super::body::ProxyBody;
 use super::headers::{self, Forwarding};
 use super::metrics::UpstreamError;
 use super::pages::page;
-use super::upstream::{Lease, UpstreamBody};
-use super::{Proxy, Route};
+use super::respond::{respond, sticky_choice};
+use super::upstream::{UpstreamBody, UpstreamState};
+use super::{Proxy, Route, RouteTable, Upstream};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Empty, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
-use hyper_util::rt::TokioIo;
 use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,22 +35,62 @@ pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 const MAX_ATTEMPTS: usize = 4;
 
 /// What the access log and the metrics say of a request.
-struct Outcome {
-    response: Response<ProxyBody>,
-    service: Option<String>,
-    upstream: Option<SocketAddr>,
-    attempts: usize,
+pub(super) struct Outcome {
+    pub(super) response: Response<ProxyBody>,
+    pub(super) service: Option<String>,
+    pub(super) upstream: Option<SocketAddr>,
+    pub(super) attempts: usize,
 }
 
 impl Outcome {
-    fn page(status: StatusCode, service: Option<&Route>) -> Outcome {
+    /// The proxy's own page for `status`, for `service` if one was found.
+    pub(super) fn page(status: StatusCode, service: Option<&str>) -> Outcome {
+        Outcome::own(page(status), service)
+    }
+
+    fn own(response: Response<ProxyBody>, service: Option<&str>) -> Outcome {
         Outcome {
-            response: page(status),
-            service: service.map(|r| r.service.clone()),
+            response,
+            service: service.map(str::to_owned),
             upstream: None,
             attempts: 0,
         }
     }
+}
+
+/// A request made ready for replicas: its headers rewritten, the URIs to
+/// send it to, and what of it may be sent again.
+struct Prepared {
+    parts: http::request::Parts,
+    /// The origin-form URI for HTTP/1.1 replicas.
+    uri: Uri,
+    /// The absolute URI for HTTP/2 replicas.
+    h2_uri: Uri,
+    wants_trailers: bool,
+    /// Idempotent and bodyless: may be sent again after it was written.
+    resend_after_write: bool,
+    /// The body, until it is sent.
+    body: Option<UpstreamBody>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    host: String,
+    path: String,
+    service: String,
+}
+
+/// How one attempt at a replica ended.
+enum Attempt {
+    /// The replica answered; the client gets this.
+    Answered(Box<Outcome>),
+    /// Nothing was written; the body is back. `pooled`: the connection was
+    /// a kept one that closed, no fault of the replica's.
+    Unsent { pooled: bool },
+    /// No connection could be made.
+    Unreachable,
+    /// The request was written and no answer came: the status to give if
+    /// it cannot be sent again.
+    Failed(StatusCode),
+    /// The client's body passed the limit.
+    TooLarge,
 }
 
 impl Proxy {
@@ -86,7 +129,7 @@ impl Proxy {
 
     async fn route(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         client: SocketAddr,
         proto: &'static str,
     ) -> Outcome {
@@ -94,35 +137,49 @@ impl Proxy {
             return Outcome::page(StatusCode::BAD_REQUEST, None);
         };
         if let Some(answer) = self.acme_answer(request.uri()) {
-            return Outcome {
-                response: answer,
-                service: None,
-                upstream: None,
-                attempts: 0,
-            };
+            return Outcome::own(answer, None);
         }
         if let Some(redirect) = self.https_redirect(proto, &host, request.uri()) {
-            return Outcome {
-                response: redirect,
-                service: None,
-                upstream: None,
-                attempts: 0,
-            };
+            return Outcome::own(redirect, None);
         }
         let table = Arc::clone(&self.routes.borrow());
         let Some(route) = table.find(&host, request.uri().path()) else {
             return Outcome::page(StatusCode::NOT_FOUND, None);
         };
         if declared_length(&request).is_some_and(|n| n > self.limits.max_body) {
-            return Outcome::page(StatusCode::PAYLOAD_TOO_LARGE, Some(route));
+            return Outcome::page(StatusCode::PAYLOAD_TOO_LARGE, Some(&route.service));
         }
         if route.upstreams.is_empty() {
-            return Outcome::page(StatusCode::SERVICE_UNAVAILABLE, Some(route));
+            return Outcome::page(StatusCode::SERVICE_UNAVAILABLE, Some(&route.service));
         }
+        match self.prepare(request, route, client, proto, host) {
+            Ok(prepared) => self.send_to_replicas(prepared, Arc::clone(&table)).await,
+            Err(status) => Outcome::page(status, Some(&route.service)),
+        }
+    }
+
+    /// Rewrites the request's headers and URI for `route`'s replicas.
+    fn prepare(
+        &self,
+        mut request: Request<Incoming>,
+        route: &Route,
+        client: SocketAddr,
+        proto: &'static str,
+        host: String,
+    ) -> Result<Prepared, StatusCode> {
         let upgrade = headers::upgrade_of(request.headers());
+        let wants_trailers = request
+            .headers()
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
-        headers::strip_hop_by_hop(&mut parts.headers, upgrade.clone());
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         if !parts.headers.contains_key(header::HOST) {
             // An HTTP/2 request names its host in the URI only.
             if let Ok(value) = HeaderValue::from_str(&host) {
@@ -138,8 +195,12 @@ impl Proxy {
             },
         );
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let Ok(uri) = route.upstream_path(path_and_query).parse::<Uri>() else {
-            return Outcome::page(StatusCode::BAD_REQUEST, Some(route));
+        let upstream_path = route.upstream_path(path_and_query);
+        let (Ok(uri), Ok(h2_uri)) = (
+            upstream_path.parse::<Uri>(),
+            format!("http://{host}{upstream_path}").parse::<Uri>(),
+        ) else {
+            return Err(StatusCode::BAD_REQUEST);
         };
         let bodyless = body.is_end_stream();
         let resend_after_write = bodyless
@@ -147,113 +208,197 @@ impl Proxy {
                 parts.method,
                 Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
             );
-        let mut body: Option<UpstreamBody> = Some(if bodyless {
+        let body = Some(if bodyless {
             Either::Right(Empty::new())
         } else {
             Either::Left(Limited::new(body, self.limits.max_body as usize))
         });
-        let sticky = route
-            .sticky
-            .then(|| sticky_choice(&parts.headers, route))
-            .flatten();
+        Ok(Prepared {
+            path: parts.uri.path().to_owned(),
+            parts,
+            uri,
+            h2_uri,
+            wants_trailers,
+            resend_after_write,
+            body,
+            client_upgrade,
+            host,
+            service: route.service.clone(),
+        })
+    }
 
-        let mut tried = vec![false; route.upstreams.len()];
+    /// Sends the request to the service's replicas, one after another as
+    /// the retry rules allow, from the latest table at each attempt.
+    async fn send_to_replicas(
+        &self,
+        mut prepared: Prepared,
+        mut table: Arc<RouteTable>,
+    ) -> Outcome {
+        let mut tried: Vec<SocketAddr> = Vec::new();
         let mut attempts = 0;
         let mut failure = StatusCode::BAD_GATEWAY;
         while attempts < MAX_ATTEMPTS {
+            if attempts > 0 {
+                table = Arc::clone(&self.routes.borrow());
+            }
+            let Some(route) = table
+                .find(&prepared.host, &prepared.path)
+                .filter(|r| r.service == prepared.service)
+            else {
+                break;
+            };
             let now = Instant::now();
-            let states: Vec<_> = route
+            let states: Vec<Arc<UpstreamState>> = route
                 .upstreams
                 .iter()
                 .map(|u| self.upstreams.get(u.addr))
                 .collect();
-            let candidates: Vec<Candidate> = states
+            let candidates: Vec<Candidate> = route
+                .upstreams
                 .iter()
-                .zip(&tried)
-                .map(|(state, &tried)| Candidate {
+                .zip(&states)
+                .map(|(upstream, state)| Candidate {
                     outstanding: state.outstanding(),
                     ejected: state.is_ejected(now),
-                    tried,
+                    tried: tried.contains(&upstream.addr),
                 })
                 .collect();
-            let chosen = sticky
-                .filter(|&i| !candidates[i].tried && !candidates[i].ejected)
-                .or_else(|| balance::pick(&candidates, self.random_pair()));
-            let Some(index) = chosen else { break };
+            let sticky = route
+                .sticky
+                .then(|| sticky_choice(&prepared.parts.headers, route))
+                .flatten()
+                .filter(|&i| !candidates[i].tried && !candidates[i].ejected);
+            let Some(index) = sticky.or_else(|| balance::pick(&candidates, self.random_pair()))
+            else {
+                break;
+            };
             if attempts > 0 {
                 self.metrics.retry(&route.service);
             }
             attempts += 1;
-            tried[index] = true;
             let upstream = &route.upstreams[index];
-            let lease = states[index].lease();
-            let (mut sender, pooled) =
-                match states[index].connect(self.limits.connect_timeout).await {
-                    Ok(connected) => connected,
-                    Err(error) => {
-                        tracing::debug!(addr = %upstream.addr, %error, "replica unreachable");
-                        states[index].failed(now);
-                        self.metrics
-                            .upstream_error(&route.service, UpstreamError::Connect);
-                        continue;
-                    }
-                };
-            let Some(out_body) = body.take() else { break };
-            let mut outgoing = Request::new(out_body);
-            *outgoing.method_mut() = parts.method.clone();
-            *outgoing.uri_mut() = uri.clone();
-            *outgoing.version_mut() = Version::HTTP_11;
-            *outgoing.headers_mut() = parts.headers.clone();
-            let sent = tokio::time::timeout(
-                self.limits.response_timeout,
-                sender.try_send_request(outgoing),
-            )
-            .await;
-            match sent {
-                Ok(Ok(response)) => {
-                    states[index].succeeded();
-                    let mut outcome =
-                        self.respond(response, sender, lease, client_upgrade, route, index);
+            tried.push(upstream.addr);
+            match self
+                .attempt(&mut prepared, route, upstream, &states[index], now)
+                .await
+            {
+                Attempt::Answered(outcome) => {
+                    let mut outcome = *outcome;
                     outcome.attempts = attempts;
                     return outcome;
                 }
-                Ok(Err(mut error)) => {
-                    if let Some(unsent) = error.take_message() {
-                        // Nothing was written: the body is whole, and a
-                        // pooled connection that closed is no fault of the
-                        // replica's.
-                        body = Some(unsent.into_body());
-                        if pooled {
-                            tried[index] = false;
-                        }
-                        continue;
+                Attempt::Unsent { pooled } => {
+                    if pooled {
+                        tried.pop();
                     }
-                    let error = error.into_error();
-                    if body_too_large(&error) {
-                        return Outcome::page(StatusCode::PAYLOAD_TOO_LARGE, Some(route));
-                    }
-                    tracing::debug!(addr = %upstream.addr, %error, "replica closed before answering");
-                    states[index].failed(now);
-                    self.metrics
-                        .upstream_error(&route.service, UpstreamError::Closed);
-                    failure = StatusCode::BAD_GATEWAY;
                 }
-                Err(_) => {
-                    states[index].failed(now);
-                    self.metrics
-                        .upstream_error(&route.service, UpstreamError::Timeout);
-                    failure = StatusCode::GATEWAY_TIMEOUT;
+                Attempt::Unreachable => {}
+                Attempt::TooLarge => {
+                    return Outcome::page(StatusCode::PAYLOAD_TOO_LARGE, Some(&route.service))
+                }
+                Attempt::Failed(status) => {
+                    failure = status;
+                    if !prepared.resend_after_write {
+                        break;
+                    }
+                    prepared.body = Some(Either::Right(Empty::new()));
                 }
             }
-            drop(lease);
-            if !resend_after_write {
-                break;
-            }
-            body = Some(Either::Right(Empty::new()));
         }
-        let mut outcome = Outcome::page(failure, Some(route));
+        let mut outcome = Outcome::page(failure, Some(&prepared.service));
         outcome.attempts = attempts;
         outcome
+    }
+
+    /// One attempt at `upstream`.
+    async fn attempt(
+        &self,
+        prepared: &mut Prepared,
+        route: &Route,
+        upstream: &Upstream,
+        state: &Arc<UpstreamState>,
+        now: Instant,
+    ) -> Attempt {
+        let lease = state.lease();
+        let (mut connection, pooled) =
+            match state.connect(self.limits.connect_timeout, route.h2).await {
+                Ok(connected) => connected,
+                Err(error) => {
+                    tracing::debug!(addr = %upstream.addr, %error, "replica unreachable");
+                    state.failed(now);
+                    self.metrics
+                        .upstream_error(&route.service, UpstreamError::Connect);
+                    return Attempt::Unreachable;
+                }
+            };
+        let Some(body) = prepared.body.take() else {
+            return Attempt::Failed(StatusCode::BAD_GATEWAY);
+        };
+        let mut outgoing = Request::new(body);
+        *outgoing.method_mut() = prepared.parts.method.clone();
+        *outgoing.headers_mut() = prepared.parts.headers.clone();
+        if route.h2 {
+            // HTTP/2 names the host in the URI (:authority), and lets
+            // `te: trailers` through (gRPC needs it).
+            *outgoing.uri_mut() = prepared.h2_uri.clone();
+            *outgoing.version_mut() = Version::HTTP_2;
+            outgoing.headers_mut().remove(header::HOST);
+            if prepared.wants_trailers {
+                outgoing
+                    .headers_mut()
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        } else {
+            *outgoing.uri_mut() = prepared.uri.clone();
+            *outgoing.version_mut() = Version::HTTP_11;
+        }
+        let offline = state.went_offline();
+        tokio::pin!(offline);
+        offline.as_mut().enable();
+        let sent = tokio::select! {
+            sent = tokio::time::timeout(self.limits.response_timeout, connection.send(outgoing)) => sent,
+            () = &mut offline => {
+                tracing::debug!(addr = %upstream.addr, "replica's node went offline while answering");
+                state.failed(now);
+                self.metrics.upstream_error(&route.service, UpstreamError::Offline);
+                return Attempt::Failed(StatusCode::BAD_GATEWAY);
+            }
+        };
+        match sent {
+            Ok(Ok(response)) => {
+                state.succeeded();
+                let client_upgrade = prepared.client_upgrade.take();
+                Attempt::Answered(Box::new(respond(
+                    response,
+                    connection,
+                    lease,
+                    client_upgrade,
+                    route,
+                    upstream,
+                )))
+            }
+            Ok(Err(mut error)) => {
+                if let Some(unsent) = error.take_message() {
+                    prepared.body = Some(unsent.into_body());
+                    return Attempt::Unsent { pooled };
+                }
+                let error = error.into_error();
+                if body_too_large(&error) {
+                    return Attempt::TooLarge;
+                }
+                tracing::debug!(addr = %upstream.addr, %error, "replica closed before answering");
+                state.failed(now);
+                self.metrics
+                    .upstream_error(&route.service, UpstreamError::Closed);
+                Attempt::Failed(StatusCode::BAD_GATEWAY)
+            }
+            Err(_) => {
+                state.failed(now);
+                self.metrics
+                    .upstream_error(&route.service, UpstreamError::Timeout);
+                Attempt::Failed(StatusCode::GATEWAY_TIMEOUT)
+            }
+        }
     }
 
     /// The answer to an open ACME HTTP-01 challenge, if `uri` asks for one.
@@ -290,81 +435,6 @@ impl Proxy {
         response.headers_mut().insert(header::LOCATION, location);
         Some(response)
     }
-
-    /// The client's response from the replica's: hop-by-hop headers out,
-    /// the sticky cookie in, the body streamed; a `101` joins the two
-    /// upgraded connections.
-    fn respond(
-        &self,
-        mut response: Response<Incoming>,
-        sender: super::upstream::Sender,
-        mut lease: Lease,
-        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-        route: &Route,
-        index: usize,
-    ) -> Outcome {
-        let upstream = &route.upstreams[index];
-        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let agreed = switching
-            .then(|| response.headers().get(header::UPGRADE).cloned())
-            .flatten();
-        headers::strip_hop_by_hop(response.headers_mut(), agreed.clone());
-        if route.sticky {
-            if let Ok(cookie) = HeaderValue::from_str(&format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Lax",
-                sticky_cookie(route),
-                replica_token(&upstream.replica)
-            )) {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
-        }
-        let outcome = |response| Outcome {
-            response,
-            service: Some(route.service.clone()),
-            upstream: Some(upstream.addr),
-            attempts: 0,
-        };
-        if switching {
-            let Some(client_upgrade) = client_upgrade.filter(|_| agreed.is_some()) else {
-                return Outcome::page(StatusCode::BAD_GATEWAY, Some(route));
-            };
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            drop(sender);
-            tokio::spawn(join_upgraded(client_upgrade, upstream_upgrade, lease));
-            let (parts, _) = response.into_parts();
-            return outcome(Response::from_parts(parts, ProxyBody::Own(None)));
-        }
-        let (parts, body) = response.into_parts();
-        lease.hold(sender);
-        if body.is_end_stream() {
-            lease.finish();
-        }
-        outcome(Response::from_parts(
-            parts,
-            ProxyBody::Upstream { body, lease },
-        ))
-    }
-}
-
-/// Copies bytes both ways between an upgraded client and replica (a
-/// WebSocket) until either side closes; the lease counts it outstanding.
-async fn join_upgraded(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    lease: Lease,
-) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(both) => both,
-        Err(error) => {
-            tracing::debug!(%error, "upgrade did not complete");
-            return;
-        }
-    };
-    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(%error, "upgraded connection ended");
-    }
-    drop(lease);
 }
 
 /// The host a request asks for: its Host header, or its URI's authority.
@@ -397,37 +467,4 @@ fn body_too_large(error: &hyper::Error) -> bool {
         source = cause.source();
     }
     false
-}
-
-/// The cookie that keeps a client on one replica of `route`'s service.
-fn sticky_cookie(route: &Route) -> String {
-    format!("warren_{}", route.service)
-}
-
-/// A replica's name in its sticky cookie: a hash, so nothing internal shows.
-fn replica_token(replica: &str) -> String {
-    // FNV-1a: stable across restarts of the control plane.
-    let hash = replica
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("{hash:016x}")
-}
-
-/// The replica a request's sticky cookie names, if it is still a route's.
-fn sticky_choice(headers: &http::HeaderMap, route: &Route) -> Option<usize> {
-    let name = sticky_cookie(route);
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())?;
-    route
-        .upstreams
-        .iter()
-        .position(|u| replica_token(&u.replica) == token)
 }

@@ -24,6 +24,8 @@ pub enum UpstreamError {
     Closed,
     /// No response headers within the upstream timeout.
     Timeout,
+    /// The replica's node went offline while the request waited.
+    Offline,
 }
 
 impl UpstreamError {
@@ -32,6 +34,7 @@ impl UpstreamError {
             UpstreamError::Connect => Failure::Connect,
             UpstreamError::Closed => Failure::Closed,
             UpstreamError::Timeout => Failure::Timeout,
+            UpstreamError::Offline => Failure::Offline,
         }
     }
 
@@ -40,6 +43,7 @@ impl UpstreamError {
             UpstreamError::Connect => "connect",
             UpstreamError::Closed => "closed",
             UpstreamError::Timeout => "timeout",
+            UpstreamError::Offline => "offline",
         }
     }
 }

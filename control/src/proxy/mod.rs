@@ -23,6 +23,7 @@ pub mod headers;
 mod listener;
 pub mod metrics;
 mod pages;
+mod respond;
 pub mod routes;
 pub mod stats;
 pub mod upstream;
@@ -139,8 +140,13 @@ impl Proxy {
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
                 let Some(proxy) = weak.upgrade() else { break };
-                let live: HashSet<_> = changes
-                    .borrow_and_update()
+                let table = Arc::clone(&changes.borrow_and_update());
+                for addr in table.unreachable() {
+                    if let Some(upstream) = proxy.upstreams.existing(*addr) {
+                        upstream.node_offline();
+                    }
+                }
+                let live: HashSet<_> = table
                     .routes()
                     .iter()
                     .flat_map(|route| route.upstreams.iter().map(|u| u.addr))

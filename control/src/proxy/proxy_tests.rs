@@ -138,6 +138,7 @@ pub(super) fn route(service: &str, host: &str, path: &str, upstreams: Vec<Upstre
         path: path.to_owned(),
         strip_prefix: false,
         sticky: false,
+        h2: false,
         upstreams: Arc::from(upstreams),
     }
 }
@@ -502,4 +503,69 @@ async fn a_sticky_cookie_keeps_a_client_on_its_replica() {
         .await;
         assert!(body.starts_with(&first), "{body} is not {first}");
     }
+}
+
+/// A replica that takes requests and never answers.
+async fn silent_replica() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_get_waiting_on_a_replica_whose_node_goes_offline_goes_to_another_but_a_post_does_not() {
+    let silent = silent_replica().await;
+    let good = echo_replica("good").await;
+    let proxy = start(
+        vec![route(
+            "web",
+            "web.test",
+            "/",
+            vec![upstream("web.1", silent)],
+        )],
+        ProxyLimits::default(),
+    )
+    .await;
+    let addr = proxy.addr;
+    let get = tokio::spawn(async move { super::tests::get(addr, "web.test", "/").await });
+    let post = tokio::spawn(async move {
+        send(
+            addr,
+            "POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The silent replica's node goes offline; another replica is healthy.
+    proxy.routes.send_replace(Arc::new(
+        RouteTable::new(vec![route(
+            "web",
+            "web.test",
+            "/",
+            vec![upstream("web.2", good)],
+        )])
+        .with_unreachable(vec![silent]),
+    ));
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), get)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("replica=good"), "{body}");
+    let (status, _) = tokio::time::timeout(Duration::from_secs(5), post)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 502, "a sent POST is not sent again");
+    let metrics = proxy.proxy.render_metrics();
+    assert!(metrics.contains("kind=\"offline\"} 2"), "{metrics}");
 }

@@ -40,6 +40,8 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Whether clients are kept on one replica by a cookie.
     pub sticky: bool,
+    /// Whether the replicas speak HTTP/2 without TLS (h2c).
+    pub h2: bool,
     /// The healthy replicas, in replica order.
     pub upstreams: Arc<[Upstream]>,
 }
@@ -70,6 +72,9 @@ pub struct RouteTable {
     /// longest path first.
     exact: HashMap<String, Vec<usize>>,
     wildcard: HashMap<String, Vec<usize>>,
+    /// Replicas of routed services whose node is offline: requests
+    /// waiting for their answers go elsewhere.
+    unreachable: Vec<SocketAddr>,
 }
 
 impl RouteTable {
@@ -95,7 +100,19 @@ impl RouteTable {
             routes,
             exact,
             wildcard,
+            unreachable: Vec::new(),
         }
+    }
+
+    /// The table, telling that the replicas at `addrs` are on offline nodes.
+    pub fn with_unreachable(mut self, addrs: Vec<SocketAddr>) -> RouteTable {
+        self.unreachable = addrs;
+        self
+    }
+
+    /// The replicas of routed services whose node is offline.
+    pub fn unreachable(&self) -> &[SocketAddr] {
+        &self.unreachable
     }
 
     /// Every route, in the order given.

@@ -10,6 +10,7 @@ fn route(service: &str, hosts: &[&str], path: &str) -> Route {
         path: path.to_owned(),
         strip_prefix: false,
         sticky: false,
+        h2: false,
         upstreams: Arc::from(Vec::new()),
     }
 }

@@ -31,6 +31,8 @@ pub enum Failure {
     Closed,
     /// No response headers in time.
     Timeout,
+    /// The replica's node went offline while the request waited.
+    Offline,
 }
 
 /// Counts over a span of time.
@@ -39,7 +41,7 @@ struct Tally {
     requests: u64,
     /// 1xx, 2xx, 3xx, 4xx, 5xx.
     classes: [u64; 5],
-    failures: [u64; 3],
+    failures: [u64; 4],
     retries: u64,
     latency: [u32; BUCKETS],
 }
@@ -49,7 +51,7 @@ impl Default for Tally {
         Tally {
             requests: 0,
             classes: [0; 5],
-            failures: [0; 3],
+            failures: [0; 4],
             retries: 0,
             latency: [0; BUCKETS],
         }
@@ -101,6 +103,7 @@ impl Tally {
             connect_errors: self.failures[0],
             closed_errors: self.failures[1],
             timeouts: self.failures[2],
+            offline_errors: self.failures[3],
             retries: self.retries,
             p50_ms: self.percentile_ms(0.5),
             p99_ms: self.percentile_ms(0.99),
@@ -244,6 +247,8 @@ pub struct Summary {
     pub closed_errors: u64,
     /// Attempts whose replica did not answer in time.
     pub timeouts: u64,
+    /// Attempts whose replica's node went offline while they waited.
+    pub offline_errors: u64,
     /// Requests sent to another replica after a failure.
     pub retries: u64,
     /// Half the requests were answered within this, milliseconds.

@@ -4,6 +4,7 @@
 use super::certs::{self, CertTable};
 use super::tests::{echo_replica, get, route, upstream};
 use super::*;
+use http::HeaderValue;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -23,6 +24,16 @@ struct Https {
 
 async fn start_https() -> Https {
     let replica = echo_replica("a").await;
+    start_https_with(vec![route(
+        "web",
+        "web.test",
+        "/",
+        vec![upstream("web.1", replica)],
+    )])
+    .await
+}
+
+async fn start_https_with(routes: Vec<Route>) -> Https {
     let (cert_pem, key_pem) = certs::tests::self_signed(&["web.test"], 2099);
     let loaded = certs::load("web.test", &cert_pem, &key_pem, 0).unwrap();
     let root = loaded.key.cert[0].clone();
@@ -30,12 +41,7 @@ async fn start_https() -> Https {
         "web.test".to_owned(),
         loaded.key,
     )])));
-    let (routes_sender, routes) = watch::channel(Arc::new(RouteTable::new(vec![route(
-        "web",
-        "web.test",
-        "/",
-        vec![upstream("web.1", replica)],
-    )])));
+    let (routes_sender, routes) = watch::channel(Arc::new(RouteTable::new(routes)));
     let https = bind(&["127.0.0.1:0".parse().unwrap()], false, "--https-listen").unwrap();
     let https_port = https[0].local_addr().unwrap().port();
     let proxy = Proxy::new(
@@ -145,4 +151,84 @@ async fn plain_http_for_a_host_with_a_certificate_is_redirected_but_acme_challen
     assert_eq!(status, 200, "passed on: {body}");
     let (status, _) = get(https.http, "nothing.test", "/").await;
     assert_eq!(status, 404);
+}
+
+/// A replica that speaks h2c and answers like a gRPC server: a body, then
+/// `grpc-status` in trailers; it says what it saw in `x-seen`.
+async fn h2c_replica() -> SocketAddr {
+    use http_body_util::StreamBody;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: http::Request<hyper::body::Incoming>| async move {
+                        let seen = format!(
+                            "{} {} te={}",
+                            request.version() == http::Version::HTTP_2,
+                            request.uri(),
+                            request
+                                .headers()
+                                .get("te")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-"),
+                        );
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                        let frames = vec![
+                            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+                                bytes::Bytes::from_static(b"reply"),
+                            )),
+                            Ok(hyper::body::Frame::trailers(trailers)),
+                        ];
+                        let mut response =
+                            http::Response::new(StreamBody::new(futures::stream::iter(frames)));
+                        response
+                            .headers_mut()
+                            .insert("x-seen", HeaderValue::from_str(&seen).unwrap());
+                        Ok::<_, std::convert::Infallible>(response)
+                    },
+                );
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn grpc_style_requests_go_to_h2c_replicas_with_trailers_both_ways() {
+    let replica = h2c_replica().await;
+    let https = start_https_with(vec![Route {
+        h2: true,
+        ..route("grpc", "web.test", "/", vec![upstream("grpc.1", replica)])
+    }])
+    .await;
+    let tls = tls_connect(&https, "web.test", b"h2").await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post("https://web.test/pkg.Service/Method")
+        .header("te", "trailers")
+        .header("content-type", "application/grpc")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"ask")))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-seen"],
+        "true http://web.test/pkg.Service/Method te=trailers"
+    );
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap();
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), "reply");
 }

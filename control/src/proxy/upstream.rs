@@ -1,18 +1,21 @@
 //! The proxy's side of each replica: its keep-alive pool of HTTP/1.1
-//! connections, its outstanding requests and its passive health.
+//! connections (or its one multiplexed HTTP/2 connection, for replicas
+//! that speak h2c), its outstanding requests and its passive health.
 //!
-//! A connection goes back to its pool when the response it carried has
-//! been read to the end ([`Lease`]); one whose response was cut short, or
-//! that carried an upgrade, is closed instead.
+//! An HTTP/1.1 connection goes back to its pool when the response it
+//! carried has been read to the end ([`Lease`]); one whose response was
+//! cut short, or that carried an upgrade, is closed instead.
 
 use super::balance::PassiveHealth;
 use bytes::Bytes;
 use http_body_util::{Either, Empty, Limited};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -21,8 +24,40 @@ use std::time::{Duration, Instant};
 /// size, or nothing (a request without a body, or one sent again).
 pub type UpstreamBody = Either<Limited<Incoming>, Empty<Bytes>>;
 
-/// A connection to a replica, ready for a request.
+/// An HTTP/1.1 connection to a replica.
 pub type Sender = http1::SendRequest<UpstreamBody>;
+
+/// What sending a request on a connection comes to.
+pub type Sent = Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    http::Response<Incoming>,
+                    TrySendError<http::Request<UpstreamBody>>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// A connection to a replica, ready for a request.
+#[derive(Debug)]
+pub enum Connection {
+    /// One request at a time; pooled.
+    Http1(Sender),
+    /// Multiplexed; shared by every request to the replica.
+    Http2(http2::SendRequest<UpstreamBody>),
+}
+
+impl Connection {
+    /// Sends `request`; an error gives the request back if nothing of it
+    /// was written.
+    pub fn send(&mut self, request: http::Request<UpstreamBody>) -> Sent {
+        match self {
+            Connection::Http1(sender) => Box::pin(sender.try_send_request(request)),
+            Connection::Http2(sender) => Box::pin(sender.try_send_request(request)),
+        }
+    }
+}
 
 /// How long an idle pooled connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -55,6 +90,8 @@ pub struct UpstreamState {
     outstanding: AtomicU32,
     health: Mutex<PassiveHealth>,
     idle: Mutex<Vec<(Instant, Sender)>>,
+    h2: tokio::sync::Mutex<Option<http2::SendRequest<UpstreamBody>>>,
+    offline: tokio::sync::Notify,
 }
 
 impl UpstreamState {
@@ -64,6 +101,8 @@ impl UpstreamState {
             outstanding: AtomicU32::new(0),
             health: Mutex::new(PassiveHealth::default()),
             idle: Mutex::new(Vec::new()),
+            h2: tokio::sync::Mutex::new(None),
+            offline: tokio::sync::Notify::new(),
         }
     }
 
@@ -96,6 +135,16 @@ impl UpstreamState {
             .succeeded();
     }
 
+    /// Completes when its node is next seen offline ([`Self::node_offline`]).
+    pub fn went_offline(&self) -> tokio::sync::futures::Notified<'_> {
+        self.offline.notified()
+    }
+
+    /// Its node went offline: requests waiting for its answer go elsewhere.
+    pub fn node_offline(&self) {
+        self.offline.notify_waiters();
+    }
+
     /// Idle connections in its pool.
     pub fn idle(&self) -> usize {
         self.idle
@@ -113,19 +162,23 @@ impl UpstreamState {
         }
     }
 
-    /// A connection ready for a request: a pooled one, or a new one made
-    /// within `connect_timeout`. The bool says whether it was pooled.
-    pub async fn connect(&self, connect_timeout: Duration) -> Result<(Sender, bool), ConnectError> {
+    /// A connection ready for a request (HTTP/2 when `h2`): a pooled or
+    /// shared one, or a new one made within `connect_timeout`. The bool
+    /// says whether it was there already.
+    pub async fn connect(
+        &self,
+        connect_timeout: Duration,
+        h2: bool,
+    ) -> Result<(Connection, bool), ConnectError> {
+        if h2 {
+            return self.connect_h2(connect_timeout).await;
+        }
         while let Some(mut sender) = self.pop_idle() {
             if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
-                return Ok((sender, true));
+                return Ok((Connection::Http1(sender), true));
             }
         }
-        let stream =
-            tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(self.addr))
-                .await
-                .map_err(|_| ConnectError::Timeout)??;
-        stream.set_nodelay(true)?;
+        let stream = self.tcp(connect_timeout).await?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         let addr = self.addr;
         tokio::spawn(async move {
@@ -133,7 +186,38 @@ impl UpstreamState {
                 tracing::debug!(%addr, %error, "upstream connection ended");
             }
         });
-        Ok((sender, false))
+        Ok((Connection::Http1(sender), false))
+    }
+
+    /// The replica's HTTP/2 connection, made if there is none or it closed.
+    async fn connect_h2(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<(Connection, bool), ConnectError> {
+        let mut shared = self.h2.lock().await;
+        if let Some(sender) = shared.as_ref().filter(|s| !s.is_closed()) {
+            return Ok((Connection::Http2(sender.clone()), true));
+        }
+        let stream = self.tcp(connect_timeout).await?;
+        let (sender, connection) =
+            http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
+        let addr = self.addr;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%addr, %error, "upstream HTTP/2 connection ended");
+            }
+        });
+        *shared = Some(sender.clone());
+        Ok((Connection::Http2(sender), false))
+    }
+
+    async fn tcp(&self, connect_timeout: Duration) -> Result<tokio::net::TcpStream, ConnectError> {
+        let stream =
+            tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(self.addr))
+                .await
+                .map_err(|_| ConnectError::Timeout)??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
 
     fn pop_idle(&self) -> Option<Sender> {
@@ -166,9 +250,12 @@ impl Lease {
         &self.upstream
     }
 
-    /// Keeps `sender` to give back when the response is done.
-    pub fn hold(&mut self, sender: Sender) {
-        self.sender = Some(sender);
+    /// Keeps an HTTP/1.1 connection to give back when the response is
+    /// done (an HTTP/2 one stays shared).
+    pub fn hold(&mut self, connection: Connection) {
+        if let Connection::Http1(sender) = connection {
+            self.sender = Some(sender);
+        }
     }
 
     /// The response was read to its end: the connection can carry another.
@@ -199,6 +286,15 @@ impl Upstreams {
             map.entry(addr)
                 .or_insert_with(|| Arc::new(UpstreamState::new(addr))),
         )
+    }
+
+    /// The replica at `addr`, if the proxy has sent to it.
+    pub fn existing(&self, addr: SocketAddr) -> Option<Arc<UpstreamState>> {
+        self.by_addr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&addr)
+            .cloned()
     }
 
     /// Forgets the replicas no route has any more (their pools close).

@@ -203,6 +203,7 @@ mod tests {
             strip_prefix: false,
             sticky: false,
             tls: warren_proto::TlsMode::Auto,
+            upstream_h2: false,
             env: Vec::new(),
             command: vec!["httpd".to_owned()],
             cpu_millis: None,

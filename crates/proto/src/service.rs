@@ -53,6 +53,10 @@ pub struct ServiceSpec {
     /// Whether the proxy gets certificates for the hosts by ACME.
     #[serde(default)]
     pub tls: TlsMode,
+    /// Whether the proxy speaks HTTP/2 without TLS (h2c) to the replicas,
+    /// as gRPC servers want.
+    #[serde(default)]
+    pub upstream_h2: bool,
     /// Environment variables, in order.
     #[serde(default)]
     pub env: Vec<(String, String)>,
@@ -94,6 +98,7 @@ impl ServiceSpec {
             strip_prefix: false,
             sticky: false,
             tls: TlsMode::Auto,
+            upstream_h2: false,
             env: Vec::new(),
             command: Vec::new(),
             cpu_millis: None,
@@ -174,6 +179,9 @@ impl ServiceSpec {
         }
         if self.sticky && self.hosts.is_empty() {
             return Err(SpecError::StickyNeedsHost);
+        }
+        if self.upstream_h2 && self.hosts.is_empty() {
+            return Err(SpecError::UpstreamH2NeedsHost);
         }
         Ok(())
     }
@@ -403,6 +411,9 @@ pub enum SpecError {
     /// `--sticky` without `--host`.
     #[error("--sticky needs a --host")]
     StickyNeedsHost,
+    /// `--upstream-h2` without `--host`.
+    #[error("--upstream-h2 needs a --host")]
+    UpstreamH2NeedsHost,
     /// An environment variable name that is not one.
     #[error("invalid environment variable name {0:?}: use letters, digits and '_', not starting with a digit")]
     EnvKey(String),

@@ -14,6 +14,7 @@ fn spec() -> ServiceSpec {
         strip_prefix: true,
         sticky: true,
         tls: TlsMode::Off,
+        upstream_h2: true,
         env: vec![("MODE".to_owned(), "prod".to_owned())],
         command: vec!["httpd".to_owned(), "-f".to_owned()],
         cpu_millis: Some(500),
@@ -129,6 +130,7 @@ fn every_broken_rule_is_refused_with_its_own_line() {
                 path: None,
                 strip_prefix: false,
                 sticky: false,
+                upstream_h2: false,
                 ..spec()
             },
             "need a --port",
@@ -224,6 +226,16 @@ fn every_broken_rule_is_refused_with_its_own_line() {
                 ..spec()
             },
             "--sticky needs a --host",
+        ),
+        (
+            ServiceSpec {
+                hosts: Vec::new(),
+                path: None,
+                strip_prefix: false,
+                sticky: false,
+                ..spec()
+            },
+            "--upstream-h2 needs a --host",
         ),
     ];
     for (spec, expected) in cases {

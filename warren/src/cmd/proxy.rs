@@ -18,7 +18,7 @@ use warren_control::proxy::ProxyStats;
     long_about = "Inspect the ingress proxy. `warren proxy stats` shows, per service, over the \
         last minute and since the control plane started: requests and requests per second, \
         answers by status class, failed attempts at replicas by kind (connect, closed before \
-        answering, timeout), retries on another replica, and the 50th and 99th percentile of \
+        answering, timeout, node offline), retries on another replica, and the 50th and 99th percentile of \
         the time to the response's headers; with the requests in flight to its replicas and \
         the client connections open now. The same numbers are on /metrics for Prometheus.",
     after_help = "Examples:\n  warren proxy stats\n  \
@@ -72,7 +72,7 @@ fn table(stats: &ProxyStats) -> String {
         ("3XX", Right),
         ("4XX", Right),
         ("5XX", Right),
-        ("CONNECT/CLOSED/TIMEOUT", Right),
+        ("CONNECT/CLOSED/TIMEOUT/OFFLINE", Right),
         ("RETRIES", Right),
         ("P50", Right),
         ("P99", Right),
@@ -97,8 +97,8 @@ fn table(stats: &ProxyStats) -> String {
 
 fn row(table: &mut Table<13>, name: &str, span: &str, summary: &Summary, in_flight: u32) {
     let errors = format!(
-        "{}/{}/{}",
-        summary.connect_errors, summary.closed_errors, summary.timeouts
+        "{}/{}/{}/{}",
+        summary.connect_errors, summary.closed_errors, summary.timeouts, summary.offline_errors
     );
     table.row([
         &name,

@@ -70,6 +70,10 @@ pub struct DeployArgs {
     /// HTTP-01 cannot prove; a `warren cert set` certificate wins); `off`: never.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     tls: TlsMode,
+    /// Speak HTTP/2 without TLS (h2c, prior knowledge) to the replicas, as
+    /// gRPC servers want; clients reach it over HTTPS with HTTP/2.
+    #[arg(long)]
+    upstream_h2: bool,
     /// An environment variable (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
@@ -238,6 +242,7 @@ fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
         strip_prefix: args.strip_prefix,
         sticky: args.sticky,
         tls: args.tls,
+        upstream_h2: args.upstream_h2,
         env,
         command: args.command.clone(),
         cpu_millis: match &args.cpu {
