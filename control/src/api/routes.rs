@@ -41,6 +41,8 @@ pub struct RouteInfo {
     pub strip_prefix: bool,
     /// Whether clients stick to a replica.
     pub sticky: bool,
+    /// Whether the replicas are spoken to in HTTP/2 (h2c).
+    pub upstream_h2: bool,
     /// The healthy replicas the proxy sends to.
     pub upstreams: Vec<UpstreamInfo>,
 }
@@ -86,6 +88,7 @@ fn info(table: &RouteTable, mesh: &MeshView, proxy: bool) -> RoutesInfo {
                 path: route.path.clone(),
                 strip_prefix: route.strip_prefix,
                 sticky: route.sticky,
+                upstream_h2: route.h2,
                 upstreams: route
                     .upstreams
                     .iter()

@@ -569,3 +569,17 @@ async fn a_get_waiting_on_a_replica_whose_node_goes_offline_goes_to_another_but_
     let metrics = proxy.proxy.render_metrics();
     assert!(metrics.contains("kind=\"offline\"} 2"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_port_that_is_taken_is_one_line_naming_the_flag() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let error = bind(&[addr], true, "--https-listen")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with(&format!("cannot listen on {addr} (--https-listen): ")),
+        "{error}"
+    );
+    assert!(!error.contains('\n'));
+}
