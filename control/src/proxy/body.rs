@@ -40,7 +40,10 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Upstream { body, lease } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
-                if let Poll::Ready(None) = polled {
+                // The server stops polling once the body says it has ended
+                // (a Content-Length body, after its last byte), so the end
+                // is seen here too, not only as `None`.
+                if matches!(polled, Poll::Ready(None)) || body.is_end_stream() {
                     lease.finish();
                 }
                 polled

@@ -583,3 +583,28 @@ async fn a_port_that_is_taken_is_one_line_naming_the_flag() {
     );
     assert!(!error.contains('\n'));
 }
+
+#[tokio::test]
+async fn a_replica_connection_is_kept_and_reused_after_a_whole_response() {
+    let replica = echo_replica("a").await;
+    let proxy = start(
+        vec![route(
+            "web",
+            "web.test",
+            "/",
+            vec![upstream("web.1", replica)],
+        )],
+        ProxyLimits::default(),
+    )
+    .await;
+    for _ in 0..10 {
+        let (status, _) = get(proxy.addr, "web.test", "/").await;
+        assert_eq!(status, 200);
+    }
+    let metrics = proxy.proxy.render_metrics();
+    let idle = format!("warren_proxy_pool_idle_connections{{upstream=\"{replica}\"}} 1");
+    assert!(
+        metrics.contains(&idle),
+        "one connection, reused:\n{metrics}"
+    );
+}

@@ -208,7 +208,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             }
         }),
     };
-    super::until_signal(|shutdown| {
+    super::until_signal_on_all_cores(|shutdown| {
         warren_control::serve(
             options,
             |started| {
