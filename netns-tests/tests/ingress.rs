@@ -153,23 +153,7 @@ fn the_proxy_routes_by_host_and_path_to_replicas_on_direct_and_relayed_nodes() {
 
     // A replica killed under a loop of GETs: no request fails. The agent
     // restarts it; meanwhile the proxy retries on the other one.
-    let on_vm = vm.running().unwrap();
-    let victim = on_vm
-        .iter()
-        .find(|id| {
-            vm.dockerd
-                .docker(&[
-                    "inspect",
-                    "-f",
-                    "{{index .Config.Labels \"warren.service\"}}",
-                    id,
-                ])
-                .unwrap()
-                .trim()
-                == "web"
-        })
-        .unwrap()
-        .clone();
+    let victim = container_of(&vm, "web");
     let failures = std::thread::scope(|s| {
         let looping = s.spawn(|| {
             let mut failures = Vec::new();

@@ -131,6 +131,11 @@ pub(super) fn upstream(replica: &str, addr: SocketAddr) -> Upstream {
     }
 }
 
+/// `web.test` to the one replica at `addr`.
+fn one_route(addr: SocketAddr) -> Vec<Route> {
+    vec![route("web", "web.test", "/", vec![upstream("web.1", addr)])]
+}
+
 pub(super) fn route(service: &str, host: &str, path: &str, upstreams: Vec<Upstream>) -> Route {
     Route {
         service: service.to_owned(),
@@ -338,12 +343,7 @@ async fn a_replica_that_refuses_or_hangs_up_is_invisible_to_gets_but_a_sent_post
 async fn hop_by_hop_headers_are_dropped_and_bodies_over_the_limit_refused() {
     let replica = echo_replica("a").await;
     let proxy = start(
-        vec![route(
-            "web",
-            "web.test",
-            "/",
-            vec![upstream("web.1", replica)],
-        )],
+        one_route(replica),
         ProxyLimits {
             max_body: 1000,
             ..ProxyLimits::default()
@@ -387,12 +387,7 @@ async fn hop_by_hop_headers_are_dropped_and_bodies_over_the_limit_refused() {
 async fn malformed_requests_huge_heads_and_slow_clients_do_not_stop_others() {
     let replica = echo_replica("a").await;
     let proxy = start(
-        vec![route(
-            "web",
-            "web.test",
-            "/",
-            vec![upstream("web.1", replica)],
-        )],
+        one_route(replica),
         ProxyLimits {
             header_timeout: Duration::from_millis(500),
             max_head: 8192,
@@ -587,16 +582,7 @@ async fn a_port_that_is_taken_is_one_line_naming_the_flag() {
 #[tokio::test]
 async fn a_replica_connection_is_kept_and_reused_after_a_whole_response() {
     let replica = echo_replica("a").await;
-    let proxy = start(
-        vec![route(
-            "web",
-            "web.test",
-            "/",
-            vec![upstream("web.1", replica)],
-        )],
-        ProxyLimits::default(),
-    )
-    .await;
+    let proxy = start(one_route(replica), ProxyLimits::default()).await;
     for _ in 0..10 {
         let (status, _) = get(proxy.addr, "web.test", "/").await;
         assert_eq!(status, 200);
