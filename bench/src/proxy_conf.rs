@@ -259,7 +259,10 @@ pub fn start(
                 .arg("-c")
                 .arg(conf)
                 .name("nginx-proxy");
-            (spec, LogLines::new(dir.join("nginx-access.log"), None))
+            (
+                spec,
+                Some(LogLines::new(dir.join("nginx-access.log"), None)),
+            )
         }
         ProxyKind::Haproxy => {
             let conf = write("haproxy.cfg", haproxy_conf(port, upstreams))?;
@@ -268,8 +271,8 @@ pub fn start(
                 .arg("-f")
                 .arg(conf)
                 .name("haproxy-proxy");
-            // Its stdout is the lab's log file of the process.
-            (spec, LogLines::new(PathBuf::new(), Some(HAPROXY_FRONTEND)))
+            // Its log lines go to stdout: the lab's log file of the process.
+            (spec, None)
         }
         ProxyKind::Caddy => {
             let conf = write("Caddyfile", caddyfile(dir, port, upstreams))?;
@@ -283,15 +286,15 @@ pub fn start(
                 .env("XDG_DATA_HOME", home.join("data"))
                 .env("XDG_CONFIG_HOME", home.join("config"))
                 .name("caddy-proxy");
-            (spec, LogLines::new(dir.join("caddy-access.log"), None))
+            (
+                spec,
+                Some(LogLines::new(dir.join("caddy-access.log"), None)),
+            )
         }
     };
     let proc = lab.spawn(ns, spec)?;
-    let log = if kind == ProxyKind::Haproxy {
-        LogLines::new(proc.log_path().to_path_buf(), Some(HAPROXY_FRONTEND))
-    } else {
-        log
-    };
+    let log =
+        log.unwrap_or_else(|| LogLines::new(proc.log_path().to_path_buf(), Some(HAPROXY_FRONTEND)));
     Ok(Started { kind, proc, log })
 }
 
