@@ -15,7 +15,7 @@ NAME
 SYNOPSIS
     warren-bench [--runs N] [--seconds S] [--probes N] [--quick]
                  [--only PATH[,PATH...]] [--traversal-trials N] [--write FILE]
-                 [--baseline WARREN]
+                 [--proxy-seconds S] [--baseline WARREN]
 
 DESCRIPTION
     Builds one pair of network namespaces joined by a veth link per path, and
@@ -71,6 +71,22 @@ DESCRIPTION
     (joined, no replicas) and with 20 running replicas (0.01 core and 8 MiB
     each, TCP health checks every 2 s).
 
+    A proxy section (\"proxy\" in --only) builds a lab cluster whose control
+    plane runs replicas too (`warren serve --docker-host`, its own Docker
+    daemon) and one --direct worker in a VPC, each running an nginx upstream
+    (an image made from the host's /usr/sbin/nginx) that serves a 1 KiB
+    page; warren's proxy and nginx, haproxy and caddy (Debian's, as reverse
+    proxies on the control plane's host, 2 workers or threads each,
+    HTTP/1.1 keep-alive to the upstreams, an access log line per request
+    to a file for all four) forward to the upstream on their own host and
+    to the one across the mesh. wrk (HTTP/1.1 keep-alive, -t2 -c64, and
+    -t1 -c1 for the latency of one request at a time) runs on the control
+    plane's host against each proxy and against the upstream directly, the
+    targets interleaved in each of --runs rounds of --proxy-seconds each:
+    requests/s, p50/p99/p99.9 latency, the proxy's CPU seconds per 100k
+    requests and the latency it adds over the direct runs, with ratios
+    against nginx.
+
     With --baseline WARREN (another warren binary, typically built from an
     older commit: see make bench-baseline below), a path warren-baseline
     joins the paths: the same warren <-> warren setup run by that binary,
@@ -94,14 +110,18 @@ OPTIONS
                      with --baseline)
     --seconds S      length of each iperf3 run in seconds (default 5)
     --probes N       round-trip probes per latency measurement (default 2000)
-    --quick          1 run of 2 s, 300 probes, 3 traversal trials, 3 deploys and
-                     5 s agent windows, for development (flags given after
+    --quick          1 run of 2 s, 300 probes, 3 traversal trials, 3 deploys,
+                     5 s agent windows and 2 s proxy runs, for development (flags given after
                      --quick still apply)
     --only LIST      comma-separated subset of: warren, wireguard-go,
-                     boringtun-cli, veth, relay, scheduler, deploy, agent
-                     (default: all eight; relay is the relay and NAT
+                     boringtun-cli, veth, relay, scheduler, deploy, agent,
+                     proxy (default: all nine; relay is the relay and NAT
                      traversal section, scheduler the placement section,
-                     deploy and agent the workload sections)
+                     deploy and agent the workload sections, proxy the
+                     ingress proxies)
+    --proxy-seconds S
+                     length of each wrk run of the proxy section (default 5;
+                     the one-connection runs take half as long, at least 1 s)
     --traversal-trials N
                      trials per NAT pairing in the traversal part (default 10)
     --write FILE     also write the results, as Markdown, between the
@@ -109,8 +129,8 @@ OPTIONS
                      FILE (created if missing; the rest of FILE is kept),
                      with the comparison tables when --baseline is given.
                      The data-plane paths and relay are one part of it,
-                     replaced whole when any of them runs; scheduler, deploy
-                     and agent are parts of their own, each replaced only
+                     replaced whole when any of them runs; scheduler, deploy,
+                     agent and proxy are parts of their own, each replaced only
                      when it runs, so `--only deploy --write FILE` leaves
                      the other parts as they were
     --baseline WARREN
@@ -135,6 +155,7 @@ EXAMPLES
     cargo run --release -p warren-bench -- --write docs/benchmarks.md
     cargo run --release -p warren-bench -- --quick --only warren,wireguard-go
     cargo run --release -p warren-bench -- --only deploy,agent --write docs/benchmarks.md
+    cargo run --release -p warren-bench -- --only proxy --write docs/benchmarks.md
     make bench-baseline BASE=main~1 BENCH_ARGS=\"--quick --only warren\"
         builds warren at main~1 in a temporary git worktree (kept in
         target/baseline/COMMIT for the next time) and runs this benchmark
@@ -168,6 +189,10 @@ pub struct Options {
     pub deploys: usize,
     /// Length of each agent measurement window, in seconds.
     pub agent_window: u32,
+    /// Whether to run the ingress proxy section.
+    pub proxy: bool,
+    /// Length of each 64-connection wrk run of the proxy section, seconds.
+    pub proxy_seconds: u32,
     /// Trials per NAT pairing in the traversal part.
     pub traversal_trials: usize,
     /// The warren binary to compare warren with (`--baseline`).
@@ -195,6 +220,8 @@ impl Default for Options {
             agent: true,
             deploys: 20,
             agent_window: 20,
+            proxy: true,
+            proxy_seconds: 5,
             traversal_trials: 10,
             baseline: None,
             runs_raised_from: None,
@@ -253,7 +280,9 @@ pub fn parse(
                 o.traversal_trials = 3;
                 o.deploys = 3;
                 o.agent_window = 5;
+                o.proxy_seconds = 2;
             }
+            "--proxy-seconds" => o.proxy_seconds = positive(&flag, &value()?)?,
             "--traversal-trials" => o.traversal_trials = positive(&flag, &value()?)?,
             "--runs" => o.runs = positive(&flag, &value()?)?,
             "--seconds" => o.seconds = positive(&flag, &value()?)?,
@@ -305,20 +334,21 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) ->
 /// Sets the paths and sections `--only` names in `o`, clearing the others.
 fn only(list: &str, o: &mut Options) -> Result<()> {
     let mut wanted = Vec::new();
-    (o.relay, o.scheduler, o.deploy, o.agent) = (false, false, false, false);
+    (o.relay, o.scheduler, o.deploy, o.agent, o.proxy) = (false, false, false, false, false);
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match name {
             "relay" => o.relay = true,
             "scheduler" => o.scheduler = true,
             "deploy" => o.deploy = true,
             "agent" => o.agent = true,
+            "proxy" => o.proxy = true,
             _ if name == PathKind::WarrenBaseline.name() => {
                 bail!("warren-baseline is not a path for --only: --baseline WARREN adds it")
             }
             _ => wanted.push(PathKind::from_name(name).with_context(|| {
                 format!(
                     "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, \
-                     veth, relay, scheduler, deploy, agent"
+                     veth, relay, scheduler, deploy, agent, proxy"
                 )
             })?),
         }
@@ -327,7 +357,7 @@ fn only(list: &str, o: &mut Options) -> Result<()> {
         .into_iter()
         .filter(|k| wanted.contains(k))
         .collect();
-    if !o.main_part() && !o.scheduler && !o.deploy && !o.agent {
+    if !o.main_part() && !o.scheduler && !o.deploy && !o.agent && !o.proxy {
         bail!("--only needs at least one path or section");
     }
     Ok(())
@@ -388,6 +418,11 @@ mod tests {
         assert!(run(&["--only", "relay"])?.main_part());
         let o = run(&["--quick", "--only=deploy,agent"])?;
         assert_eq!((o.deploys, o.agent_window), (3, 5));
+        assert!(all.proxy && !o.proxy);
+        let o = run(&["--only", "proxy", "--quick", "--proxy-seconds", "3"])?;
+        assert!(o.proxy && !o.main_part() && !o.deploy, "{o:?}");
+        assert_eq!(o.proxy_seconds, 3);
+        assert_eq!(run(&["--quick"])?.proxy_seconds, 2);
         Ok(())
     }
 

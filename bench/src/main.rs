@@ -7,8 +7,9 @@
 //! CPU seconds per GiB. With `--baseline`, a second warren binary is
 //! measured beside the first and compared with it. Further sections measure
 //! the relay and NAT traversal, the scheduler in process, and, on a lab
-//! cluster with Docker workers, deploy-to-healthy times and the agent's
-//! footprint. See `--help` (the [`cli::HELP`] text) for details.
+//! cluster with Docker workers, deploy-to-healthy times, the agent's
+//! footprint and the ingress proxy against nginx, HAProxy and Caddy. See
+//! `--help` (the [`cli::HELP`] text) for details.
 
 mod about;
 mod agent;
@@ -19,12 +20,16 @@ mod deploy;
 mod iperf;
 mod latency;
 mod paths;
+mod proxy;
+mod proxy_conf;
+mod proxy_report;
 mod relay;
 mod report;
 mod scheduler;
 mod sections;
 mod stats;
 mod workload;
+mod wrk;
 
 use std::path::Path as FsPath;
 use std::process::ExitCode;
@@ -115,7 +120,7 @@ fn run() -> Result<()> {
     catch_signals();
     let started = Instant::now();
     let mut versioned = opts.paths.clone();
-    let lab_cluster = opts.relay || opts.deploy || opts.agent;
+    let lab_cluster = opts.relay || opts.deploy || opts.agent || opts.proxy;
     if lab_cluster && !versioned.contains(&PathKind::Warren) {
         versioned.insert(0, PathKind::Warren);
     }
@@ -169,6 +174,16 @@ fn run() -> Result<()> {
     } else {
         None
     };
+    let proxy = if opts.proxy {
+        let p = proxy::run(proxy::Plan {
+            rounds: opts.runs,
+            seconds: opts.proxy_seconds,
+        })?;
+        println!("{}", proxy_report::proxy_tables(&p));
+        Some(p)
+    } else {
+        None
+    };
     if let Some(file) = &opts.write {
         let args = args.join(" ");
         let mut written = sections::Written {
@@ -192,6 +207,11 @@ fn run() -> Result<()> {
                 .parts
                 .push(("agent", agent::document(a, &about, &args)));
         }
+        if let Some(p) = &proxy {
+            written
+                .parts
+                .push(("proxy", proxy_report::document(p, &about, &args)));
+        }
         write_report(file, &written)?;
         eprintln!("wrote {}", file.display());
     }
@@ -211,10 +231,16 @@ fn preflight(opts: &Options) -> Result<WarrenBins> {
     if opts.relay {
         warren_netns_tests::require_bin("wg")?;
     }
-    if opts.deploy || opts.agent {
+    if opts.deploy || opts.agent || opts.proxy {
         workload::preflight()?;
     }
-    if opts.relay || opts.deploy || opts.agent {
+    if opts.proxy {
+        for tool in ["wrk", "nginx", "haproxy", "caddy", "ldd"] {
+            warren_netns_tests::require_bin(tool)
+                .context("the proxy section needs it: run scripts/setup")?;
+        }
+    }
+    if opts.relay || opts.deploy || opts.agent || opts.proxy {
         let bin = warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
             "no warren binary for the lab clusters: run `cargo build --release -p warren`",
         )?;

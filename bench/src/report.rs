@@ -151,7 +151,7 @@ pub(crate) fn num(v: Option<f64>, decimals: usize) -> String {
 }
 
 /// `x / base` as "1.23×"; "—" if either is missing or the base is zero.
-fn ratio(x: Option<f64>, base: Option<f64>) -> String {
+pub(crate) fn ratio(x: Option<f64>, base: Option<f64>) -> String {
     match (x, base) {
         (Some(x), Some(b)) if b > 0.0 => {
             let r = x / b;

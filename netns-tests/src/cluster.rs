@@ -67,6 +67,7 @@ pub struct Cluster {
     /// The control plane's mesh interface.
     pub iface: String,
     extra: Vec<String>,
+    log: String,
     /// The `warren serve` process.
     pub serve: Proc,
 }
@@ -93,13 +94,25 @@ impl Cluster {
         tag: &str,
         extra: impl FnOnce(&Lab, &Internet, &Host, &Path) -> Result<Vec<String>>,
     ) -> Result<Cluster> {
+        Cluster::on_control_host_logging(tag, SERVE_LOG, extra)
+    }
+
+    /// [`Cluster::on_control_host`] with `warren serve` logging at `log`
+    /// (its `WARREN_LOG`, e.g. `info`) rather than [`SERVE_LOG`]: the
+    /// proxy benchmark runs it with the access log as a production
+    /// control plane has it.
+    pub fn on_control_host_logging(
+        tag: &str,
+        log: &str,
+        extra: impl FnOnce(&Lab, &Internet, &Host, &Path) -> Result<Vec<String>>,
+    ) -> Result<Cluster> {
         let lab = Lab::new(tag)?;
         let net = Internet::new(&lab)?;
         let control = net.add_public_host(&lab, "control")?;
         let control_dir = lab.dir().join("control");
         let iface = lab.iface_name("wctl");
         let extra = extra(&lab, &net, &control, &control_dir)?;
-        let serve = start_serve(&lab, &control, &control_dir, &iface, &extra)?;
+        let serve = start_serve_logging(&lab, &control, &control_dir, &iface, &extra, log)?;
         Ok(Cluster {
             lab,
             net,
@@ -107,6 +120,7 @@ impl Cluster {
             control_dir,
             iface,
             extra,
+            log: log.to_owned(),
             serve,
         })
     }
@@ -121,7 +135,7 @@ impl Cluster {
     /// Starts the control plane again (after it died) with the same data.
     pub fn start_again(&mut self) -> Result<()> {
         let (lab, host, dir) = (&self.lab, &self.control, &self.control_dir);
-        self.serve = start_serve(lab, host, dir, &self.iface, &self.extra)?;
+        self.serve = start_serve_logging(lab, host, dir, &self.iface, &self.extra, &self.log)?;
         Ok(())
     }
 
@@ -181,6 +195,9 @@ impl Cluster {
     }
 }
 
+/// `warren serve`'s `WARREN_LOG` in the lab unless told otherwise.
+pub const SERVE_LOG: &str = "debug";
+
 /// Starts `warren serve` on `host` and waits until it says it is up.
 pub fn start_serve(
     lab: &Lab,
@@ -188,6 +205,18 @@ pub fn start_serve(
     data_dir: &Path,
     iface: &str,
     extra: &[String],
+) -> Result<Proc> {
+    start_serve_logging(lab, host, data_dir, iface, extra, SERVE_LOG)
+}
+
+/// [`start_serve`] with `WARREN_LOG` set to `log`.
+pub fn start_serve_logging(
+    lab: &Lab,
+    host: &Host,
+    data_dir: &Path,
+    iface: &str,
+    extra: &[String],
+    log: &str,
 ) -> Result<Proc> {
     let serve = lab.spawn(
         &host.ns,
@@ -197,7 +226,7 @@ pub fn start_serve(
             .arg(data_dir)
             .args(["--iface", iface])
             .args(extra)
-            .env("WARREN_LOG", "debug")
+            .env("WARREN_LOG", log)
             .name("serve"),
     )?;
     serve.wait_for_log("control plane up", SERVE_UP)?;

@@ -292,23 +292,31 @@ pub fn import_busybox_image(dockerd: &Dockerd, tag: &str) -> Result<()> {
     for a in APPLETS {
         symlink("busybox", root.join("bin").join(a)).with_context(|| format!("link {a}"))?;
     }
+    import_dir(dockerd, &root, tag, &[])
+}
+
+/// Imports the tree at `root` into `dockerd` as image `tag` (`tar -C root
+/// -c . | docker import - tag`), with `changes` as `docker import
+/// --change` instructions (`CMD [...]`, `WORKDIR /`).
+fn import_dir(dockerd: &Dockerd, root: &Path, tag: &str, changes: &[&str]) -> Result<()> {
     let mut tar = Command::new("tar")
         .arg("-C")
-        .arg(&root)
+        .arg(root)
         .args(["-c", "."])
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start tar")?;
     let stdout = tar.stdout.take().context("no tar stdout")?;
     let mut c = Command::new(cmd::require_bin("docker")?);
-    c.arg("-H")
-        .arg(dockerd.host())
-        .args(["import", "-", tag])
-        .stdin(Stdio::from(stdout));
+    c.arg("-H").arg(dockerd.host()).arg("import");
+    for change in changes {
+        c.args(["--change", change]);
+    }
+    c.args(["-", tag]).stdin(Stdio::from(stdout));
     let out = c.output().context("cannot start docker import")?;
     let tar_status = tar.wait().context("wait for tar")?;
     if !tar_status.success() {
-        bail!("tar of the busybox image failed ({tar_status})");
+        bail!("tar of the image {tag} failed ({tar_status})");
     }
     if !out.status.success() {
         bail!(
@@ -317,6 +325,168 @@ pub fn import_busybox_image(dockerd: &Dockerd, tag: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The shared libraries `ldd` says the dynamically linked `program` loads,
+/// the program interpreter included: the absolute paths it prints.
+pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
+    let out = cmd::run(Command::new("ldd").arg(program))
+        .with_context(|| format!("ldd {}", program.display()))?;
+    Ok(parse_ldd(&out))
+}
+
+/// The absolute paths in `ldd`'s output: `libc.so.6 => /lib/.../libc.so.6
+/// (0x...)` gives the path after `=>`, `/lib64/ld-linux-x86-64.so.2
+/// (0x...)` its first word; `linux-vdso.so.1 (0x...)` (no file) nothing.
+fn parse_ldd(out: &str) -> Vec<PathBuf> {
+    out.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = match line.split_once("=>") {
+                Some((_, after)) => after.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// The contents of an image made from this host's own files, for
+/// [`import_host_image`]: programs (copied with the shared libraries they
+/// load, each at its own path), files written whole, empty directories,
+/// and `docker import --change` instructions.
+#[derive(Clone, Debug, Default)]
+pub struct HostImage {
+    /// Programs of this host, each copied to its own path with its shared
+    /// libraries (from `ldd`).
+    pub programs: Vec<PathBuf>,
+    /// `(path in the image, contents)`.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Empty directories to make (paths in the image).
+    pub dirs: Vec<String>,
+    /// `docker import --change` instructions, e.g. `CMD ["/bin/x"]`.
+    pub changes: Vec<String>,
+}
+
+/// Imports `image` into `dockerd` as `tag`. No registry is reachable, so
+/// an image of a host program (nginx, say) is its binary, its libraries and
+/// its configuration, as [`import_busybox_image`] does for busybox.
+pub fn import_host_image(dockerd: &Dockerd, tag: &str, image: &HostImage) -> Result<()> {
+    let root = dockerd.dir.join(format!("img-{}", sanitize_tag(tag)));
+    let _ = std::fs::remove_dir_all(&root);
+    let inside = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
+    let copy = |from: &Path| -> Result<()> {
+        let to = inside(from);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create {}", parent.display()))?;
+        }
+        std::fs::copy(from, &to)
+            .with_context(|| format!("copy {} to {}", from.display(), to.display()))?;
+        Ok(())
+    };
+    for program in &image.programs {
+        copy(program)?;
+        for lib in shared_libraries(program)? {
+            copy(&lib)?;
+        }
+    }
+    for dir in &image.dirs {
+        let dir = inside(Path::new(dir));
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    for (path, contents) in &image.files {
+        let to = inside(Path::new(path));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create {}", parent.display()))?;
+        }
+        std::fs::write(&to, contents).with_context(|| format!("write {}", to.display()))?;
+    }
+    let changes: Vec<&str> = image.changes.iter().map(String::as_str).collect();
+    import_dir(dockerd, &root, tag, &changes)
+}
+
+/// `tag` with every character but `[A-Za-z0-9._-]` as `_`, for a directory
+/// name.
+fn sanitize_tag(tag: &str) -> String {
+    tag.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The port the image made by [`import_nginx_image`] serves on.
+pub const NGINX_PORT: u16 = 8080;
+
+/// Worker processes of the nginx in [`import_nginx_image`]'s image.
+pub const NGINX_WORKERS: u32 = 2;
+
+/// The configuration of [`import_nginx_image`]'s nginx: [`NGINX_WORKERS`]
+/// workers, `/www` on [`NGINX_PORT`] with keep-alive (a connection is
+/// kept for a million requests and 75 s idle), no access log, errors to
+/// stderr.
+pub fn nginx_upstream_conf() -> String {
+    format!(
+        "daemon off;
+master_process on;
+worker_processes {NGINX_WORKERS};
+user root root;
+pid /run/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    default_type text/html;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    client_body_temp_path /tmp/body;
+    proxy_temp_path /tmp/proxy;
+    fastcgi_temp_path /tmp/fastcgi;
+    uwsgi_temp_path /tmp/uwsgi;
+    scgi_temp_path /tmp/scgi;
+    server {{
+        listen {NGINX_PORT} default_server;
+        root /www;
+    }}
+}}
+"
+    )
+}
+
+/// Imports an nginx image named `tag` into `dockerd`, made from this host's
+/// `/usr/sbin/nginx` (Debian's `nginx` package) and the libraries it
+/// loads: it serves `page` as `/index.html` (and `/`) on [`NGINX_PORT`]
+/// with [`nginx_upstream_conf`]; its default command runs it in the
+/// foreground. The workload of the proxy benchmark's upstreams.
+pub fn import_nginx_image(dockerd: &Dockerd, tag: &str, page: &[u8]) -> Result<()> {
+    let nginx = PathBuf::from("/usr/sbin/nginx");
+    if !nginx.exists() {
+        bail!("/usr/sbin/nginx is missing: run scripts/setup (nginx)");
+    }
+    let file = |path: &str, text: &[u8]| (path.to_owned(), text.to_vec());
+    let image = HostImage {
+        programs: vec![nginx],
+        files: vec![
+            file("/etc/nginx/nginx.conf", nginx_upstream_conf().as_bytes()),
+            file("/www/index.html", page),
+            file("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+            file("/etc/group", b"root:x:0:\n"),
+            file("/etc/nsswitch.conf", b"passwd: files\ngroup: files\n"),
+        ],
+        dirs: ["/tmp", "/run", "/var/log/nginx", "/var/lib/nginx"]
+            .map(str::to_owned)
+            .to_vec(),
+        changes: vec![r#"CMD ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf"]"#.to_owned()],
+    };
+    import_host_image(dockerd, tag, &image)
 }
 
 /// Whether `elf` is a 64-bit little-endian ELF file without a program
@@ -364,6 +534,23 @@ mod tests {
         assert!(s.contains(Ipv4Addr::new(172, 30, 3, 2)));
         assert!(!s.contains(Ipv4Addr::new(172, 30, 4, 2)));
         assert!(!s.contains(Ipv4Addr::new(172, 17, 0, 2)));
+    }
+
+    #[test]
+    fn ldd_output_gives_the_files() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                   \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f27)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f28)\n\
+                   \tlibgone.so.1 => not found\n";
+        assert_eq!(
+            parse_ldd(out),
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+        assert!(parse_ldd("\tstatically linked\n").is_empty());
+        assert_eq!(sanitize_tag("local/nginx:1"), "local_nginx_1");
     }
 
     #[test]

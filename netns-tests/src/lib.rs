@@ -69,8 +69,8 @@ pub mod wg;
 
 pub use cmd::{require_bin, run, run_args};
 pub use docker::{
-    bridge_subnet, import_busybox_image, start_dockerd, start_dockerd_with, BridgeSubnet,
-    DockerNet, Dockerd,
+    bridge_subnet, import_busybox_image, import_host_image, import_nginx_image, start_dockerd,
+    start_dockerd_with, BridgeSubnet, DockerNet, Dockerd, HostImage,
 };
 pub use impair::{block_udp, loss, IptRule};
 pub use lab::Lab;
