@@ -195,8 +195,18 @@ pub async fn serve(
         })?;
     let (http_listeners, https_listeners) = match &options.proxy {
         Some(proxy) => (
-            proxy::bind(&proxy.http_listen, proxy.default_listen, "--http-listen")?,
-            proxy::bind(&proxy.https_listen, proxy.default_listen, "--https-listen")?,
+            proxy::bind(
+                &proxy.http_listen,
+                proxy.default_listen,
+                "--http-listen",
+                proxy.limits.workers,
+            )?,
+            proxy::bind(
+                &proxy.https_listen,
+                proxy.default_listen,
+                "--https-listen",
+                proxy.limits.workers,
+            )?,
         ),
         None => (Vec::new(), Vec::new()),
     };
@@ -275,10 +285,7 @@ pub async fn serve(
     let certs = state.subscribe_certs();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
     let links = AgentLinks::new();
-    let https_port = https_listeners
-        .first()
-        .and_then(|l| l.local_addr().ok())
-        .map(|addr| addr.port());
+    let https_port = https_listeners.first().map(|bound| bound.addr().port());
     let tls = match https_port {
         Some(_) => Some(Arc::new(proxy::tls_config(certs.clone())?)),
         None => None,

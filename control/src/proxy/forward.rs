@@ -64,8 +64,8 @@ struct Prepared {
     parts: http::request::Parts,
     /// The origin-form URI for HTTP/1.1 replicas.
     uri: Uri,
-    /// The absolute URI for HTTP/2 replicas.
-    h2_uri: Uri,
+    /// The absolute URI for HTTP/2 replicas (`None` for HTTP/1.1 routes).
+    h2_uri: Option<Uri>,
     wants_trailers: bool,
     /// Idempotent and bodyless: may be sent again after it was written.
     resend_after_write: bool,
@@ -101,12 +101,13 @@ impl Proxy {
         request: Request<Incoming>,
         client: SocketAddr,
         proto: &'static str,
+        worker: usize,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let method = request.method().clone();
         let host = request_host(&request).unwrap_or_default();
         let path = request.uri().path().to_owned();
-        let outcome = self.route(request, client, proto).await;
+        let outcome = self.route(request, client, proto, worker).await;
         let status = outcome.response.status().as_u16();
         let elapsed = started.elapsed();
         let service = outcome.service.as_deref().unwrap_or("");
@@ -132,6 +133,7 @@ impl Proxy {
         request: Request<Incoming>,
         client: SocketAddr,
         proto: &'static str,
+        worker: usize,
     ) -> Outcome {
         let Some(host) = request_host(&request) else {
             return Outcome::page(StatusCode::BAD_REQUEST, None);
@@ -153,7 +155,10 @@ impl Proxy {
             return Outcome::page(StatusCode::SERVICE_UNAVAILABLE, Some(&route.service));
         }
         match self.prepare(request, route, client, proto, host) {
-            Ok(prepared) => self.send_to_replicas(prepared, Arc::clone(&table)).await,
+            Ok(prepared) => {
+                self.send_to_replicas(prepared, Arc::clone(&table), worker)
+                    .await
+            }
             Err(status) => Outcome::page(status, Some(&route.service)),
         }
     }
@@ -196,11 +201,16 @@ impl Proxy {
         );
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let upstream_path = route.upstream_path(path_and_query);
-        let (Ok(uri), Ok(h2_uri)) = (
-            upstream_path.parse::<Uri>(),
-            format!("http://{host}{upstream_path}").parse::<Uri>(),
-        ) else {
+        let Ok(uri) = upstream_path.parse::<Uri>() else {
             return Err(StatusCode::BAD_REQUEST);
+        };
+        // HTTP/2 replicas take the host in the URI; made only for them.
+        let h2_uri = match route.h2 {
+            true => match format!("http://{host}{upstream_path}").parse::<Uri>() {
+                Ok(uri) => Some(uri),
+                Err(_) => return Err(StatusCode::BAD_REQUEST),
+            },
+            false => None,
         };
         let bodyless = body.is_end_stream();
         let resend_after_write = bodyless
@@ -233,7 +243,11 @@ impl Proxy {
         &self,
         mut prepared: Prepared,
         mut table: Arc<RouteTable>,
+        worker: usize,
     ) -> Outcome {
+        let Some(upstreams) = self.upstreams.get(worker) else {
+            return Outcome::page(StatusCode::BAD_GATEWAY, Some(&prepared.service));
+        };
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut attempts = 0;
         let mut failure = StatusCode::BAD_GATEWAY;
@@ -251,7 +265,7 @@ impl Proxy {
             let states: Vec<Arc<UpstreamState>> = route
                 .upstreams
                 .iter()
-                .map(|u| self.upstreams.get(u.addr))
+                .map(|u| upstreams.get(u.addr))
                 .collect();
             let candidates: Vec<Candidate> = route
                 .upstreams
@@ -337,10 +351,10 @@ impl Proxy {
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = prepared.parts.method.clone();
         *outgoing.headers_mut() = prepared.parts.headers.clone();
-        if route.h2 {
+        if let (true, Some(h2_uri)) = (route.h2, &prepared.h2_uri) {
             // HTTP/2 names the host in the URI (:authority), and lets
             // `te: trailers` through (gRPC needs it).
-            *outgoing.uri_mut() = prepared.h2_uri.clone();
+            *outgoing.uri_mut() = h2_uri.clone();
             *outgoing.version_mut() = Version::HTTP_2;
             outgoing.headers_mut().remove(header::HOST);
             if prepared.wants_trailers {

@@ -2,7 +2,7 @@
 //! service and status, latency to the response's headers, upstream errors
 //! by kind, open client connections and pool sizes.
 
-use super::stats::{Failure, ServiceSummary, Stats};
+use super::stats::{slot, Failure, ServiceSummary, Stats};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -57,7 +57,8 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 struct Counters {
-    requests: BTreeMap<(String, u16), u64>,
+    /// By service, then status.
+    requests: BTreeMap<String, BTreeMap<u16, u64>>,
     latency: BTreeMap<String, Histogram>,
     errors: BTreeMap<(String, UpstreamError), u64>,
     retries: BTreeMap<String, u64>,
@@ -86,14 +87,13 @@ impl ProxyMetrics {
     /// A request for `service` (empty: none matched) was answered `status`
     /// after `latency`.
     pub fn request(&self, service: &str, status: u16, latency: Duration) {
-        let mut counters = self.lock();
-        *counters
-            .requests
-            .entry((service.to_owned(), status))
-            .or_default() += 1;
         let now = self.seconds();
+        let mut counters = self.lock();
+        *slot(&mut counters.requests, service)
+            .entry(status)
+            .or_default() += 1;
         counters.stats.request(service, status, latency, now);
-        let histogram = counters.latency.entry(service.to_owned()).or_default();
+        let histogram = slot(&mut counters.latency, service);
         let seconds = latency.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
             histogram.counts[i] += 1;
@@ -151,11 +151,13 @@ impl ProxyMetrics {
             "# HELP warren_proxy_requests_total Requests answered, by service (empty: no route) and status.\n\
              # TYPE warren_proxy_requests_total counter"
         );
-        for ((service, status), n) in &counters.requests {
-            let _ = writeln!(
-                out,
-                "warren_proxy_requests_total{{service=\"{service}\",status=\"{status}\"}} {n}"
-            );
+        for (service, statuses) in &counters.requests {
+            for (status, n) in statuses {
+                let _ = writeln!(
+                    out,
+                    "warren_proxy_requests_total{{service=\"{service}\",status=\"{status}\"}} {n}"
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -29,7 +29,7 @@ pub mod stats;
 pub mod upstream;
 mod x509;
 
-pub use listener::{bind, tls_config, ListenError, Listeners, ALPN};
+pub use listener::{bind, tls_config, Bound, ListenError, Listeners, ALPN};
 pub use routes::{Route, RouteTable, Upstream};
 
 use crate::acme::Challenges;
@@ -42,9 +42,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use upstream::Upstreams;
 
-/// The proxy's limits and timeouts.
+/// The proxy's limits and timeouts, and its threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxyLimits {
+    /// How many worker threads serve it ([`Listeners`]).
+    pub workers: usize,
     /// The largest request body passed on, bytes (413 beyond).
     pub max_body: u64,
     /// How long a client may take to send a request's headers, and how
@@ -62,6 +64,7 @@ pub struct ProxyLimits {
 impl Default for ProxyLimits {
     fn default() -> ProxyLimits {
         ProxyLimits {
+            workers: workers(),
             max_body: 1 << 30,
             header_timeout: Duration::from_secs(30),
             max_head: 64 << 10,
@@ -69,6 +72,11 @@ impl Default for ProxyLimits {
             response_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// The proxy's worker threads by default: one per core.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// `warren proxy stats`.
@@ -107,7 +115,9 @@ pub struct Proxy {
     routes: watch::Receiver<Arc<RouteTable>>,
     redirect: Option<HttpsRedirect>,
     challenges: Challenges,
-    upstreams: Upstreams,
+    /// Each worker thread's replicas (pools are per thread, so a
+    /// connection's I/O stays on the thread that made it).
+    upstreams: Vec<Upstreams>,
     metrics: ProxyMetrics,
     limits: ProxyLimits,
     random: std::collections::hash_map::RandomState,
@@ -129,7 +139,9 @@ impl Proxy {
             routes: routes.clone(),
             redirect,
             challenges,
-            upstreams: Upstreams::default(),
+            upstreams: (0..limits.workers.max(1))
+                .map(|_| Upstreams::default())
+                .collect(),
             metrics: ProxyMetrics::default(),
             limits,
             random: std::collections::hash_map::RandomState::new(),
@@ -142,8 +154,10 @@ impl Proxy {
                 let Some(proxy) = weak.upgrade() else { break };
                 let table = Arc::clone(&changes.borrow_and_update());
                 for addr in table.unreachable() {
-                    if let Some(upstream) = proxy.upstreams.existing(*addr) {
-                        upstream.node_offline();
+                    for upstreams in &proxy.upstreams {
+                        if let Some(upstream) = upstreams.existing(*addr) {
+                            upstream.node_offline();
+                        }
                     }
                 }
                 let live: HashSet<_> = table
@@ -151,7 +165,9 @@ impl Proxy {
                     .iter()
                     .flat_map(|route| route.upstreams.iter().map(|u| u.addr))
                     .collect();
-                proxy.upstreams.retain(&live);
+                for upstreams in &proxy.upstreams {
+                    upstreams.retain(&live);
+                }
             }
         });
         proxy
@@ -159,14 +175,34 @@ impl Proxy {
 
     /// The Prometheus text of the proxy's numbers.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(&self.upstreams.pools())
+        self.metrics.render(&self.pools())
+    }
+
+    /// How many worker threads serve it.
+    pub fn workers(&self) -> usize {
+        self.upstreams.len()
+    }
+
+    /// Each replica's idle and outstanding counts, over every worker.
+    fn pools(&self) -> Vec<(std::net::SocketAddr, usize, u32)> {
+        let mut merged: std::collections::BTreeMap<std::net::SocketAddr, (usize, u32)> =
+            std::collections::BTreeMap::new();
+        for (addr, idle, outstanding) in self.upstreams.iter().flat_map(Upstreams::pools) {
+            let entry = merged.entry(addr).or_default();
+            entry.0 += idle;
+            entry.1 += outstanding;
+        }
+        merged
+            .into_iter()
+            .map(|(addr, (idle, outstanding))| (addr, idle, outstanding))
+            .collect()
     }
 
     /// What `warren proxy stats` shows: each service's numbers, with the
     /// requests in flight to its replicas, and the open client connections.
     pub fn stats(&self) -> ProxyStats {
         let routes = Arc::clone(&self.routes.borrow());
-        let pools = self.upstreams.pools();
+        let pools = self.pools();
         let in_flight = |service: &str| -> u32 {
             routes
                 .routes()

@@ -209,7 +209,19 @@ impl Stats {
     }
 
     fn entry(&mut self, service: &str) -> &mut ServiceStats {
-        self.services.entry(service.to_owned()).or_default()
+        slot(&mut self.services, service)
+    }
+}
+
+/// `map[key]`, made if missing: the key is copied only then (this runs for
+/// every request).
+pub(super) fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    match map.get_mut(key) {
+        Some(value) => value,
+        None => unreachable!("inserted above"),
     }
 }
 

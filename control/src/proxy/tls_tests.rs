@@ -42,8 +42,14 @@ async fn start_https_with(routes: Vec<Route>) -> Https {
         loaded.key,
     )])));
     let (routes_sender, routes) = watch::channel(Arc::new(RouteTable::new(routes)));
-    let https = bind(&["127.0.0.1:0".parse().unwrap()], false, "--https-listen").unwrap();
-    let https_port = https[0].local_addr().unwrap().port();
+    let https = bind(
+        &["127.0.0.1:0".parse().unwrap()],
+        false,
+        "--https-listen",
+        workers(),
+    )
+    .unwrap();
+    let https_port = https[0].addr().port();
     let proxy = Proxy::new(
         routes,
         ProxyLimits::default(),
@@ -55,7 +61,13 @@ async fn start_https_with(routes: Vec<Route>) -> Https {
     );
     let listeners = Listeners::start(
         &proxy,
-        bind(&["127.0.0.1:0".parse().unwrap()], false, "--http-listen").unwrap(),
+        bind(
+            &["127.0.0.1:0".parse().unwrap()],
+            false,
+            "--http-listen",
+            workers(),
+        )
+        .unwrap(),
         https,
         Some(Arc::new(tls_config(cert_table).unwrap())),
     );

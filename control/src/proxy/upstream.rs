@@ -174,12 +174,22 @@ impl UpstreamState {
             return self.connect_h2(connect_timeout).await;
         }
         while let Some(mut sender) = self.pop_idle() {
+            // Ready at once as a rule; a moment's wait otherwise (the last
+            // response's bookkeeping), under a timer only then.
+            if sender.is_ready() {
+                return Ok((Connection::Http1(sender), true));
+            }
             if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
                 return Ok((Connection::Http1(sender), true));
             }
         }
         let stream = self.tcp(connect_timeout).await?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        // One write per request rather than a vectored one: cheaper for the
+        // small heads and bodies most requests are.
+        let (sender, connection) = http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
+            .await?;
         let addr = self.addr;
         tokio::spawn(async move {
             if let Err(error) = connection.with_upgrades().await {

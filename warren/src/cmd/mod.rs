@@ -58,24 +58,6 @@ where
     })
 }
 
-/// [`until_signal`] on a tokio runtime with a worker thread per core:
-/// for `warren serve`, whose proxy serves many clients at once.
-pub fn until_signal_on_all_cores<F, Fut, E>(work: F) -> Result<()>
-where
-    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<(), E>>,
-    E: Into<anyhow::Error>,
-{
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(async move {
-            let shutdown = shutdown_signal()?;
-            work(Box::pin(shutdown)).await.map_err(Into::into)
-        })
-}
-
 /// A failure with an exit status of its own (`warren deploy --wait`: 5).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

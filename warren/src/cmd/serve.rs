@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// instead of the system's (a private or test CA).
     #[arg(long, value_name = "FILE", requires = "acme_directory")]
     acme_ca_file: Option<PathBuf>,
+    /// How many threads the proxy runs on, each serving the connections it
+    /// accepts (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    proxy_workers: Option<u16>,
     /// The largest request body the proxy passes on (413 beyond).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_body_size)]
     proxy_max_body: u64,
@@ -198,6 +202,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 default_listen,
                 limits: ProxyLimits {
                     max_body: args.proxy_max_body,
+                    workers: args
+                        .proxy_workers
+                        .map_or_else(warren_control::proxy::workers, usize::from),
                     ..ProxyLimits::default()
                 },
                 acme: args.acme_directory.map(|directory| AcmeOptions {
@@ -208,7 +215,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             }
         }),
     };
-    super::until_signal_on_all_cores(|shutdown| {
+    super::until_signal(|shutdown| {
         warren_control::serve(
             options,
             |started| {
