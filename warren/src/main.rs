@@ -4,6 +4,7 @@
 //! to one line on stderr and a non-zero exit; each command lives in `cmd/`.
 
 mod cmd;
+mod log_writer;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return refused_arguments(error),
     };
-    init_logging();
+    let log = init_logging();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(args) => cmd::token::run(args),
@@ -102,6 +103,8 @@ fn main() -> ExitCode {
         Command::Genkey => cmd::keys::genkey(),
         Command::Pubkey => cmd::keys::pubkey(),
     };
+    // What was logged is written before the error line, in order.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -128,14 +131,24 @@ fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
-fn init_logging() {
+/// Logs to stderr through the batching writer (straight to stderr if its
+/// thread cannot start); the guard writes what is queued when `main` ends.
+fn init_logging() -> Option<log_writer::LogFlush> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match log_writer::BatchedStderr::start() {
+        Some((writer, flush)) => {
+            logs.with_writer(writer).init();
+            Some(flush)
+        }
+        None => {
+            logs.with_writer(std::io::stderr).init();
+            None
+        }
+    }
 }
 
 /// A command line clap refused: a value that is not what its flag takes
