@@ -312,9 +312,9 @@ pub fn run(plan: Plan) -> Result<ProxyResults> {
                 dockerd.host(),
                 "--http-listen".to_owned(),
                 format!("0.0.0.0:{}", ProxyKind::Warren.port()),
-                // Two workers, as the other proxies have.
+                // As many workers as the other proxies have.
                 "--proxy-workers".to_owned(),
-                std::env::var("WARREN_BENCH_PROXY_WORKERS").unwrap_or_else(|_| "2".to_owned()),
+                crate::proxy_conf::WORKERS.to_string(),
             ];
             control_docker = Some(dockerd);
             Ok(args)

@@ -324,7 +324,7 @@ pub fn document(r: &ProxyResults, about: &About, args: &str) -> String {
     d.push_str(&format!(
         "Proxies and client: {versions}.\n\n\
          **Setup:** a lab cluster built by `warren_netns_tests::cluster`: `warren serve \
-         --docker-host … --http-listen 0.0.0.0:80` on a public lab host \
+         --docker-host … --http-listen 0.0.0.0:80 --proxy-workers {w}` on a public lab host \
          (`WARREN_LOG={WARREN_LOG}`), with a Docker daemon of its own in its namespace, so that \
          it runs replicas as the node `control`; one worker, `vm` (`warren join --direct`, in a \
          VPC behind a cone NAT), with its own. Both daemons hold `{IMAGE}`, made from this \
@@ -346,9 +346,8 @@ pub fn document(r: &ProxyResults, about: &About, args: &str) -> String {
          request ends** (nginx's `combined` to a file, HAProxy's `httplog` to stdout, Caddy's \
          JSON to a file, warren's `warren::access` tracing line to stderr; the lab sends stdout \
          and stderr to a file). The \"log lines / req\" column counts what each wrote during \
-         its runs. warren's proxy runs on `warren serve`'s tokio runtime, which is \
-         single-threaded: its threads were {}. So it is the one proxy here with 1 thread for \
-         HTTP rather than 2.\n\n\
+         its runs. warren's proxy runs on worker threads of its own (`warren-proxy-N`, a \
+         single-threaded tokio runtime each); `warren serve`'s threads were {}.\n\n\
          **Method:** wrk (HTTP/1.1 keep-alive) runs in the control plane's namespace too, \
          against each proxy at `203.0.113.x:PORT` with `-H 'Host: …'` and against the upstream \
          directly at its `mesh-ip:host-port` (the mesh address is reachable only from a mesh \
@@ -370,7 +369,8 @@ pub fn document(r: &ProxyResults, about: &About, args: &str) -> String {
          target is CPU-bound and latency is mostly queueing, so the ratios are the result and \
          the absolute figures context; the direct runs have one process fewer on the cores. The \
          machine is shared, so runs from a noisy moment move all targets of a round. HTTP/2 \
-         over TLS (h2load) is not measured yet: warren's proxy has no HTTPS listener so far.\n\n",
+         over TLS (h2load) is not measured yet (warren's HTTPS listener came after this \
+         section was written): the next addition here.\n\n",
         warren_netns_tests::docker::NGINX_WORKERS,
         r.warren_threads,
         r.seconds,
