@@ -185,6 +185,22 @@ fn agents_reconnect_after_a_control_plane_sigkill_and_removed_nodes_are_cut_off(
         assert_eq!(node["online"], true);
     }
 
+    // Both cone-NATed workers find their direct path (through the relay,
+    // which dies with the control plane) before it is killed; a loaded
+    // machine may take a few seconds.
+    warren_netns_tests::wait_for_value("a and b direct", Duration::from_secs(30), || {
+        let mesh: serde_json::Value =
+            serde_json::from_str(&cluster.admin(&["mesh", "--json"]).ok()?).ok()?;
+        let direct = |from: &str, to: &str| {
+            mesh["paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["from"] == from && p["to"] == to && p["kind"] == "direct")
+        };
+        (direct("a", "b") && direct("b", "a")).then_some(())
+    })
+    .unwrap();
     // The control plane dies mid-flight: the workers' tunnel does not care.
     cluster.serve.signal(Signal::Kill).unwrap();
     cluster.serve.wait_exit(Duration::from_secs(5)).unwrap();
