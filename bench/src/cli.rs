@@ -85,7 +85,10 @@ DESCRIPTION
     targets interleaved in each of --runs rounds of --proxy-seconds each:
     requests/s, p50/p99/p99.9 latency, the proxy's CPU seconds per 100k
     requests and the latency it adds over the direct runs, with ratios
-    against nginx.
+    against nginx. h2load (HTTP/2 over TLS, -t2 -c64 -m10) then runs
+    against each proxy's HTTPS listener (a self-signed certificate for
+    separate -tls host names) in each round, with the same figures, without
+    direct runs and latency added.
 
     With --baseline WARREN (another warren binary, typically built from an
     older commit: see make bench-baseline below), a path warren-baseline
@@ -121,7 +124,8 @@ OPTIONS
                      ingress proxies)
     --proxy-seconds S
                      length of each wrk run of the proxy section (default 5;
-                     the one-connection runs take half as long, at least 1 s)
+                     the one-connection runs take half as long, at least 1 s;
+                     h2load's runs 3/5 as long, at least 1 s)
     --traversal-trials N
                      trials per NAT pairing in the traversal part (default 10)
     --write FILE     also write the results, as Markdown, between the

@@ -17,6 +17,7 @@ mod alloc;
 mod cli;
 mod cpu;
 mod deploy;
+mod h2load;
 mod iperf;
 mod latency;
 mod paths;
@@ -235,7 +236,7 @@ fn preflight(opts: &Options) -> Result<WarrenBins> {
         workload::preflight()?;
     }
     if opts.proxy {
-        for tool in ["wrk", "nginx", "haproxy", "caddy", "ldd"] {
+        for tool in ["wrk", "h2load", "nginx", "haproxy", "caddy", "ldd"] {
             warren_netns_tests::require_bin(tool)
                 .context("the proxy section needs it: run scripts/setup")?;
         }

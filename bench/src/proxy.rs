@@ -15,12 +15,14 @@
 //!
 //! The load: [`Driver`]s, each a client program speaking one protocol, at
 //! two [`Concurrency`] levels; the upstream is also loaded directly
-//! ([`Target::Direct`], the baseline of "latency added"). Only wrk
-//! (HTTP/1.1) runs today; h2load (HTTP/2 over TLS) becomes a second
-//! [`Driver`] once warren's proxy listens for HTTPS: a variant, its run
-//! (like [`crate::wrk::run`], giving a [`LoadRun`]), and a TLS listener in
-//! each proxy's configuration; the samples, the statistics and the tables
-//! are per driver already.
+//! ([`Target::Direct`], the baseline of "latency added"). wrk speaks
+//! HTTP/1.1 in cleartext to each proxy's plain port with the topology's
+//! host name; h2load speaks HTTP/2 over TLS to each proxy's HTTPS port
+//! with the topology's TLS host name ([`Topology::tls_host`], routed to
+//! the same service: warren redirects plain HTTP for a host that has a
+//! certificate, so the wrk runs keep names without one). The upstreams
+//! speak cleartext HTTP/1.1 only, so h2load has no direct runs. The
+//! samples, the statistics and the tables are per driver.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,7 +36,8 @@ use warren_netns_tests::{import_nginx_image, start_dockerd_with, wait_for_value,
 use crate::about::first_line;
 use crate::check_interrupt;
 use crate::cpu;
-use crate::proxy_conf::{self, LogLines, Started, Upstreams};
+use crate::h2load;
+use crate::proxy_conf::{self, LogLines, Ports, Started, Tls, Upstreams};
 use crate::workload::Circumstances;
 use crate::wrk::{self, Load, LoadRun};
 
@@ -84,6 +87,15 @@ impl Topology {
         match self {
             Topology::Local => "local.bench.test",
             Topology::Mesh => "mesh.bench.test",
+        }
+    }
+
+    /// The host name it is routed by for HTTPS (the h2load runs): warren
+    /// has a certificate for it, and none for [`Topology::host`].
+    pub fn tls_host(self) -> &'static str {
+        match self {
+            Topology::Local => "local-tls.bench.test",
+            Topology::Mesh => "mesh-tls.bench.test",
         }
     }
 
@@ -137,6 +149,16 @@ impl ProxyKind {
             ProxyKind::Caddy => 8083,
         }
     }
+
+    /// The port it takes HTTPS (HTTP/2 by ALPN) on.
+    pub fn tls_port(self) -> u16 {
+        match self {
+            ProxyKind::Warren => 443,
+            ProxyKind::Nginx => 8441,
+            ProxyKind::Haproxy => 8442,
+            ProxyKind::Caddy => 8443,
+        }
+    }
 }
 
 /// What a run's load goes to.
@@ -158,6 +180,14 @@ impl Target {
         Target::Proxy(ProxyKind::Caddy),
     ];
 
+    /// The proxies alone, in the same order.
+    pub const PROXIES: [Target; 4] = [
+        Target::Proxy(ProxyKind::Warren),
+        Target::Proxy(ProxyKind::Nginx),
+        Target::Proxy(ProxyKind::Haproxy),
+        Target::Proxy(ProxyKind::Caddy),
+    ];
+
     /// Its name in the tables.
     pub fn name(self) -> &'static str {
         match self {
@@ -172,17 +202,60 @@ impl Target {
 pub enum Driver {
     /// wrk: HTTP/1.1 keep-alive, cleartext.
     Wrk,
+    /// h2load: HTTP/2 over TLS (ALPN h2), [`h2load::STREAMS`] streams per
+    /// connection.
+    H2load,
 }
 
 impl Driver {
-    /// The drivers this section runs. (h2load, HTTP/2 over TLS, waits for
-    /// warren's HTTPS listener.)
-    pub const ALL: [Driver; 1] = [Driver::Wrk];
+    /// The drivers this section runs, in the order of a round.
+    pub const ALL: [Driver; 2] = [Driver::Wrk, Driver::H2load];
 
     /// How the report names it.
     pub fn title(self) -> &'static str {
         match self {
             Driver::Wrk => "wrk, HTTP/1.1 keep-alive",
+            Driver::H2load => "h2load, HTTP/2 over TLS",
+        }
+    }
+
+    /// The targets it loads: h2load only the proxies (the upstreams speak
+    /// neither TLS nor HTTP/2).
+    pub fn targets(self) -> &'static [Target] {
+        match self {
+            Driver::Wrk => &Target::ALL,
+            Driver::H2load => &Target::PROXIES,
+        }
+    }
+
+    /// The concurrencies it runs at: h2load only loaded.
+    pub fn concurrencies(self) -> &'static [Concurrency] {
+        match self {
+            Driver::Wrk => &Concurrency::ALL,
+            Driver::H2load => &[Concurrency::Loaded],
+        }
+    }
+
+    /// How long its loaded runs take, given wrk's (h2load's are shorter,
+    /// to keep the section's length).
+    pub fn seconds(self, loaded: u32) -> u32 {
+        match self {
+            Driver::Wrk => loaded,
+            Driver::H2load => (loaded * 3 / 5).max(1),
+        }
+    }
+
+    /// How a table's heading describes its loaded runs.
+    pub fn load_text(self) -> String {
+        let load = Concurrency::Loaded.load();
+        match self {
+            Driver::Wrk => format!("{} threads, {} connections", load.threads, load.connections),
+            Driver::H2load => format!(
+                "{} threads, {} connections × {} streams",
+                load.threads,
+                load.connections,
+                h2load::STREAMS
+            ),
         }
     }
 }
@@ -303,15 +376,20 @@ pub fn run(plan: Plan) -> Result<ProxyResults> {
     let versions = versions();
     eprintln!("proxy: building the cluster (control plane with its own Docker daemon, vm)");
     let mut control_docker = None;
+    let mut tls = None;
     let cluster =
         Cluster::on_control_host_logging("bench-proxy", WARREN_LOG, |lab, _, host, _| {
+            tls = Some(Tls::write(&lab.subdir("tls")?)?);
             let dockerd = start_dockerd_with(lab, &host.ns, DockerNet::Bridge)?;
             import_nginx_image(&dockerd, IMAGE, &page(Topology::Local))?;
             let args = vec![
                 "--docker-host".to_owned(),
                 dockerd.host(),
+                // Either listen flag replaces both defaults: both given.
                 "--http-listen".to_owned(),
                 format!("0.0.0.0:{}", ProxyKind::Warren.port()),
+                "--https-listen".to_owned(),
+                format!("0.0.0.0:{}", ProxyKind::Warren.tls_port()),
                 // As many workers as the other proxies have.
                 "--proxy-workers".to_owned(),
                 crate::proxy_conf::WORKERS.to_string(),
@@ -320,10 +398,26 @@ pub fn run(plan: Plan) -> Result<ProxyResults> {
             Ok(args)
         })?;
     let _control_docker = control_docker.context("the control host's Docker daemon")?;
+    let tls = tls.context("the certificate")?;
     let mut vm = DockerNode::in_vpc(&cluster, Topology::Mesh.node())?;
     import_nginx_image(&vm.dockerd, IMAGE, &page(Topology::Mesh))?;
     vm.join(&cluster, Some(&cluster.token()?))?;
     let upstreams = deploy(&cluster).with_context(|| vm.agent_log_tail(20))?;
+    for topology in Topology::ALL {
+        let (cert, key) = (
+            tls.cert.display().to_string(),
+            tls.key.display().to_string(),
+        );
+        cluster.admin(&[
+            "cert",
+            "set",
+            topology.tls_host(),
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ])?;
+    }
     eprintln!(
         "proxy: upstreams {}",
         upstreams
@@ -343,7 +437,8 @@ pub fn run(plan: Plan) -> Result<ProxyResults> {
             &cluster.control.ns,
             &dir,
             kind,
-            kind.port(),
+            Ports::of(kind),
+            &tls,
             &upstreams,
         )?);
     }
@@ -352,6 +447,7 @@ pub fn run(plan: Plan) -> Result<ProxyResults> {
     let mut bench = Bench {
         cluster: &cluster,
         script,
+        h2load_log: dir.join("h2load.log"),
         upstreams,
         warren_log: LogLines::new(
             cluster.serve.log_path().to_path_buf(),
@@ -398,6 +494,8 @@ fn deploy(cluster: &Cluster) -> Result<Upstreams> {
             "8080",
             "--host",
             topology.host(),
+            "--host",
+            topology.tls_host(),
             "--constraint",
             &constraint,
             "--health-http",
@@ -449,6 +547,7 @@ fn versions() -> Vec<(String, String)> {
             format!("caddy {}", line("caddy", &["version"])),
         ),
         ("wrk".to_owned(), wrk::version()),
+        ("h2load".to_owned(), h2load::version()),
     ]
 }
 
@@ -456,6 +555,8 @@ fn versions() -> Vec<(String, String)> {
 struct Bench<'a> {
     cluster: &'a Cluster,
     script: PathBuf,
+    /// h2load's per-request log of the last run.
+    h2load_log: PathBuf,
     upstreams: Upstreams,
     warren_log: LogLines,
     proxies: Vec<Started>,
@@ -465,16 +566,50 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// Where `target`'s load goes for `topology`, and the `Host` it asks
-    /// for.
-    fn endpoint(&self, target: Target, topology: Topology) -> Result<(SocketAddr, Option<&str>)> {
-        Ok(match target {
-            Target::Direct => (self.upstreams.of(topology)?, None),
-            Target::Proxy(kind) => (
+    /// Where `driver`'s load on `target` goes for `topology`, and the host
+    /// it asks for (`Host`, or the URI's for h2load).
+    fn endpoint(
+        &self,
+        driver: Driver,
+        target: Target,
+        topology: Topology,
+    ) -> Result<(SocketAddr, Option<&'static str>)> {
+        Ok(match (driver, target) {
+            (Driver::H2load, Target::Direct) => bail!("h2load has no direct runs"),
+            (_, Target::Direct) => (self.upstreams.of(topology)?, None),
+            (Driver::Wrk, Target::Proxy(kind)) => (
                 SocketAddr::from((self.cluster.control.ip, kind.port())),
                 Some(topology.host()),
             ),
+            (Driver::H2load, Target::Proxy(kind)) => (
+                SocketAddr::from((self.cluster.control.ip, kind.tls_port())),
+                Some(topology.tls_host()),
+            ),
         })
+    }
+
+    /// One run of `driver` against `target` for `topology`.
+    fn load(
+        &self,
+        driver: Driver,
+        target: Target,
+        topology: Topology,
+        concurrency: Concurrency,
+        duration: Duration,
+    ) -> Result<LoadRun> {
+        let (addr, host) = self.endpoint(driver, target, topology)?;
+        let ns = &self.cluster.control.ns;
+        match driver {
+            Driver::Wrk => wrk::run(ns, &self.script, addr, host, concurrency.load(), duration),
+            Driver::H2load => h2load::run(
+                ns,
+                &self.h2load_log,
+                addr,
+                host.context("h2load needs a host name")?,
+                concurrency.load(),
+                h2load::Length::Duration(duration),
+            ),
+        }
     }
 
     /// Waits until every target answers each topology's page, and until
@@ -482,7 +617,7 @@ impl Bench<'_> {
     fn ready(&mut self) -> Result<()> {
         for target in Target::ALL {
             for topology in Topology::ALL {
-                let (addr, host) = self.endpoint(target, topology)?;
+                let (addr, host) = self.endpoint(Driver::Wrk, target, topology)?;
                 let host = host.map_or_else(|| addr.to_string(), str::to_owned);
                 let want = marker(topology);
                 let ns = &self.cluster.control.ns;
@@ -496,6 +631,48 @@ impl Bench<'_> {
                     },
                 )
                 .with_context(|| self.describe(target))?;
+            }
+        }
+        // HTTPS: one HTTP/2 request answered (which checks ALPN and reads
+        // h2load's output as the runs will).
+        for &target in Driver::H2load.targets() {
+            for topology in Topology::ALL {
+                let (addr, host) = self.endpoint(Driver::H2load, target, topology)?;
+                let host = host.context("h2load needs a host name")?;
+                let ns = &self.cluster.control.ns;
+                let mut last = None;
+                let answered = wait_for_value(
+                    &format!("{} to answer HTTP/2 for {}", target.name(), topology.name()),
+                    READY,
+                    || {
+                        let one = wrk::Load {
+                            threads: 1,
+                            connections: 1,
+                        };
+                        let run = h2load::run(
+                            ns,
+                            &self.h2load_log,
+                            addr,
+                            host,
+                            one,
+                            h2load::Length::Requests(1),
+                        );
+                        match run {
+                            Ok(r) if r.requests == 1 => Some(()),
+                            other => {
+                                last = Some(format!("{other:?}"));
+                                None
+                            }
+                        }
+                    },
+                );
+                answered.with_context(|| {
+                    format!(
+                        "last: {}\n{}",
+                        last.unwrap_or_default(),
+                        self.describe(target)
+                    )
+                })?;
             }
         }
         let mut pids = Vec::new();
@@ -536,20 +713,13 @@ impl Bench<'_> {
     /// One short unrecorded run per target and topology.
     fn warm_up(&mut self) -> Result<()> {
         eprintln!("proxy: warming up");
-        for topology in Topology::ALL {
-            for target in Target::ALL {
-                check_interrupt()?;
-                let (addr, host) = self.endpoint(target, topology)?;
-                let load = Concurrency::Loaded.load();
-                wrk::run(
-                    &self.cluster.control.ns,
-                    &self.script,
-                    addr,
-                    host,
-                    load,
-                    WARM_UP,
-                )
-                .with_context(|| self.describe(target))?;
+        for driver in Driver::ALL {
+            for topology in Topology::ALL {
+                for &target in driver.targets() {
+                    check_interrupt()?;
+                    self.load(driver, target, topology, Concurrency::Loaded, WARM_UP)
+                        .with_context(|| format!("{driver:?}: {}", self.describe(target)))?;
+                }
             }
         }
         // The warm-up's log lines count for no run.
@@ -565,22 +735,27 @@ impl Bench<'_> {
     /// first).
     fn rounds(&mut self, plan: Plan) -> Result<Vec<Sample>> {
         let mut samples = Vec::new();
-        let per_round = Driver::ALL.len() * Concurrency::ALL.len() * Topology::ALL.len();
-        let total = plan.rounds * per_round * Target::ALL.len();
+        let per_round: usize = Driver::ALL
+            .iter()
+            .map(|d| d.concurrencies().len() * Topology::ALL.len() * d.targets().len())
+            .sum();
+        let total = plan.rounds * per_round;
         for round in 0..plan.rounds {
             for driver in Driver::ALL {
-                for concurrency in Concurrency::ALL {
+                let targets = driver.targets();
+                for &concurrency in driver.concurrencies() {
                     for topology in Topology::ALL {
-                        for i in 0..Target::ALL.len() {
+                        for i in 0..targets.len() {
                             check_interrupt()?;
-                            let target = Target::ALL[(i + round) % Target::ALL.len()];
-                            let seconds = concurrency.seconds(plan.seconds);
+                            let target = targets[(i + round) % targets.len()];
+                            let seconds = concurrency.seconds(driver.seconds(plan.seconds));
                             let sample = self
                                 .once(round, driver, concurrency, topology, target, seconds)
                                 .with_context(|| {
                                     format!(
-                                        "round {}: {} {} ({:?})\n{}",
+                                        "round {}: {:?} {} {} ({:?})\n{}",
                                         round + 1,
+                                        driver,
                                         target.name(),
                                         topology.name(),
                                         concurrency,
@@ -611,21 +786,16 @@ impl Bench<'_> {
         target: Target,
         seconds: u32,
     ) -> Result<Sample> {
-        let (addr, host) = self.endpoint(target, topology)?;
-        let host = host.map(str::to_owned);
         self.log_lines(target)?;
         let before = self.cpu(target)?;
         let started = Instant::now();
-        let run = match driver {
-            Driver::Wrk => wrk::run(
-                &self.cluster.control.ns,
-                &self.script,
-                addr,
-                host.as_deref(),
-                concurrency.load(),
-                Duration::from_secs(u64::from(seconds)),
-            )?,
-        };
+        let run = self.load(
+            driver,
+            target,
+            topology,
+            concurrency,
+            Duration::from_secs(u64::from(seconds)),
+        )?;
         let after = self.cpu(target)?;
         let log_lines = self.log_lines(target)?;
         if run.requests == 0 {
@@ -693,7 +863,8 @@ impl Bench<'_> {
 
 fn progress_line(s: &Sample) -> String {
     format!(
-        "{} {} {}c: {:.0} req/s, p50 {:.0} / p99 {:.0} / p99.9 {:.0} µs, {} errors{}",
+        "{:?} {} {} {}c: {:.0} req/s, p50 {:.0} / p99 {:.0} / p99.9 {:.0} µs, {} errors{}",
+        s.driver,
         s.target.name(),
         s.topology.name(),
         s.concurrency.load().connections,

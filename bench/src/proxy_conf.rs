@@ -9,7 +9,10 @@
 //! (75 s idle); a route per upstream by `Host`; `X-Forwarded-For`,
 //! `-Proto` and `-Host` set (as warren sets them); one access log line per
 //! request, written to a file as each request ends (no buffering), in each
-//! proxy's usual format.
+//! proxy's usual format. Each also listens for HTTPS on a port of its
+//! own ([`ProxyKind::tls_port`]), HTTP/2 by ALPN, for the topologies' TLS
+//! host names ([`Topology::tls_host`]) with one self-signed certificate
+//! ([`Tls`]), routed to the same upstreams the same way.
 
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
@@ -47,8 +50,64 @@ impl Upstreams {
     }
 }
 
+/// The certificate every proxy's HTTPS listener serves: self-signed, for
+/// every topology's host names, in the files each proxy reads.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// The certificate, PEM.
+    pub cert: PathBuf,
+    /// Its key, PEM.
+    pub key: PathBuf,
+    /// Both in one file (HAProxy's `crt`).
+    pub combined: PathBuf,
+}
+
+impl Tls {
+    /// Makes the certificate and writes its files under `dir`.
+    pub fn write(dir: &Path) -> Result<Tls> {
+        let names: Vec<&str> = Topology::ALL
+            .iter()
+            .flat_map(|t| [t.host(), t.tls_host()])
+            .collect();
+        let (cert_pem, key_pem) = warren_netns_tests::acme::self_signed_pem(&names)?;
+        let tls = Tls {
+            cert: dir.join("bench-cert.pem"),
+            key: dir.join("bench-key.pem"),
+            combined: dir.join("bench-cert-key.pem"),
+        };
+        for (path, text) in [
+            (&tls.cert, cert_pem.clone()),
+            (&tls.key, key_pem.clone()),
+            (&tls.combined, cert_pem + &key_pem),
+        ] {
+            std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+        }
+        Ok(tls)
+    }
+}
+
+/// Where a proxy listens: HTTP/1.1 cleartext on `http`, HTTPS on `https`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    /// Cleartext HTTP/1.1 (wrk's runs).
+    pub http: u16,
+    /// HTTPS, HTTP/2 or HTTP/1.1 by ALPN (h2load's runs).
+    pub https: u16,
+}
+
+impl Ports {
+    /// `kind`'s two ports.
+    pub fn of(kind: ProxyKind) -> Ports {
+        Ports {
+            http: kind.port(),
+            https: kind.tls_port(),
+        }
+    }
+}
+
 /// nginx's configuration, its files under `dir`.
-pub fn nginx_conf(dir: &Path, port: u16, upstreams: &Upstreams) -> String {
+pub fn nginx_conf(dir: &Path, ports: Ports, tls: &Tls, upstreams: &Upstreams) -> String {
+    let port = ports.http;
     let d = dir.display();
     let mut c = format!(
         "daemon off;
@@ -71,6 +130,18 @@ http {{
     );
     for (topology, addr) in &upstreams.0 {
         let name = topology.name();
+        let location = format!(
+            "        location / {{
+            proxy_pass http://{name};
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+        }}
+"
+        );
         let _ = write!(
             c,
             "    upstream {name} {{
@@ -82,18 +153,19 @@ http {{
     server {{
         listen {port};
         server_name {host};
-        location / {{
-            proxy_pass http://{name};
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;
-        }}
-    }}
+{location}    }}
+    server {{
+        listen {https} ssl http2;
+        server_name {tls_host};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+{location}    }}
 ",
-            host = topology.host()
+            host = topology.host(),
+            tls_host = topology.tls_host(),
+            https = ports.https,
+            cert = tls.cert.display(),
+            key = tls.key.display(),
         );
     }
     c.push_str("}\n");
@@ -101,7 +173,8 @@ http {{
 }
 
 /// HAProxy's configuration (its log lines go to stdout).
-pub fn haproxy_conf(port: u16, upstreams: &Upstreams) -> String {
+pub fn haproxy_conf(ports: Ports, tls: &Tls, upstreams: &Upstreams) -> String {
+    let port = ports.http;
     let mut c = format!(
         "global
     nbthread {WORKERS}
@@ -131,6 +204,26 @@ frontend {HAPROXY_FRONTEND}
             host = topology.host()
         );
     }
+    // The TLS frontend's name holds the plain one's, which the log lines
+    // are counted by.
+    let _ = write!(
+        c,
+        "frontend {HAPROXY_FRONTEND}-tls
+    bind 0.0.0.0:{https} ssl crt {crt} alpn h2,http/1.1
+    http-request set-header X-Forwarded-Proto https
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+",
+        https = ports.https,
+        crt = tls.combined.display()
+    );
+    for (topology, _) in &upstreams.0 {
+        let _ = writeln!(
+            c,
+            "    use_backend {name} if {{ req.hdr(host),field(1,:) -i {host} }}",
+            name = topology.name(),
+            host = topology.tls_host()
+        );
+    }
     for (topology, addr) in &upstreams.0 {
         let name = topology.name();
         let _ = write!(c, "backend {name}\n    server {name} {addr}\n");
@@ -139,8 +232,9 @@ frontend {HAPROXY_FRONTEND}
 }
 
 /// Caddy's Caddyfile, its files under `dir`.
-pub fn caddyfile(dir: &Path, port: u16, upstreams: &Upstreams) -> String {
+pub fn caddyfile(dir: &Path, ports: Ports, tls: &Tls, upstreams: &Upstreams) -> String {
     let d = dir.display();
+    let port = ports.http;
     let mut c = format!(
         "{{
     admin off
@@ -169,6 +263,42 @@ pub fn caddyfile(dir: &Path, port: u16, upstreams: &Upstreams) -> String {
     }}
 ",
             host = topology.host()
+        );
+    }
+    c.push_str("}\n");
+    let sites: Vec<String> = upstreams
+        .0
+        .iter()
+        .map(|(t, _)| format!("https://{}:{}", t.tls_host(), ports.https))
+        .collect();
+    let _ = write!(
+        c,
+        "{sites} {{
+    tls {cert} {key}
+    log {{
+        output file {d}/caddy-access.log {{
+            roll_disabled
+        }}
+    }}
+",
+        sites = sites.join(", "),
+        cert = tls.cert.display(),
+        key = tls.key.display(),
+    );
+    for (topology, addr) in &upstreams.0 {
+        let name = topology.name();
+        let _ = write!(
+            c,
+            "    @{name} host {host}
+    reverse_proxy @{name} {addr} {{
+        transport http {{
+            keepalive 75s
+            keepalive_idle_conns {IDLE_UPSTREAM}
+            keepalive_idle_conns_per_host {IDLE_UPSTREAM}
+        }}
+    }}
+",
+            host = topology.tls_host()
         );
     }
     c.push_str("}\n");
@@ -235,13 +365,15 @@ pub struct Started {
 }
 
 /// Starts `kind` (not warren, which is `warren serve` itself) in `ns` on
-/// `port`, its files under `dir`, proxying to `upstreams`.
+/// `ports` (HTTPS with `tls`), its files under `dir`, proxying to
+/// `upstreams`.
 pub fn start(
     lab: &Lab,
     ns: &Netns,
     dir: &Path,
     kind: ProxyKind,
-    port: u16,
+    ports: Ports,
+    tls: &Tls,
     upstreams: &Upstreams,
 ) -> Result<Started> {
     let write = |name: &str, text: String| -> Result<PathBuf> {
@@ -252,7 +384,7 @@ pub fn start(
     let (spec, log) = match kind {
         ProxyKind::Warren => bail!("warren's proxy is `warren serve` itself"),
         ProxyKind::Nginx => {
-            let conf = write("nginx.conf", nginx_conf(dir, port, upstreams))?;
+            let conf = write("nginx.conf", nginx_conf(dir, ports, tls, upstreams))?;
             let spec = Spawn::new("nginx")
                 .arg("-e")
                 .arg(dir.join("nginx-error.log"))
@@ -265,7 +397,7 @@ pub fn start(
             )
         }
         ProxyKind::Haproxy => {
-            let conf = write("haproxy.cfg", haproxy_conf(port, upstreams))?;
+            let conf = write("haproxy.cfg", haproxy_conf(ports, tls, upstreams))?;
             let spec = Spawn::new("haproxy")
                 .arg("-db")
                 .arg("-f")
@@ -275,7 +407,7 @@ pub fn start(
             (spec, None)
         }
         ProxyKind::Caddy => {
-            let conf = write("Caddyfile", caddyfile(dir, port, upstreams))?;
+            let conf = write("Caddyfile", caddyfile(dir, ports, tls, upstreams))?;
             let home = dir.join("caddy-home");
             std::fs::create_dir_all(&home).context("create caddy's home")?;
             let spec = Spawn::new("caddy")
@@ -345,9 +477,15 @@ mod tests {
     #[test]
     fn every_config_routes_both_hosts_to_their_upstreams() {
         let dir = Path::new("/tmp/x");
-        let nginx = nginx_conf(dir, 8081, &upstreams());
-        let haproxy = haproxy_conf(8082, &upstreams());
-        let caddy = caddyfile(dir, 8083, &upstreams());
+        let tls = Tls {
+            cert: dir.join("c.pem"),
+            key: dir.join("k.pem"),
+            combined: dir.join("ck.pem"),
+        };
+        let ports = |http, https| Ports { http, https };
+        let nginx = nginx_conf(dir, ports(8081, 8441), &tls, &upstreams());
+        let haproxy = haproxy_conf(ports(8082, 8442), &tls, &upstreams());
+        let caddy = caddyfile(dir, ports(8083, 8443), &tls, &upstreams());
         for (conf, needle) in [
             (&nginx, "server_name local.bench.test;"),
             (&nginx, "server 100.96.0.2:20001;"),
@@ -365,6 +503,23 @@ mod tests {
             (&caddy, "reverse_proxy @local 100.96.0.1:20000"),
             (&caddy, ":8083 {"),
             (&caddy, "keepalive_idle_conns_per_host 64"),
+            (&nginx, "listen 8441 ssl http2;"),
+            (&nginx, "server_name mesh-tls.bench.test;"),
+            (&nginx, "ssl_certificate_key /tmp/x/k.pem;"),
+            (
+                &haproxy,
+                "bind 0.0.0.0:8442 ssl crt /tmp/x/ck.pem alpn h2,http/1.1",
+            ),
+            (
+                &haproxy,
+                "use_backend local if { req.hdr(host),field(1,:) -i local-tls.bench.test }",
+            ),
+            (
+                &caddy,
+                "https://local-tls.bench.test:8443, https://mesh-tls.bench.test:8443 {",
+            ),
+            (&caddy, "tls /tmp/x/c.pem /tmp/x/k.pem"),
+            (&caddy, "@mesh host mesh-tls.bench.test"),
         ] {
             assert!(conf.contains(needle), "{needle} not in\n{conf}");
         }

@@ -128,7 +128,8 @@ fn signed_us(v: Option<f64>) -> String {
 /// figures, with ratios against nginx.
 fn target_table(r: &ProxyResults, driver: Driver, c: Concurrency, topology: Topology) -> Table {
     let nginx = Figures::of(r, driver, c, topology, Target::Proxy(ProxyKind::Nginx));
-    let rows = Target::ALL
+    let rows = driver
+        .targets()
         .iter()
         .map(|&target| {
             let f = Figures::of(r, driver, c, topology, target);
@@ -281,28 +282,30 @@ pub fn proxy_tables(r: &ProxyResults) -> String {
     let mut out = String::new();
     for driver in Driver::ALL {
         for topology in Topology::ALL {
-            let load = Concurrency::Loaded.load();
             out.push_str(&format!(
-                "Proxies, {} — {}, {} threads, {} connections, {} s × {} rounds\n\n{}\n",
+                "Proxies, {} — {}, {}, {} s × {} rounds\n\n{}\n",
                 topology.title(),
                 driver.title(),
-                load.threads,
-                load.connections,
-                r.seconds,
+                driver.load_text(),
+                driver.seconds(r.seconds),
                 r.rounds,
                 target_table(r, driver, Concurrency::Loaded, topology).render()
             ));
         }
+        // Latency added needs direct runs and both concurrencies.
+        if driver.targets().contains(&Target::Direct) {
+            out.push_str(&format!(
+                "Latency added over calling the upstream directly — {}; the direct rows are \
+                 absolute, the proxies' the median of the rounds' paired differences\n\n{}\n",
+                driver.title(),
+                added_table(r, driver).render()
+            ));
+        }
         out.push_str(&format!(
-            "Latency added over calling the upstream directly — {}; the direct rows are \
-             absolute, the proxies' the median of the rounds' paired differences\n\n{}\n",
-            driver.title(),
-            added_table(r, driver).render()
-        ));
-        out.push_str(
-            "Target: warren's req/s ≥ nginx's and its p99 ≤ nginx's in the same run (64 \
+            "Target ({}): warren's req/s ≥ nginx's and its p99 ≤ nginx's in the same run (64 \
              connections), within the run-to-run spread:\n\n",
-        );
+            driver.title()
+        ));
         for topology in Topology::ALL {
             out.push_str(&format!("- {}\n", target_line(r, driver, topology)));
         }
@@ -324,7 +327,8 @@ pub fn document(r: &ProxyResults, about: &About, args: &str) -> String {
     d.push_str(&format!(
         "Proxies and client: {versions}.\n\n\
          **Setup:** a lab cluster built by `warren_netns_tests::cluster`: `warren serve \
-         --docker-host … --http-listen 0.0.0.0:80 --proxy-workers {w}` on a public lab host \
+         --docker-host … --http-listen 0.0.0.0:80 --https-listen 0.0.0.0:443 --proxy-workers \
+         {w}` on a public lab host \
          (`WARREN_LOG={WARREN_LOG}`), with a Docker daemon of its own in its namespace, so that \
          it runs replicas as the node `control`; one worker, `vm` (`warren join --direct`, in a \
          VPC behind a cone NAT), with its own. Both daemons hold `{IMAGE}`, made from this \
@@ -336,7 +340,14 @@ pub fn document(r: &ProxyResults, about: &About, args: &str) -> String {
          mesh.bench.test`) across the WireGuard mesh. warren's proxy is `warren serve` itself \
          (port 80); nginx (8081), HAProxy (8082) and Caddy (8083) run in the control plane's \
          namespace with the same two routes by `Host` to the replicas' `mesh-ip:host-port` \
-         (from `warren ps --json`).\n\n\
+         (from `warren ps --json`). For HTTPS each service also has a second host name, \
+         `local-tls.bench.test` and `mesh-tls.bench.test` (a second `--host`), with one \
+         self-signed certificate for all four names (rcgen): `warren cert set` for the two \
+         `-tls` names only (warren answers plain HTTP for a host with a certificate with a 308 \
+         to HTTPS, which the cleartext runs must not get); nginx `listen 8441 ssl http2`, \
+         HAProxy `bind :8442 ssl crt … alpn h2,http/1.1`, Caddy a site block with `tls CERT \
+         KEY` on 8443, each with the same upstreams, upstream keep-alive and access log as its \
+         cleartext listener; warren on 443.\n\n\
          **The configurations** (`bench/src/proxy_conf.rs`): nginx `worker_processes {w}`, \
          `upstream {{ keepalive {idle}; }}` with `proxy_http_version 1.1` and `Connection \
          \"\"`; HAProxy `nbthread {w}`, `option http-keep-alive` (its default connection \
@@ -364,13 +375,20 @@ pub fn document(r: &ProxyResults, about: &About, args: &str) -> String {
          proxy's percentile minus the direct run's in the same round, the median over the \
          rounds. The target is met \"within the spread\" when warren's figure falls short of \
          nginx's by less than nginx's own runs spread ((max − min) / median).\n\n\
+         **HTTP/2 over TLS:** after wrk's runs in each round, h2load (`-t2 -c64 -m{streams} \
+         -D{h2s}`, the connections made once per run, so the handshakes are a small part) runs \
+         against each proxy's HTTPS port as `https://local-tls.bench.test:PORT/` with \
+         `--connect-to 203.0.113.x:PORT` (the URI's host is the SNI and `:authority`; h2load \
+         does not verify the certificate, and a run fails unless ALPN gave `h2`). Its \
+         percentiles come from its per-request `--log-file` (nearest rank over every request \
+         of the run), its req/s from the requests that succeeded over its `finished in` time. \
+         The upstreams speak cleartext HTTP/1.1 only, so these tables have no direct row and \
+         no \"latency added\".\n\n\
          **Caveats:** the machine has 2 cores, shared by wrk, the proxy, the upstream nginx, \
          the Docker NAT and, for the mesh, both WireGuard devices: at 64 connections every \
          target is CPU-bound and latency is mostly queueing, so the ratios are the result and \
          the absolute figures context; the direct runs have one process fewer on the cores. The \
-         machine is shared, so runs from a noisy moment move all targets of a round. HTTP/2 \
-         over TLS (h2load) is not measured yet (warren's HTTPS listener came after this \
-         section was written): the next addition here.\n\n",
+         machine is shared, so runs from a noisy moment move all targets of a round.\n\n",
         warren_netns_tests::docker::NGINX_WORKERS,
         r.warren_threads,
         r.seconds,
@@ -378,6 +396,8 @@ pub fn document(r: &ProxyResults, about: &About, args: &str) -> String {
         r.rounds,
         WARM_UP.as_secs(),
         w = proxy_conf::WORKERS,
+        streams = crate::h2load::STREAMS,
+        h2s = Driver::H2load.seconds(r.seconds),
         idle = proxy_conf::IDLE_UPSTREAM,
     ));
     d.push_str(&proxy_tables(r));
@@ -464,6 +484,31 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("round by round 0.95×, 0.95×, 0.96×"), "{t}");
+    }
+
+    #[test]
+    fn h2load_tables_have_no_direct_row_and_their_own_targets() {
+        let mut r = results();
+        let h2: Vec<Sample> = r
+            .samples
+            .iter()
+            .filter(|s| s.concurrency == Concurrency::Loaded && s.target != Target::Direct)
+            .map(|s| Sample {
+                driver: Driver::H2load,
+                ..s.clone()
+            })
+            .collect();
+        r.samples.extend(h2);
+        let t = proxy_tables(&r);
+        let at = t.find("h2load, HTTP/2 over TLS").expect("an h2load table");
+        let h2 = &t[at..];
+        assert!(!h2.contains("direct (no proxy)"), "{h2}");
+        assert!(!h2.contains("Latency added"), "{h2}");
+        assert!(
+            h2.contains("64 connections × 10 streams, 3 s × 3 rounds"),
+            "{h2}"
+        );
+        assert!(h2.contains("local: req/s warren / nginx 0.95×"), "{h2}");
     }
 
     #[test]

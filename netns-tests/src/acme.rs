@@ -125,6 +125,20 @@ fn self_signed_for_ip(ip: Ipv4Addr) -> Result<(String, String)> {
     ))
 }
 
+/// A self-signed certificate and its key, PEM (`CERTIFICATE`, `PRIVATE
+/// KEY`), for the DNS `names`: for lab servers whose clients do not verify
+/// (or trust this one certificate).
+pub fn self_signed_pem(names: &[&str]) -> Result<(String, String)> {
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((
+        pem("CERTIFICATE", cert.der()),
+        pem("PRIVATE KEY", &key.serialize_der()),
+    ))
+}
+
 fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;
     let text = base64::engine::general_purpose::STANDARD.encode(der);
