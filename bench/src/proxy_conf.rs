@@ -249,22 +249,7 @@ pub fn caddyfile(dir: &Path, ports: Ports, tls: &Tls, upstreams: &Upstreams) -> 
     }}
 "
     );
-    for (topology, addr) in &upstreams.0 {
-        let name = topology.name();
-        let _ = write!(
-            c,
-            "    @{name} host {host}
-    reverse_proxy @{name} {addr} {{
-        transport http {{
-            keepalive 75s
-            keepalive_idle_conns {IDLE_UPSTREAM}
-            keepalive_idle_conns_per_host {IDLE_UPSTREAM}
-        }}
-    }}
-",
-            host = topology.host()
-        );
-    }
+    caddy_routes(&mut c, upstreams, Topology::host);
     c.push_str("}\n");
     let sites: Vec<String> = upstreams
         .0
@@ -285,6 +270,14 @@ pub fn caddyfile(dir: &Path, ports: Ports, tls: &Tls, upstreams: &Upstreams) -> 
         cert = tls.cert.display(),
         key = tls.key.display(),
     );
+    caddy_routes(&mut c, upstreams, Topology::tls_host);
+    c.push_str("}\n");
+    c
+}
+
+/// One site's routes in a Caddyfile: each topology's host (as `host_of`
+/// names it) to its upstream, with keep-alive.
+fn caddy_routes(c: &mut String, upstreams: &Upstreams, host_of: fn(Topology) -> &'static str) {
     for (topology, addr) in &upstreams.0 {
         let name = topology.name();
         let _ = write!(
@@ -298,11 +291,9 @@ pub fn caddyfile(dir: &Path, ports: Ports, tls: &Tls, upstreams: &Upstreams) -> 
         }}
     }}
 ",
-            host = topology.tls_host()
+            host = host_of(*topology)
         );
     }
-    c.push_str("}\n");
-    c
 }
 
 /// Counts the lines a process appended to its access log since the last

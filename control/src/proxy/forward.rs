@@ -13,9 +13,9 @@
 use super::balance::{self, Candidate};
 use super::body::ProxyBody;
 use super::headers::{self, Forwarding};
-use super::metrics::UpstreamError;
 use super::pages::page;
 use super::respond::{respond, sticky_choice};
+use super::stats::Failure;
 use super::upstream::{UpstreamBody, UpstreamState};
 use super::{Proxy, Route, RouteTable, Upstream};
 use http::header::{self, HeaderValue};
@@ -64,7 +64,8 @@ struct Prepared {
     parts: http::request::Parts,
     /// The origin-form URI for HTTP/1.1 replicas.
     uri: Uri,
-    /// The absolute URI for HTTP/2 replicas (`None` for HTTP/1.1 routes).
+    /// The absolute URI for HTTP/2 replicas; `None` for HTTP/1.1 ones.
+    /// Decided once, so a retry speaks what the first attempt spoke.
     h2_uri: Option<Uri>,
     wants_trailers: bool,
     /// Idempotent and bodyless: may be sent again after it was written.
@@ -73,7 +74,6 @@ struct Prepared {
     body: Option<UpstreamBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     host: String,
-    path: String,
     service: String,
 }
 
@@ -105,9 +105,13 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let method = request.method().clone();
-        let host = request_host(&request).unwrap_or_default();
+        let host = request_host(&request);
         let path = request.uri().path().to_owned();
-        let outcome = self.route(request, client, proto, worker).await;
+        let outcome = match host.clone() {
+            Some(host) => self.route(request, host, client, proto, worker).await,
+            None => Outcome::page(StatusCode::BAD_REQUEST, None),
+        };
+        let host = host.unwrap_or_default();
         let status = outcome.response.status().as_u16();
         let elapsed = started.elapsed();
         let service = outcome.service.as_deref().unwrap_or("");
@@ -128,16 +132,15 @@ impl Proxy {
         outcome.response
     }
 
+    /// Routes `request` for `host` (its Host header, or its URI's authority).
     async fn route(
         &self,
         request: Request<Incoming>,
+        host: String,
         client: SocketAddr,
         proto: &'static str,
         worker: usize,
     ) -> Outcome {
-        let Some(host) = request_host(&request) else {
-            return Outcome::page(StatusCode::BAD_REQUEST, None);
-        };
         if let Some(answer) = self.acme_answer(request.uri()) {
             return Outcome::own(answer, None);
         }
@@ -224,7 +227,6 @@ impl Proxy {
             Either::Left(Limited::new(body, self.limits.max_body as usize))
         });
         Ok(Prepared {
-            path: parts.uri.path().to_owned(),
             parts,
             uri,
             h2_uri,
@@ -256,7 +258,7 @@ impl Proxy {
                 table = Arc::clone(&self.routes.borrow());
             }
             let Some(route) = table
-                .find(&prepared.host, &prepared.path)
+                .find(&prepared.host, prepared.parts.uri.path())
                 .filter(|r| r.service == prepared.service)
             else {
                 break;
@@ -334,24 +336,24 @@ impl Proxy {
         now: Instant,
     ) -> Attempt {
         let lease = state.lease();
-        let (mut connection, pooled) =
-            match state.connect(self.limits.connect_timeout, route.h2).await {
-                Ok(connected) => connected,
-                Err(error) => {
-                    tracing::debug!(addr = %upstream.addr, %error, "replica unreachable");
-                    state.failed(now);
-                    self.metrics
-                        .upstream_error(&route.service, UpstreamError::Connect);
-                    return Attempt::Unreachable;
-                }
-            };
+        let h2 = prepared.h2_uri.is_some();
+        let (mut connection, pooled) = match state.connect(self.limits.connect_timeout, h2).await {
+            Ok(connected) => connected,
+            Err(error) => {
+                tracing::debug!(addr = %upstream.addr, %error, "replica unreachable");
+                state.failed(now);
+                self.metrics
+                    .upstream_error(&route.service, Failure::Connect);
+                return Attempt::Unreachable;
+            }
+        };
         let Some(body) = prepared.body.take() else {
             return Attempt::Failed(StatusCode::BAD_GATEWAY);
         };
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = prepared.parts.method.clone();
         *outgoing.headers_mut() = prepared.parts.headers.clone();
-        if let (true, Some(h2_uri)) = (route.h2, &prepared.h2_uri) {
+        if let Some(h2_uri) = &prepared.h2_uri {
             // HTTP/2 names the host in the URI (:authority), and lets
             // `te: trailers` through (gRPC needs it).
             *outgoing.uri_mut() = h2_uri.clone();
@@ -374,7 +376,7 @@ impl Proxy {
             () = &mut offline => {
                 tracing::debug!(addr = %upstream.addr, "replica's node went offline while answering");
                 state.failed(now);
-                self.metrics.upstream_error(&route.service, UpstreamError::Offline);
+                self.metrics.upstream_error(&route.service, Failure::Offline);
                 return Attempt::Failed(StatusCode::BAD_GATEWAY);
             }
         };
@@ -402,14 +404,13 @@ impl Proxy {
                 }
                 tracing::debug!(addr = %upstream.addr, %error, "replica closed before answering");
                 state.failed(now);
-                self.metrics
-                    .upstream_error(&route.service, UpstreamError::Closed);
+                self.metrics.upstream_error(&route.service, Failure::Closed);
                 Attempt::Failed(StatusCode::BAD_GATEWAY)
             }
             Err(_) => {
                 state.failed(now);
                 self.metrics
-                    .upstream_error(&route.service, UpstreamError::Timeout);
+                    .upstream_error(&route.service, Failure::Timeout);
                 Attempt::Failed(StatusCode::GATEWAY_TIMEOUT)
             }
         }

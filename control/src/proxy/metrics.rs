@@ -15,39 +15,6 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-/// Why a request to a replica failed (the `kind` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum UpstreamError {
-    /// The connection was refused, unreachable or timed out.
-    Connect,
-    /// The replica closed or reset before its response's headers.
-    Closed,
-    /// No response headers within the upstream timeout.
-    Timeout,
-    /// The replica's node went offline while the request waited.
-    Offline,
-}
-
-impl UpstreamError {
-    fn failure(self) -> Failure {
-        match self {
-            UpstreamError::Connect => Failure::Connect,
-            UpstreamError::Closed => Failure::Closed,
-            UpstreamError::Timeout => Failure::Timeout,
-            UpstreamError::Offline => Failure::Offline,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            UpstreamError::Connect => "connect",
-            UpstreamError::Closed => "closed",
-            UpstreamError::Timeout => "timeout",
-            UpstreamError::Offline => "offline",
-        }
-    }
-}
-
 #[derive(Debug, Default, Clone)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -60,8 +27,6 @@ struct Counters {
     /// By service, then status.
     requests: BTreeMap<String, BTreeMap<u16, u64>>,
     latency: BTreeMap<String, Histogram>,
-    errors: BTreeMap<(String, UpstreamError), u64>,
-    retries: BTreeMap<String, u64>,
     stats: Stats,
 }
 
@@ -103,22 +68,15 @@ impl ProxyMetrics {
     }
 
     /// A request to a replica of `service` failed with `kind`.
-    pub fn upstream_error(&self, service: &str, kind: UpstreamError) {
+    pub fn upstream_error(&self, service: &str, kind: Failure) {
         let now = self.seconds();
-        let mut counters = self.lock();
-        counters.stats.failure(service, kind.failure(), now);
-        *counters
-            .errors
-            .entry((service.to_owned(), kind))
-            .or_default() += 1;
+        self.lock().stats.failure(service, kind, now);
     }
 
     /// A request of `service` went to another replica after a failure.
     pub fn retry(&self, service: &str) {
         let now = self.seconds();
-        let mut counters = self.lock();
-        counters.stats.retry(service, now);
-        *counters.retries.entry(service.to_owned()).or_default() += 1;
+        self.lock().stats.retry(service, now);
     }
 
     /// Client connections open now.
@@ -186,19 +144,21 @@ impl ProxyMetrics {
             "# HELP warren_proxy_upstream_errors_total Failed attempts at a replica, by service and kind.\n\
              # TYPE warren_proxy_upstream_errors_total counter"
         );
-        for ((service, kind), n) in &counters.errors {
-            let _ = writeln!(
-                out,
-                "warren_proxy_upstream_errors_total{{service=\"{service}\",kind=\"{}\"}} {n}",
-                kind.label()
-            );
+        for (service, failures, _) in counters.stats.totals() {
+            for (kind, n) in Failure::ALL.iter().zip(failures).filter(|(_, n)| *n > 0) {
+                let _ = writeln!(
+                    out,
+                    "warren_proxy_upstream_errors_total{{service=\"{service}\",kind=\"{}\"}} {n}",
+                    kind.label()
+                );
+            }
         }
         let _ = writeln!(
             out,
             "# HELP warren_proxy_retries_total Requests sent to another replica after a failure, by service.\n\
              # TYPE warren_proxy_retries_total counter"
         );
-        for (service, n) in &counters.retries {
+        for (service, _, n) in counters.stats.totals().filter(|(_, _, n)| *n > 0) {
             let _ = writeln!(
                 out,
                 "warren_proxy_retries_total{{service=\"{service}\"}} {n}"
@@ -251,7 +211,7 @@ mod tests {
         metrics.request("web", 200, Duration::from_millis(3));
         metrics.request("web", 200, Duration::from_millis(30));
         metrics.request("", 404, Duration::from_micros(100));
-        metrics.upstream_error("web", UpstreamError::Connect);
+        metrics.upstream_error("web", Failure::Connect);
         metrics.retry("web");
         metrics.connections(1);
         let text = metrics.render(&[("100.96.0.2:30000".parse().unwrap(), 2, 1)]);

@@ -35,6 +35,26 @@ pub enum Failure {
     Offline,
 }
 
+impl Failure {
+    /// Every kind, in the order they are counted.
+    pub const ALL: [Failure; 4] = [
+        Failure::Connect,
+        Failure::Closed,
+        Failure::Timeout,
+        Failure::Offline,
+    ];
+
+    /// The `kind` label on `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Closed => "closed",
+            Failure::Timeout => "timeout",
+            Failure::Offline => "offline",
+        }
+    }
+}
+
 /// Counts over a span of time.
 #[derive(Debug, Clone)]
 struct Tally {
@@ -206,6 +226,14 @@ impl Stats {
                 }
             })
             .collect()
+    }
+
+    /// Each service's failed attempts by kind (in [`Failure::ALL`]'s order)
+    /// and retries since start.
+    pub fn totals(&self) -> impl Iterator<Item = (&str, [u64; 4], u64)> {
+        self.services
+            .iter()
+            .map(|(service, stats)| (service.as_str(), stats.total.failures, stats.total.retries))
     }
 
     fn entry(&mut self, service: &str) -> &mut ServiceStats {
