@@ -6,9 +6,11 @@
 
 use super::ClusterState;
 use crate::proxy::{Route, RouteTable, Upstream};
+use crate::store::ReplicaRecord;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::watch;
+use warren_proto::Mode;
 
 impl ClusterState {
     /// The routing table the state implies now.
@@ -25,12 +27,11 @@ impl ClusterState {
                     .healthy_replicas_of(&spec.name)
                     .filter(|replica| self.is_online(&replica.node))
                     .filter_map(|replica| {
-                        let (mode, mesh_ip) = self.member(&replica.node)?;
-                        let port = *replica.host_ports.first()?;
+                        let (mode, addr) = self.proxied_at(replica)?;
                         Some(Upstream {
                             replica: replica.id.to_string(),
                             node: replica.node.clone(),
-                            addr: SocketAddr::new(IpAddr::V4(mesh_ip), port),
+                            addr,
                             mode,
                         })
                     })
@@ -57,12 +58,16 @@ impl ClusterState {
             .filter(|service| !service.spec.hosts.is_empty())
             .flat_map(|service| self.workloads.replicas_of(&service.spec.name))
             .filter(|replica| !self.is_online(&replica.node))
-            .filter_map(|replica| {
-                let (_, mesh_ip) = self.member(&replica.node)?;
-                let port = *replica.host_ports.first()?;
-                Some(SocketAddr::new(IpAddr::V4(mesh_ip), port))
-            })
+            .filter_map(|replica| Some(self.proxied_at(replica)?.1))
             .collect()
+    }
+
+    /// How `replica`'s node joined, and where the proxy sends to it: its
+    /// node's mesh address and the host port of the service's first port.
+    fn proxied_at(&self, replica: &ReplicaRecord) -> Option<(Mode, SocketAddr)> {
+        let (mode, mesh_ip) = self.member(&replica.node)?;
+        let port = *replica.host_ports.first()?;
+        Some((mode, SocketAddr::new(IpAddr::V4(mesh_ip), port)))
     }
 
     /// The latest routing table, and every new one from now on.

@@ -184,8 +184,8 @@ impl UpstreamState {
             }
         }
         let stream = self.tcp(connect_timeout).await?;
-        // One write per request rather than a vectored one: cheaper for the
-        // small heads and bodies most requests are.
+        // Head and body flattened into one write rather than a vectored one
+        // (the bench showed no difference beyond its noise either way).
         let (sender, connection) = http1::Builder::new()
             .writev(false)
             .handshake(TokioIo::new(stream))
