@@ -73,7 +73,10 @@ impl ServerCertVerifier for Pinned {
 /// How often an idle connection to the control plane is kept alive.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long the connection may go unanswered before the agent reconnects.
+/// How long the connection may go unanswered before the agent reconnects,
+/// at most: QUIC takes the shorter of this and the control plane's
+/// (`warren serve --node-timeout`, 2 s by default), whose pings keep the
+/// connection busy.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Replica streams (`warren logs`, `warren exec`) the control plane may

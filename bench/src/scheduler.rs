@@ -92,6 +92,7 @@ fn node(index: usize) -> NodeFacts {
         online: true,
         drained: false,
         leaving: false,
+        lost: false,
         capacity: Resources {
             cpu_millis: 8000,
             memory: 16 << 30,

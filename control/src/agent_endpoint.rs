@@ -33,10 +33,6 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams an admitted agent may have open at once, each way.
 const ADMITTED_STREAMS: u32 = 16;
 
-/// How long a connection may go without hearing from the agent (which
-/// sends a keepalive every 5 s) before it is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// The QUIC endpoint on `listen`. Its stateless-reset key and the key its
 /// connection IDs are checked with are derived from the control plane's
 /// TLS key, so they are the same after a restart: the agents' connections
@@ -92,7 +88,20 @@ enum ConnectionError {
 /// [`ALPN`], TLS 1.3 with ring, and the limits of a connection that has
 /// not been admitted yet: one bidirectional stream, no unidirectional one,
 /// small flow-control windows.
-pub fn server_config(cert: &[u8], key: &[u8]) -> Result<quinn::ServerConfig, rustls::Error> {
+///
+/// It is also how a silent node is noticed: the control plane pings every
+/// connection each `heartbeat` (the agent's acknowledgements, like
+/// anything it sends, keep the connection alive), and a connection that
+/// carries nothing for `node_timeout` is closed, which makes its node
+/// offline. The agent's own idle timeout is longer; QUIC takes the shorter
+/// of the two on both ends, so the agent also notices a silent control
+/// plane within `node_timeout` and reconnects.
+pub fn server_config(
+    cert: &[u8],
+    key: &[u8],
+    heartbeat: Duration,
+    node_timeout: Duration,
+) -> Result<quinn::ServerConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -113,7 +122,8 @@ pub fn server_config(cert: &[u8], key: &[u8]) -> Result<quinn::ServerConfig, rus
         .stream_receive_window(window)
         .receive_window(window)
         .datagram_receive_buffer_size(None)
-        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+        .keep_alive_interval(Some(heartbeat))
+        .max_idle_timeout(quinn::IdleTimeout::try_from(node_timeout).ok());
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -212,7 +222,9 @@ async fn connection(
     links.remove(&agent.node.name, id);
     let name = agent.node.name.clone();
     let _ = cluster
-        .with(move |state: &mut ClusterState| state.disconnected(&name, id))
+        .with(move |state: &mut ClusterState| {
+            state.disconnected(&name, id, std::time::Instant::now())
+        })
         .await;
     ended
 }

@@ -18,6 +18,7 @@ pub mod control_node;
 mod host_checks;
 pub mod identity;
 pub mod ipam;
+pub mod liveness;
 pub mod mesh_view;
 pub mod nodes;
 mod own_report;
@@ -33,5 +34,5 @@ pub mod workloads;
 
 pub use identity::{Identity, IdentityError};
 pub use ipam::{AllocError, Allocator};
-pub use serve::{serve, ProxyOptions, ServeError, ServeOptions};
+pub use serve::{serve, FailureDetection, ProxyOptions, ServeError, ServeOptions};
 pub use store::{Store, StoreError};

@@ -15,6 +15,12 @@
 //! the current generation (`warren scale` down) go at once, unhealthy ones
 //! first, then the newest; replicas that must go and are not healthy go at
 //! once, as do all of them when the service is scaled to zero.
+//!
+//! A replica on a **lost** node (offline for `--replace-after`) does not
+//! serve and is not counted: its replacement is placed at once. It is
+//! kept until the replicas that stay serve the desired count, so that if
+//! the node comes back first its replica counts again, and the surplus
+//! that leaves is removed like any other (unhealthy ones first).
 
 use warren_proto::assignment::ReplicaId;
 
@@ -29,6 +35,10 @@ pub struct Replica {
     pub healthy: bool,
     /// Whether its node is leaving (`warren node rm`): it must move.
     pub leaving: bool,
+    /// Whether its node is lost (offline for `--replace-after`): it is
+    /// replaced, and kept until the replacements serve, in case the node
+    /// comes back first.
+    pub lost: bool,
     /// When it was placed (an order: newer replicas go first on scale-down).
     pub placed: u64,
 }
@@ -56,10 +66,11 @@ pub enum Step {
 /// The steps `service` needs now.
 pub fn reconcile(service: &ServiceState) -> Vec<Step> {
     let desired = service.desired as usize;
-    let (mut staying, going): (Vec<&Replica>, Vec<&Replica>) = service
-        .replicas
-        .iter()
-        .partition(|r| r.generation == service.generation && !r.leaving);
+    let current = |r: &Replica| r.generation == service.generation && !r.leaving;
+    let (held, others): (Vec<&Replica>, Vec<&Replica>) =
+        service.replicas.iter().partition(|r| r.lost && current(r));
+    let (mut staying, going): (Vec<&Replica>, Vec<&Replica>) =
+        others.into_iter().partition(|r| current(r) && !r.lost);
     let mut steps = Vec::new();
     // Surplus of the current generation: unhealthy ones first, then the
     // newest.
@@ -81,6 +92,10 @@ pub fn reconcile(service: &ServiceState) -> Vec<Step> {
         }
         remaining -= 1;
         steps.push(Step::Remove(replica.id.clone()));
+    }
+    // Replicas on lost nodes go once their replacements serve.
+    if serving_staying >= desired {
+        steps.extend(held.iter().map(|r| Step::Remove(r.id.clone())));
     }
     // New replicas: all that are missing, but while replicas that must go
     // still serve, one at a time (a surge of one).

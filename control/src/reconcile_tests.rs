@@ -9,6 +9,7 @@ fn replica(n: u64, generation: u64, healthy: bool) -> Replica {
         generation,
         healthy,
         leaving: false,
+        lost: false,
         placed: n,
     }
 }
@@ -38,6 +39,14 @@ impl Sim {
         }
     }
 
+    /// Every lost node comes back: its replicas count again, not yet
+    /// reported healthy.
+    fn nodes_come_back(&mut self) {
+        for replica in &mut self.service.replicas {
+            replica.lost = false;
+        }
+    }
+
     fn healthy(&self) -> usize {
         self.service.replicas.iter().filter(|r| r.healthy).count()
     }
@@ -49,7 +58,7 @@ impl Sim {
             .service
             .replicas
             .iter_mut()
-            .find(|r| !r.healthy && r.generation == generation && !r.leaving)
+            .find(|r| !r.healthy && r.generation == generation && !r.leaving && !r.lost)
         {
             Some(r) => {
                 r.healthy = true;
@@ -165,19 +174,88 @@ fn replicas_on_a_leaving_node_move_before_they_go_and_dead_ones_go_at_once() {
     );
 }
 
-fn arbitrary_replicas() -> impl Strategy<Value = Vec<Replica>> {
-    proptest::collection::vec((0u64..3, any::<bool>(), prop::bool::weighted(0.2)), 0..8).prop_map(
-        |specs| {
-            specs
-                .into_iter()
-                .enumerate()
-                .map(|(n, (generation, healthy, leaving))| Replica {
-                    leaving,
-                    ..replica(n as u64 + 1, generation, healthy)
-                })
-                .collect()
+#[test]
+fn replicas_on_a_lost_node_are_replaced_at_once_and_removed_once_the_replacements_serve() {
+    let lost = |n| Replica {
+        lost: true,
+        ..replica(n, 1, false)
+    };
+    let mut sim = Sim {
+        service: ServiceState {
+            generation: 1,
+            desired: 3,
+            replicas: vec![lost(1), lost(2), replica(3, 1, true)],
         },
-    )
+        next: 3,
+    };
+    assert_eq!(
+        reconcile(&sim.service),
+        vec![Step::Place(2)],
+        "both at once"
+    );
+    sim.apply(&reconcile(&sim.service));
+    assert!(sim.one_turns_healthy());
+    assert_eq!(
+        reconcile(&sim.service),
+        vec![],
+        "kept while one still starts"
+    );
+    assert!(sim.one_turns_healthy());
+    assert_eq!(
+        reconcile(&sim.service),
+        vec![
+            Step::Remove(ReplicaId("web-1".into())),
+            Step::Remove(ReplicaId("web-2".into()))
+        ]
+    );
+}
+
+#[test]
+fn a_lost_node_that_comes_back_first_leaves_no_surplus_and_no_gap() {
+    let mut sim = Sim {
+        service: ServiceState {
+            generation: 1,
+            desired: 2,
+            replicas: vec![
+                Replica {
+                    lost: true,
+                    ..replica(1, 1, false)
+                },
+                replica(2, 1, true),
+            ],
+        },
+        next: 2,
+    };
+    sim.apply(&reconcile(&sim.service));
+    assert_eq!(sim.service.replicas.len(), 3, "a replacement, web-3");
+    sim.nodes_come_back();
+    // web-1 and web-3 both start: one of them goes; web-2 still serves.
+    let steps = reconcile(&sim.service);
+    assert_eq!(steps, vec![Step::Remove(ReplicaId("web-3".into()))]);
+    sim.apply(&steps);
+    assert!(sim.one_turns_healthy());
+    assert_eq!(sim.healthy(), 2);
+    assert!(reconcile(&sim.service).is_empty());
+}
+
+fn arbitrary_replicas() -> impl Strategy<Value = Vec<Replica>> {
+    let flags = (
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.2),
+    );
+    proptest::collection::vec((0u64..3, flags), 0..8).prop_map(|specs| {
+        specs
+            .into_iter()
+            .enumerate()
+            .map(|(n, (generation, (healthy, leaving, lost)))| Replica {
+                leaving,
+                lost,
+                // A lost node's replicas serve nobody.
+                ..replica(n as u64 + 1, generation, healthy && !lost)
+            })
+            .collect()
+    })
 }
 
 proptest! {
@@ -193,21 +271,34 @@ proptest! {
         replicas in arbitrary_replicas(),
         desired in 0u32..5,
         generation in 1u64..3,
+        back_at in proptest::option::of(0usize..10),
     ) {
         let mut sim = Sim { service: ServiceState { generation, desired, replicas }, next: 100 };
-        for _ in 0..100 {
+        for round in 0..100 {
+            if back_at == Some(round) {
+                sim.nodes_come_back();
+            }
+            let serving_staying = sim.service.replicas.iter().filter(|r| r.healthy && r.generation == generation && !r.leaving).count();
             let before = sim.healthy();
             let steps = reconcile(&sim.service);
             let placing: u32 = steps.iter().map(|s| if let Step::Place(n) = s { *n } else { 0 }).sum();
             let going_serving = sim.service.replicas.iter().any(|r| (r.generation != generation || r.leaving) && r.healthy);
+            for step in &steps {
+                if let Step::Remove(id) = step {
+                    let replica = sim.service.replicas.iter().find(|r| &r.id == id).unwrap();
+                    if replica.lost && replica.generation == generation && !replica.leaving {
+                        prop_assert!(serving_staying >= desired as usize, "a lost replica removed before its replacement served");
+                    }
+                }
+            }
             sim.apply(&steps);
             let after = sim.healthy();
             prop_assert!(after >= before.min(desired as usize), "{} -> {} healthy: {:?}", before, after, steps);
             if going_serving && placing > 0 {
-                let starting = sim.service.replicas.iter().filter(|r| !r.healthy && r.generation == generation && !r.leaving).count();
+                let starting = sim.service.replicas.iter().filter(|r| !r.healthy && r.generation == generation && !r.leaving && !r.lost).count();
                 prop_assert!(starting <= 1, "surge over one: {:?}", sim.service);
             }
-            if steps.is_empty() && !sim.one_turns_healthy() {
+            if steps.is_empty() && !sim.one_turns_healthy() && back_at.is_none_or(|b| b < round) {
                 break;
             }
         }

@@ -20,6 +20,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use warren_device::paths;
 use warren_proto::{Mode, StatusOf};
 use warren_relay::{RunningRelay, ServerError, ServerOptions};
@@ -57,6 +58,32 @@ pub struct ServeOptions {
     pub docker_host: Option<String>,
     /// The ingress proxy; `None` runs none (`--no-proxy`).
     pub proxy: Option<ProxyOptions>,
+    /// How nodes that go silent are noticed and given up on.
+    pub failure: FailureDetection,
+}
+
+/// How nodes that go silent are noticed and given up on (`warren serve
+/// --heartbeat --node-timeout --replace-after`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureDetection {
+    /// How often the control plane makes each agent's connection carry
+    /// something (a QUIC ping, which the agent acknowledges).
+    pub heartbeat: Duration,
+    /// How long an agent's connection may carry nothing before it is
+    /// closed and the node is offline: the proxy stops routing to it.
+    pub node_timeout: Duration,
+    /// How long a node is offline before its replicas are replaced.
+    pub replace_after: Duration,
+}
+
+impl Default for FailureDetection {
+    fn default() -> FailureDetection {
+        FailureDetection {
+            heartbeat: Duration::from_millis(500),
+            node_timeout: Duration::from_secs(2),
+            replace_after: Duration::from_secs(2),
+        }
+    }
 }
 
 /// Where the ingress proxy listens and its limits.
@@ -251,7 +278,12 @@ pub async fn serve(
     let device_handle = device.handle();
     let endpoint = agent_endpoint::endpoint(
         options.listen,
-        agent_endpoint::server_config(&identity.tls_cert, &identity.tls_key)?,
+        agent_endpoint::server_config(
+            &identity.tls_cert,
+            &identity.tls_key,
+            options.failure.heartbeat,
+            options.failure.node_timeout,
+        )?,
         &identity.tls_key,
     )
     .map_err(|source| ServeError::Quic {
@@ -278,6 +310,8 @@ pub async fn serve(
         revoker: relay.as_ref().map(RunningRelay::revoker),
         host_ports: options.host_ports.clone(),
         control_node: options.docker_host.is_some(),
+        replace_after: options.failure.replace_after,
+        started: Instant::now(),
     })?;
     let events = state.subscribe();
     let control_events = state.subscribe();
@@ -386,6 +420,7 @@ pub async fn serve(
         events,
         device_handle,
     ));
+    let liveness_task = tokio::spawn(give_up_on_lost_nodes(cluster.clone()));
     let agents_task = tokio::spawn(agent_endpoint::serve(endpoint.clone(), cluster, links));
     let api =
         axum::serve(api_listener, api::router(api_state)).with_graceful_shutdown(stopped(stop_rx));
@@ -394,6 +429,7 @@ pub async fn serve(
     endpoint.close(0u32.into(), b"control plane stopping");
     let _ = stop_tx.send(true);
     agents_task.abort();
+    liveness_task.abort();
     peers_task.abort();
     if let Some(listeners) = proxy_listeners {
         listeners.stop();
@@ -417,4 +453,27 @@ pub async fn serve(
     }
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+/// The longest the control plane goes without asking whether a node
+/// offline long enough is lost (a disconnection starts a new wait).
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+
+/// Tells the cluster the time, so that nodes offline for the
+/// replace-after time are given up on and their replicas placed again.
+async fn give_up_on_lost_nodes(cluster: Cluster) {
+    loop {
+        let now = Instant::now();
+        let Ok(next) = cluster
+            .with(move |state| state.tick(now, warren_os::unix_now()))
+            .await
+        else {
+            return;
+        };
+        let wait = next.map_or(LIVENESS_CHECK, |at| {
+            at.saturating_duration_since(Instant::now())
+                .min(LIVENESS_CHECK)
+        });
+        tokio::time::sleep(wait).await;
+    }
 }

@@ -44,6 +44,9 @@ pub struct NodeFacts {
     pub drained: bool,
     /// Whether it is leaving (`warren node rm`): its replicas move.
     pub leaving: bool,
+    /// Whether it is lost (offline for `--replace-after`): its replicas
+    /// are replaced.
+    pub lost: bool,
     /// Its labels, including `arch` and `node`.
     pub labels: BTreeMap<String, String>,
     /// What it offers to replicas.
@@ -259,6 +262,7 @@ fn plan(
                 healthy: snapshot.views.is_healthy(&r.id),
                 // A replica on a node that is leaving, or gone, must move.
                 leaving: snapshot.views.must_move(&r.node),
+                lost: snapshot.views.is_lost(&r.node),
                 placed: r.placed,
             })
             .collect(),

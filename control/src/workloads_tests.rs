@@ -11,6 +11,7 @@ fn facts(name: &str, reach: Reach) -> NodeFacts {
         online: true,
         drained: false,
         leaving: false,
+        lost: false,
         labels: BTreeMap::from([("node".to_owned(), name.to_owned())]),
         capacity: Resources {
             cpu_millis: 2000,

@@ -198,6 +198,11 @@ impl Cluster {
 /// `warren serve`'s `WARREN_LOG` in the lab unless told otherwise.
 pub const SERVE_LOG: &str = "debug";
 
+/// `warren serve --node-timeout` in the lab unless a test sets its own:
+/// long, so that a loaded CI machine does not make a node look dead; the
+/// failover tests set the default back.
+pub const LAB_NODE_TIMEOUT: &str = "15s";
+
 /// Starts `warren serve` on `host` and waits until it says it is up.
 pub fn start_serve(
     lab: &Lab,
@@ -225,6 +230,12 @@ pub fn start_serve_logging(
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--iface", iface])
+            .args(
+                (!extra.iter().any(|a| a == "--node-timeout"))
+                    .then_some(["--node-timeout", LAB_NODE_TIMEOUT])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(extra)
             .env("WARREN_LOG", log)
             .name("serve"),
@@ -422,4 +433,79 @@ impl DockerNode {
             .docker(&["ps", "-q", "--filter", "label=warren.service"])?;
         Ok(out.split_whitespace().map(str::to_owned).collect())
     }
+
+    /// The machine dies: SIGKILL for its agent, its Docker daemon and
+    /// everything they started, containers included (a container outlives
+    /// a daemon killed alone: its shim keeps it running), and for every
+    /// other process in its namespace. Returns once the containers' processes
+    /// are gone.
+    pub fn kill_machine(&self) -> Result<()> {
+        let mut containers = Vec::new();
+        for id in self.running()? {
+            let pid = self
+                .dockerd
+                .docker(&["inspect", "--format", "{{.State.Pid}}", &id])?;
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                containers.push(pid);
+            }
+        }
+        let mut doomed: Vec<u32> = containers
+            .iter()
+            .filter_map(|&pid| parent_of(pid))
+            .collect();
+        doomed.extend(&containers);
+        doomed.extend(descendants(self.dockerd.proc.pid()));
+        let in_netns = self.worker.host.ns.pids()?;
+        doomed.extend(in_netns.into_iter().filter_map(|p| u32::try_from(p).ok()));
+        if let Some(agent) = &self.agent {
+            agent.signal(Signal::Kill)?;
+        }
+        self.dockerd.proc.signal(Signal::Kill)?;
+        for pid in doomed {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: kill(2) with a pid this node's processes had; one
+                // that already exited is an ESRCH, ignored.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        crate::wait::wait_for(
+            &format!("{}'s containers to die", self.name),
+            Duration::from_secs(10),
+            || containers.iter().all(|&pid| !crate::sweep::pid_alive(pid)),
+        )
+    }
+}
+
+/// The parent of process `pid`, from /proc.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every process descended from `root` (not `root` itself).
+fn descendants(root: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }

@@ -117,9 +117,20 @@ pub fn http_get_host(
     host: &str,
     path: &str,
 ) -> std::io::Result<String> {
+    http_get_host_within(ns, addr, host, path, Duration::from_secs(5))
+}
+
+/// [`http_get_host`], waiting up to `timeout` for the answer.
+pub fn http_get_host_within(
+    ns: &Netns,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
     ns.run_in(|| -> std::io::Result<String> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.set_read_timeout(Some(timeout))?;
         write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer)?;

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// warren — a cluster fabric on a userspace WireGuard mesh.
 ///
 /// warren joins a handful of machines (VPSes, VMs in a VPC, a Raspberry Pi
@@ -35,7 +38,7 @@ struct Cli {
 /// variant would replace it, and `--help` would show one line.
 #[derive(Subcommand)]
 enum Command {
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     Join(cmd::join::JoinArgs),
     Mesh(cmd::mesh::MeshArgs),
     /// Ping a node through the mesh, showing the path each reply took.
@@ -79,7 +82,7 @@ fn main() -> ExitCode {
     };
     let log = init_logging();
     let result = match cli.command {
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(*args),
         Command::Token(args) => cmd::token::run(args),
         Command::Join(args) => cmd::join::run(args),
         Command::Nodes(args) => cmd::nodes::list(args),

@@ -5,7 +5,7 @@
 //! nothing is placed there.
 
 use super::node_settings_tests::{all_healthy, join, placed_on};
-use super::tests::{fixture, state_over, state_with, Fixture, NOW};
+use super::tests::{fixture, offers, state_over, state_with, Fixture, NOW};
 use super::*;
 use std::collections::BTreeMap;
 use warren_proto::assignment::{Health, ReplicaState, ReplicaStatus};
@@ -16,17 +16,6 @@ fn web(replicas: u32) -> ServiceSpec {
         replicas,
         ports: vec![8080],
         ..ServiceSpec::new("web", "local/busybox:1")
-    }
-}
-
-/// What a node offers.
-fn offers() -> NodeReport {
-    NodeReport {
-        arch: "amd64".to_owned(),
-        cpu_millis: 2000,
-        memory: 4 << 30,
-        disk_free: None,
-        docker: "20.10.24".to_owned(),
     }
 }
 

@@ -23,6 +23,7 @@ pub use node_settings::{parse_label, NodeCommandError, Removal, BUILTIN_LABELS};
 pub use workloads::{ReplicaView, ServiceView, WorkloadCommandError, Workloads};
 
 use crate::admission::{self, Decision, Refusal, Snapshot};
+use crate::liveness::{self, Liveness};
 use crate::mesh_view::{self, ControlMember, MeshView};
 use crate::nodes::{NodeRecord, Registry, CONTROL_NAME};
 use crate::proxy::RouteTable;
@@ -32,9 +33,9 @@ use ip_network::Ipv4Network;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use warren_proto::assignment::NodeReport;
+use warren_proto::assignment::{NodeReport, ReplicaId};
 use warren_proto::{ControlMessage, Hello, Mode, Peer, RefusalCode, Report, Welcome};
 use warren_relay::Revoker;
 use warren_relay_proto::SigningKey;
@@ -86,6 +87,12 @@ pub struct ClusterConfig {
     /// Whether the control plane's host runs replicas (`warren serve
     /// --docker-host`): it is then the node [`CONTROL_NAME`] to placement.
     pub control_node: bool,
+    /// How long a node is offline before its replicas are replaced
+    /// (`warren serve --replace-after`).
+    pub replace_after: Duration,
+    /// When the control plane started: no node is given up on within
+    /// [`crate::liveness::STARTUP_GRACE`] of it.
+    pub started: Instant,
 }
 
 /// The shared state (see the module doc).
@@ -94,6 +101,8 @@ pub struct ClusterState {
     workloads: Workloads,
     events: broadcast::Sender<PeerEvent>,
     online: HashMap<String, Online>,
+    /// When nodes that went away are given up on.
+    liveness: Liveness,
     reports: HashMap<String, (SystemTime, Report)>,
     /// Reports dropped for coming too soon ([`MIN_REPORT_GAP`]).
     reports_dropped: u64,
@@ -167,11 +176,17 @@ impl ClusterState {
         let workloads = Workloads::load(&config.store, config.host_ports.clone())?;
         let certs = certs::Certs::load(&config.store)?;
         let cert_table = watch::Sender::new(Arc::new(certs.table()));
+        let liveness = Liveness::new(
+            config.replace_after,
+            config.started,
+            config.registry.nodes().map(|node| node.name.as_str()),
+        );
         let mut state = ClusterState {
             config,
             workloads,
             events: broadcast::channel(EVENT_BACKLOG).0,
             online: HashMap::new(),
+            liveness,
             reports: HashMap::new(),
             reports_dropped: 0,
             next_connection: 0,
@@ -265,6 +280,9 @@ impl ClusterState {
         self.next_connection += 1;
         self.online
             .insert(node.name.clone(), Online { connection, remote });
+        if let Some(change) = self.liveness.connected(&node.name) {
+            log_change(&change);
+        }
         self.node_changed(&node.name);
         let _ = self.events.send(PeerEvent::Joined(node.clone()));
         if let Some(machine) = &hello.machine {
@@ -321,16 +339,46 @@ impl ClusterState {
         Some(self.mint(node.public_key, now))
     }
 
-    /// The connection `connection` of `name` ended.
-    pub fn disconnected(&mut self, name: &str, connection: ConnectionId) {
+    /// The connection `connection` of `name` ended at `now`: the node is
+    /// offline (unless a newer connection of it is open).
+    pub fn disconnected(&mut self, name: &str, connection: ConnectionId, now: Instant) {
         if self
             .online
             .get(name)
             .is_some_and(|online| online.connection == connection)
         {
             self.online.remove(name);
+            if let Some(change) = self.liveness.disconnected(name, now) {
+                log_change(&change);
+            }
             self.node_changed(name);
+            // Its replicas' health is unknown until it reports again.
+            let on_node: Vec<ReplicaId> = self
+                .workloads
+                .replicas_on(name)
+                .map(|r| r.id.clone())
+                .collect();
+            for id in &on_node {
+                self.workloads.forget_health(id);
+            }
         }
+    }
+
+    /// Gives up on nodes offline for the replace-after time by `now`, and
+    /// places their replicas' replacements (placed at `unix_now`, unix
+    /// seconds); returns when to call it again at the latest.
+    pub fn tick(&mut self, now: Instant, unix_now: u64) -> Option<Instant> {
+        let lost = self.liveness.poll(now);
+        for change in &lost {
+            log_change(change);
+            if let liveness::Change::Lost(name) = change {
+                self.node_changed(name);
+            }
+        }
+        if !lost.is_empty() {
+            self.converge_workloads(unix_now);
+        }
+        self.liveness.poll_timeout()
     }
 
     /// Removes the node `name`: from the store first, then the registry
@@ -348,6 +396,7 @@ impl ClusterState {
             .ok_or_else(|| RemoveError::Unknown(name.to_owned()))?;
         self.reports.remove(name);
         self.workloads.forget_node(name);
+        self.liveness.removed(name);
         self.node_changed(name);
         let _ = self.events.send(PeerEvent::Left(node.clone()));
         if let Some(revoker) = &self.config.revoker {
@@ -558,6 +607,19 @@ impl Cluster {
     }
 }
 
+/// Logs what changed about a node's liveness.
+fn log_change(change: &liveness::Change) {
+    match change {
+        liveness::Change::Online(node) => tracing::info!(%node, "node online again"),
+        liveness::Change::Offline(node) => {
+            tracing::warn!(%node, "node offline: the proxy stops routing to it")
+        }
+        liveness::Change::Lost(node) => {
+            tracing::warn!(%node, "node lost: its replicas are replaced on other nodes")
+        }
+    }
+}
+
 /// The shortest time between two reports of a node that are both taken
 /// (agents report every 5 s).
 pub const MIN_REPORT_GAP: Duration = Duration::from_secs(1);
@@ -587,6 +649,8 @@ fn usable_candidates(candidates: &[SocketAddr]) -> Vec<SocketAddr> {
 
 #[cfg(test)]
 mod control_node_tests;
+#[cfg(test)]
+mod failover_tests;
 #[cfg(test)]
 mod node_settings_tests;
 #[cfg(test)]

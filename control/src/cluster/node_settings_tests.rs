@@ -1,7 +1,9 @@
 //! Node labels steer placement, a node with replicas leaves only once they
 //! have moved, and both (with the workloads' revision) survive a restart.
 
-use super::tests::{admit_with_token, fixture, hello, key, remote, state_over, Fixture, NOW};
+use super::tests::{
+    admit_with_token, fixture, hello, key, offers, remote, state_over, Fixture, NOW,
+};
 use super::*;
 use std::collections::BTreeMap;
 use warren_proto::assignment::{Health, ReplicaState, ReplicaStatus};
@@ -9,14 +11,7 @@ use warren_proto::{Auth, Constraint, ServiceSpec};
 
 pub(super) fn join(fixture: &mut Fixture, name: &str, seed: u8) {
     admit_with_token(fixture, name, seed);
-    let report = NodeReport {
-        arch: "amd64".to_owned(),
-        cpu_millis: 2000,
-        memory: 4 << 30,
-        disk_free: None,
-        docker: "20.10.24".to_owned(),
-    };
-    fixture.state.record_node(name, report, NOW);
+    fixture.state.record_node(name, offers(), NOW);
 }
 
 #[test]

@@ -6,12 +6,15 @@ use crate::ipam::Allocator;
 pub(super) use crate::test_hello::hello;
 use crate::tokens::TokenRecord;
 use proptest::prelude::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use warren_proto::{Auth, Secret, TokenId};
 use warren_relay_proto::SigningKey;
 use warren_wire::PrivateKey;
 
 pub(super) const NOW: u64 = 1_800_000_000;
+
+/// How long a node in these tests is offline before it is lost.
+pub(super) const REPLACE_AFTER: Duration = Duration::from_secs(2);
 
 pub(super) fn key(seed: u8) -> PublicKey {
     PrivateKey::from_bytes([seed; 32]).public_key()
@@ -77,6 +80,8 @@ pub(super) fn state_with(dir: &std::path::Path, control_node: bool) -> ClusterSt
         revoker: None,
         host_ports: 20000..=29999,
         control_node,
+        replace_after: REPLACE_AFTER,
+        started: Instant::now(),
     })
     .unwrap()
 }
@@ -91,6 +96,17 @@ pub(super) fn admit_with_token(fixture: &mut Fixture, name: &str, seed: u8) -> A
         .state
         .admit(&hello(auth, name, key(seed)), remote(), NOW, [seed; 32])
         .unwrap()
+}
+
+/// What a node offers: 2 cores, 4 GiB.
+pub(super) fn offers() -> NodeReport {
+    NodeReport {
+        arch: "amd64".to_owned(),
+        cpu_millis: 2000,
+        memory: 4 << 30,
+        disk_free: None,
+        docker: "20.10.24".to_owned(),
+    }
 }
 
 pub(super) fn remote() -> SocketAddr {
@@ -140,9 +156,13 @@ fn a_join_is_stored_counted_and_announced_and_a_rejoin_keeps_the_address() {
     assert_eq!(fixture.state.store().tokens().unwrap()[0].used, 1);
     // The first connection ending does not mark the node offline: the
     // second one is still open.
-    fixture.state.disconnected("pi", admitted.connection);
+    fixture
+        .state
+        .disconnected("pi", admitted.connection, Instant::now());
     assert!(fixture.state.listing()[0].connected_from.is_some());
-    fixture.state.disconnected("pi", again.connection);
+    fixture
+        .state
+        .disconnected("pi", again.connection, Instant::now());
     assert!(fixture.state.listing()[0].connected_from.is_none());
 }
 

@@ -81,9 +81,26 @@ impl Workloads {
         count(self.views.replicas_on(node))
     }
 
+    /// The replicas placed on `node`.
+    pub(super) fn replicas_on<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> impl Iterator<Item = &'a ReplicaRecord> + 'a {
+        self.views.replicas_on(node)
+    }
+
     /// What `name` last reported of its machine.
     pub(super) fn report(&self, name: &str) -> Option<&NodeReport> {
         self.reports.get(name)
+    }
+
+    /// Forgets what replica `id`'s node said of its health: the node is
+    /// offline, and says again when it is back.
+    pub(super) fn forget_health(&mut self, id: &ReplicaId) {
+        self.views.set_healthy(id, false);
+        if let Some(status) = self.statuses.get_mut(id) {
+            status.health = Health::Starting;
+        }
     }
 
     /// Drops what is known of a removed node (its replicas stay, to be
@@ -438,6 +455,7 @@ impl ClusterState {
             let node = self.config.registry.get(name)?;
             (self.online.contains_key(name), self.reach_of(node))
         };
+        let lost = !online && self.liveness.is_lost(name);
         let report = self.workloads.reports.get(name);
         let settings = self.workloads.settings.get(name);
         let mut labels = settings.map(|s| s.labels.clone()).unwrap_or_default();
@@ -450,6 +468,7 @@ impl ClusterState {
             online,
             drained: false,
             leaving: settings.is_some_and(|s| s.leaving),
+            lost,
             labels,
             capacity: report.map_or(Resources::default(), |r| Resources {
                 cpu_millis: r.cpu_millis,

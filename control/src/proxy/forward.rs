@@ -124,7 +124,7 @@ impl Proxy {
             %path,
             status,
             service,
-            upstream = outcome.upstream.map(|a| a.to_string()).unwrap_or_default(),
+            upstream = outcome.upstream.map(tracing::field::display),
             attempts = outcome.attempts,
             ms = elapsed.as_secs_f64() * 1000.0,
             "request"
@@ -337,7 +337,21 @@ impl Proxy {
     ) -> Attempt {
         let lease = state.lease();
         let h2 = prepared.h2_uri.is_some();
-        let (mut connection, pooled) = match state.connect(self.limits.connect_timeout, h2).await {
+        // The node going offline cuts short the wait for a connection as
+        // well as the wait for an answer.
+        let offline = state.went_offline();
+        tokio::pin!(offline);
+        offline.as_mut().enable();
+        let connected = tokio::select! {
+            connected = state.connect(self.limits.connect_timeout, h2) => connected,
+            () = &mut offline => {
+                tracing::debug!(addr = %upstream.addr, "replica's node went offline while connecting");
+                state.failed(now);
+                self.metrics.upstream_error(&route.service, Failure::Offline);
+                return Attempt::Unreachable;
+            }
+        };
+        let (mut connection, pooled) = match connected {
             Ok(connected) => connected,
             Err(error) => {
                 tracing::debug!(addr = %upstream.addr, %error, "replica unreachable");
@@ -368,9 +382,6 @@ impl Proxy {
             *outgoing.uri_mut() = prepared.uri.clone();
             *outgoing.version_mut() = Version::HTTP_11;
         }
-        let offline = state.went_offline();
-        tokio::pin!(offline);
-        offline.as_mut().enable();
         let sent = tokio::select! {
             sent = tokio::time::timeout(self.limits.response_timeout, connection.send(outgoing)) => sent,
             () = &mut offline => {

@@ -12,7 +12,7 @@ use http_body_util::{Either, Empty, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -89,7 +89,9 @@ pub struct UpstreamState {
     addr: SocketAddr,
     outstanding: AtomicU32,
     health: Mutex<PassiveHealth>,
-    idle: Mutex<Vec<(Instant, Sender)>>,
+    /// Kept connections, oldest first: the newest is used next, the
+    /// oldest expire.
+    idle: Mutex<VecDeque<(Instant, Sender)>>,
     h2: tokio::sync::Mutex<Option<http2::SendRequest<UpstreamBody>>>,
     offline: tokio::sync::Notify,
 }
@@ -100,7 +102,7 @@ impl UpstreamState {
             addr,
             outstanding: AtomicU32::new(0),
             health: Mutex::new(PassiveHealth::default()),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             h2: tokio::sync::Mutex::new(None),
             offline: tokio::sync::Notify::new(),
         }
@@ -150,7 +152,9 @@ impl UpstreamState {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .iter()
+            .filter(|(_, sender)| !sender.is_closed())
+            .count()
     }
 
     /// Counts a request as outstanding until the lease is dropped.
@@ -233,14 +237,25 @@ impl UpstreamState {
     fn pop_idle(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        idle.retain(|(since, sender)| !sender.is_closed() && now - *since < IDLE_TIMEOUT);
-        idle.pop().map(|(_, sender)| sender)
+        while idle
+            .front()
+            .is_some_and(|(since, _)| now - *since >= IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
+        // Closed ones are dropped as they are reached, not looked for.
+        while let Some((_, sender)) = idle.pop_back() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
     }
 
     fn put_idle(&self, sender: Sender) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE && !sender.is_closed() {
-            idle.push((Instant::now(), sender));
+            idle.push_back((Instant::now(), sender));
         }
     }
 }

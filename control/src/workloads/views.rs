@@ -22,8 +22,8 @@ use warren_proto::assignment::ReplicaId;
 pub struct Views {
     /// The nodes, in name order, with their replicas counted in.
     nodes: Vec<NodeView<'static>>,
-    /// Whether each node, in the same order, is leaving (`warren node rm`).
-    leaving: Vec<bool>,
+    /// What placement does not see of each node, in the same order.
+    fates: Vec<Fate>,
     /// Each node's place in `nodes`, by name.
     index: HashMap<String, usize>,
     /// The replicas of each service, in the order they were placed.
@@ -56,7 +56,7 @@ impl Views {
         let mut nodes = nodes;
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         for facts in nodes {
-            views.leaving.push(facts.leaving);
+            views.fates.push(Fate::of(&facts));
             views.nodes.push(view_of(facts));
         }
         views.reindex();
@@ -81,10 +81,20 @@ impl Views {
 
     /// Whether replicas on the node `name` must move: it is leaving, or gone.
     pub fn must_move(&self, name: &str) -> bool {
+        self.fate(name).is_none_or(|fate| fate.leaving)
+    }
+
+    /// Whether the node `name` is lost (offline for `--replace-after`):
+    /// its replicas are replaced.
+    pub fn is_lost(&self, name: &str) -> bool {
+        self.fate(name).is_some_and(|fate| fate.lost)
+    }
+
+    fn fate(&self, name: &str) -> Option<Fate> {
         self.index
             .get(name)
-            .and_then(|&i| self.leaving.get(i))
-            .is_none_or(|&leaving| leaving)
+            .and_then(|&i| self.fates.get(i))
+            .copied()
     }
 
     /// Where the node `name` is in [`Views::nodes`].
@@ -144,8 +154,8 @@ impl Views {
     /// placed on it counted in, or new facts of a known one.
     pub fn set_node(&mut self, facts: NodeFacts) {
         if let Some(i) = self.position(&facts.name) {
-            if let (Some(view), Some(leaving)) = (self.nodes.get_mut(i), self.leaving.get_mut(i)) {
-                *leaving = facts.leaving;
+            if let (Some(view), Some(fate)) = (self.nodes.get_mut(i), self.fates.get_mut(i)) {
+                *fate = Fate::of(&facts);
                 let fresh = view_of(facts);
                 view.online = fresh.online;
                 view.drained = fresh.drained;
@@ -159,7 +169,7 @@ impl Views {
         let at = self
             .nodes
             .partition_point(|n| n.name.as_ref() < name.as_str());
-        self.leaving.insert(at, facts.leaving);
+        self.fates.insert(at, Fate::of(&facts));
         self.nodes.insert(at, view_of(facts));
         self.reindex();
         let placed: Vec<ReplicaRecord> = self
@@ -176,7 +186,7 @@ impl Views {
     pub fn remove_node(&mut self, name: &str) {
         if let Some(i) = self.position(name) {
             self.nodes.remove(i);
-            self.leaving.remove(i);
+            self.fates.remove(i);
             self.reindex();
         }
     }
@@ -281,6 +291,24 @@ impl Views {
             .enumerate()
             .map(|(i, view)| (view.name.to_string(), i))
             .collect();
+    }
+}
+
+/// Whether a node's replicas must move, or be replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Fate {
+    /// It is leaving (`warren node rm`).
+    leaving: bool,
+    /// It is lost (offline for `--replace-after`).
+    lost: bool,
+}
+
+impl Fate {
+    fn of(facts: &NodeFacts) -> Fate {
+        Fate {
+            leaving: facts.leaving,
+            lost: facts.lost,
+        }
     }
 }
 

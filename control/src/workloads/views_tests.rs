@@ -25,13 +25,7 @@ enum Event {
     /// `warren rm`.
     Remove { service: usize },
     /// A node joined, reported, connected, left, was labelled or leaves.
-    Node {
-        node: usize,
-        online: bool,
-        leaving: bool,
-        zone: bool,
-        cpu: u64,
-    },
+    Node(NodeEvent),
     /// A node was removed.
     Gone { node: usize },
     /// Every replica reported healthy, or none.
@@ -56,22 +50,46 @@ fn event() -> impl Strategy<Value = Event> {
             any::<bool>(),
             prop::bool::weighted(0.2),
             any::<bool>(),
+            any::<bool>(),
             0..3000u64
         )
-            .prop_map(|(node, online, leaving, zone, cpu)| Event::Node {
-                node,
-                online,
-                leaving,
-                zone,
-                cpu
-            }),
+            .prop_map(
+                |(node, online, leaving, lost, zone, cpu)| Event::Node(NodeEvent {
+                    node,
+                    online,
+                    leaving,
+                    lost,
+                    zone,
+                    cpu
+                })
+            ),
         (0..4usize).prop_map(|node| Event::Gone { node }),
         any::<bool>().prop_map(|healthy| Event::Health { healthy }),
         Just(Event::Converge),
     ]
 }
 
-fn facts(node: usize, online: bool, leaving: bool, zone: bool, cpu: u64) -> NodeFacts {
+/// What a node event says of the node.
+#[derive(Debug, Clone)]
+struct NodeEvent {
+    node: usize,
+    online: bool,
+    leaving: bool,
+    /// Lost, when offline.
+    lost: bool,
+    zone: bool,
+    cpu: u64,
+}
+
+fn facts(event: &NodeEvent) -> NodeFacts {
+    let NodeEvent {
+        node,
+        online,
+        leaving,
+        lost,
+        zone,
+        cpu,
+    } = *event;
     let name = NODES[node].to_owned();
     let mut labels = BTreeMap::from([("node".to_owned(), name.clone())]);
     if zone {
@@ -82,6 +100,7 @@ fn facts(node: usize, online: bool, leaving: bool, zone: bool, cpu: u64) -> Node
         online,
         drained: false,
         leaving,
+        lost: lost && !online,
         labels,
         capacity: Resources {
             cpu_millis: cpu,
@@ -150,14 +169,8 @@ impl Cluster {
                 scale(&self.snapshot(), SERVICES[service], replicas).ok()
             }
             Event::Remove { service } => remove(&self.snapshot(), SERVICES[service]).ok(),
-            Event::Node {
-                node,
-                online,
-                leaving,
-                zone,
-                cpu,
-            } => {
-                let facts = facts(node, online, leaving, zone, cpu);
+            Event::Node(node) => {
+                let facts = facts(&node);
                 self.nodes.insert(facts.name.clone(), facts.clone());
                 self.views.set_node(facts);
                 None
@@ -203,7 +216,8 @@ proptest! {
     /// is the one over views built from scratch.
     #[test]
     fn kept_views_equal_views_built_afresh(events in prop::collection::vec(event(), 1..40)) {
-        let start = [facts(0, true, false, true, 2000), facts(1, true, false, false, 2000)];
+        let online = |node, zone| NodeEvent { node, online: true, leaving: false, lost: false, zone, cpu: 2000 };
+        let start = [facts(&online(0, true)), facts(&online(1, false))];
         let mut cluster = Cluster {
             services: Vec::new(),
             replicas: Vec::new(),

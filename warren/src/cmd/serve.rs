@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use warren_control::acme::AcmeOptions;
 use warren_control::proxy::ProxyLimits;
-use warren_control::{Identity, ProxyOptions, ServeOptions};
+use warren_control::{FailureDetection, Identity, ProxyOptions, ServeOptions};
 
 /// The data directory when none is given.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/warren";
@@ -128,6 +128,30 @@ pub struct ServeArgs {
     /// The largest request body the proxy passes on (413 beyond).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_body_size)]
     proxy_max_body: u64,
+    /// How often the control plane pings each agent's connection (the
+    /// agent acknowledges every ping).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// How long a node may be silent before it is offline: its connection
+    /// is closed and the proxy stops routing to its replicas at once.
+    /// Several heartbeats long; the node notices as well and reconnects.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    node_timeout: Duration,
+    /// How long a node is offline before its replicas are placed again on
+    /// other nodes (default: the node timeout). Longer for nodes on flaky
+    /// links: routing stops at once, replacement waits. A restarted control
+    /// plane gives nodes at least 10 s to reconnect before it replaces any.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    replace_after: Option<Duration>,
+}
+
+/// A duration of at least 100 ms (`500ms`, `2s`, `1m`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < Duration::from_millis(100) {
+        return Err("at least 100ms".to_owned());
+    }
+    Ok(duration)
 }
 
 fn parse_body_size(text: &str) -> Result<u64, String> {
@@ -167,6 +191,18 @@ pub struct ControlKeyArgs {
 
 /// Runs `warren serve`.
 pub fn run(args: ServeArgs) -> Result<()> {
+    if args.heartbeat >= args.node_timeout {
+        anyhow::bail!(
+            "--heartbeat ({}) must be shorter than --node-timeout ({}): a node would be offline between two heartbeats",
+            humantime::format_duration(args.heartbeat),
+            humantime::format_duration(args.node_timeout)
+        );
+    }
+    let failure = FailureDetection {
+        heartbeat: args.heartbeat,
+        node_timeout: args.node_timeout,
+        replace_after: args.replace_after.unwrap_or(args.node_timeout),
+    };
     let options = ServeOptions {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -180,6 +216,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ticket_lifetime: args.ticket_lifetime,
         host_ports: args.host_ports,
         docker_host: args.docker_host,
+        failure,
         proxy: (!args.no_proxy).then(|| {
             let default_listen = args.http_listen.is_empty() && args.https_listen.is_empty();
             let everywhere = |port: u16| {
