@@ -83,6 +83,26 @@ pub fn block_udp(a: &Host, b: &Host) -> Result<Vec<IptRule>> {
     Ok(rules)
 }
 
+/// Cuts `host` off the network: everything in or out of its interface is
+/// dropped in its own namespace (as a pulled cable or a dead uplink
+/// would), while its processes keep running. Removing the rules restores it.
+pub fn cut_off(host: &Host) -> Result<Vec<IptRule>> {
+    Ok(vec![
+        IptRule::add(
+            &host.ns,
+            "filter",
+            "INPUT",
+            &["-i", &host.iface, "-j", "DROP"],
+        )?,
+        IptRule::add(
+            &host.ns,
+            "filter",
+            "OUTPUT",
+            &["-o", &host.iface, "-j", "DROP"],
+        )?,
+    ])
+}
+
 /// Drops each packet arriving on `iface` in `ns` with probability
 /// `probability` (0..1), before conntrack (`raw` PREROUTING, `statistic`).
 pub fn loss(ns: &Netns, iface: &str, probability: f64) -> Result<IptRule> {

@@ -1,7 +1,8 @@
 //! Self-healing end to end, under a loop of GETs through the control
 //! plane's proxy that counts every failed request: a worker machine dies
-//! (its agent, its Docker daemon and its containers SIGKILLed) and its
-//! replicas come back on the other worker.
+//! (its agent, its Docker daemon and its containers SIGKILLed), or is cut
+//! off the network and comes back, and its replicas come back on the other
+//! worker.
 //!
 //! These run one at a time with the default `--node-timeout` (2 s): the
 //! other tests run with a long one, so a loaded machine does not fire
@@ -9,13 +10,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode};
+use warren_netns_tests::impair::cut_off;
 use warren_netns_tests::tcp::http_get_host_within;
-use warren_netns_tests::{wait_for, Nat, Netns};
+use warren_netns_tests::{wait_for, Host, Nat, Netns};
 
 /// One failover test at a time: each kills or cuts off a node on purpose.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -71,77 +74,178 @@ fn healthy_on(cluster: &Cluster, service: &str) -> Vec<String> {
     nodes
 }
 
-#[test]
-fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
-    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let cluster = Cluster::with("failover-kill", |_, _, _| {
-        Ok(["--node-timeout", "2s"].map(str::to_owned).to_vec())
-    })
-    .unwrap();
-    let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
-    let mut pi = DockerNode::behind(&cluster, "pi", Nat::Cone).unwrap();
-    vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
-    pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
-    let client = cluster.net.add_public_host(&cluster.lab, "client").unwrap();
-    let proxy = SocketAddr::from((cluster.control.ip, 80));
-    // web: a replica on each worker. solo: one, on vm (direct nodes first).
-    deploy(&cluster, "web", 2);
-    deploy(&cluster, "solo", 1);
-    assert_eq!(healthy_on(&cluster, "web"), ["pi", "vm"]);
-    assert_eq!(healthy_on(&cluster, "solo"), ["vm"]);
+/// Requests back to back for one host through the proxy, on a thread of
+/// their own, counting the answered ones and keeping what went wrong.
+struct LoadLoop {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+}
 
-    let stop = AtomicBool::new(false);
-    let (served, failures, solo_back) = std::thread::scope(|s| {
-        let looping = s.spawn(|| {
+impl LoadLoop {
+    fn start(ns: &Netns, proxy: SocketAddr, host: &str) -> LoadLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ns, host, stopping) = (ns.clone(), host.to_owned(), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
             let mut served = 0u32;
             let mut failures = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                match get(&client.ns, proxy, "web.example.test") {
+            while !stopping.load(Ordering::Relaxed) {
+                match get(&ns, proxy, &host) {
                     Ok(_) => served += 1,
                     Err(error) => failures.push(error),
                 }
             }
             (served, failures)
         });
-        std::thread::sleep(Duration::from_millis(500));
-        let killed = Instant::now();
-        vm.kill_machine().unwrap();
-        // solo's only replica died with vm: it serves again once its
-        // replacement on pi is healthy.
-        wait_for("solo to answer again", Duration::from_secs(30), || {
-            get(&client.ns, proxy, "solo.example.test").is_ok()
+        LoadLoop { stop, thread }
+    }
+
+    /// Stops the loop: how many requests were answered, and the failures.
+    fn stop(self) -> (u32, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// A cluster with the default node timeout, a `--direct` worker `vm` and a
+/// `--relay` worker `pi`, a client on the lab internet, and two services
+/// routed by the proxy: `web` with a replica on each worker, `solo` with
+/// one, on vm (direct nodes first).
+struct TwoWorkers {
+    cluster: Cluster,
+    vm: DockerNode,
+    pi: DockerNode,
+    client: Host,
+    proxy: SocketAddr,
+}
+
+impl TwoWorkers {
+    fn new(tag: &str) -> TwoWorkers {
+        let cluster = Cluster::with(tag, |_, _, _| {
+            Ok(["--node-timeout", "2s"].map(str::to_owned).to_vec())
         })
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.serve.log_tail(40)));
-        let solo_back = killed.elapsed();
+        .unwrap();
+        let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
+        let mut pi = DockerNode::behind(&cluster, "pi", Nat::Cone).unwrap();
+        vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+        pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
+        let client = cluster.net.add_public_host(&cluster.lab, "client").unwrap();
+        let proxy = SocketAddr::from((cluster.control.ip, 80));
+        deploy(&cluster, "web", 2);
+        deploy(&cluster, "solo", 1);
+        assert_eq!(healthy_on(&cluster, "web"), ["pi", "vm"]);
+        assert_eq!(healthy_on(&cluster, "solo"), ["vm"]);
+        TwoWorkers {
+            cluster,
+            vm,
+            pi,
+            client,
+            proxy,
+        }
+    }
+
+    /// Waits until solo answers again and web is healthy on pi alone:
+    /// vm's replicas were replaced there. Returns when solo answered.
+    fn replaced_on_pi(&self, since: Instant) -> Duration {
+        let log = || self.cluster.serve.log_tail(40);
+        wait_for("solo to answer again", Duration::from_secs(30), || {
+            get(&self.client.ns, self.proxy, "solo.example.test").is_ok()
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", log()));
+        let solo_back = since.elapsed();
         wait_for(
             "web's replicas to be healthy on pi",
             Duration::from_secs(30),
-            || healthy_on(&cluster, "web") == ["pi", "pi"],
+            || healthy_on(&self.cluster, "web") == ["pi", "pi"],
         )
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.serve.log_tail(40)));
-        // A few more seconds of requests on the replacements.
-        std::thread::sleep(Duration::from_secs(2));
-        stop.store(true, Ordering::Relaxed);
-        let (served, failures) = looping.join().unwrap();
-        (served, failures, solo_back)
-    });
-    assert!(
-        failures.is_empty(),
-        "{} of {} requests failed: {failures:?}\n{}",
-        failures.len(),
-        served as usize + failures.len(),
-        cluster.serve.log_tail(40)
-    );
-    assert!(served >= 50, "the loop ran: {served} requests");
-    eprintln!(
-        "solo served again {solo_back:?} after vm died; {served} requests to web, none failed"
-    );
-    let log = cluster.serve.log();
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", log()));
+        solo_back
+    }
+
+    fn assert_no_failures(&self, (served, failures): (u32, Vec<String>)) {
+        assert!(
+            failures.is_empty(),
+            "{} of {} requests failed: {failures:?}\n{}",
+            failures.len(),
+            served as usize + failures.len(),
+            self.cluster.serve.log_tail(40)
+        );
+        assert!(served >= 50, "the loop ran: {served} requests");
+    }
+}
+
+#[test]
+fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = TwoWorkers::new("failover-kill");
+    let load = LoadLoop::start(&lab.client.ns, lab.proxy, "web.example.test");
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    lab.vm.kill_machine().unwrap();
+    // solo's only replica died with vm: it serves again once its
+    // replacement on pi is healthy.
+    let solo_back = lab.replaced_on_pi(killed);
+    // A few more seconds of requests on the replacements.
+    std::thread::sleep(Duration::from_secs(2));
+    lab.assert_no_failures(load.stop());
+    eprintln!("solo served again {solo_back:?} after vm died");
+    let log = lab.cluster.serve.log();
     assert!(log.contains("node offline"), "the control plane said so");
     assert!(
         log.contains("node lost"),
         "and that it replaced vm's replicas"
     );
-    let nodes = warren(&cluster, &["nodes"]);
+    let nodes = warren(&lab.cluster, &["nodes"]);
     assert!(nodes.contains("vm"), "vm stays a node, offline: {nodes}");
+}
+
+#[test]
+fn a_cut_off_worker_is_replaced_and_leaves_no_surplus_when_it_returns() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = TwoWorkers::new("failover-cut");
+    let load = LoadLoop::start(&lab.client.ns, lab.proxy, "web.example.test");
+    std::thread::sleep(Duration::from_millis(500));
+    let cut = Instant::now();
+    let rules = cut_off(&lab.vm.worker.host).unwrap();
+    lab.replaced_on_pi(cut);
+    // vm's containers kept running while it was cut off: an agent that
+    // cannot reach the control plane stops nothing.
+    assert_eq!(lab.vm.running().unwrap().len(), 2, "web's and solo's");
+    for rule in &rules {
+        rule.remove().unwrap();
+    }
+    // Back: its replicas were replaced, so it stops them, and neither
+    // service ever has fewer healthy replicas than asked meanwhile.
+    wait_for(
+        "vm to stop its replaced containers",
+        Duration::from_secs(30),
+        || {
+            assert!(
+                healthy_on(&lab.cluster, "web").len() >= 2
+                    && healthy_on(&lab.cluster, "solo").len() == 1,
+                "a dip while vm came back: {:?}",
+                lab.cluster.replicas().unwrap()
+            );
+            lab.vm.running().is_ok_and(|ids| ids.is_empty())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.vm.agent_log_tail(30)));
+    std::thread::sleep(Duration::from_secs(1));
+    lab.assert_no_failures(load.stop());
+    let services: Value =
+        serde_json::from_str(&warren(&lab.cluster, &["services", "--json"])).unwrap();
+    for service in services["services"].as_array().unwrap() {
+        assert_eq!(
+            service["running"], service["desired"],
+            "no surplus: {service}"
+        );
+    }
+    let nodes: Value = serde_json::from_str(&warren(&lab.cluster, &["nodes", "--json"])).unwrap();
+    let vm = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "vm")
+        .unwrap();
+    assert_eq!(vm["online"], true, "vm is online again: {vm}");
+    drop(lab.pi);
 }
