@@ -33,7 +33,8 @@ pub struct Replica {
     pub generation: u64,
     /// Whether its node reports it healthy.
     pub healthy: bool,
-    /// Whether its node is leaving (`warren node rm`): it must move.
+    /// Whether its node is drained or leaving (`warren node drain`, `warren
+    /// node rm`), or gone: it must move.
     pub leaving: bool,
     /// Whether its node is lost (offline for `--replace-after`): it is
     /// replaced, and kept until the replacements serve, in case the node

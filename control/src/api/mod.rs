@@ -64,6 +64,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/nodes/{name}", delete(nodes::remove))
         .route("/v1/nodes/{name}/labels", post(nodes::label))
+        .route("/v1/nodes/{name}/drain", post(nodes::drain))
+        .route("/v1/nodes/{name}/activate", post(nodes::activate))
         .route("/v1/mesh", get(mesh))
         .route(
             "/v1/services",

@@ -6,6 +6,11 @@
 //! | GET | `/v1/nodes` | | 200 `{"nodes":[NodeInfo]}` |
 //! | DELETE | `/v1/nodes/{name}?force=true` | | 200 `{"name","removed","leaving","replicas"}`, 404, 409 (`control`) |
 //! | POST | `/v1/nodes/{name}/labels` | `{"set"?:["K=V"],"unset"?:["K"]}` | 200 `{"name","labels"}`, 400, 404, 409 (`control`) |
+//! | POST | `/v1/nodes/{name}/drain` | | 200 `{"name","drained":true,"replicas"}`, 404, 409 (`control`) |
+//! | POST | `/v1/nodes/{name}/activate` | | 200 `{"name","drained":false,"replicas"}`, 404, 409 (`control`) |
+//!
+//! A drain answers at once, with the replicas still on the node: they move
+//! one by one, each going once its replacement is healthy.
 //!
 //! `DELETE` of a node that runs replicas marks it leaving and answers at
 //! once with `"removed": false`: the node goes when its replicas have moved
@@ -53,6 +58,10 @@ pub struct NodeInfo {
     /// Whether it is leaving (`warren node rm`): its replicas are moving.
     #[serde(default)]
     pub leaving: bool,
+    /// Whether it is drained (`warren node drain`): its replicas move off
+    /// and nothing new is placed there.
+    #[serde(default)]
+    pub drained: bool,
 }
 
 /// A node's machine as its agent reports it.
@@ -97,6 +106,7 @@ pub(super) async fn list(
             labels: listed.settings.labels,
             replicas: listed.replicas,
             leaving: listed.settings.leaving,
+            drained: listed.settings.drained,
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })))
@@ -179,6 +189,51 @@ pub(super) async fn label(
         }
         Err(error @ (NodeCommandError::Label(_) | NodeCommandError::Builtin(_))) => Err(bad(error)),
         Err(error @ NodeCommandError::ControlPlane) => {
+            Err(ApiError(StatusCode::CONFLICT, error.to_string()))
+        }
+        Err(error) => Err(ApiError::internal(error)),
+    }
+}
+
+/// `POST /v1/nodes/{name}/drain`.
+pub(super) async fn drain(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_drained(state, headers, name, true).await
+}
+
+/// `POST /v1/nodes/{name}/activate`.
+pub(super) async fn activate(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_drained(state, headers, name, false).await
+}
+
+async fn set_drained(
+    state: Arc<ApiState>,
+    headers: HeaderMap,
+    name: String,
+    drained: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let node = name.clone();
+    let now = warren_os::unix_now();
+    let answer = with(&state, move |cluster| {
+        cluster.drain_node(&node, drained, now)
+    })
+    .await?;
+    match answer {
+        Ok(replicas) => Ok(Json(
+            json!({ "name": name, "drained": drained, "replicas": replicas }),
+        )),
+        Err(error @ NodeCommandError::Unknown(_)) => {
+            Err(ApiError(StatusCode::NOT_FOUND, error.to_string()))
+        }
+        Err(error @ NodeCommandError::ControlPlaneDrain) => {
             Err(ApiError(StatusCode::CONFLICT, error.to_string()))
         }
         Err(error) => Err(ApiError::internal(error)),

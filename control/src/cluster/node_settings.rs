@@ -1,7 +1,9 @@
 //! What the operator sets on nodes for placement: labels (`warren node
-//! label`), and removal of a node that runs replicas (`warren node rm`),
-//! which marks it leaving, moves its replicas elsewhere (replacements
-//! healthy before the originals go) and removes the node once it runs none.
+//! label`); drain (`warren node drain`), which moves a node's replicas
+//! elsewhere (replacements healthy before the originals go) and keeps new
+//! ones off it until `warren node activate`; and removal of a node that runs
+//! replicas (`warren node rm`), which marks it leaving, moves its replicas
+//! the same way and removes the node once it runs none.
 
 use super::{ClusterState, RemoveError};
 use crate::nodes::CONTROL_NAME;
@@ -28,6 +30,9 @@ pub enum NodeCommandError {
     /// The control plane's own host takes no labels.
     #[error("{CONTROL_NAME} is the control plane's own host and takes no labels: constrain on node=={CONTROL_NAME} or node!={CONTROL_NAME}")]
     ControlPlane,
+    /// The control plane's own host is not drained.
+    #[error("{CONTROL_NAME} is the control plane's own host and is not drained: restart `warren serve` without --docker-host to move its replicas off it")]
+    ControlPlaneDrain,
     /// The store failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -128,6 +133,39 @@ impl ClusterState {
             0 => Ok(Removal::Removed),
             replicas => Ok(Removal::Leaving { replicas }),
         }
+    }
+
+    /// Drains `node` (or, with `drained` false, activates it again): its
+    /// replicas move to other nodes, each going once its replacement is
+    /// healthy, and nothing new is placed there. Returns how many replicas
+    /// are still on it.
+    pub fn drain_node(
+        &mut self,
+        node: &str,
+        drained: bool,
+        now: u64,
+    ) -> Result<u32, NodeCommandError> {
+        if node == CONTROL_NAME {
+            return Err(NodeCommandError::ControlPlaneDrain);
+        }
+        if self.config.registry.get(node).is_none() {
+            return Err(NodeCommandError::Unknown(node.to_owned()));
+        }
+        if self.node_settings(node).drained != drained {
+            self.config.store.set_node_drained(node, drained)?;
+            self.workloads
+                .settings
+                .entry(node.to_owned())
+                .or_default()
+                .drained = drained;
+            self.node_changed(node);
+            match drained {
+                true => tracing::info!(%node, "node drained: moving its replicas"),
+                false => tracing::info!(%node, "node active again: replicas may be placed there"),
+            }
+        }
+        self.converge_workloads(now);
+        Ok(self.replica_count(node))
     }
 
     /// Removes the leaving nodes that no longer run a replica.

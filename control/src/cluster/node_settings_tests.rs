@@ -233,3 +233,60 @@ fn a_node_without_replicas_or_forced_goes_at_once() {
         Err(RemoveError::Unknown(_))
     ));
 }
+
+#[test]
+fn a_drained_node_hands_its_replicas_over_takes_no_new_ones_and_activate_undoes_it() {
+    let mut fixture = fixture("drain", 2);
+    join(&mut fixture, "a", 1);
+    join(&mut fixture, "b", 2);
+    let state = &mut fixture.state;
+    let web = ServiceSpec {
+        replicas: 2,
+        ..ServiceSpec::new("web", "local/busybox:1")
+    };
+    state.deploy(web, NOW).unwrap();
+    all_healthy(state, "a");
+    all_healthy(state, "b");
+    assert_eq!(placed_on(state), ["a", "b"]);
+
+    // b's replica is replaced on a before it goes.
+    assert_eq!(state.drain_node("b", true, NOW).unwrap(), 1);
+    assert!(state.node_settings("b").drained);
+    assert_eq!(placed_on(state), ["a", "a", "b"]);
+    all_healthy(state, "a");
+    assert_eq!(placed_on(state), ["a", "a"]);
+    assert_eq!(state.services_view()[0].healthy, 2);
+
+    // Nothing new goes there, and the drain survives a restart.
+    state
+        .deploy(ServiceSpec::new("api", "local/busybox:1"), NOW)
+        .unwrap();
+    assert_eq!(placed_on(state), ["a", "a", "a"]);
+    fixture.state = state_over(&fixture.dir);
+    assert!(fixture.state.node_settings("b").drained);
+    assert!(matches!(
+        fixture.state.drain_node("control", true, NOW),
+        Err(NodeCommandError::ControlPlaneDrain)
+    ));
+    assert!(matches!(
+        fixture.state.drain_node("nobody", true, NOW),
+        Err(NodeCommandError::Unknown(_))
+    ));
+
+    // Activated, it takes replicas again; the ones that moved stay.
+    let state = &mut fixture.state;
+    for (name, seed) in [("a", 1), ("b", 2)] {
+        let auth = Auth::Credential {
+            secret: warren_proto::Secret([seed; 32]),
+        };
+        let hello = Hello {
+            machine: Some(offers()),
+            ..hello(auth, name, key(seed))
+        };
+        state.admit(&hello, remote(), NOW, [9; 32]).unwrap();
+    }
+    assert_eq!(state.drain_node("b", false, NOW).unwrap(), 0);
+    assert!(!state.node_settings("b").drained);
+    state.scale("api", 2, NOW).unwrap();
+    assert_eq!(placed_on(state), ["a", "a", "a", "b"]);
+}

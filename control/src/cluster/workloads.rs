@@ -466,7 +466,7 @@ impl ClusterState {
         Some(NodeFacts {
             name: name.to_owned(),
             online,
-            drained: false,
+            drained: settings.is_some_and(|s| s.drained),
             leaving: settings.is_some_and(|s| s.leaving),
             lost,
             labels,

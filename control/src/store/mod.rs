@@ -27,7 +27,7 @@ pub use workloads::{ReplicaRecord, ServiceRecord, WorkloadChange};
 /// replicas, version 3 node labels and leaving nodes, version 4 the
 /// proxy's certificates and ACME accounts; an older database
 /// gains what it lacks when opened.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     wg_port           INTEGER NOT NULL,
     credential_sha256 BLOB NOT NULL UNIQUE CHECK (length(credential_sha256) = 32),
     joined            INTEGER NOT NULL,
-    leaving           INTEGER NOT NULL DEFAULT 0
+    leaving           INTEGER NOT NULL DEFAULT 0,
+    drained           INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS node_labels (
     node  TEXT NOT NULL REFERENCES nodes (name) ON DELETE CASCADE,
@@ -175,19 +176,23 @@ impl Store {
             Some(version) if version < SCHEMA_VERSION => {
                 // The tables added since were created above; the columns
                 // are added here.
-                let has_leaving: bool = conn
-                    .query_row(
-                        "SELECT COUNT(*) > 0 FROM pragma_table_info('nodes') WHERE name = 'leaving'",
-                        [],
-                        |row| row.get(0),
-                    )
-                    .map_err(open_error)?;
-                if !has_leaving {
-                    conn.execute(
-                        "ALTER TABLE nodes ADD COLUMN leaving INTEGER NOT NULL DEFAULT 0",
-                        [],
-                    )
-                    .map_err(open_error)?;
+                for column in ["leaving", "drained"] {
+                    let has_column: bool = conn
+                        .query_row(
+                            "SELECT COUNT(*) > 0 FROM pragma_table_info('nodes') WHERE name = ?1",
+                            params![column],
+                            |row| row.get(0),
+                        )
+                        .map_err(open_error)?;
+                    if !has_column {
+                        conn.execute(
+                            &format!(
+                                "ALTER TABLE nodes ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                            ),
+                            [],
+                        )
+                        .map_err(open_error)?;
+                    }
                 }
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",

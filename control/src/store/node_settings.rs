@@ -1,6 +1,8 @@
 //! What the operator sets on a node for placement, in the store: its labels
-//! (`warren node label`) and whether it is leaving (`warren node rm` of a
-//! node with replicas, which moves them before the node goes).
+//! (`warren node label`), whether it is drained (`warren node drain`: its
+//! replicas move off and nothing new goes there, until `warren node
+//! activate`) and whether it is leaving (`warren node rm` of a node with
+//! replicas, which moves them before the node goes).
 
 use super::{Store, StoreError};
 use rusqlite::{params, TransactionBehavior};
@@ -14,6 +16,9 @@ pub struct NodeSettings {
     pub labels: BTreeMap<String, String>,
     /// Whether its replicas are moving off it before it is removed.
     pub leaving: bool,
+    /// Whether it is drained: its replicas move off, nothing new is
+    /// placed there.
+    pub drained: bool,
 }
 
 impl Store {
@@ -26,6 +31,12 @@ impl Store {
             .prepare("SELECT name FROM nodes WHERE leaving != 0")?;
         for name in leaving.query_map([], |row| row.get::<_, String>(0))? {
             settings.entry(name?).or_default().leaving = true;
+        }
+        let mut drained = self
+            .conn
+            .prepare("SELECT name FROM nodes WHERE drained != 0")?;
+        for name in drained.query_map([], |row| row.get::<_, String>(0))? {
+            settings.entry(name?).or_default().drained = true;
         }
         let mut labels = self
             .conn
@@ -64,6 +75,15 @@ impl Store {
         Ok(())
     }
 
+    /// Marks `node` as drained (or not).
+    pub fn set_node_drained(&self, node: &str, drained: bool) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE nodes SET drained = ?2 WHERE name = ?1",
+            params![node, drained],
+        )?;
+        Ok(())
+    }
+
     /// Marks `node` as leaving (or not).
     pub fn set_node_leaving(&self, node: &str, leaving: bool) -> Result<(), StoreError> {
         self.conn.execute(
@@ -79,7 +99,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_version_2_database_gains_leaving_and_labels_go_with_their_node() {
+    fn a_version_2_database_gains_leaving_and_drained_and_labels_go_with_their_node() {
         let path = super::super::temp_db("schema2");
         {
             let conn = rusqlite::Connection::open(&path).unwrap();
@@ -100,6 +120,7 @@ mod tests {
         assert_eq!(store.nodes().unwrap().len(), 1);
         assert!(store.node_settings().unwrap().is_empty());
         store.set_node_leaving("pi", true).unwrap();
+        store.set_node_drained("pi", true).unwrap();
         let labels = BTreeMap::from([("zone".to_owned(), "home".to_owned())]);
         store.set_node_labels("pi", &labels).unwrap();
         drop(store);
@@ -107,6 +128,7 @@ mod tests {
         let expected = NodeSettings {
             labels,
             leaving: true,
+            drained: true,
         };
         assert_eq!(store.node_settings().unwrap().get("pi"), Some(&expected));
         store.remove_node("pi").unwrap();

@@ -79,9 +79,10 @@ impl Views {
         &self.nodes
     }
 
-    /// Whether replicas on the node `name` must move: it is leaving, or gone.
+    /// Whether replicas on the node `name` must move: it is drained,
+    /// leaving, or gone.
     pub fn must_move(&self, name: &str) -> bool {
-        self.fate(name).is_none_or(|fate| fate.leaving)
+        self.fate(name).is_none_or(|fate| fate.moving)
     }
 
     /// Whether the node `name` is lost (offline for `--replace-after`):
@@ -297,8 +298,8 @@ impl Views {
 /// Whether a node's replicas must move, or be replaced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Fate {
-    /// It is leaving (`warren node rm`).
-    leaving: bool,
+    /// It is drained (`warren node drain`) or leaving (`warren node rm`).
+    moving: bool,
     /// It is lost (offline for `--replace-after`).
     lost: bool,
 }
@@ -306,7 +307,7 @@ struct Fate {
 impl Fate {
     fn of(facts: &NodeFacts) -> Fate {
         Fate {
-            leaving: facts.leaving,
+            moving: facts.drained || facts.leaving,
             lost: facts.lost,
         }
     }

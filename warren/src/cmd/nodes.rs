@@ -1,4 +1,4 @@
-//! `warren nodes`, `warren node rm` and `warren node label`: the cluster's
+//! `warren nodes`, `warren node rm|label|drain|activate`: the cluster's
 //! nodes, through the admin API.
 
 use super::api::{ApiArgs, Client};
@@ -19,7 +19,7 @@ use warren_control::api::NodeInfo;
     after_help = "Examples:\n  warren nodes\n  warren nodes --json | jq '.nodes[] | select(.online | not)'"
 )]
 pub struct NodesArgs {
-    /// Print JSON: {"nodes":[{"name","mesh_ip","mode","private_address","online","endpoint","joined","machine":{"arch","cpu_millis","memory","disk_free","docker"},"labels","replicas","leaving"}]}.
+    /// Print JSON: {"nodes":[{"name","mesh_ip","mode","private_address","online","endpoint","joined","machine":{"arch","cpu_millis","memory","disk_free","docker"},"labels","replicas","leaving","drained"}]}.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -60,6 +60,31 @@ enum NodeCommand {
         /// How long to wait for its replicas to move.
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         timeout: Duration,
+    },
+    /// Drain a node, for maintenance: each of its replicas is placed on
+    /// another node, and goes (its container stopped, SIGTERM then SIGKILL
+    /// after its grace) once its replacement is healthy and the proxy
+    /// routes to it; nothing new is placed on the node until `warren node
+    /// activate`. The node stays in the cluster, its agent connected.
+    #[command(
+        after_help = "Examples:\n  warren node drain pi --wait    # then patch and reboot pi\n  warren node activate pi"
+    )]
+    Drain {
+        /// The node's name, as `warren nodes` shows it.
+        name: String,
+        /// Wait until no replica is left on it (progress on stderr).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits for its replicas to move.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, requires = "wait")]
+        timeout: Duration,
+    },
+    /// Undo `warren node drain`: replicas may be placed on the node again
+    /// (those already running elsewhere stay there).
+    #[command(after_help = "Examples:\n  warren node activate pi")]
+    Activate {
+        /// The node's name, as `warren nodes` shows it.
+        name: String,
     },
     /// Set or remove labels of a node, for `warren deploy --constraint
     /// KEY==VALUE`. Every node also has the labels `node` (its name) and
@@ -120,6 +145,28 @@ pub fn node(args: NodeArgs) -> Result<()> {
                 eprintln!("removed node {name}: its replicas moved");
             }
         }
+        NodeCommand::Drain {
+            name,
+            wait,
+            timeout,
+        } => {
+            let answer: Value = client.call("POST", &format!("/v1/nodes/{name}/drain"), None)?;
+            match answer["replicas"].as_u64() {
+                Some(0) => eprintln!("drained node {name}: no replica on it"),
+                _ if wait => {
+                    wait_empty(&client, &name, timeout)?;
+                    eprintln!("drained node {name}: its replicas moved");
+                }
+                replicas => eprintln!(
+                    "draining node {name}: its {} replica(s) are moving (see `warren nodes`)",
+                    replicas.unwrap_or_default()
+                ),
+            }
+        }
+        NodeCommand::Activate { name } => {
+            let _: Value = client.call("POST", &format!("/v1/nodes/{name}/activate"), None)?;
+            eprintln!("node {name} is active: replicas may be placed on it");
+        }
         NodeCommand::Label {
             name,
             labels,
@@ -138,24 +185,48 @@ pub fn node(args: NodeArgs) -> Result<()> {
 
 /// Follows a leaving node until it is gone.
 fn wait_gone(client: &Client, name: &str, timeout: Duration) -> Result<()> {
+    let done = |node: Option<&NodeInfo>| node.is_none();
+    let stuck = format!("or `warren node rm {name} --force`");
+    follow_moves(client, name, "leaving", timeout, &stuck, done)
+}
+
+/// Follows a drained node until no replica is left on it.
+fn wait_empty(client: &Client, name: &str, timeout: Duration) -> Result<()> {
+    let done = |node: Option<&NodeInfo>| node.is_none_or(|n| n.replicas == 0);
+    let stuck = format!("the node stays drained (`warren node activate {name}` undoes it)");
+    follow_moves(client, name, "draining", timeout, &stuck, done)
+}
+
+/// Prints how many replicas are still on the node `name` as they move off
+/// (`doing`: leaving, draining) until `done` says so, or fails after
+/// `timeout` with `stuck` as the way out.
+fn follow_moves(
+    client: &Client,
+    name: &str,
+    doing: &str,
+    timeout: Duration,
+    stuck: &str,
+    done: impl Fn(Option<&NodeInfo>) -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut last = None;
     loop {
         let listed: Value = client.call("GET", "/v1/nodes", None)?;
         let nodes: Vec<NodeInfo> = serde_json::from_value(listed["nodes"].clone())?;
-        let Some(node) = nodes.into_iter().find(|n| n.name == name) else {
+        let node = nodes.into_iter().find(|n| n.name == name);
+        if done(node.as_ref()) {
             return Ok(());
-        };
-        if last != Some(node.replicas) {
-            eprintln!("{name}: leaving, {} replica(s) still on it", node.replicas);
-            last = Some(node.replicas);
+        }
+        let replicas = node.map_or(0, |n| n.replicas);
+        if last != Some(replicas) {
+            eprintln!("{name}: {doing}, {replicas} replica(s) still on it");
+            last = Some(replicas);
         }
         if Instant::now() >= deadline {
             return Err(super::Exit::new(
                 5,
                 format!(
-                    "{name} still runs {} replica(s) after {}: see `warren services` for why they cannot move, or `warren node rm {name} --force`",
-                    node.replicas,
+                    "{name} still runs {replicas} replica(s) after {}: see `warren services` for why they cannot move; {stuck}",
                     humantime::format_duration(timeout)
                 ),
             )
@@ -197,6 +268,8 @@ fn table(nodes: &[NodeInfo]) -> String {
         let machine = node.machine.as_ref();
         let online = if node.leaving {
             format!("{} (leaving)", fmt::yes_no(node.online))
+        } else if node.drained {
+            format!("{} (drained)", fmt::yes_no(node.online))
         } else {
             fmt::yes_no(node.online).to_owned()
         };
@@ -235,6 +308,7 @@ mod tests {
             labels: Default::default(),
             replicas: 0,
             leaving: false,
+            drained: false,
         }
     }
 

@@ -1,8 +1,9 @@
-//! Self-healing end to end, under a loop of GETs through the control
-//! plane's proxy that counts every failed request: a worker machine dies
-//! (its agent, its Docker daemon and its containers SIGKILLed), or is cut
-//! off the network and comes back, and its replicas come back on the other
-//! worker.
+//! Self-healing and change without downtime end to end, each under a loop
+//! of GETs through the control plane's proxy that counts every failed
+//! request: a worker machine dies (its agent, its Docker daemon and its
+//! containers SIGKILLed), or is cut off the network and comes back, and its
+//! replicas come back on the other worker; a worker is drained for
+//! maintenance and activated again.
 //!
 //! These run one at a time with the default `--node-timeout` (2 s): the
 //! other tests run with a long one, so a loaded machine does not fire
@@ -248,4 +249,36 @@ fn a_cut_off_worker_is_replaced_and_leaves_no_surplus_when_it_returns() {
         .unwrap();
     assert_eq!(vm["online"], true, "vm is online again: {vm}");
     drop(lab.pi);
+}
+
+#[test]
+fn draining_the_relayed_worker_under_load_fails_no_request_and_activate_undoes_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = TwoWorkers::new("drain");
+    let load = LoadLoop::start(&lab.client.ns, lab.proxy, "web.example.test");
+    std::thread::sleep(Duration::from_millis(500));
+    let said = warren(&lab.cluster, &["node", "drain", "pi", "--wait"]);
+    assert_eq!(healthy_on(&lab.cluster, "web"), ["vm", "vm"], "{said}");
+    std::thread::sleep(Duration::from_secs(1));
+    lab.assert_no_failures(load.stop());
+    wait_for(
+        "pi to stop web's container",
+        Duration::from_secs(30),
+        || lab.pi.running().is_ok_and(|ids| ids.is_empty()),
+    )
+    .unwrap();
+    let nodes = warren(&lab.cluster, &["nodes"]);
+    assert!(nodes.contains("yes (drained)"), "{nodes}");
+
+    // Nothing new goes to a drained node; once active again, it does.
+    let args = deploy_httpd_args("more", 1, &["--wait"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    warren(&lab.cluster, &args);
+    assert_eq!(healthy_on(&lab.cluster, "more"), ["vm"]);
+    warren(&lab.cluster, &["node", "activate", "pi"]);
+    warren(&lab.cluster, &["scale", "more", "2"]);
+    wait_for("a replica of more on pi", Duration::from_secs(30), || {
+        healthy_on(&lab.cluster, "more") == ["pi", "vm"]
+    })
+    .unwrap();
 }
