@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode};
+use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode, BUSYBOX_IMAGE};
 use warren_netns_tests::impair::cut_off;
 use warren_netns_tests::tcp::http_get_host_within;
 use warren_netns_tests::{wait_for, Host, Nat, Netns};
@@ -46,19 +46,47 @@ fn warren(cluster: &Cluster, args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("warren {args:?}: {e:#}"))
 }
 
-fn deploy(cluster: &Cluster, name: &str, replicas: u32) {
-    let host = format!("{name}.example.test");
-    let extra = [
+/// The flags every service here is deployed with: routed by the proxy as
+/// `NAME.example.test`, health-checked every 500 ms, waited for.
+fn routed(name: &str) -> Vec<String> {
+    [
         "--host",
-        &host,
+        &format!("{name}.example.test"),
         "--health-http",
         "/",
         "--health-interval",
         "500ms",
         "--wait",
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Deploys `name` as the lab's httpd (answering with its hostname).
+fn deploy(cluster: &Cluster, name: &str, replicas: u32) {
+    let extra = routed(name);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let args = deploy_httpd_args(name, replicas, &extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    warren(cluster, &args);
+}
+
+/// Deploys `name` as an httpd whose page says `version`.
+fn deploy_version(cluster: &Cluster, name: &str, replicas: u32, version: &str) {
+    let replicas = replicas.to_string();
+    let script = format!("echo {version} > /www/index.html && exec httpd -f -p 8080 -h /www");
+    let mut args = vec![
+        "deploy",
+        name,
+        "--image",
+        BUSYBOX_IMAGE,
+        "--replicas",
+        &replicas,
+    ];
+    args.extend(["--port", "8080"]);
+    let extra = routed(name);
+    args.extend(extra.iter().map(String::as_str));
+    args.extend(["--", "sh", "-c", &script]);
     warren(cluster, &args);
 }
 
@@ -281,4 +309,45 @@ fn draining_the_relayed_worker_under_load_fails_no_request_and_activate_undoes_i
         healthy_on(&lab.cluster, "more") == ["pi", "vm"]
     })
     .unwrap();
+}
+
+#[test]
+fn a_rolling_update_under_load_fails_no_request_and_ends_on_the_new_version() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = TwoWorkers::new("rollout");
+    deploy_version(&lab.cluster, "site", 2, "v1");
+    let body = |host: &str| {
+        let answer = get(&lab.client.ns, lab.proxy, host).unwrap();
+        answer
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(body("site.example.test"), "v1");
+    let load = LoadLoop::start(&lab.client.ns, lab.proxy, "site.example.test");
+    std::thread::sleep(Duration::from_millis(500));
+    // A new generation: replaced replica by replica, each old one going
+    // once a new one is healthy.
+    deploy_version(&lab.cluster, "site", 2, "v2");
+    lab.assert_no_failures(load.stop());
+    for _ in 0..20 {
+        assert_eq!(
+            body("site.example.test"),
+            "v2",
+            "every answer after the rollout"
+        );
+    }
+    let services: Value =
+        serde_json::from_str(&warren(&lab.cluster, &["services", "--json"])).unwrap();
+    let site = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "site")
+        .unwrap();
+    assert_eq!(site["generation"], 2, "{site}");
+    assert_eq!(site["healthy"], 2, "{site}");
+    assert_eq!(site["running"], 2, "the old replicas are gone: {site}");
 }
