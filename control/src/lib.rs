@@ -15,6 +15,7 @@ pub mod api;
 pub mod cluster;
 mod control_device;
 pub mod control_node;
+pub mod events;
 mod host_checks;
 pub mod identity;
 pub mod ipam;

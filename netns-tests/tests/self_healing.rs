@@ -12,7 +12,9 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -136,9 +138,10 @@ impl LoadLoop {
 }
 
 /// A cluster with the default node timeout, a `--direct` worker `vm` and a
-/// `--relay` worker `pi`, a client on the lab internet, and two services
-/// routed by the proxy: `web` with a replica on each worker, `solo` with
-/// one, on vm (direct nodes first).
+/// `--relay` worker `pi` behind a symmetric NAT (so it stays relayed), a
+/// client on the lab internet, and two services routed by the proxy: `web`
+/// with a replica on each worker, `solo` with one, on vm (direct nodes
+/// rank first).
 struct TwoWorkers {
     cluster: Cluster,
     vm: DockerNode,
@@ -154,7 +157,7 @@ impl TwoWorkers {
         })
         .unwrap();
         let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
-        let mut pi = DockerNode::behind(&cluster, "pi", Nat::Cone).unwrap();
+        let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
         vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
         pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
         let client = cluster.net.add_public_host(&cluster.lab, "client").unwrap();
@@ -206,6 +209,15 @@ impl TwoWorkers {
 fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let lab = TwoWorkers::new("failover-kill");
+    let mut follower = lab
+        .cluster
+        .admin_command(&["events", "--follow", "--json", "--limit", "0"])
+        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let followed = BufReader::new(follower.stdout.take().unwrap());
     let load = LoadLoop::start(&lab.client.ns, lab.proxy, "web.example.test");
     std::thread::sleep(Duration::from_millis(500));
     let killed = Instant::now();
@@ -225,6 +237,27 @@ fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
     );
     let nodes = warren(&lab.cluster, &["nodes"]);
     assert!(nodes.contains("vm"), "vm stays a node, offline: {nodes}");
+
+    // `warren events --follow` saw it happen: vm offline, then lost, and
+    // solo placed again on pi.
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let events: Vec<Value> = followed
+        .lines()
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect();
+    let at = |kind: &str, node: &str, service: Option<&str>| {
+        events
+            .iter()
+            .position(|e| {
+                e["kind"] == kind && e["node"] == node && service.is_none_or(|s| e["service"] == s)
+            })
+            .unwrap_or_else(|| panic!("no {kind} of {node} in {events:#?}"))
+    };
+    let offline = at("node_offline", "vm", None);
+    let lost = at("node_lost", "vm", None);
+    let placed = at("replica_placed", "pi", Some("solo"));
+    assert!(offline < lost && lost < placed, "in order: {events:#?}");
 }
 
 #[test]

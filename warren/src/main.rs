@@ -46,8 +46,10 @@ enum Command {
     Status(cmd::status::StatusArgs),
     /// List the cluster's nodes.
     Nodes(cmd::nodes::NodesArgs),
-    /// Manage one node: set its labels, or remove it (`warren node label|rm`).
+    /// Manage one node: drain it for maintenance, activate it again, set
+    /// its labels, or remove it (`warren node drain|activate|label|rm`).
     Node(cmd::nodes::NodeArgs),
+    Events(cmd::events::EventsArgs),
     Deploy(Box<cmd::services::DeployArgs>),
     /// List the services: desired, running and healthy replicas.
     Services(cmd::services::ServicesArgs),
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Mesh(args) => cmd::mesh::run(args),
         Command::Ping(args) => cmd::mesh::ping(args),
         Command::Node(args) => cmd::nodes::node(args),
+        Command::Events(args) => cmd::events::run(args),
         Command::Deploy(args) => cmd::services::deploy(*args),
         Command::Services(args) => cmd::services::services(args),
         Command::Ps(args) => cmd::services::ps(args),

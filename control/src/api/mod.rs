@@ -10,11 +10,13 @@
 //! | DELETE | `/v1/tokens/{id}` | | 200 `{"id","revoked":true}`, 404 |
 //! | GET | `/v1/mesh` | | 200 [`crate::mesh_view::MeshView`] (`docs/mesh.md`) |
 //!
-//! The node endpoints are in [`nodes`], the workload endpoints in
+//! The node endpoints are in [`nodes`], the cluster's events in [`events`],
+//! the workload endpoints in
 //! [`workloads`], the proxy's in [`routes`] and [`certs`]; `warren logs` and `warren exec`, which stream, in
 //! [`streams`].
 
 pub mod certs;
+pub mod events;
 pub mod nodes;
 pub mod routes;
 pub mod streams;
@@ -61,6 +63,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/events", get(events::list))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/nodes/{name}", delete(nodes::remove))
         .route("/v1/nodes/{name}/labels", post(nodes::label))

@@ -5,6 +5,7 @@
 use super::node_settings_tests::{all_healthy, join, placed_on};
 use super::tests::{fixture, hello, key, offers, remote, Fixture, NOW, REPLACE_AFTER};
 use super::*;
+use crate::events::What;
 use crate::liveness::STARTUP_GRACE;
 use warren_proto::{Auth, Secret, ServiceSpec};
 
@@ -52,6 +53,28 @@ fn a_lost_nodes_replicas_are_placed_elsewhere_and_removed_once_replacements_serv
     all_healthy(&mut fixture.state, "a");
     assert_eq!(placed_on(&fixture.state), ["a", "a"]);
     assert_eq!(healthy_web(&fixture.state), 2);
+
+    // `warren events` tells the story, in order.
+    let kinds: Vec<String> = fixture
+        .state
+        .events(None, 100)
+        .unwrap()
+        .iter()
+        .filter(|e| !matches!(e.what, What::ReplicaStarted { .. }))
+        .map(|e| e.what.describe())
+        .collect();
+    let tail = &kinds[kinds.len() - 5..];
+    assert_eq!(
+        tail,
+        [
+            "b: offline, the proxy stops routing to it",
+            "b: lost, its 1 replica(s) rescheduled on other nodes",
+            "web-3: placed on a (generation 1)",
+            "web-3: healthy on a",
+            "web-2: removed, b stops it",
+        ],
+        "{kinds:#?}"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@
 
 mod certs;
 mod control_node;
+mod events;
 mod node_settings;
 mod routes;
 mod workloads;
@@ -109,6 +110,8 @@ pub struct ClusterState {
     next_connection: u64,
     /// The proxy's routing table, as last published.
     routes: watch::Sender<Arc<RouteTable>>,
+    /// The cluster's events as they are stored, for followers.
+    event_log: broadcast::Sender<crate::events::Event>,
     /// The proxy's certificates, and the table the TLS listener follows.
     certs: certs::Certs,
     cert_table: watch::Sender<Arc<crate::proxy::certs::CertTable>>,
@@ -185,6 +188,7 @@ impl ClusterState {
             config,
             workloads,
             events: broadcast::channel(EVENT_BACKLOG).0,
+            event_log: broadcast::channel(EVENT_BACKLOG).0,
             online: HashMap::new(),
             liveness,
             reports: HashMap::new(),
@@ -281,7 +285,7 @@ impl ClusterState {
         self.online
             .insert(node.name.clone(), Online { connection, remote });
         if let Some(change) = self.liveness.connected(&node.name) {
-            log_change(&change);
+            self.liveness_changed(&change);
         }
         self.node_changed(&node.name);
         let _ = self.events.send(PeerEvent::Joined(node.clone()));
@@ -349,7 +353,7 @@ impl ClusterState {
         {
             self.online.remove(name);
             if let Some(change) = self.liveness.disconnected(name, now) {
-                log_change(&change);
+                self.liveness_changed(&change);
             }
             self.node_changed(name);
             // Its replicas' health is unknown until it reports again.
@@ -370,7 +374,7 @@ impl ClusterState {
     pub fn tick(&mut self, now: Instant, unix_now: u64) -> Option<Instant> {
         let lost = self.liveness.poll(now);
         for change in &lost {
-            log_change(change);
+            self.liveness_changed(change);
             if let liveness::Change::Lost(name) = change {
                 self.node_changed(name);
             }
@@ -604,19 +608,6 @@ impl Cluster {
             }))
             .map_err(|_| ClusterStopped)?;
         answer.await.map_err(|_| ClusterStopped)
-    }
-}
-
-/// Logs what changed about a node's liveness.
-fn log_change(change: &liveness::Change) {
-    match change {
-        liveness::Change::Online(node) => tracing::info!(%node, "node online again"),
-        liveness::Change::Offline(node) => {
-            tracing::warn!(%node, "node offline: the proxy stops routing to it")
-        }
-        liveness::Change::Lost(node) => {
-            tracing::warn!(%node, "node lost: its replicas are replaced on other nodes")
-        }
     }
 }
 

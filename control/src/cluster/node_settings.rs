@@ -6,6 +6,7 @@
 //! the same way and removes the node once it runs none.
 
 use super::{ClusterState, RemoveError};
+use crate::events::What;
 use crate::nodes::CONTROL_NAME;
 use crate::store::{NodeSettings, StoreError};
 use std::collections::BTreeMap;
@@ -159,10 +160,18 @@ impl ClusterState {
                 .or_default()
                 .drained = drained;
             self.node_changed(node);
-            match drained {
-                true => tracing::info!(%node, "node drained: moving its replicas"),
-                false => tracing::info!(%node, "node active again: replicas may be placed there"),
-            }
+            let node = node.to_owned();
+            let what = match drained {
+                true => {
+                    tracing::info!(%node, "node drained: moving its replicas");
+                    What::NodeDrained { node }
+                }
+                false => {
+                    tracing::info!(%node, "node active again: replicas may be placed there");
+                    What::NodeActivated { node }
+                }
+            };
+            self.emit(vec![what]);
         }
         self.converge_workloads(now);
         Ok(self.replica_count(node))

@@ -5,6 +5,7 @@
 //! every connected agent gets its new set of assignments.
 
 use super::{ClusterState, PeerEvent};
+use crate::events::What;
 use crate::nodes::{NodeRecord, CONTROL_NAME};
 use crate::scheduler::{Reach, Resources};
 use crate::store::{NodeSettings, ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
@@ -237,13 +238,41 @@ impl ClusterState {
             .map(|r| r.id.clone())
             .collect();
         let mut health_changed = false;
+        let mut happened = Vec::new();
         for status in replicas.into_iter().filter(|s| ours.contains(&s.replica)) {
-            let before = self
-                .workloads
-                .statuses
-                .get(&status.replica)
-                .map(|s| s.health);
+            let before = self.workloads.statuses.get(&status.replica);
+            let was_running = before.is_some_and(|s| s.state == ReplicaState::Running);
+            let before = before.map(|s| s.health);
             health_changed |= before != Some(status.health);
+            if let Some(replica) = self.workloads.views.replica(&status.replica) {
+                let (service, replica, node) = (
+                    replica.service.clone(),
+                    status.replica.clone(),
+                    name.to_owned(),
+                );
+                if !was_running && status.state == ReplicaState::Running {
+                    happened.push(What::ReplicaStarted {
+                        service: service.clone(),
+                        replica: replica.clone(),
+                        node: node.clone(),
+                    });
+                }
+                if before != Some(status.health) {
+                    match status.health {
+                        Health::Healthy => happened.push(What::ReplicaHealthy {
+                            service,
+                            replica,
+                            node,
+                        }),
+                        Health::Unhealthy => happened.push(What::ReplicaUnhealthy {
+                            service,
+                            replica,
+                            node,
+                        }),
+                        Health::Starting => {}
+                    }
+                }
+            }
             self.workloads
                 .views
                 .set_healthy(&status.replica, status.health == Health::Healthy);
@@ -251,6 +280,7 @@ impl ClusterState {
                 .statuses
                 .insert(status.replica.clone(), status);
         }
+        self.emit(happened);
         if health_changed {
             self.converge_workloads(now);
         }
@@ -478,9 +508,28 @@ impl ClusterState {
         })
     }
 
-    /// Stores `change`, then applies it here and tells the agents.
+    /// Stores `change`, then applies it here, tells the agents and records
+    /// the replicas placed and removed.
     fn commit(&mut self, change: WorkloadChange) -> Result<(), StoreError> {
         let revision = self.config.store.commit_workloads(&change)?;
+        let mut happened: Vec<What> = change
+            .removed
+            .iter()
+            .filter_map(|id| {
+                let replica = self.workloads.views.replica(id)?;
+                Some(What::ReplicaStopped {
+                    service: replica.service.clone(),
+                    replica: id.clone(),
+                    node: replica.node.clone(),
+                })
+            })
+            .collect();
+        happened.extend(change.placed.iter().map(|r| What::ReplicaPlaced {
+            service: r.service.clone(),
+            replica: r.id.clone(),
+            generation: r.generation,
+            node: r.node.clone(),
+        }));
         let workloads = &mut self.workloads;
         workloads.views.apply(&change);
         if let Some(name) = &change.removed_service {
@@ -504,6 +553,7 @@ impl ClusterState {
         }
         workloads.revision = revision;
         let _ = self.events.send(PeerEvent::Assignments);
+        self.emit(happened);
         Ok(())
     }
 }

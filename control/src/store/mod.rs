@@ -1,6 +1,7 @@
 //! The control plane's state in SQLite: join tokens, nodes and their
 //! addresses, what the operator set on them for placement
-//! ([`node_settings`]), and (in [`workloads`]) services and their replicas.
+//! ([`node_settings`]), (in [`workloads`]) services and their replicas, and
+//! the cluster's last events ([`events`]).
 //!
 //! Every change is one transaction, committed (and synced: `synchronous =
 //! FULL` in WAL mode) before the caller acknowledges it to anyone, so a
@@ -16,6 +17,7 @@ use warren_proto::Mode;
 use warren_wire::PublicKey;
 
 mod certs;
+mod events;
 mod node_settings;
 mod workloads;
 
@@ -25,8 +27,8 @@ pub use workloads::{ReplicaRecord, ServiceRecord, WorkloadChange};
 
 /// The schema this build writes and reads. Version 2 added services and
 /// replicas, version 3 node labels and leaving nodes, version 4 the
-/// proxy's certificates and ACME accounts; an older database
-/// gains what it lacks when opened.
+/// proxy's certificates and ACME accounts, version 5 drained nodes and the
+/// cluster's events; an older database gains what it lacks when opened.
 const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
@@ -54,6 +56,11 @@ CREATE TABLE IF NOT EXISTS nodes (
     joined            INTEGER NOT NULL,
     leaving           INTEGER NOT NULL DEFAULT 0,
     drained           INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    id    INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    body  TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS node_labels (
     node  TEXT NOT NULL REFERENCES nodes (name) ON DELETE CASCADE,

@@ -114,6 +114,12 @@ impl Views {
         self.replicas.values().flatten()
     }
 
+    /// The replica `id`, if it is placed.
+    pub fn replica(&self, id: &ReplicaId) -> Option<&ReplicaRecord> {
+        let service = self.service_of.get(id)?;
+        self.replicas_of(service).iter().find(|r| &r.id == id)
+    }
+
     /// The replicas of `service`, in the order they were placed.
     pub fn replicas_of(&self, service: &str) -> &[ReplicaRecord] {
         self.replicas.get(service).map_or(&[], Vec::as_slice)

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cert;
 pub mod device;
+pub mod events;
 mod fmt;
 pub mod join;
 pub mod keys;
