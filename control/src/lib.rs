@@ -22,6 +22,7 @@ pub mod ipam;
 pub mod liveness;
 pub mod mesh_view;
 pub mod nodes;
+pub mod outbound;
 mod own_report;
 pub mod proxy;
 pub mod reconcile;
@@ -31,6 +32,7 @@ pub mod store;
 #[cfg(test)]
 mod test_hello;
 pub mod tokens;
+pub mod webhooks;
 pub mod workloads;
 
 pub use identity::{Identity, IdentityError};

@@ -60,6 +60,8 @@ pub struct ServeOptions {
     pub proxy: Option<ProxyOptions>,
     /// How nodes that go silent are noticed and given up on.
     pub failure: FailureDetection,
+    /// Where every cluster event is posted (`--webhook`).
+    pub webhooks: Vec<http::Uri>,
 }
 
 /// How nodes that go silent are noticed and given up on (`warren serve
@@ -175,9 +177,9 @@ pub enum ServeError {
     /// The proxy's sockets.
     #[error(transparent)]
     Proxy(#[from] ListenError),
-    /// The ACME directory's CA file.
+    /// The CA file for the ACME directory or webhooks.
     #[error(transparent)]
-    AcmeRoots(#[from] RootsError),
+    Roots(#[from] RootsError),
     /// Nothing tells agents where the control plane is.
     #[error("cannot tell which address agents reach this host at: pass --advertise-address IP")]
     NoAdvertiseAddress,
@@ -315,6 +317,23 @@ pub async fn serve(
     })?;
     let events = state.subscribe();
     let control_events = state.subscribe();
+    let webhook_tasks = match options.webhooks.is_empty() {
+        true => Vec::new(),
+        false => {
+            let outbound = crate::outbound::Outbound::new(None)?;
+            options
+                .webhooks
+                .iter()
+                .map(|url| {
+                    tokio::spawn(crate::webhooks::deliver(
+                        url.clone(),
+                        outbound.clone(),
+                        state.subscribe_events(),
+                    ))
+                })
+                .collect()
+        }
+    };
     let routes = state.subscribe_routes();
     let certs = state.subscribe_certs();
     let cluster = Cluster::spawn(state).map_err(ServeError::Thread)?;
@@ -430,6 +449,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     agents_task.abort();
     liveness_task.abort();
+    for task in webhook_tasks {
+        task.abort();
+    }
     peers_task.abort();
     if let Some(listeners) = proxy_listeners {
         listeners.stop();

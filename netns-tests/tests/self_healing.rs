@@ -137,6 +137,81 @@ impl LoadLoop {
     }
 }
 
+/// The port the client host takes the control plane's webhook posts on.
+const HOOK_PORT: u16 = 9000;
+
+/// The bodies of the webhook posts the client host receives, until dropped.
+struct WebhookReceiver {
+    bodies: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl WebhookReceiver {
+    fn start(host: &Host) -> WebhookReceiver {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (keep, stopping) = (Arc::clone(&bodies), Arc::clone(&stop));
+        let listener = host
+            .ns
+            .run_in(|| std::net::TcpListener::bind(("0.0.0.0", HOOK_PORT)))
+            .unwrap()
+            .unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Some(body) = take_post(stream) {
+                            keep.lock().unwrap().push(body);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        WebhookReceiver { bodies, stop }
+    }
+
+    /// The events posted so far.
+    fn events(&self) -> Vec<Value> {
+        let bodies = self.bodies.lock().unwrap();
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reads one POST's body from `stream` and answers 204.
+fn take_post(stream: std::net::TcpStream) -> Option<String> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end().to_ascii_lowercase();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("content-length:") {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    std::io::Read::read_exact(&mut reader, &mut body).ok()?;
+    let mut stream = reader.into_inner();
+    std::io::Write::write_all(&mut stream, b"HTTP/1.1 204 No Content\r\n\r\n").ok()?;
+    String::from_utf8(body).ok()
+}
+
 /// A cluster with the default node timeout, a `--direct` worker `vm` and a
 /// `--relay` worker `pi` behind a symmetric NAT (so it stays relayed), a
 /// client on the lab internet, and two services routed by the proxy: `web`
@@ -152,15 +227,21 @@ struct TwoWorkers {
 
 impl TwoWorkers {
     fn new(tag: &str) -> TwoWorkers {
-        let cluster = Cluster::with(tag, |_, _, _| {
-            Ok(["--node-timeout", "2s"].map(str::to_owned).to_vec())
+        let mut client = None;
+        let cluster = Cluster::with(tag, |lab, net, _| {
+            let host = net.add_public_host(lab, "client")?;
+            let hook = format!("http://{}:{HOOK_PORT}/warren", host.ip);
+            client = Some(host);
+            Ok(["--node-timeout", "2s", "--webhook", &hook]
+                .map(str::to_owned)
+                .to_vec())
         })
         .unwrap();
+        let client = client.unwrap();
         let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
         let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
         vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
         pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
-        let client = cluster.net.add_public_host(&cluster.lab, "client").unwrap();
         let proxy = SocketAddr::from((cluster.control.ip, 80));
         deploy(&cluster, "web", 2);
         deploy(&cluster, "solo", 1);
@@ -209,6 +290,7 @@ impl TwoWorkers {
 fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let lab = TwoWorkers::new("failover-kill");
+    let hooks = WebhookReceiver::start(&lab.client);
     let mut follower = lab
         .cluster
         .admin_command(&["events", "--follow", "--json", "--limit", "0"])
@@ -258,6 +340,25 @@ fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
     let lost = at("node_lost", "vm", None);
     let placed = at("replica_placed", "pi", Some("solo"));
     assert!(offline < lost && lost < placed, "in order: {events:#?}");
+    // And `--webhook` posted the same events, in the same order.
+    let ids = |events: &[Value]| -> Vec<u64> {
+        events.iter().map(|e| e["id"].as_u64().unwrap()).collect()
+    };
+    let followed_ids = ids(&events);
+    wait_for(
+        "the webhook to have every event",
+        Duration::from_secs(10),
+        || {
+            let posted = ids(&hooks.events());
+            followed_ids.iter().all(|id| posted.contains(id))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}: {:#?}", hooks.events()));
+    let posted = ids(&hooks.events());
+    assert!(
+        posted.windows(2).all(|w| w[0] < w[1]),
+        "in order: {posted:?}"
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! - [`plan`]: when a host needs a certificate (first, renewal, retry),
 //!   decided without I/O.
 //! - `issue`: one certificate from the directory (instant-acme, on ring).
-//! - `http`: the client's HTTP over warren's hyper and rustls.
+//! - `http`: the client's HTTP, the control plane's own
+//!   [`crate::outbound`] requests.
 //! - [`manager`]: the task that follows the services and renews.
 //!
 //! The proxy's HTTP listener answers the challenges from [`Challenges`].
@@ -18,7 +19,8 @@ mod issue;
 pub mod manager;
 pub mod plan;
 
-pub use http::{AcmeHttp, RootsError};
+pub use crate::outbound::RootsError;
+pub use http::AcmeHttp;
 pub use issue::IssueError;
 pub use manager::{AcmeHandle, RenewError};
 

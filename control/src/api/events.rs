@@ -2,12 +2,14 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | GET | `/v1/events?after=ID&limit=N&wait=SECS` | 200 `{"events":[Event]}` (`crate::events::Event`), 400 |
+//! | GET | `/v1/events?after=ID&limit=N&wait=SECS` | 200 `{"events":[Event],"last":ID}` (`crate::events::Event`), 400 |
 //!
 //! Without `after`, the last `limit` events (100 by default, at most
 //! 10,000); with it, up to `limit` events after that id, oldest first. With
 //! `wait` (at most 60 s) and nothing after `after` yet, the answer waits
-//! until something happens or the time is up (then `{"events":[]}`).
+//! until something happens or the time is up (then no events). `last` is
+//! the id of the latest event stored when the answer was made: a follower
+//! that showed none asks for what comes after it.
 
 use super::{authorize, with, ApiError, ApiState};
 use crate::events::{Event, KEPT};
@@ -55,13 +57,20 @@ pub(super) async fn list(
     let after = query.after;
     // Subscribed before reading, so an event stored in between is not
     // missed.
-    let (mut next, events) = with(&state, move |cluster| {
-        (cluster.subscribe_events(), cluster.events(after, limit))
+    let (mut next, events, last) = with(&state, move |cluster| {
+        (
+            cluster.subscribe_events(),
+            cluster.events(after, limit),
+            cluster.last_event_id(),
+        )
     })
     .await?;
-    let events = events.map_err(ApiError::internal)?;
+    let (events, last) = (
+        events.map_err(ApiError::internal)?,
+        last.map_err(ApiError::internal)?,
+    );
     if !events.is_empty() || query.wait == 0 || after.is_none() {
-        return Ok(Json(json!({ "events": events })));
+        return Ok(Json(json!({ "events": events, "last": last })));
     }
     let waited = tokio::time::timeout(Duration::from_secs(query.wait), async {
         loop {
@@ -79,5 +88,6 @@ pub(super) async fn list(
             .map_err(ApiError::internal)?,
         _ => Vec::new(),
     };
-    Ok(Json(json!({ "events": events })))
+    let last = events.last().map_or(last, |e| e.id);
+    Ok(Json(json!({ "events": events, "last": last })))
 }

@@ -40,6 +40,11 @@ impl ClusterState {
         self.config.store.events(after, limit)
     }
 
+    /// The id of the latest event (0 before the first).
+    pub fn last_event_id(&self) -> Result<u64, StoreError> {
+        self.config.store.last_event_id()
+    }
+
     /// Logs and records what changed about a node's liveness.
     pub(super) fn liveness_changed(&mut self, change: &Change) {
         let what = match change {

@@ -33,6 +33,14 @@ impl Store {
         Ok(events)
     }
 
+    /// The id of the latest event stored (0 before the first).
+    pub fn last_event_id(&self) -> Result<u64, StoreError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM events", [], |row| row.get(0))?;
+        Ok(last.and_then(|id| u64::try_from(id).ok()).unwrap_or(0))
+    }
+
     /// Up to `limit` events after the one with id `after`, oldest first;
     /// with no `after`, the last `limit` events.
     pub fn events(&self, after: Option<u64>, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -109,6 +117,7 @@ mod tests {
             "the last, in order"
         );
         assert!(store.events(Some(3), 10).unwrap().is_empty());
+        assert_eq!(store.last_event_id().unwrap(), 3);
 
         let many: Vec<What> = (0..KEPT).map(|i| offline(&format!("n{i}"))).collect();
         store.append_events(30, many).unwrap();

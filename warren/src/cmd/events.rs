@@ -48,15 +48,15 @@ pub fn run(args: EventsArgs) -> Result<()> {
         return Ok(());
     }
     loop {
-        let after = last.map_or_else(|| "0".to_owned(), |id| id.to_string());
-        let path = format!("/v1/events?after={after}&limit=1000&wait={FOLLOW_WAIT_SECS}");
+        let path = format!("/v1/events?after={last}&limit=1000&wait={FOLLOW_WAIT_SECS}");
         let listed: Value = client.call("GET", &path, None)?;
-        last = print(&listed, args.json)?.or(last);
+        last = print(&listed, args.json)?.max(last);
     }
 }
 
-/// Prints the events of an answer; returns the last one's id.
-fn print(listed: &Value, json: bool) -> Result<Option<u64>> {
+/// Prints the events of an answer; returns the id to follow from (the
+/// latest one the answer knows of).
+fn print(listed: &Value, json: bool) -> Result<u64> {
     let events: Vec<Event> = serde_json::from_value(listed["events"].clone())?;
     for event in &events {
         if json {
@@ -65,7 +65,8 @@ fn print(listed: &Value, json: bool) -> Result<Option<u64>> {
             println!("{}", line(event));
         }
     }
-    Ok(events.last().map(|e| e.id))
+    let last = listed["last"].as_u64().unwrap_or_default();
+    Ok(events.last().map_or(last, |e| e.id.max(last)))
 }
 
 /// `2026-12-01T19:40:01.123Z  node_offline       vm: offline, …`.

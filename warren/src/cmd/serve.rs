@@ -143,6 +143,16 @@ pub struct ServeArgs {
     /// plane gives nodes at least 10 s to reconnect before it replaces any.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     replace_after: Option<Duration>,
+    /// Post every cluster event (what `warren events --json` prints) as
+    /// JSON to this http:// or https:// URL (repeat for several; HTTPS
+    /// trusts the system's CAs). Failures are logged; events stay in
+    /// `warren events`.
+    #[arg(long = "webhook", value_name = "URL", value_parser = parse_webhook)]
+    webhooks: Vec<http::Uri>,
+}
+
+fn parse_webhook(text: &str) -> Result<http::Uri, String> {
+    warren_control::webhooks::parse(text).map_err(|e| e.to_string())
 }
 
 /// A duration of at least 100 ms (`500ms`, `2s`, `1m`).
@@ -217,6 +227,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         host_ports: args.host_ports,
         docker_host: args.docker_host,
         failure,
+        webhooks: args.webhooks,
         proxy: (!args.no_proxy).then(|| {
             let default_listen = args.http_listen.is_empty() && args.https_listen.is_empty();
             let everywhere = |port: u16| {
