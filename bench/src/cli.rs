@@ -15,7 +15,7 @@ NAME
 SYNOPSIS
     warren-bench [--runs N] [--seconds S] [--probes N] [--quick]
                  [--only PATH[,PATH...]] [--traversal-trials N] [--write FILE]
-                 [--proxy-seconds S] [--baseline WARREN]
+                 [--proxy-seconds S] [--failover-trials N] [--baseline WARREN]
 
 DESCRIPTION
     Builds one pair of network namespaces joined by a veth link per path, and
@@ -90,6 +90,26 @@ DESCRIPTION
     separate -tls host names) in each round, with the same figures, without
     direct runs and latency added.
 
+    A failover section (\"failover\" in --only) builds one lab cluster,
+    `warren serve --node-timeout 2s` (the default; the lab's own is longer)
+    with a stable --relay worker pi behind a cone NAT (offering 1 core to
+    replicas, so that it is the more loaded node) and a public client
+    host, and runs --failover-trials trials on it. Each joins a fresh
+    --direct worker vmN in a VPC and deploys two fresh services with an HTTP
+    health check every 500 ms and a --host each: webN (2 replicas, one on pi
+    and one on vmN) and soloN (1 replica, on vmN); a thread on the client
+    sends GETs through the control plane's proxy (port 80) back to back,
+    alternately for webN and soloN, and after 0.5 s vmN's machine is killed
+    (its agent, Docker daemon and containers SIGKILLed). Per trial: the time
+    from the kill to the control plane's `node offline` and `node lost` log
+    lines for vmN (their timestamps), the requests to webN that did not get
+    a 200, and the time until soloN, whose only replica died, answers 200
+    again (from its replacement on pi) and the span of its failed requests;
+    median and max over the trials, against the targets (offline within
+    3 s; no failed request to webN; soloN serving again within 10 s). Both
+    services and vmN (`warren node rm --force`) are removed before the next
+    trial.
+
     With --baseline WARREN (another warren binary, typically built from an
     older commit: see make bench-baseline below), a path warren-baseline
     joins the paths: the same warren <-> warren setup run by that binary,
@@ -114,29 +134,33 @@ OPTIONS
     --seconds S      length of each iperf3 run in seconds (default 5)
     --probes N       round-trip probes per latency measurement (default 2000)
     --quick          1 run of 2 s, 300 probes, 3 traversal trials, 3 deploys,
-                     5 s agent windows and 2 s proxy runs, for development (flags given after
-                     --quick still apply)
+                     5 s agent windows, 2 s proxy runs and 3 failover trials,
+                     for development (flags given after --quick still apply)
     --only LIST      comma-separated subset of: warren, wireguard-go,
                      boringtun-cli, veth, relay, scheduler, deploy, agent,
-                     proxy (default: all nine; relay is the relay and NAT
-                     traversal section, scheduler the placement section,
-                     deploy and agent the workload sections, proxy the
-                     ingress proxies)
+                     proxy, failover (default: all ten; relay is the relay
+                     and NAT traversal section, scheduler the placement
+                     section, deploy and agent the workload sections, proxy
+                     the ingress proxies, failover a worker killed under
+                     load)
     --proxy-seconds S
                      length of each wrk run of the proxy section (default 5;
                      the one-connection runs take half as long, at least 1 s;
                      h2load's runs 3/5 as long, at least 1 s)
     --traversal-trials N
                      trials per NAT pairing in the traversal part (default 10)
+    --failover-trials N
+                     workers killed, one per trial, in the failover section
+                     (default 20)
     --write FILE     also write the results, as Markdown, between the
                      <!-- bench:start --> and <!-- bench:end --> markers of
                      FILE (created if missing; the rest of FILE is kept),
                      with the comparison tables when --baseline is given.
                      The data-plane paths and relay are one part of it,
                      replaced whole when any of them runs; scheduler, deploy,
-                     agent and proxy are parts of their own, each replaced only
-                     when it runs, so `--only deploy --write FILE` leaves
-                     the other parts as they were
+                     agent, proxy and failover are parts of their own, each
+                     replaced only when it runs, so `--only deploy --write
+                     FILE` leaves the other parts as they were
     --baseline WARREN
                      also measure the warren binary WARREN as the path
                      warren-baseline and compare warren with it (see above);
@@ -160,6 +184,7 @@ EXAMPLES
     cargo run --release -p warren-bench -- --quick --only warren,wireguard-go
     cargo run --release -p warren-bench -- --only deploy,agent --write docs/benchmarks.md
     cargo run --release -p warren-bench -- --only proxy --write docs/benchmarks.md
+    cargo run --release -p warren-bench -- --only failover --failover-trials 3
     make bench-baseline BASE=main~1 BENCH_ARGS=\"--quick --only warren\"
         builds warren at main~1 in a temporary git worktree (kept in
         target/baseline/COMMIT for the next time) and runs this benchmark
@@ -197,6 +222,10 @@ pub struct Options {
     pub proxy: bool,
     /// Length of each 64-connection wrk run of the proxy section, seconds.
     pub proxy_seconds: u32,
+    /// Whether to run the failover section.
+    pub failover: bool,
+    /// Trials (workers killed) of the failover section.
+    pub failover_trials: usize,
     /// Trials per NAT pairing in the traversal part.
     pub traversal_trials: usize,
     /// The warren binary to compare warren with (`--baseline`).
@@ -226,6 +255,8 @@ impl Default for Options {
             agent_window: 20,
             proxy: true,
             proxy_seconds: 5,
+            failover: true,
+            failover_trials: 20,
             traversal_trials: 10,
             baseline: None,
             runs_raised_from: None,
@@ -285,9 +316,11 @@ pub fn parse(
                 o.deploys = 3;
                 o.agent_window = 5;
                 o.proxy_seconds = 2;
+                o.failover_trials = 3;
             }
             "--proxy-seconds" => o.proxy_seconds = positive(&flag, &value()?)?,
             "--traversal-trials" => o.traversal_trials = positive(&flag, &value()?)?,
+            "--failover-trials" => o.failover_trials = positive(&flag, &value()?)?,
             "--runs" => o.runs = positive(&flag, &value()?)?,
             "--seconds" => o.seconds = positive(&flag, &value()?)?,
             "--probes" => o.probes = positive(&flag, &value()?)?,
@@ -338,7 +371,8 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) ->
 /// Sets the paths and sections `--only` names in `o`, clearing the others.
 fn only(list: &str, o: &mut Options) -> Result<()> {
     let mut wanted = Vec::new();
-    (o.relay, o.scheduler, o.deploy, o.agent, o.proxy) = (false, false, false, false, false);
+    (o.relay, o.scheduler, o.deploy, o.agent, o.proxy, o.failover) =
+        (false, false, false, false, false, false);
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match name {
             "relay" => o.relay = true,
@@ -346,13 +380,14 @@ fn only(list: &str, o: &mut Options) -> Result<()> {
             "deploy" => o.deploy = true,
             "agent" => o.agent = true,
             "proxy" => o.proxy = true,
+            "failover" => o.failover = true,
             _ if name == PathKind::WarrenBaseline.name() => {
                 bail!("warren-baseline is not a path for --only: --baseline WARREN adds it")
             }
             _ => wanted.push(PathKind::from_name(name).with_context(|| {
                 format!(
                     "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, \
-                     veth, relay, scheduler, deploy, agent, proxy"
+                     veth, relay, scheduler, deploy, agent, proxy, failover"
                 )
             })?),
         }
@@ -361,7 +396,7 @@ fn only(list: &str, o: &mut Options) -> Result<()> {
         .into_iter()
         .filter(|k| wanted.contains(k))
         .collect();
-    if !o.main_part() && !o.scheduler && !o.deploy && !o.agent && !o.proxy {
+    if !o.main_part() && !o.scheduler && !o.deploy && !o.agent && !o.proxy && !o.failover {
         bail!("--only needs at least one path or section");
     }
     Ok(())
@@ -427,6 +462,16 @@ mod tests {
         assert!(o.proxy && !o.main_part() && !o.deploy, "{o:?}");
         assert_eq!(o.proxy_seconds, 3);
         assert_eq!(run(&["--quick"])?.proxy_seconds, 2);
+        assert!(all.failover && !o.failover);
+        assert_eq!(all.failover_trials, 20);
+        let o = run(&["--only", "failover", "--quick"])?;
+        assert!(
+            o.failover && !o.main_part() && !o.deploy && !o.proxy,
+            "{o:?}"
+        );
+        assert_eq!(o.failover_trials, 3);
+        let o = run(&["--quick", "--only", "failover", "--failover-trials=5"])?;
+        assert_eq!(o.failover_trials, 5);
         Ok(())
     }
 
@@ -438,6 +483,7 @@ mod tests {
             &["--seconds", "x"],
             &["--only", "kernel"],
             &["--only", "warren-baseline"],
+            &["--failover-trials", "0"],
             &["--frobnicate"],
             &["--baseline"],
             &["--baseline="],

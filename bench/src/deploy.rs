@@ -97,7 +97,8 @@ pub fn run(count: usize) -> Result<DeployResults> {
             deploy.placed
         );
         deploys.push(deploy);
-        remove(&cluster, &name, &nodes).with_context(|| format!("removing {name}\n{}", tails()))?;
+        remove(&cluster, &[&name], &nodes)
+            .with_context(|| format!("removing {name}\n{}", tails()))?;
     }
     Ok(DeployResults {
         circumstances: circumstances.ended(),
@@ -162,10 +163,14 @@ fn deploy_once(cluster: &Cluster, name: &str) -> Result<Deploy> {
     })
 }
 
-/// `warren rm NAME`, then waits until no node runs a warren container.
-fn remove(cluster: &Cluster, name: &str, nodes: &[&DockerNode]) -> Result<()> {
-    cluster.admin(&["rm", name])?;
-    wait_for_value(&format!("{name}'s containers to be gone"), REMOVED, || {
+/// `warren rm NAME` for each of `names`, then waits until none of `nodes`
+/// runs a warren container.
+pub(crate) fn remove(cluster: &Cluster, names: &[&str], nodes: &[&DockerNode]) -> Result<()> {
+    for name in names {
+        cluster.admin(&["rm", name])?;
+    }
+    let names = names.join(", ");
+    wait_for_value(&format!("{names}'s containers to be gone"), REMOVED, || {
         let gone = nodes
             .iter()
             .all(|n| n.running().is_ok_and(|ids| ids.is_empty()));

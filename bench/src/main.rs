@@ -8,8 +8,9 @@
 //! measured beside the first and compared with it. Further sections measure
 //! the relay and NAT traversal, the scheduler in process, and, on a lab
 //! cluster with Docker workers, deploy-to-healthy times, the agent's
-//! footprint and the ingress proxy against nginx, HAProxy and Caddy. See
-//! `--help` (the [`cli::HELP`] text) for details.
+//! footprint, the ingress proxy against nginx, HAProxy and Caddy, and
+//! failover (a worker killed under load). See `--help` (the [`cli::HELP`]
+//! text) for details.
 
 mod about;
 mod agent;
@@ -17,6 +18,7 @@ mod alloc;
 mod cli;
 mod cpu;
 mod deploy;
+mod failover;
 mod h2load;
 mod iperf;
 mod latency;
@@ -121,7 +123,7 @@ fn run() -> Result<()> {
     catch_signals();
     let started = Instant::now();
     let mut versioned = opts.paths.clone();
-    let lab_cluster = opts.relay || opts.deploy || opts.agent || opts.proxy;
+    let lab_cluster = opts.relay || opts.deploy || opts.agent || opts.proxy || opts.failover;
     if lab_cluster && !versioned.contains(&PathKind::Warren) {
         versioned.insert(0, PathKind::Warren);
     }
@@ -185,6 +187,13 @@ fn run() -> Result<()> {
     } else {
         None
     };
+    let failover = if opts.failover {
+        let f = failover::run(opts.failover_trials)?;
+        println!("{}", failover::failover_tables(&f));
+        Some(f)
+    } else {
+        None
+    };
     if let Some(file) = &opts.write {
         let args = args.join(" ");
         let mut written = sections::Written {
@@ -213,6 +222,11 @@ fn run() -> Result<()> {
                 .parts
                 .push(("proxy", proxy_report::document(p, &about, &args)));
         }
+        if let Some(f) = &failover {
+            written
+                .parts
+                .push(("failover", failover::document(f, &about, &args)));
+        }
         write_report(file, &written)?;
         eprintln!("wrote {}", file.display());
     }
@@ -232,7 +246,7 @@ fn preflight(opts: &Options) -> Result<WarrenBins> {
     if opts.relay {
         warren_netns_tests::require_bin("wg")?;
     }
-    if opts.deploy || opts.agent || opts.proxy {
+    if opts.deploy || opts.agent || opts.proxy || opts.failover {
         workload::preflight()?;
     }
     if opts.proxy {
@@ -241,7 +255,7 @@ fn preflight(opts: &Options) -> Result<WarrenBins> {
                 .context("the proxy section needs it: run scripts/setup")?;
         }
     }
-    if opts.relay || opts.deploy || opts.agent || opts.proxy {
+    if opts.relay || opts.deploy || opts.agent || opts.proxy || opts.failover {
         let bin = warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
             "no warren binary for the lab clusters: run `cargo build --release -p warren`",
         )?;

@@ -1,6 +1,6 @@
-//! What the two workload sections (deploy and agent) share: the tools they
-//! need, the circumstances of their measurement, and the opening of their
-//! part of the report.
+//! What the sections on a lab cluster with Docker workers (deploy, agent,
+//! proxy, failover) share: the tools they need, the circumstances of their
+//! measurement, and the opening of their part of the report.
 //!
 //! Each of them is a part of the report of its own (see [`crate::sections`]),
 //! written by a run that may have measured nothing else, so each says when

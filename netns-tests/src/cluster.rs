@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -438,8 +438,10 @@ impl DockerNode {
     /// everything they started, containers included (a container outlives
     /// a daemon killed alone: its shim keeps it running), and for every
     /// other process in its namespace. Returns once the containers' processes
-    /// are gone.
-    pub fn kill_machine(&self) -> Result<()> {
+    /// are gone, with the instant the first SIGKILL (the agent's) went out:
+    /// the machine's death, for a measurement that counts from it (listing
+    /// the containers before, and their end after, take a while).
+    pub fn kill_machine(&self) -> Result<Instant> {
         let mut containers = Vec::new();
         for id in self.running()? {
             let pid = self
@@ -457,6 +459,7 @@ impl DockerNode {
         doomed.extend(descendants(self.dockerd.proc.pid()));
         let in_netns = self.worker.host.ns.pids()?;
         doomed.extend(in_netns.into_iter().filter_map(|p| u32::try_from(p).ok()));
+        let died = Instant::now();
         if let Some(agent) = &self.agent {
             agent.signal(Signal::Kill)?;
         }
@@ -472,7 +475,8 @@ impl DockerNode {
             &format!("{}'s containers to die", self.name),
             Duration::from_secs(10),
             || containers.iter().all(|&pid| !crate::sweep::pid_alive(pid)),
-        )
+        )?;
+        Ok(died)
     }
 }
 
