@@ -15,6 +15,7 @@
 
 pub mod core;
 pub mod join;
+mod outbox;
 pub mod pinned;
 pub mod session;
 pub mod state;

@@ -4,6 +4,7 @@
 //! nests loops of its own.
 
 use crate::join::JoinError;
+use crate::outbox::{Kind, Outbox};
 use crate::pinned;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -53,15 +54,13 @@ pub enum SessionEvent {
 /// stalled by flow control must not stall the agent.
 pub struct Link {
     connection: quinn::Connection,
-    /// Frames for the control plane (a few at most; more are dropped).
-    outgoing: mpsc::Sender<Vec<u8>>,
+    /// Frames for the control plane, the latest of each kind.
+    outgoing: Outbox,
+    /// Writes what `outgoing` holds; stopped with the link.
+    writer: JoinHandle<()>,
     /// What the control plane sends after the welcome.
     updates: mpsc::Receiver<Result<ControlMessage, StreamError>>,
 }
-
-/// Frames waiting for the control plane: reports come every 5 s, so a
-/// backlog means the link is stalled and newer reports matter more.
-const OUTGOING_BACKLOG: usize = 2;
 
 /// The link's state (see the module doc).
 pub enum Session {
@@ -150,32 +149,37 @@ impl Session {
         }
     }
 
-    /// Queues `report` if connected; dropped when the link is stalled (a
-    /// lost report is replaced by the next).
+    /// Queues `report` if connected (replacing one not written yet).
     pub fn send_report(&self, report: &Report, version: u32) {
         if version == 1 {
-            self.send_frame(frame::encode(report));
+            self.send_frame(Kind::Report, frame::encode(report));
         } else {
             self.send(&AgentMessage::Report(report.clone()));
         }
     }
 
-    /// Queues `message` if connected (dropped when the link is stalled:
-    /// every message the agent sends is replaced by a newer one, and all of
-    /// them are sent again after a reconnect).
+    /// Queues `message` if connected, replacing one of its kind not written
+    /// yet (every message the agent sends is the whole of its state of that
+    /// kind, and all of them are sent again after a reconnect).
     pub fn send(&self, message: &AgentMessage) {
-        self.send_frame(frame::encode(message));
+        let kind = match message {
+            AgentMessage::Node(_) => Kind::Node,
+            AgentMessage::Replicas { .. } => Kind::Replicas,
+            _ => Kind::Report,
+        };
+        self.send_frame(kind, frame::encode(message));
     }
 
-    fn send_frame(&self, frame: Result<Vec<u8>, warren_proto::FrameError>) {
+    fn send_frame(&self, kind: Kind, frame: Result<Vec<u8>, warren_proto::FrameError>) {
         let Session::Connected(link) = self else {
             return;
         };
         match frame {
             Ok(frame) => {
-                if link.outgoing.try_send(frame).is_err() {
+                if link.outgoing.put(kind, frame) {
                     tracing::debug!(
-                        "the link to the control plane is stalled; a message is dropped"
+                        ?kind,
+                        "the link to the control plane is slow; an unsent message was replaced by a newer one"
                     );
                 }
             }
@@ -222,12 +226,15 @@ pub async fn open(target: &Target) -> Result<(Link, Welcome), JoinError> {
                     }
                 }
             });
-            let (outgoing, mut queued) = mpsc::channel::<Vec<u8>>(OUTGOING_BACKLOG);
-            tokio::spawn(async move {
-                while let Some(frame) = queued.recv().await {
-                    if let Err(error) = send.write_all(&frame).await {
-                        tracing::debug!(%error, "writing to the control plane");
-                        return;
+            let outgoing = Outbox::default();
+            let waiting = outgoing.clone();
+            let writer = tokio::spawn(async move {
+                loop {
+                    for frame in waiting.take().await {
+                        if let Err(error) = send.write_all(&frame).await {
+                            tracing::debug!(%error, "writing to the control plane");
+                            return;
+                        }
                     }
                 }
             });
@@ -235,6 +242,7 @@ pub async fn open(target: &Target) -> Result<(Link, Welcome), JoinError> {
                 Link {
                     connection,
                     outgoing,
+                    writer,
                     updates,
                 },
                 welcome,
@@ -334,5 +342,11 @@ mod tests {
     #[test]
     fn refusals_are_printed_without_control_characters() {
         assert_eq!(printable("no\u{1b}[2J way\n"), "no?[2J way?");
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.writer.abort();
     }
 }
