@@ -319,6 +319,12 @@ async fn connect(
     Err(unreachable(last))
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.writer.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,11 +348,5 @@ mod tests {
     #[test]
     fn refusals_are_printed_without_control_characters() {
         assert_eq!(printable("no\u{1b}[2J way\n"), "no?[2J way?");
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.writer.abort();
     }
 }
