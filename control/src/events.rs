@@ -101,6 +101,21 @@ pub enum What {
         /// Its node.
         node: String,
     },
+    /// A new generation of a service began to replace the replicas of the
+    /// older ones.
+    RolloutStarted {
+        /// The service.
+        service: String,
+        /// The new generation.
+        generation: u64,
+    },
+    /// Every replica of a generation is healthy and no older one is left.
+    RolloutCompleted {
+        /// The service.
+        service: String,
+        /// The generation.
+        generation: u64,
+    },
 }
 
 impl What {
@@ -117,6 +132,8 @@ impl What {
             What::ReplicaHealthy { .. } => "replica_healthy",
             What::ReplicaUnhealthy { .. } => "replica_unhealthy",
             What::ReplicaStopped { .. } => "replica_stopped",
+            What::RolloutStarted { .. } => "rollout_started",
+            What::RolloutCompleted { .. } => "rollout_completed",
         }
     }
 
@@ -144,6 +161,14 @@ impl What {
             What::ReplicaStopped { replica, node, .. } => {
                 format!("{replica}: removed, {node} stops it")
             }
+            What::RolloutStarted {
+                service,
+                generation,
+            } => format!("{service}: rolling out generation {generation}"),
+            What::RolloutCompleted {
+                service,
+                generation,
+            } => format!("{service}: generation {generation} rolled out"),
         }
     }
 }

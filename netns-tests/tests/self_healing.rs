@@ -274,6 +274,15 @@ impl TwoWorkers {
         solo_back
     }
 
+    /// Runs `change` under a loop of GETs for `host`, which must all
+    /// succeed.
+    fn under_load(&self, host: &str, change: impl FnOnce()) {
+        let load = LoadLoop::start(&self.client.ns, self.proxy, host);
+        std::thread::sleep(Duration::from_millis(500));
+        change();
+        self.assert_no_failures(load.stop());
+    }
+
     fn assert_no_failures(&self, (served, failures): (u32, Vec<String>)) {
         assert!(
             failures.is_empty(),
@@ -446,7 +455,7 @@ fn draining_the_relayed_worker_under_load_fails_no_request_and_activate_undoes_i
 }
 
 #[test]
-fn a_rolling_update_under_load_fails_no_request_and_ends_on_the_new_version() {
+fn a_rolling_update_and_a_rollback_under_load_fail_no_request_and_history_says_so() {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let lab = TwoWorkers::new("rollout");
     deploy_version(&lab.cluster, "site", 2, "v1");
@@ -460,19 +469,17 @@ fn a_rolling_update_under_load_fails_no_request_and_ends_on_the_new_version() {
             .to_owned()
     };
     assert_eq!(body("site.example.test"), "v1");
-    let load = LoadLoop::start(&lab.client.ns, lab.proxy, "site.example.test");
-    std::thread::sleep(Duration::from_millis(500));
+    let every_answer = |version: &str| {
+        for _ in 0..20 {
+            assert_eq!(body("site.example.test"), version, "every answer after it");
+        }
+    };
     // A new generation: replaced replica by replica, each old one going
     // once a new one is healthy.
-    deploy_version(&lab.cluster, "site", 2, "v2");
-    lab.assert_no_failures(load.stop());
-    for _ in 0..20 {
-        assert_eq!(
-            body("site.example.test"),
-            "v2",
-            "every answer after the rollout"
-        );
-    }
+    lab.under_load("site.example.test", || {
+        deploy_version(&lab.cluster, "site", 2, "v2");
+    });
+    every_answer("v2");
     let services: Value =
         serde_json::from_str(&warren(&lab.cluster, &["services", "--json"])).unwrap();
     let site = services["services"]
@@ -484,4 +491,35 @@ fn a_rolling_update_under_load_fails_no_request_and_ends_on_the_new_version() {
     assert_eq!(site["generation"], 2, "{site}");
     assert_eq!(site["healthy"], 2, "{site}");
     assert_eq!(site["running"], 2, "the old replicas are gone: {site}");
+
+    // Rolled back under load the same way: generation 3 runs v1's spec.
+    lab.under_load("site.example.test", || {
+        warren(&lab.cluster, &["rollback", "site", "--wait"]);
+    });
+    every_answer("v1");
+    let history: Value =
+        serde_json::from_str(&warren(&lab.cluster, &["history", "site", "--json"])).unwrap();
+    let generations = history["generations"].as_array().unwrap();
+    let summary: Vec<(u64, &str, Option<&str>)> = generations
+        .iter()
+        .map(|g| {
+            (
+                g["generation"].as_u64().unwrap(),
+                g["outcome"].as_str().unwrap(),
+                g["note"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "completed", None),
+            (2, "completed", None),
+            (3, "completed", Some("rollback to 1"))
+        ],
+        "{history}"
+    );
+    assert_eq!(generations[1]["changed"], serde_json::json!(["command"]));
+    let table = warren(&lab.cluster, &["history", "site"]);
+    assert!(table.contains("rollback to 1: command"), "{table}");
 }

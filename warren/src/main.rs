@@ -59,6 +59,8 @@ enum Command {
     Scale(cmd::services::ScaleArgs),
     /// Remove a service and its replicas.
     Rm(cmd::services::RmArgs),
+    History(cmd::history::HistoryArgs),
+    Rollback(cmd::history::RollbackArgs),
     Logs(cmd::logs::LogsArgs),
     Routes(cmd::routes::RoutesArgs),
     Proxy(cmd::proxy::ProxyArgs),
@@ -98,6 +100,8 @@ fn main() -> ExitCode {
         Command::Ps(args) => cmd::services::ps(args),
         Command::Scale(args) => cmd::services::scale(args),
         Command::Rm(args) => cmd::services::rm(args),
+        Command::History(args) => cmd::history::history(args),
+        Command::Rollback(args) => cmd::history::rollback(args),
         Command::Logs(args) => cmd::logs::logs(args),
         Command::Routes(args) => cmd::routes::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),

@@ -76,6 +76,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/services/{name}", delete(workloads::remove))
         .route("/v1/services/{name}/replicas", put(workloads::scale))
+        .route("/v1/services/{name}/history", get(workloads::history))
+        .route("/v1/services/{name}/rollback", post(workloads::rollback))
         .route("/v1/services/{name}/logs", get(streams::logs))
         .route("/v1/services/{name}/exec", post(streams::exec))
         .route("/v1/replicas", get(workloads::replicas))

@@ -7,6 +7,8 @@
 //! | GET | `/v1/services` | | 200 `{"services":[ServiceView]}` |
 //! | PUT | `/v1/services/{name}/replicas` | `{"replicas": n}` | 200 [`Deployed`]; 404 |
 //! | DELETE | `/v1/services/{name}` | | 200 `{"name","removed":true}`; 404 |
+//! | GET | `/v1/services/{name}/history` | | 200 `{"service","generations":[Generation]}`; 404 |
+//! | POST | `/v1/services/{name}/rollback` | `{"to"?: n}` | 200 [`Deployed`]; 404; 409 nothing to go back to |
 //! | GET | `/v1/replicas` | | 200 `{"replicas":[ReplicaView]}` |
 //!
 //! Before a deploy is stored, the nodes it would place replicas on are
@@ -14,7 +16,8 @@
 
 use super::{authorize, with, ApiError, ApiState};
 use crate::agent_links::AgentLinks;
-use crate::cluster::{ReplicaView, ServiceView, WorkloadCommandError};
+use crate::cluster::{spec_changes, ReplicaView, RollbackError, ServiceView, WorkloadCommandError};
+use crate::store::Outcome;
 use crate::store::ReplicaRecord;
 use crate::workloads::WorkloadError;
 use axum::extract::{Path, State};
@@ -83,6 +86,103 @@ fn deployed(service: &str, replicas: Vec<ReplicaRecord>) -> Deployed {
             })
             .collect(),
     }
+}
+
+/// One generation as `warren history` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    /// Its number.
+    pub generation: u64,
+    /// When it was deployed, unix seconds.
+    pub created: u64,
+    /// The spec's fields that differ from the generation before (none for
+    /// the first).
+    pub changed: Vec<String>,
+    /// How its rollout went: `rolling_out`, `completed`, `superseded`.
+    pub outcome: Outcome,
+    /// When its rollout ended, unix seconds.
+    pub finished: Option<u64>,
+    /// Why it was made, if not by a plain deploy (`rollback to 2`).
+    pub note: Option<String>,
+    /// Its image.
+    pub image: String,
+}
+
+/// `GET /v1/services/{name}/history`.
+pub(super) async fn history(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let service = name.clone();
+    let stored = with(&state, move |cluster| cluster.history(&service))
+        .await?
+        .map_err(ApiError::internal)?;
+    if stored.is_empty() {
+        return Err(refused(WorkloadCommandError::Refused(
+            WorkloadError::Unknown(name),
+        )));
+    }
+    let generations: Vec<Generation> = stored
+        .iter()
+        .enumerate()
+        .map(|(i, g)| Generation {
+            generation: g.generation,
+            created: g.created,
+            changed: i
+                .checked_sub(1)
+                .map(|before| spec_changes(&stored[before].spec, &g.spec))
+                .unwrap_or_default(),
+            outcome: g.outcome,
+            finished: g.finished,
+            note: g.note.clone(),
+            image: g.spec.image.clone(),
+        })
+        .collect();
+    Ok(Json(json!({ "service": name, "generations": generations })))
+}
+
+/// The body of `POST /v1/services/{name}/rollback`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Rollback {
+    #[serde(default)]
+    to: Option<u64>,
+}
+
+/// `POST /v1/services/{name}/rollback`: the spec of an earlier generation
+/// deployed again as a new one, the way any deploy is.
+pub(super) async fn rollback(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Option<Json<Rollback>>,
+) -> Result<Json<Deployed>, ApiError> {
+    authorize(&state, &headers)?;
+    let to = body.and_then(|Json(b)| b.to);
+    let service = name.clone();
+    let (spec, note) = with(&state, move |cluster| cluster.rollback_spec(&service, to))
+        .await?
+        .map_err(|error| match error {
+            RollbackError::Unknown(_) => ApiError(StatusCode::NOT_FOUND, error.to_string()),
+            RollbackError::Store(_) => ApiError::internal(error),
+            _ => ApiError(StatusCode::CONFLICT, error.to_string()),
+        })?;
+    let now = warren_os::unix_now();
+    let planned = spec.clone();
+    let targets = with(&state, move |cluster| cluster.deploy_targets(planned, now))
+        .await?
+        .map_err(refused)?;
+    check_image(&state.links, &targets, &spec.image).await?;
+    let logged = note.clone();
+    let replicas = with(&state, move |cluster| {
+        cluster.deploy_noted(spec, Some(note), now)
+    })
+    .await?
+    .map_err(refused)?;
+    tracing::info!(service = %name, note = %logged, "service rolled back");
+    Ok(Json(deployed(&name, replicas)))
 }
 
 pub(super) async fn deploy(

@@ -16,11 +16,13 @@ mod certs;
 mod control_node;
 mod events;
 mod node_settings;
+mod rollouts;
 mod routes;
 mod workloads;
 
 pub use certs::{CertCommandError, CertView};
 pub use node_settings::{parse_label, NodeCommandError, Removal, BUILTIN_LABELS};
+pub use rollouts::{spec_changes, RollbackError};
 pub use workloads::{ReplicaView, ServiceView, WorkloadCommandError, Workloads};
 
 use crate::admission::{self, Decision, Refusal, Snapshot};
@@ -644,5 +646,7 @@ mod control_node_tests;
 mod failover_tests;
 #[cfg(test)]
 mod node_settings_tests;
+#[cfg(test)]
+mod rollouts_tests;
 #[cfg(test)]
 mod tests;

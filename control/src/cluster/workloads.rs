@@ -34,6 +34,8 @@ pub struct Workloads {
     /// The store's revision of the workloads: grows with every committed
     /// change, also across restarts.
     revision: u64,
+    /// The generation each service is rolling out, until it completes.
+    pub(super) rolling_out: HashMap<String, u64>,
     port_range: RangeInclusive<u16>,
 }
 
@@ -71,6 +73,7 @@ impl Workloads {
             statuses: HashMap::new(),
             settings: store.node_settings()?,
             revision: store.workloads_revision()?,
+            rolling_out: store.rolling_out()?.into_iter().collect(),
             port_range,
         })
     }
@@ -181,8 +184,20 @@ impl ClusterState {
         spec: ServiceSpec,
         now: u64,
     ) -> Result<Vec<ReplicaRecord>, WorkloadCommandError> {
+        self.deploy_noted(spec, None, now)
+    }
+
+    /// [`ClusterState::deploy`], with why (`rollback to 2`) for `warren
+    /// history` when the spec makes a new generation.
+    pub fn deploy_noted(
+        &mut self,
+        spec: ServiceSpec,
+        note: Option<String>,
+        now: u64,
+    ) -> Result<Vec<ReplicaRecord>, WorkloadCommandError> {
         let name = spec.name.clone();
-        let change = self.with_snapshot(now, |snapshot| workloads::deploy(snapshot, spec))?;
+        let mut change = self.with_snapshot(now, |snapshot| workloads::deploy(snapshot, spec))?;
+        change.note = note;
         self.commit(change)?;
         Ok(self.replicas_of(&name))
     }
@@ -300,6 +315,7 @@ impl ClusterState {
                 return;
             }
         }
+        self.check_rollouts(now);
         self.finish_leaving();
     }
 
@@ -524,6 +540,18 @@ impl ClusterState {
                 })
             })
             .collect();
+        let started: Vec<(String, u64)> = change
+            .services
+            .iter()
+            .filter(|new| {
+                self.workloads
+                    .services
+                    .iter()
+                    .find(|s| s.spec.name == new.spec.name)
+                    .is_none_or(|old| old.generation < new.generation)
+            })
+            .map(|s| (s.spec.name.clone(), s.generation))
+            .collect();
         happened.extend(change.placed.iter().map(|r| What::ReplicaPlaced {
             service: r.service.clone(),
             replica: r.id.clone(),
@@ -534,6 +562,7 @@ impl ClusterState {
         workloads.views.apply(&change);
         if let Some(name) = &change.removed_service {
             workloads.services.retain(|s| &s.spec.name != name);
+            workloads.rolling_out.remove(name);
         }
         for service in change.services {
             match workloads
@@ -553,6 +582,7 @@ impl ClusterState {
         }
         workloads.revision = revision;
         let _ = self.events.send(PeerEvent::Assignments);
+        self.rollouts_started(started);
         self.emit(happened);
         Ok(())
     }

@@ -18,17 +18,20 @@ use warren_wire::PublicKey;
 
 mod certs;
 mod events;
+mod generations;
 mod node_settings;
 mod workloads;
 
 pub use certs::{CertRecord, CertSource};
+pub use generations::{GenerationRecord, Outcome};
 pub use node_settings::NodeSettings;
 pub use workloads::{ReplicaRecord, ServiceRecord, WorkloadChange};
 
 /// The schema this build writes and reads. Version 2 added services and
 /// replicas, version 3 node labels and leaving nodes, version 4 the
-/// proxy's certificates and ACME accounts, version 5 drained nodes and the
-/// cluster's events; an older database gains what it lacks when opened.
+/// proxy's certificates and ACME accounts, version 5 drained nodes, the
+/// cluster's events and each service's generations; an older database
+/// gains what it lacks when opened.
 const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
@@ -75,6 +78,16 @@ CREATE TABLE IF NOT EXISTS services (
     next_replica INTEGER NOT NULL,
     created      INTEGER NOT NULL,
     updated      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS generations (
+    service    TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    spec       TEXT NOT NULL,
+    created    INTEGER NOT NULL,
+    outcome    TEXT NOT NULL DEFAULT 'rolling_out',
+    finished   INTEGER,
+    note       TEXT,
+    PRIMARY KEY (service, generation)
 );
 CREATE TABLE IF NOT EXISTS certificates (
     host      TEXT PRIMARY KEY,

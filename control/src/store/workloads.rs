@@ -50,6 +50,8 @@ pub struct WorkloadChange {
     pub placed: Vec<ReplicaRecord>,
     /// Replicas removed.
     pub removed: Vec<ReplicaId>,
+    /// Why a new generation was made, for `warren history` (a rollback).
+    pub note: Option<String>,
 }
 
 impl Store {
@@ -137,6 +139,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(name) = &change.removed_service {
             tx.execute("DELETE FROM services WHERE name = ?1", params![name])?;
+            tx.execute("DELETE FROM generations WHERE service = ?1", params![name])?;
         }
         for service in &change.services {
             let spec =
@@ -155,6 +158,7 @@ impl Store {
                     to_sql_time(service.updated)
                 ],
             )?;
+            super::generations::record(&tx, service, &spec, change.note.as_deref())?;
         }
         for id in &change.removed {
             tx.execute("DELETE FROM replicas WHERE id = ?1", params![id.0])?;

@@ -5,6 +5,7 @@ pub mod cert;
 pub mod device;
 pub mod events;
 mod fmt;
+pub mod history;
 pub mod join;
 pub mod keys;
 pub mod logs;

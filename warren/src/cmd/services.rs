@@ -284,7 +284,7 @@ fn pair(item: &str) -> Result<(String, String)> {
 }
 
 /// Follows the service until every replica of its generation is healthy.
-fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Result<()> {
+pub(super) fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
     loop {

@@ -1,0 +1,188 @@
+//! Each service's generations as they roll out: a new generation is
+//! recorded (and announced) when it is committed, and completed once every
+//! replica of it is healthy and no older one is left; `warren history`
+//! lists them and `warren rollback` deploys an earlier one's spec again.
+
+use super::ClusterState;
+use crate::events::What;
+use crate::store::{GenerationRecord, StoreError};
+use warren_proto::ServiceSpec;
+
+/// Why a rollback changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RollbackError {
+    /// No service has the name.
+    #[error("no service is called {0:?} (see `warren services`)")]
+    Unknown(String),
+    /// The generation asked for is not stored (or there is none before the
+    /// current one).
+    #[error(
+        "{service} has no generation {generation} to go back to (see `warren history {service}`)"
+    )]
+    NoGeneration {
+        /// The service.
+        service: String,
+        /// The generation asked for.
+        generation: u64,
+    },
+    /// The service runs that spec already.
+    #[error("{service} already runs the spec of generation {generation}")]
+    Same {
+        /// The service.
+        service: String,
+        /// The generation asked for.
+        generation: u64,
+    },
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ClusterState {
+    /// The generations of `service`, oldest first.
+    pub fn history(&self, service: &str) -> Result<Vec<GenerationRecord>, StoreError> {
+        self.config.store.generations(service)
+    }
+
+    /// The spec a rollback of `service` deploys: generation `to`'s (the one
+    /// before the current by default) at the current replica count, with
+    /// the note `warren history` shows.
+    pub fn rollback_spec(
+        &self,
+        service: &str,
+        to: Option<u64>,
+    ) -> Result<(ServiceSpec, String), RollbackError> {
+        let current = self
+            .workloads
+            .services()
+            .iter()
+            .find(|s| s.spec.name == service)
+            .ok_or_else(|| RollbackError::Unknown(service.to_owned()))?;
+        let generation = to.unwrap_or(current.generation.saturating_sub(1));
+        let missing = || RollbackError::NoGeneration {
+            service: service.to_owned(),
+            generation,
+        };
+        if generation == 0 {
+            return Err(missing());
+        }
+        let target = self
+            .history(service)?
+            .into_iter()
+            .find(|g| g.generation == generation)
+            .ok_or_else(missing)?;
+        let spec = ServiceSpec {
+            replicas: current.spec.replicas,
+            ..target.spec
+        };
+        if spec == current.spec {
+            return Err(RollbackError::Same {
+                service: service.to_owned(),
+                generation,
+            });
+        }
+        Ok((spec, format!("rollback to {generation}")))
+    }
+
+    /// Notes the services whose generation `committed` made new: their
+    /// rollouts start.
+    pub(super) fn rollouts_started(&mut self, started: Vec<(String, u64)>) {
+        let mut happened = Vec::new();
+        for (service, generation) in started {
+            tracing::info!(%service, generation, "rolling out");
+            self.workloads
+                .rolling_out
+                .insert(service.clone(), generation);
+            happened.push(What::RolloutStarted {
+                service,
+                generation,
+            });
+        }
+        self.emit(happened);
+    }
+
+    /// Completes the rollouts whose generation now serves alone, at `now`.
+    pub(super) fn check_rollouts(&mut self, now: u64) {
+        let done: Vec<(String, u64)> = self
+            .workloads
+            .rolling_out
+            .iter()
+            .filter(|(service, generation)| self.rolled_out(service, **generation))
+            .map(|(service, generation)| (service.clone(), *generation))
+            .collect();
+        let mut happened = Vec::new();
+        for (service, generation) in done {
+            if let Err(error) = self
+                .config
+                .store
+                .generation_completed(&service, generation, now)
+            {
+                tracing::error!(%error, %service, "storing a completed rollout");
+                continue;
+            }
+            tracing::info!(%service, generation, "rolled out");
+            self.workloads.rolling_out.remove(&service);
+            happened.push(What::RolloutCompleted {
+                service,
+                generation,
+            });
+        }
+        self.emit(happened);
+    }
+
+    /// Whether every replica of `service` runs `generation`, healthy, as
+    /// many as it wants.
+    fn rolled_out(&self, service: &str, generation: u64) -> bool {
+        let Some(record) = self
+            .workloads
+            .services()
+            .iter()
+            .find(|s| s.spec.name == service && s.generation == generation)
+        else {
+            return false;
+        };
+        let replicas = self.workloads.replicas_of(service);
+        let healthy = self.workloads.healthy_replicas_of(service).count();
+        replicas.iter().all(|r| r.generation == generation)
+            && replicas.len() == record.spec.replicas as usize
+            && healthy == replicas.len()
+    }
+}
+
+/// The fields of a spec that differ between `old` and `new` (the replica
+/// count aside: scaling makes no generation), by their JSON names.
+pub fn spec_changes(old: &ServiceSpec, new: &ServiceSpec) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|key| *key != "replicas" && old.get(*key) != new.get(*key))
+        .cloned()
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_changes_name_the_fields_that_differ_but_the_scale() {
+        let v1 = ServiceSpec::new("web", "local/busybox:1");
+        let v2 = ServiceSpec {
+            image: "local/busybox:2".to_owned(),
+            command: vec!["httpd".to_owned()],
+            replicas: 7,
+            ..v1.clone()
+        };
+        assert_eq!(spec_changes(&v1, &v2), ["command", "image"]);
+        assert!(spec_changes(&v1, &v1).is_empty());
+    }
+}

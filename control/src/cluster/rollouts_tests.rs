@@ -1,0 +1,103 @@
+//! Generations recorded as they roll out, and rollback to an earlier one.
+
+use super::node_settings_tests::{all_healthy, join};
+use super::tests::{fixture, NOW};
+use super::*;
+use crate::events::What;
+use crate::store::Outcome;
+use warren_proto::ServiceSpec;
+
+fn version(command: &str) -> ServiceSpec {
+    ServiceSpec {
+        replicas: 2,
+        command: vec![command.to_owned()],
+        ..ServiceSpec::new("web", "local/busybox:1")
+    }
+}
+
+/// Turns every replica healthy until nothing more changes.
+fn settle(state: &mut ClusterState) {
+    for _ in 0..6 {
+        all_healthy(state, "a");
+    }
+}
+
+#[test]
+fn generations_are_recorded_completed_superseded_and_rolled_back_to() {
+    let mut fixture = fixture("rollouts", 1);
+    join(&mut fixture, "a", 1);
+    let state = &mut fixture.state;
+    state.deploy(version("v1"), NOW).unwrap();
+    settle(state);
+    state.deploy(version("v2"), NOW + 1).unwrap();
+    settle(state);
+    let outcomes = |state: &ClusterState| -> Vec<(u64, Outcome)> {
+        state
+            .history("web")
+            .unwrap()
+            .iter()
+            .map(|g| (g.generation, g.outcome))
+            .collect()
+    };
+    assert_eq!(
+        outcomes(state),
+        [(1, Outcome::Completed), (2, Outcome::Completed)]
+    );
+
+    // Back to generation 1's spec, as generation 3, at the current scale.
+    state.scale("web", 3, NOW + 2).unwrap();
+    let (spec, note) = state.rollback_spec("web", None).unwrap();
+    assert_eq!(
+        (spec.command.as_slice(), spec.replicas),
+        (&["v1".to_owned()][..], 3)
+    );
+    assert_eq!(note, "rollback to 1");
+    state.deploy_noted(spec, Some(note), NOW + 3).unwrap();
+    let history = state.history("web").unwrap();
+    assert_eq!(history[2].note.as_deref(), Some("rollback to 1"));
+    assert_eq!(history[2].outcome, Outcome::RollingOut);
+    assert!(matches!(
+        state.rollback_spec("web", Some(3)),
+        Err(RollbackError::Same { generation: 3, .. })
+    ));
+    assert!(matches!(
+        state.rollback_spec("web", Some(9)),
+        Err(RollbackError::NoGeneration { generation: 9, .. })
+    ));
+    assert!(matches!(
+        state.rollback_spec("api", None),
+        Err(RollbackError::Unknown(_))
+    ));
+
+    // A deploy before generation 3 completed supersedes it.
+    state.deploy(version("v4"), NOW + 4).unwrap();
+    settle(state);
+    assert_eq!(
+        outcomes(state)[2..],
+        [(3, Outcome::Superseded), (4, Outcome::Completed)]
+    );
+    let rollouts: Vec<String> = state
+        .events(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.what,
+                What::RolloutStarted { .. } | What::RolloutCompleted { .. }
+            )
+        })
+        .map(|e| e.what.describe())
+        .collect();
+    assert_eq!(
+        rollouts,
+        [
+            "web: rolling out generation 1",
+            "web: generation 1 rolled out",
+            "web: rolling out generation 2",
+            "web: generation 2 rolled out",
+            "web: rolling out generation 3",
+            "web: rolling out generation 4",
+            "web: generation 4 rolled out",
+        ]
+    );
+}
