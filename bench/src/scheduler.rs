@@ -13,7 +13,7 @@
 //! service) and what each node's view counts of them, counted by the
 //! benchmark's allocator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -133,7 +133,7 @@ fn spec(index: usize) -> ServiceSpec {
 /// counted).
 fn deploy_all(nodes: usize) -> Result<(Duration, usize, usize)> {
     let nodes: Vec<NodeFacts> = (0..nodes).map(node).collect();
-    let mut views = Views::new(nodes, &[], Vec::new(), BTreeSet::new());
+    let mut views = Views::new(nodes, &[], Vec::new(), BTreeMap::new());
     let heap_before = alloc::in_use();
     let mut services: Vec<ServiceRecord> = Vec::new();
     let mut deciding = Duration::ZERO;

@@ -16,6 +16,12 @@
 //! first, then the newest; replicas that must go and are not healthy go at
 //! once, as do all of them when the service is scaled to zero.
 //!
+//! A replica whose health is **not known** (its node has not reported since
+//! it, or the control plane, reconnected: a control plane that has just
+//! restarted knows no replica's health) is not taken for dead: one that
+//! must go stays until its node says how it is, or until the replicas that
+//! stay serve the desired count.
+//!
 //! A replica on a **lost** node (offline for `--replace-after`) does not
 //! serve and is not counted: its replacement is placed at once. It is
 //! kept until the replicas that stay serve the desired count, so that if
@@ -33,6 +39,10 @@ pub struct Replica {
     pub generation: u64,
     /// Whether its node reports it healthy.
     pub healthy: bool,
+    /// Whether its node has said how it is since it (or the control plane)
+    /// last connected: a replica whose health is not known is not taken for
+    /// dead.
+    pub known: bool,
     /// Whether its node is drained or leaving (`warren node drain`, `warren
     /// node rm`), or gone: it must move.
     pub leaving: bool,
@@ -78,10 +88,13 @@ pub fn reconcile(service: &ServiceState) -> Vec<Step> {
     staying.sort_by_key(|r| (r.healthy, std::cmp::Reverse(r.placed), r.id.clone()));
     let surplus = staying.len().saturating_sub(desired);
     steps.extend(staying.drain(..surplus).map(|r| Step::Remove(r.id.clone())));
-    // Replicas that must go and serve nobody go at once; those that serve
-    // go while the rest still serve the desired count.
-    let (serving_going, idle_going): (Vec<&Replica>, Vec<&Replica>) =
+    // Replicas that must go and serve nobody go at once (but those whose
+    // health is not known yet, which may serve once their node says so);
+    // those that serve go while the rest still serve the desired count.
+    let (serving_going, not_serving): (Vec<&Replica>, Vec<&Replica>) =
         going.into_iter().partition(|r| r.healthy);
+    let (idle_going, unknown_going): (Vec<&Replica>, Vec<&Replica>) =
+        not_serving.into_iter().partition(|r| r.known || r.lost);
     steps.extend(idle_going.iter().map(|r| Step::Remove(r.id.clone())));
     let mut serving_going = serving_going;
     serving_going.sort_by_key(|r| (r.placed, r.id.clone()));
@@ -94,9 +107,14 @@ pub fn reconcile(service: &ServiceState) -> Vec<Step> {
         remaining -= 1;
         steps.push(Step::Remove(replica.id.clone()));
     }
-    // Replicas on lost nodes go once their replacements serve.
+    // Replicas on lost nodes, and those that must go whose health is not
+    // known, go once the replicas that stay serve the desired count.
     if serving_staying >= desired {
-        steps.extend(held.iter().map(|r| Step::Remove(r.id.clone())));
+        steps.extend(
+            held.iter()
+                .chain(&unknown_going)
+                .map(|r| Step::Remove(r.id.clone())),
+        );
     }
     // New replicas: all that are missing, but while replicas that must go
     // still serve, one at a time (a surge of one).

@@ -8,6 +8,7 @@ fn replica(n: u64, generation: u64, healthy: bool) -> Replica {
         id: ReplicaId(format!("web-{n}")),
         generation,
         healthy,
+        known: true,
         leaving: false,
         lost: false,
         placed: n,
@@ -39,6 +40,17 @@ impl Sim {
         }
     }
 
+    /// Every node that had not reported since reconnecting does: the
+    /// replicas it reports are unhealthy. Returns whether any was unknown.
+    fn nodes_report(&mut self) -> bool {
+        let mut any = false;
+        for replica in &mut self.service.replicas {
+            any |= !replica.known;
+            replica.known = true;
+        }
+        any
+    }
+
     /// Every lost node comes back: its replicas count again, not yet
     /// reported healthy.
     fn nodes_come_back(&mut self) {
@@ -62,6 +74,7 @@ impl Sim {
         {
             Some(r) => {
                 r.healthy = true;
+                r.known = true;
                 true
             }
             None => false,
@@ -238,22 +251,63 @@ fn a_lost_node_that_comes_back_first_leaves_no_surplus_and_no_gap() {
     assert!(reconcile(&sim.service).is_empty());
 }
 
+#[test]
+fn a_restarted_control_plane_keeps_old_replicas_whose_health_it_does_not_know_yet() {
+    // Mid-rollout: web-1 (old) served, web-2 (new) was starting; the
+    // control plane restarts and knows neither's health.
+    let unknown = |n, generation| Replica {
+        known: false,
+        ..replica(n, generation, false)
+    };
+    let mut sim = Sim {
+        service: ServiceState {
+            generation: 2,
+            desired: 1,
+            replicas: vec![unknown(1, 1), unknown(2, 2)],
+        },
+        next: 2,
+    };
+    assert_eq!(
+        reconcile(&sim.service),
+        vec![],
+        "nothing stopped, nothing placed"
+    );
+    // The nodes report: web-1 healthy, web-2 not yet.
+    sim.service.replicas[0].known = true;
+    sim.service.replicas[0].healthy = true;
+    sim.service.replicas[1].known = true;
+    assert_eq!(
+        reconcile(&sim.service),
+        vec![],
+        "web-1 serves until web-2 does"
+    );
+    assert!(sim.one_turns_healthy());
+    assert_eq!(
+        reconcile(&sim.service),
+        vec![Step::Remove(ReplicaId("web-1".into()))]
+    );
+}
+
 fn arbitrary_replicas() -> impl Strategy<Value = Vec<Replica>> {
     let flags = (
         any::<bool>(),
         prop::bool::weighted(0.2),
         prop::bool::weighted(0.2),
+        prop::bool::weighted(0.3),
     );
     proptest::collection::vec((0u64..3, flags), 0..8).prop_map(|specs| {
         specs
             .into_iter()
             .enumerate()
-            .map(|(n, (generation, (healthy, leaving, lost)))| Replica {
-                leaving,
-                lost,
-                // A lost node's replicas serve nobody.
-                ..replica(n as u64 + 1, generation, healthy && !lost)
-            })
+            .map(
+                |(n, (generation, (healthy, leaving, lost, unknown)))| Replica {
+                    leaving,
+                    lost,
+                    known: !unknown,
+                    // A lost node's replicas, and those not reported, serve nobody.
+                    ..replica(n as u64 + 1, generation, healthy && !lost && !unknown)
+                },
+            )
             .collect()
     })
 }
@@ -289,6 +343,10 @@ proptest! {
                     if replica.lost && replica.generation == generation && !replica.leaving {
                         prop_assert!(serving_staying >= desired as usize, "a lost replica removed before its replacement served");
                     }
+                    let must_go = replica.generation != generation || replica.leaving;
+                    if must_go && !replica.known && !replica.lost {
+                        prop_assert!(serving_staying >= desired as usize, "a replica of unknown health taken for dead");
+                    }
                 }
             }
             sim.apply(&steps);
@@ -298,7 +356,7 @@ proptest! {
                 let starting = sim.service.replicas.iter().filter(|r| !r.healthy && r.generation == generation && !r.leaving && !r.lost).count();
                 prop_assert!(starting <= 1, "surge over one: {:?}", sim.service);
             }
-            if steps.is_empty() && !sim.one_turns_healthy() && back_at.is_none_or(|b| b < round) {
+            if steps.is_empty() && !sim.one_turns_healthy() && !sim.nodes_report() && back_at.is_none_or(|b| b < round) {
                 break;
             }
         }

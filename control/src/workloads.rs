@@ -260,6 +260,7 @@ fn plan(
                 id: r.id.clone(),
                 generation: r.generation,
                 healthy: snapshot.views.is_healthy(&r.id),
+                known: snapshot.views.is_known(&r.id),
                 // A replica on a node that is drained, leaving or gone must move.
                 leaving: snapshot.views.must_move(&r.node),
                 lost: snapshot.views.is_lost(&r.node),

@@ -42,7 +42,7 @@ impl World {
         let nodes = vec![facts("pi", Reach::Relayed), facts("vm", Reach::Direct)];
         World {
             services: Vec::new(),
-            views: Views::new(nodes, &[], Vec::new(), BTreeSet::new()),
+            views: Views::new(nodes, &[], Vec::new(), BTreeMap::new()),
         }
     }
 
@@ -73,7 +73,7 @@ impl World {
     fn all_healthy(&mut self) {
         let ids: Vec<ReplicaId> = self.views.replicas().map(|r| r.id.clone()).collect();
         for id in &ids {
-            self.views.set_healthy(id, true);
+            self.views.set_health(id, Some(true));
         }
     }
 

@@ -73,10 +73,21 @@ fn deploy(cluster: &Cluster, name: &str, replicas: u32) {
     warren(cluster, &args);
 }
 
-/// Deploys `name` as an httpd whose page says `version`.
+/// The script of an httpd whose page says `version`, after `delay_secs`.
+fn version_script(version: &str, delay_secs: u32) -> String {
+    format!(
+        "sleep {delay_secs} && echo {version} > /www/index.html && exec httpd -f -p 8080 -h /www"
+    )
+}
+
+/// Deploys `name` as an httpd whose page says `version`, and waits for it.
 fn deploy_version(cluster: &Cluster, name: &str, replicas: u32, version: &str) {
+    deploy_script(cluster, name, replicas, &version_script(version, 0), true);
+}
+
+/// Deploys `name` running `script`, routed; waits for it if `wait`.
+fn deploy_script(cluster: &Cluster, name: &str, replicas: u32, script: &str, wait: bool) {
     let replicas = replicas.to_string();
-    let script = format!("echo {version} > /www/index.html && exec httpd -f -p 8080 -h /www");
     let mut args = vec![
         "deploy",
         name,
@@ -87,8 +98,13 @@ fn deploy_version(cluster: &Cluster, name: &str, replicas: u32, version: &str) {
     ];
     args.extend(["--port", "8080"]);
     let extra = routed(name);
-    args.extend(extra.iter().map(String::as_str));
-    args.extend(["--", "sh", "-c", &script]);
+    args.extend(
+        extra
+            .iter()
+            .map(String::as_str)
+            .filter(|flag| wait || *flag != "--wait"),
+    );
+    args.extend(["--", "sh", "-c", script]);
     warren(cluster, &args);
 }
 
@@ -522,4 +538,87 @@ fn a_rolling_update_and_a_rollback_under_load_fail_no_request_and_history_says_s
     assert_eq!(generations[1]["changed"], serde_json::json!(["command"]));
     let table = warren(&lab.cluster, &["history", "site"]);
     assert!(table.contains("rollback to 1: command"), "{table}");
+}
+
+#[test]
+fn a_control_plane_killed_mid_rollout_finishes_it_after_restart_and_stops_nothing_early() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut lab = TwoWorkers::new("rollout-restart");
+    deploy_version(&lab.cluster, "site", 2, "v1");
+    // v2 answers only after 4 s: its rollout is under way when the control
+    // plane is killed.
+    deploy_script(&lab.cluster, "site", 2, &version_script("v2", 4), false);
+    wait_for("a replica of generation 2", Duration::from_secs(10), || {
+        lab.cluster
+            .replicas()
+            .unwrap()
+            .iter()
+            .any(|r| r["service"] == "site" && r["generation"] == 2)
+    })
+    .unwrap();
+    let last: Value =
+        serde_json::from_str(warren(&lab.cluster, &["events", "--json", "--limit", "1"]).trim())
+            .unwrap();
+    let before_kill = last["id"].as_u64().unwrap();
+    lab.cluster.kill_and_restart().unwrap();
+
+    // Back (the proxy died with it): from its first answer on, no request
+    // fails while the restarted control plane finishes the rollout.
+    wait_for("the proxy to answer again", Duration::from_secs(30), || {
+        get(&lab.client.ns, lab.proxy, "site.example.test").is_ok()
+    })
+    .unwrap();
+    let generation_2 = |lab: &TwoWorkers| -> String {
+        let history: Value =
+            serde_json::from_str(&warren(&lab.cluster, &["history", "site", "--json"])).unwrap();
+        history["generations"][1]["outcome"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    lab.under_load("site.example.test", || {
+        wait_for("generation 2 to roll out", Duration::from_secs(60), || {
+            generation_2(&lab) == "completed"
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.cluster.serve.log_tail(40)));
+    });
+    let answer = get(&lab.client.ns, lab.proxy, "site.example.test").unwrap();
+    assert!(answer.trim_end().ends_with("v2"), "{answer}");
+
+    // Nothing that served was stopped early: the restarted control plane
+    // removed each v1 replica only once a v2 one was healthy.
+    let events: Vec<Value> = warren(&lab.cluster, &["events", "--json", "--limit", "1000"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let generation_of = |replica: &Value| -> u64 {
+        events
+            .iter()
+            .find(|e| e["kind"] == "replica_placed" && e["replica"] == *replica)
+            .map_or(0, |e| e["generation"].as_u64().unwrap())
+    };
+    let (mut v2_healthy, mut v1_stopped) = (0, 0);
+    for event in events
+        .iter()
+        .filter(|e| e["id"].as_u64().unwrap() > before_kill)
+    {
+        match (
+            event["kind"].as_str().unwrap(),
+            generation_of(&event["replica"]),
+        ) {
+            ("replica_healthy", 2) => v2_healthy += 1,
+            ("replica_stopped", 1) => {
+                v1_stopped += 1;
+                assert!(
+                    v1_stopped <= v2_healthy,
+                    "a v1 replica stopped before a v2 one served: {events:#?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        v1_stopped >= 1,
+        "v1 replicas went after the restart: {events:#?}"
+    );
 }

@@ -67,7 +67,7 @@ impl Workloads {
     pub fn load(store: &Store, port_range: RangeInclusive<u16>) -> Result<Workloads, StoreError> {
         let services = store.services()?;
         Ok(Workloads {
-            views: Views::new(Vec::new(), &services, store.replicas()?, BTreeSet::new()),
+            views: Views::new(Vec::new(), &services, store.replicas()?, BTreeMap::new()),
             services,
             reports: HashMap::new(),
             statuses: HashMap::new(),
@@ -98,13 +98,11 @@ impl Workloads {
         self.reports.get(name)
     }
 
-    /// Forgets what replica `id`'s node said of its health: the node is
-    /// offline, and says again when it is back.
+    /// Forgets what replica `id`'s node said of it: the node is offline,
+    /// and says again when it is back.
     pub(super) fn forget_health(&mut self, id: &ReplicaId) {
-        self.views.set_healthy(id, false);
-        if let Some(status) = self.statuses.get_mut(id) {
-            status.health = Health::Starting;
-        }
+        self.views.set_health(id, None);
+        self.statuses.remove(id);
     }
 
     /// Drops what is known of a removed node (its replicas stay, to be
@@ -290,7 +288,7 @@ impl ClusterState {
             }
             self.workloads
                 .views
-                .set_healthy(&status.replica, status.health == Health::Healthy);
+                .set_health(&status.replica, Some(status.health == Health::Healthy));
             self.workloads
                 .statuses
                 .insert(status.replica.clone(), status);
@@ -469,15 +467,14 @@ impl ClusterState {
             .node_names()
             .filter_map(|name| self.facts_of(name))
             .collect();
-        let healthy: BTreeSet<ReplicaId> = self
+        let health: BTreeMap<ReplicaId, bool> = self
             .workloads
             .statuses
             .values()
-            .filter(|s| s.health == Health::Healthy)
-            .map(|s| s.replica.clone())
+            .map(|s| (s.replica.clone(), s.health == Health::Healthy))
             .collect();
         let replicas = self.workloads.views.replicas().cloned().collect();
-        Views::new(nodes, &self.workloads.services, replicas, healthy)
+        Views::new(nodes, &self.workloads.services, replicas, health)
     }
 
     /// Every node placement may use: the agents' and, when it runs

@@ -6,8 +6,8 @@
 //! [`Views`] changes only as the cluster's state does: [`Views::apply`]
 //! with each committed [`WorkloadChange`], [`Views::set_node`] and
 //! [`Views::remove_node`] when a node joins, reports, connects, is
-//! labelled, leaves or is removed, [`Views::set_healthy`] when a replica's
-//! health is reported. It must always equal what [`Views::new`] builds from
+//! labelled, leaves or is removed, [`Views::set_health`] when a replica's
+//! health is reported or forgotten. It must always equal what [`Views::new`] builds from
 //! scratch out of the same state.
 
 use super::{reservation, NodeFacts};
@@ -32,25 +32,26 @@ pub struct Views {
     service_of: HashMap<ReplicaId, String>,
     /// What a replica of each service reserves.
     reservations: HashMap<String, Resources>,
-    /// The replicas their nodes report healthy.
-    healthy: BTreeSet<ReplicaId>,
+    /// The health of each replica whose node has reported it since it
+    /// connected: `true` healthy (a replica absent is not known).
+    health: BTreeMap<ReplicaId, bool>,
 }
 
 impl Views {
-    /// The views of `nodes`, `services`, their `replicas` and the `healthy`
-    /// ones, built from scratch.
+    /// The views of `nodes`, `services`, their `replicas` and the `health`
+    /// their nodes reported (`true` healthy), built from scratch.
     pub fn new(
         nodes: Vec<NodeFacts>,
         services: &[ServiceRecord],
         replicas: Vec<ReplicaRecord>,
-        healthy: BTreeSet<ReplicaId>,
+        health: BTreeMap<ReplicaId, bool>,
     ) -> Views {
         let mut views = Views {
             reservations: services
                 .iter()
                 .map(|s| (s.spec.name.clone(), reservation(&s.spec)))
                 .collect(),
-            healthy,
+            health,
             ..Views::default()
         };
         let mut nodes = nodes;
@@ -145,15 +146,25 @@ impl Views {
 
     /// Whether the node of replica `id` reports it healthy.
     pub fn is_healthy(&self, id: &ReplicaId) -> bool {
-        self.healthy.contains(id)
+        self.health.get(id) == Some(&true)
     }
 
-    /// Takes what its node reports of replica `id`'s health.
-    pub fn set_healthy(&mut self, id: &ReplicaId, healthy: bool) {
-        if healthy {
-            self.healthy.insert(id.clone());
-        } else {
-            self.healthy.remove(id);
+    /// Whether the node of replica `id` has said how it is since it
+    /// connected.
+    pub fn is_known(&self, id: &ReplicaId) -> bool {
+        self.health.contains_key(id)
+    }
+
+    /// Takes what its node reports of replica `id`'s health (`true`
+    /// healthy), or forgets it (`None`: the node went offline).
+    pub fn set_health(&mut self, id: &ReplicaId, healthy: Option<bool>) {
+        match healthy {
+            Some(healthy) => {
+                self.health.insert(id.clone(), healthy);
+            }
+            None => {
+                self.health.remove(id);
+            }
         }
     }
 
@@ -201,7 +212,7 @@ impl Views {
     /// Takes a change the store committed.
     pub fn apply(&mut self, change: &WorkloadChange) {
         for id in &change.removed {
-            self.healthy.remove(id);
+            self.health.remove(id);
             let Some(service) = self.service_of.remove(id) else {
                 continue;
             };

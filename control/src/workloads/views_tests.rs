@@ -28,8 +28,9 @@ enum Event {
     Node(NodeEvent),
     /// A node was removed.
     Gone { node: usize },
-    /// Every replica reported healthy, or none.
-    Health { healthy: bool },
+    /// Every replica reported healthy, or unhealthy, or its health
+    /// forgotten (`None`: its node went offline).
+    Health { health: Option<bool> },
     /// What converges with no command behind it.
     Converge,
 }
@@ -64,7 +65,7 @@ fn event() -> impl Strategy<Value = Event> {
                 })
             ),
         (0..4usize).prop_map(|node| Event::Gone { node }),
-        any::<bool>().prop_map(|healthy| Event::Health { healthy }),
+        proptest::option::of(any::<bool>()).prop_map(|health| Event::Health { health }),
         Just(Event::Converge),
     ]
 }
@@ -120,7 +121,7 @@ struct Cluster {
     services: Vec<ServiceRecord>,
     replicas: Vec<ReplicaRecord>,
     nodes: BTreeMap<String, NodeFacts>,
-    healthy: BTreeSet<ReplicaId>,
+    health: BTreeMap<ReplicaId, bool>,
     views: Views,
 }
 
@@ -145,7 +146,7 @@ impl Cluster {
         }
         self.replicas.retain(|r| !change.removed.contains(&r.id));
         for id in &change.removed {
-            self.healthy.remove(id);
+            self.health.remove(id);
         }
         self.replicas.extend(change.placed);
     }
@@ -180,14 +181,13 @@ impl Cluster {
                 self.views.remove_node(NODES[node]);
                 None
             }
-            Event::Health { healthy } => {
+            Event::Health { health } => {
                 for replica in &self.replicas {
-                    self.views.set_healthy(&replica.id, healthy);
-                    if healthy {
-                        self.healthy.insert(replica.id.clone());
-                    } else {
-                        self.healthy.remove(&replica.id);
-                    }
+                    self.views.set_health(&replica.id, health);
+                    match health {
+                        Some(healthy) => self.health.insert(replica.id.clone(), healthy),
+                        None => self.health.remove(&replica.id),
+                    };
                 }
                 None
             }
@@ -203,7 +203,7 @@ impl Cluster {
             self.nodes.values().cloned().collect(),
             &self.services,
             self.replicas.clone(),
-            self.healthy.clone(),
+            self.health.clone(),
         )
     }
 }
@@ -222,8 +222,8 @@ proptest! {
             services: Vec::new(),
             replicas: Vec::new(),
             nodes: start.iter().map(|f| (f.name.clone(), f.clone())).collect(),
-            healthy: BTreeSet::new(),
-            views: Views::new(start.to_vec(), &[], Vec::new(), BTreeSet::new()),
+            health: BTreeMap::new(),
+            views: Views::new(start.to_vec(), &[], Vec::new(), BTreeMap::new()),
         };
         for event in events {
             let fresh = cluster.afresh();
