@@ -124,6 +124,7 @@ fn spec(index: usize) -> ServiceSpec {
         health: None,
         constraints: Vec::new(),
         restart: RestartPolicy::Always,
+        update: Default::default(),
     }
 }
 

@@ -116,6 +116,23 @@ pub enum What {
         /// The generation.
         generation: u64,
     },
+    /// A generation missed its healthy deadline and is rolled back: a new
+    /// generation runs the spec of the last one that completed.
+    RolloutRolledBack {
+        /// The service.
+        service: String,
+        /// The generation that missed its deadline.
+        generation: u64,
+        /// The generation whose spec runs again.
+        to: u64,
+    },
+    /// A generation missed its healthy deadline and was not rolled back.
+    RolloutFailed {
+        /// The service.
+        service: String,
+        /// The generation.
+        generation: u64,
+    },
 }
 
 impl What {
@@ -134,6 +151,8 @@ impl What {
             What::ReplicaStopped { .. } => "replica_stopped",
             What::RolloutStarted { .. } => "rollout_started",
             What::RolloutCompleted { .. } => "rollout_completed",
+            What::RolloutRolledBack { .. } => "rollout_rolled_back",
+            What::RolloutFailed { .. } => "rollout_failed",
         }
     }
 
@@ -169,6 +188,17 @@ impl What {
                 service,
                 generation,
             } => format!("{service}: generation {generation} rolled out"),
+            What::RolloutRolledBack {
+                service,
+                generation,
+                to,
+            } => format!(
+                "{service}: generation {generation} missed its healthy deadline, rolled back to {to}'s spec"
+            ),
+            What::RolloutFailed {
+                service,
+                generation,
+            } => format!("{service}: generation {generation} missed its healthy deadline (no rollback)"),
         }
     }
 }

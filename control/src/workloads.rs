@@ -110,14 +110,21 @@ pub enum WorkloadError {
     },
 }
 
-/// Deploys `spec`: a new service, or a new generation of one whose spec
-/// changed (the same spec again changes nothing but the scale).
+/// Deploys `spec`: a new service, or a new generation of one whose
+/// containers would differ (a change of scale or update policy alone keeps
+/// the generation).
 pub fn deploy(snapshot: &Snapshot<'_>, spec: ServiceSpec) -> Result<WorkloadChange, WorkloadError> {
     spec.validate()?;
     check_size(snapshot, &spec)?;
     check_routes(snapshot, &spec)?;
     let service = match snapshot.services.iter().find(|s| s.spec.name == spec.name) {
         Some(existing) if existing.spec == spec => existing.clone(),
+        // The scale or the update policy alone: the same generation.
+        Some(existing) if existing.spec.same_workload(&spec) => ServiceRecord {
+            spec,
+            updated: snapshot.now,
+            ..existing.clone()
+        },
         Some(existing) => ServiceRecord {
             generation: existing.generation + 1,
             spec,

@@ -85,8 +85,21 @@ fn deploy_version(cluster: &Cluster, name: &str, replicas: u32, version: &str) {
     deploy_script(cluster, name, replicas, &version_script(version, 0), true);
 }
 
-/// Deploys `name` running `script`, routed; waits for it if `wait`.
+/// Deploys `name` running `script`, routed; waits for it if `wait`; with
+/// `extra` flags besides (which replace `--health-http /` if they have
+/// one).
 fn deploy_script(cluster: &Cluster, name: &str, replicas: u32, script: &str, wait: bool) {
+    deploy_script_with(cluster, name, replicas, script, wait, &[]);
+}
+
+fn deploy_script_with(
+    cluster: &Cluster,
+    name: &str,
+    replicas: u32,
+    script: &str,
+    wait: bool,
+    extra: &[&str],
+) {
     let replicas = replicas.to_string();
     let mut args = vec![
         "deploy",
@@ -97,13 +110,19 @@ fn deploy_script(cluster: &Cluster, name: &str, replicas: u32, script: &str, wai
         &replicas,
     ];
     args.extend(["--port", "8080"]);
-    let extra = routed(name);
-    args.extend(
-        extra
-            .iter()
-            .map(String::as_str)
-            .filter(|flag| wait || *flag != "--wait"),
-    );
+    let flags = routed(name);
+    let own_health = extra.contains(&"--health-http");
+    let mut flags = flags.iter().map(String::as_str).peekable();
+    while let Some(flag) = flags.next() {
+        match flag {
+            "--wait" if !wait => {}
+            "--health-http" if own_health => {
+                flags.next();
+            }
+            flag => args.push(flag),
+        }
+    }
+    args.extend(extra);
     args.extend(["--", "sh", "-c", script]);
     warren(cluster, &args);
 }
@@ -229,10 +248,9 @@ fn take_post(stream: std::net::TcpStream) -> Option<String> {
 }
 
 /// A cluster with the default node timeout, a `--direct` worker `vm` and a
-/// `--relay` worker `pi` behind a symmetric NAT (so it stays relayed), a
-/// client on the lab internet, and two services routed by the proxy: `web`
-/// with a replica on each worker, `solo` with one, on vm (direct nodes
-/// rank first).
+/// `--relay` worker `pi` behind a symmetric NAT offering one core, a client
+/// on the lab internet, and two services routed by the proxy: `web` with a
+/// replica on each worker, `solo` with one, on vm (the less loaded).
 struct TwoWorkers {
     cluster: Cluster,
     vm: DockerNode,
@@ -256,6 +274,12 @@ impl TwoWorkers {
         let client = client.unwrap();
         let mut vm = DockerNode::in_vpc(&cluster, "vm").unwrap();
         let mut pi = DockerNode::behind(&cluster, "pi", Nat::Symmetric).unwrap();
+        // One core to vm's two: with a web replica each, pi is the more
+        // loaded, so solo goes to vm even when the control plane reaches
+        // pi directly (both then rank as direct nodes).
+        pi.worker
+            .extra
+            .extend(["--capacity-cpu", "1"].map(str::to_owned));
         vm.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
         pi.join(&cluster, Some(&cluster.token().unwrap())).unwrap();
         let proxy = SocketAddr::from((cluster.control.ip, 80));
@@ -538,6 +562,37 @@ fn a_rolling_update_and_a_rollback_under_load_fail_no_request_and_history_says_s
     assert_eq!(generations[1]["changed"], serde_json::json!(["command"]));
     let table = warren(&lab.cluster, &["history", "site"]);
     assert!(table.contains("rollback to 1: command"), "{table}");
+
+    // A v3 whose health check fails never serves: past its healthy
+    // deadline it is rolled back on its own, with no failed request.
+    lab.under_load("site.example.test", || {
+        deploy_script_with(
+            &lab.cluster,
+            "site",
+            2,
+            &version_script("v3", 0),
+            false,
+            &["--health-http", "/missing", "--healthy-deadline", "5s"],
+        );
+        wait_for("v3 to be rolled back", Duration::from_secs(60), || {
+            let history: Value =
+                serde_json::from_str(&warren(&lab.cluster, &["history", "site", "--json"]))
+                    .unwrap();
+            history["generations"][4]["outcome"] == "completed"
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.cluster.serve.log_tail(30)));
+    });
+    every_answer("v1");
+    let history: Value =
+        serde_json::from_str(&warren(&lab.cluster, &["history", "site", "--json"])).unwrap();
+    assert_eq!(
+        history["generations"][3]["outcome"], "rolled_back",
+        "{history}"
+    );
+    assert_eq!(
+        history["generations"][4]["note"], "automatic rollback of 4 to 3",
+        "{history}"
+    );
 }
 
 #[test]

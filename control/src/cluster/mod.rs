@@ -370,10 +370,13 @@ impl ClusterState {
         }
     }
 
-    /// Gives up on nodes offline for the replace-after time by `now`, and
-    /// places their replicas' replacements (placed at `unix_now`, unix
-    /// seconds); returns when to call it again at the latest.
+    /// Ends the rollouts past their healthy deadline at `unix_now` (unix
+    /// seconds), gives up on nodes offline for the replace-after time by
+    /// `now` and places their replicas' replacements; returns when to call
+    /// it again at the latest for the nodes (rollouts are checked each
+    /// call).
     pub fn tick(&mut self, now: Instant, unix_now: u64) -> Option<Instant> {
+        self.check_deadlines(unix_now);
         let lost = self.liveness.poll(now);
         for change in &lost {
             self.liveness_changed(change);

@@ -1,11 +1,14 @@
 //! Each service's generations as they roll out: a new generation is
 //! recorded (and announced) when it is committed, and completed once every
-//! replica of it is healthy and no older one is left; `warren history`
-//! lists them and `warren rollback` deploys an earlier one's spec again.
+//! replica of it is healthy and no older one is left. One that has not
+//! completed by its healthy deadline is rolled back (a new generation with
+//! the spec of the last one that completed) or, without auto-rollback or
+//! when it was a rollback itself, failed. `warren history` lists them and
+//! `warren rollback` deploys an earlier one's spec again.
 
 use super::ClusterState;
 use crate::events::What;
-use crate::store::{GenerationRecord, StoreError};
+use crate::store::{GenerationRecord, Outcome, StoreError};
 use warren_proto::ServiceSpec;
 
 /// Why a rollback changed nothing.
@@ -85,15 +88,15 @@ impl ClusterState {
         Ok((spec, format!("rollback to {generation}")))
     }
 
-    /// Notes the services whose generation `committed` made new: their
-    /// rollouts start.
-    pub(super) fn rollouts_started(&mut self, started: Vec<(String, u64)>) {
+    /// Notes the services whose generation a commit made new (with when
+    /// each was deployed): their rollouts start.
+    pub(super) fn rollouts_started(&mut self, started: Vec<(String, u64, u64)>) {
         let mut happened = Vec::new();
-        for (service, generation) in started {
+        for (service, generation, deployed) in started {
             tracing::info!(%service, generation, "rolling out");
             self.workloads
                 .rolling_out
-                .insert(service.clone(), generation);
+                .insert(service.clone(), (generation, deployed));
             happened.push(What::RolloutStarted {
                 service,
                 generation,
@@ -108,15 +111,15 @@ impl ClusterState {
             .workloads
             .rolling_out
             .iter()
-            .filter(|(service, generation)| self.rolled_out(service, **generation))
-            .map(|(service, generation)| (service.clone(), *generation))
+            .filter(|(service, (generation, _))| self.rolled_out(service, *generation))
+            .map(|(service, (generation, _))| (service.clone(), *generation))
             .collect();
         let mut happened = Vec::new();
         for (service, generation) in done {
-            if let Err(error) = self
-                .config
-                .store
-                .generation_completed(&service, generation, now)
+            if let Err(error) =
+                self.config
+                    .store
+                    .generation_finished(&service, generation, Outcome::Completed, now)
             {
                 tracing::error!(%error, %service, "storing a completed rollout");
                 continue;
@@ -129,6 +132,99 @@ impl ClusterState {
             });
         }
         self.emit(happened);
+    }
+
+    /// Rolls back (or fails) the rollouts past their healthy deadline at
+    /// `now`, unix seconds.
+    pub(super) fn check_deadlines(&mut self, now: u64) {
+        let overdue: Vec<(String, u64)> = self
+            .workloads
+            .rolling_out
+            .iter()
+            .filter(|(service, (_, started))| {
+                self.workloads
+                    .services()
+                    .iter()
+                    .find(|s| &s.spec.name == *service)
+                    .is_some_and(|s| {
+                        now >= started + u64::from(s.spec.update.healthy_deadline_secs)
+                    })
+            })
+            .map(|(service, (generation, _))| (service.clone(), *generation))
+            .collect();
+        for (service, generation) in overdue {
+            self.workloads.rolling_out.remove(&service);
+            if let Err(error) = self.give_up_rollout(&service, generation, now) {
+                tracing::error!(%error, %service, generation, "ending a rollout past its deadline");
+            }
+        }
+    }
+
+    /// Ends the rollout of `generation` of `service`, past its deadline.
+    fn give_up_rollout(
+        &mut self,
+        service: &str,
+        generation: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let Some(current) = self
+            .workloads
+            .services()
+            .iter()
+            .find(|s| s.spec.name == service)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let history = self.history(service)?;
+        let was_rollback = history
+            .iter()
+            .find(|g| g.generation == generation)
+            .and_then(|g| g.note.as_deref())
+            .is_some_and(|note| note.starts_with("automatic rollback"));
+        let target = history
+            .iter()
+            .rev()
+            .find(|g| g.generation < generation && g.outcome == Outcome::Completed);
+        let rollback = match target {
+            Some(target) if current.spec.update.auto_rollback && !was_rollback => {
+                Some((target.generation, target.spec.clone()))
+            }
+            _ => None,
+        };
+        let Some((to, spec)) = rollback else {
+            tracing::warn!(%service, generation, "rollout missed its healthy deadline; not rolled back");
+            self.config
+                .store
+                .generation_finished(service, generation, Outcome::Failed, now)?;
+            self.emit(vec![What::RolloutFailed {
+                service: service.to_owned(),
+                generation,
+            }]);
+            return Ok(());
+        };
+        tracing::warn!(%service, generation, to, "rollout missed its healthy deadline; rolling back");
+        self.config
+            .store
+            .generation_finished(service, generation, Outcome::RolledBack, now)?;
+        self.emit(vec![What::RolloutRolledBack {
+            service: service.to_owned(),
+            generation,
+            to,
+        }]);
+        let spec = warren_proto::ServiceSpec {
+            replicas: current.spec.replicas,
+            update: current.spec.update,
+            ..spec
+        };
+        let note = format!("automatic rollback of {generation} to {to}");
+        if let Err(error) = self.deploy_noted(spec, Some(note), now) {
+            tracing::error!(%error, %service, "the automatic rollback could not be deployed");
+            self.config
+                .store
+                .generation_finished(service, generation, Outcome::Failed, now)?;
+        }
+        Ok(())
     }
 
     /// Whether every replica of `service` runs `generation`, healthy, as

@@ -30,6 +30,15 @@ fn generations_are_recorded_completed_superseded_and_rolled_back_to() {
     state.deploy(version("v1"), NOW).unwrap();
     settle(state);
     state.deploy(version("v2"), NOW + 1).unwrap();
+    // Until they are replaced, v1's replicas keep running v1's spec (its
+    // health check too), and the new ones get v2's.
+    let (_, assignments) = state.assignments_for("a");
+    let commands: Vec<(u64, String)> = assignments
+        .iter()
+        .map(|a| (a.generation, a.spec.command[0].clone()))
+        .collect();
+    assert!(commands.contains(&(1, "v1".to_owned())), "{commands:?}");
+    assert!(commands.contains(&(2, "v2".to_owned())), "{commands:?}");
     settle(state);
     let outcomes = |state: &ClusterState| -> Vec<(u64, Outcome)> {
         state
@@ -100,4 +109,56 @@ fn generations_are_recorded_completed_superseded_and_rolled_back_to() {
             "web: generation 4 rolled out",
         ]
     );
+}
+
+/// `version(command)` with a healthy deadline of 5 s and auto-rollback
+/// `auto`.
+fn deadline(command: &str, auto: bool) -> ServiceSpec {
+    ServiceSpec {
+        update: warren_proto::UpdatePolicy {
+            healthy_deadline_secs: 5,
+            auto_rollback: auto,
+        },
+        ..version(command)
+    }
+}
+
+#[test]
+fn a_generation_not_healthy_by_its_deadline_is_rolled_back_and_a_failed_rollback_does_not_loop() {
+    let mut fixture = fixture("deadline", 1);
+    join(&mut fixture, "a", 1);
+    let state = &mut fixture.state;
+    let at = std::time::Instant::now();
+    state.deploy(deadline("v1", true), NOW).unwrap();
+    settle(state);
+    // v2 never turns healthy: nothing reports it.
+    state.deploy(deadline("v2", true), NOW + 10).unwrap();
+    state.tick(at, NOW + 14);
+    assert_eq!(
+        state.history("web").unwrap().len(),
+        2,
+        "before the deadline"
+    );
+    state.tick(at, NOW + 15);
+    let history = state.history("web").unwrap();
+    assert_eq!(history[1].outcome, Outcome::RolledBack);
+    assert_eq!(
+        history[2].note.as_deref(),
+        Some("automatic rollback of 2 to 1")
+    );
+    assert_eq!(history[2].spec.command, ["v1"]);
+    assert_eq!(history[2].outcome, Outcome::RollingOut);
+    settle(state);
+    assert_eq!(
+        state.history("web").unwrap()[2].outcome,
+        Outcome::Completed,
+        "v1's spec serves again"
+    );
+
+    // Without auto-rollback: failed, and it stays where it is.
+    state.deploy(deadline("v4", false), NOW + 20).unwrap();
+    state.tick(at, NOW + 25);
+    let history = state.history("web").unwrap();
+    assert_eq!(history[3].outcome, Outcome::Failed);
+    assert_eq!(history.len(), 4, "no rollback made");
 }

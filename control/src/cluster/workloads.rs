@@ -34,8 +34,12 @@ pub struct Workloads {
     /// The store's revision of the workloads: grows with every committed
     /// change, also across restarts.
     revision: u64,
-    /// The generation each service is rolling out, until it completes.
-    pub(super) rolling_out: HashMap<String, u64>,
+    /// The generation each service is rolling out, until it completes,
+    /// with when it was deployed (unix seconds).
+    pub(super) rolling_out: HashMap<String, (u64, u64)>,
+    /// The spec of each older generation that replicas still run, by
+    /// service and generation: they keep running it until replaced.
+    older_specs: HashMap<(String, u64), ServiceSpec>,
     port_range: RangeInclusive<u16>,
 }
 
@@ -66,14 +70,35 @@ impl Workloads {
     /// The views count no node until [`ClusterState::node_changed`] adds it.
     pub fn load(store: &Store, port_range: RangeInclusive<u16>) -> Result<Workloads, StoreError> {
         let services = store.services()?;
+        let replicas = store.replicas()?;
+        let mut older_specs = HashMap::new();
+        for service in &services {
+            let name = &service.spec.name;
+            let older = |g: &u64| {
+                *g != service.generation
+                    && replicas
+                        .iter()
+                        .any(|r| &r.service == name && r.generation == *g)
+            };
+            for generation in store.generations(name)? {
+                if older(&generation.generation) {
+                    older_specs.insert((name.clone(), generation.generation), generation.spec);
+                }
+            }
+        }
         Ok(Workloads {
-            views: Views::new(Vec::new(), &services, store.replicas()?, BTreeMap::new()),
+            older_specs,
+            views: Views::new(Vec::new(), &services, replicas, BTreeMap::new()),
             services,
             reports: HashMap::new(),
             statuses: HashMap::new(),
             settings: store.node_settings()?,
             revision: store.workloads_revision()?,
-            rolling_out: store.rolling_out()?.into_iter().collect(),
+            rolling_out: store
+                .rolling_out()?
+                .into_iter()
+                .map(|(service, generation, created)| (service, (generation, created)))
+                .collect(),
             port_range,
         })
     }
@@ -332,12 +357,19 @@ impl ClusterState {
             .filter_map(|r| {
                 let service = specs.get(r.service.as_str())?;
                 // Replicas of an older generation keep running their own
-                // spec until they are replaced: the store keeps only the
-                // current one, so they get it; the agent keys by generation.
+                // spec (its health check included) until they are replaced.
+                let spec = match r.generation == service.generation {
+                    true => &service.spec,
+                    false => self
+                        .workloads
+                        .older_specs
+                        .get(&(r.service.clone(), r.generation))
+                        .unwrap_or(&service.spec),
+                };
                 Some(Assignment {
                     replica: r.id.clone(),
                     generation: r.generation,
-                    spec: service.spec.clone(),
+                    spec: spec.clone(),
                     host_ports: r.host_ports.clone(),
                 })
             })
@@ -537,7 +569,7 @@ impl ClusterState {
                 })
             })
             .collect();
-        let started: Vec<(String, u64)> = change
+        let started: Vec<(String, u64, u64)> = change
             .services
             .iter()
             .filter(|new| {
@@ -547,7 +579,7 @@ impl ClusterState {
                     .find(|s| s.spec.name == new.spec.name)
                     .is_none_or(|old| old.generation < new.generation)
             })
-            .map(|s| (s.spec.name.clone(), s.generation))
+            .map(|s| (s.spec.name.clone(), s.generation, s.updated))
             .collect();
         happened.extend(change.placed.iter().map(|r| What::ReplicaPlaced {
             service: r.service.clone(),
@@ -567,10 +599,26 @@ impl ClusterState {
                 .iter_mut()
                 .find(|s| s.spec.name == service.spec.name)
             {
-                Some(stored) => *stored = service,
+                Some(stored) => {
+                    if stored.generation != service.generation {
+                        workloads.older_specs.insert(
+                            (stored.spec.name.clone(), stored.generation),
+                            stored.spec.clone(),
+                        );
+                    }
+                    *stored = service;
+                }
                 None => workloads.services.push(service),
             }
         }
+        // Only the generations replicas still run are kept.
+        let views = &workloads.views;
+        workloads.older_specs.retain(|(service, generation), _| {
+            views
+                .replicas_of(service)
+                .iter()
+                .any(|r| r.generation == *generation)
+        });
         workloads
             .services
             .sort_by(|a, b| a.spec.name.cmp(&b.spec.name));

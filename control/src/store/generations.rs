@@ -18,6 +18,12 @@ pub enum Outcome {
     Completed,
     /// A newer generation was deployed before it completed.
     Superseded,
+    /// It missed its healthy deadline and was rolled back.
+    RolledBack,
+    /// It missed its healthy deadline and was not rolled back (no
+    /// `auto_rollback`, no completed generation to go back to, or it was a
+    /// rollback itself).
+    Failed,
 }
 
 impl Outcome {
@@ -26,13 +32,21 @@ impl Outcome {
             Outcome::RollingOut => "rolling_out",
             Outcome::Completed => "completed",
             Outcome::Superseded => "superseded",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Failed => "failed",
         }
     }
 
     fn parse(text: &str) -> Option<Outcome> {
-        [Outcome::RollingOut, Outcome::Completed, Outcome::Superseded]
-            .into_iter()
-            .find(|o| o.text() == text)
+        [
+            Outcome::RollingOut,
+            Outcome::Completed,
+            Outcome::Superseded,
+            Outcome::RolledBack,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .find(|o| o.text() == text)
     }
 }
 
@@ -121,29 +135,39 @@ impl Store {
         Ok(generations)
     }
 
-    /// The generation of `service` whose rollout is under way, if any.
-    pub fn rolling_out(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    /// The generations whose rollout is under way: service, generation,
+    /// and when it was deployed.
+    pub fn rolling_out(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT service, generation FROM generations WHERE outcome = ?1")?;
+            .prepare("SELECT service, generation, created FROM generations WHERE outcome = ?1")?;
         let rows = statement.query_map(params![Outcome::RollingOut.text()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
         })?;
         let mut rolling = Vec::new();
         for row in rows {
-            let (service, generation) = row?;
-            let generation =
-                u64::try_from(generation).map_err(|_| StoreError::Corrupt("generation"))?;
-            rolling.push((service, generation));
+            let (service, generation, created) = row?;
+            let corrupt = |_| StoreError::Corrupt("generation");
+            rolling.push((
+                service,
+                u64::try_from(generation).map_err(corrupt)?,
+                u64::try_from(created).map_err(corrupt)?,
+            ));
         }
         Ok(rolling)
     }
 
-    /// Records that generation `generation` of `service` completed at `now`.
-    pub fn generation_completed(
+    /// Records that the rollout of generation `generation` of `service`
+    /// ended at `now` with `outcome`.
+    pub fn generation_finished(
         &self,
         service: &str,
         generation: u64,
+        outcome: Outcome,
         now: u64,
     ) -> Result<(), StoreError> {
         self.conn.execute(
@@ -152,7 +176,7 @@ impl Store {
             params![
                 service,
                 to_sql_time(generation),
-                Outcome::Completed.text(),
+                outcome.text(),
                 to_sql_time(now),
                 Outcome::RollingOut.text()
             ],

@@ -215,6 +215,7 @@ mod tests {
             health: None,
             constraints: Vec::new(),
             restart: RestartPolicy::OnFailure,
+            update: Default::default(),
         }
     }
 

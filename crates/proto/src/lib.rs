@@ -45,7 +45,9 @@ pub use replica_stream::{
     OutputStream, StreamErrorCode, StreamFrame, StreamRequest, MAX_REQUEST, STREAMS_KIND,
 };
 pub use secret::{BearerParseError, Secret, TokenId};
-pub use service::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, SpecError, TlsMode};
+pub use service::{
+    Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, SpecError, TlsMode, UpdatePolicy,
+};
 pub use status::{PeerStatus, Status, StatusOf, STATUS_FILE};
 pub use stream::{read_frame, write_frame, StreamError};
 

@@ -81,9 +81,51 @@ pub struct ServiceSpec {
     /// When the agent restarts a replica's container.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// How a new generation replaces the one before.
+    #[serde(default)]
+    pub update: UpdatePolicy,
+}
+
+/// The longest `--healthy-deadline`, seconds (a day).
+pub const MAX_HEALTHY_DEADLINE_SECS: u32 = 24 * 3600;
+
+/// How a new generation of a service replaces the one before (`warren
+/// deploy --healthy-deadline --no-auto-rollback`). Changing it alone makes
+/// no new generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdatePolicy {
+    /// How long a new generation has to roll out (every replica healthy),
+    /// seconds; past it, it is rolled back (or, without `auto_rollback`,
+    /// given up on).
+    pub healthy_deadline_secs: u32,
+    /// Whether a generation that misses its deadline is rolled back to the
+    /// last one that completed.
+    pub auto_rollback: bool,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> UpdatePolicy {
+        UpdatePolicy {
+            healthy_deadline_secs: 60,
+            auto_rollback: true,
+        }
+    }
 }
 
 impl ServiceSpec {
+    /// Whether `other` runs the same containers as this spec: they differ at
+    /// most in the replica count and the update policy, which a deploy
+    /// changes without a new generation.
+    pub fn same_workload(&self, other: &ServiceSpec) -> bool {
+        let workload = |spec: &ServiceSpec| ServiceSpec {
+            replicas: 0,
+            update: UpdatePolicy::default(),
+            ..spec.clone()
+        };
+        workload(self) == workload(other)
+    }
+
     /// One replica of `image` named `name`, with the image's own command and
     /// everything else at its default; set the rest with struct update
     /// syntax.
@@ -106,6 +148,7 @@ impl ServiceSpec {
             health: None,
             constraints: Vec::new(),
             restart: RestartPolicy::default(),
+            update: UpdatePolicy::default(),
         }
     }
 
@@ -154,6 +197,9 @@ impl ServiceSpec {
         }
         if let Some(health) = &self.health {
             health.validate(&self.ports)?;
+        }
+        if !(1..=MAX_HEALTHY_DEADLINE_SECS).contains(&self.update.healthy_deadline_secs) {
+            return Err(SpecError::HealthyDeadline);
         }
         Ok(())
     }
@@ -423,6 +469,9 @@ pub enum SpecError {
     /// Less memory than a container can have.
     #[error("--memory must be at least 6 MiB")]
     Memory,
+    /// A healthy deadline out of range.
+    #[error("--healthy-deadline must be between 1s and 24h")]
+    HealthyDeadline,
     /// Not `always`, `on-failure` or `never`.
     #[error("invalid restart policy {0:?}: always, on-failure or never")]
     Restart(String),

@@ -24,6 +24,7 @@ fn spec() -> ServiceSpec {
         })),
         constraints: vec!["arch==x86_64".parse().unwrap()],
         restart: RestartPolicy::Always,
+        update: Default::default(),
     }
 }
 

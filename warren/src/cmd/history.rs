@@ -20,8 +20,10 @@ use warren_control::store::Outcome;
     long_about = "List a service's generations, oldest first. A generation is made by each \
         deploy that changes the spec (scaling does not); its rollout replaces the replicas of \
         the older ones one by one, each old one going once a new one is healthy. OUTCOME is \
-        `completed` (every replica of it healthy, no older one left), `rolling out`, or \
-        `superseded` (a newer generation came before it completed).",
+        `completed` (every replica of it healthy, no older one left), `rolling out`, \
+        `superseded` (a newer generation came before it completed), `rolled back` (it missed \
+        its --healthy-deadline and the last completed generation's spec was deployed again) or \
+        `failed` (it missed its deadline and was not rolled back).",
     after_help = "Examples:\n  warren history web\n  warren history web --json | jq '.generations[-1]'"
 )]
 pub struct HistoryArgs {
@@ -113,6 +115,8 @@ fn table(generations: &[Generation]) -> String {
             Outcome::RollingOut => "rolling out",
             Outcome::Completed => "completed",
             Outcome::Superseded => "superseded",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Failed => "failed",
         };
         table.row([
             &g.generation.to_string(),

@@ -14,7 +14,9 @@ use warren_control::api::workloads::Deployed;
 use warren_control::cluster::{ReplicaView, ServiceView};
 use warren_proto::assignment::{Health, ReplicaState};
 use warren_proto::service::{parse_cpu, parse_size};
-use warren_proto::{Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, TlsMode};
+use warren_proto::{
+    Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, TlsMode, UpdatePolicy,
+};
 
 /// Arguments of `warren deploy`.
 #[derive(Args)]
@@ -119,6 +121,16 @@ pub struct DeployArgs {
     /// When a replica's container is restarted: always, on-failure or never.
     #[arg(long, value_name = "POLICY", default_value = "always")]
     restart: String,
+    /// How long a new generation has to roll out (every replica healthy):
+    /// past it, it is rolled back to the last generation that completed
+    /// (see `warren history`).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    healthy_deadline: Duration,
+    /// Do not roll a generation back when it misses its healthy deadline:
+    /// its rollout is marked failed and stops where it is (the older
+    /// replicas that still serve keep serving).
+    #[arg(long)]
+    no_auto_rollback: bool,
     /// Wait until every replica is healthy (exit 5 with the reason if one fails).
     #[arg(long)]
     wait: bool,
@@ -271,6 +283,11 @@ fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
             .map(|c| c.parse::<Constraint>())
             .collect::<Result<_, _>>()?,
         restart: args.restart.parse::<RestartPolicy>()?,
+        update: UpdatePolicy {
+            healthy_deadline_secs: u32::try_from(args.healthy_deadline.as_secs())
+                .unwrap_or(u32::MAX),
+            auto_rollback: !args.no_auto_rollback,
+        },
     };
     spec.validate()?;
     Ok(spec)
