@@ -6,9 +6,10 @@
 //! desired state needs no step.
 //!
 //! A replica that must go — of an older generation, or on a node that is
-//! leaving — is **replaced before it is removed**: one replacement at a
-//! time is placed beside the replicas that serve (a surge of one), and one
-//! replica that must go is removed each time a replacement turns healthy.
+//! leaving — is **replaced before it is removed**: replacements are placed
+//! beside the replicas that serve, `parallelism` at a time (the surge;
+//! `warren deploy --update-parallelism`, 1 by default), and one replica that
+//! must go is removed each time a replacement turns healthy.
 //! So a new generation rolls out replica by replica and `warren node rm`
 //! moves replicas elsewhere, never leaving fewer healthy replicas than the
 //! desired count (or than served before, if fewer did). Surplus replicas of
@@ -61,6 +62,9 @@ pub struct ServiceState {
     pub generation: u64,
     /// How many replicas of it should run.
     pub desired: u32,
+    /// How many new replicas may start at once beside the old ones that
+    /// still serve (`warren deploy --update-parallelism`, at least 1).
+    pub parallelism: u32,
     /// Its replicas, of every generation.
     pub replicas: Vec<Replica>,
 }
@@ -117,13 +121,14 @@ pub fn reconcile(service: &ServiceState) -> Vec<Step> {
         );
     }
     // New replicas: all that are missing, but while replicas that must go
-    // still serve, one at a time (a surge of one).
+    // still serve, `parallelism` at a time (the surge).
     let missing = desired.saturating_sub(staying.len());
     let in_flight = staying.len() - serving_staying;
+    let surge = service.parallelism.max(1) as usize;
     let to_place = if remaining == 0 {
         missing
     } else {
-        missing.min(1usize.saturating_sub(in_flight))
+        missing.min(surge.saturating_sub(in_flight))
     };
     if to_place > 0 {
         steps.push(Step::Place(to_place as u32));

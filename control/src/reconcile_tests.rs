@@ -88,6 +88,7 @@ fn a_new_service_places_all_its_replicas_and_then_needs_nothing() {
         service: ServiceState {
             generation: 1,
             desired: 3,
+            parallelism: 1,
             replicas: Vec::new(),
         },
         next: 0,
@@ -110,6 +111,7 @@ fn a_new_generation_replaces_replica_by_replica() {
         service: ServiceState {
             generation: 2,
             desired: 3,
+            parallelism: 1,
             replicas,
         },
         next: 3,
@@ -146,11 +148,41 @@ fn a_new_generation_replaces_replica_by_replica() {
 }
 
 #[test]
+fn a_parallelism_of_two_starts_two_at_a_time_and_still_never_dips() {
+    let replicas = (1..=3).map(|n| replica(n, 1, true)).collect();
+    let mut sim = Sim {
+        service: ServiceState {
+            generation: 2,
+            desired: 3,
+            parallelism: 2,
+            replicas,
+        },
+        next: 3,
+    };
+    assert_eq!(reconcile(&sim.service), vec![Step::Place(2)]);
+    sim.apply(&reconcile(&sim.service));
+    assert_eq!(
+        reconcile(&sim.service),
+        vec![],
+        "two starting, the old serve"
+    );
+    assert!(sim.one_turns_healthy());
+    let steps = reconcile(&sim.service);
+    assert_eq!(
+        steps,
+        vec![Step::Remove(ReplicaId("web-1".into())), Step::Place(1)]
+    );
+    sim.apply(&steps);
+    assert!(sim.healthy() >= 3, "never fewer than 3 serving");
+}
+
+#[test]
 fn scaling_down_removes_the_newest_and_to_zero_removes_everything() {
     let replicas: Vec<Replica> = (1..=4).map(|n| replica(n, 1, true)).collect();
     let service = ServiceState {
         generation: 1,
         desired: 2,
+        parallelism: 1,
         replicas: replicas.clone(),
     };
     assert_eq!(
@@ -165,6 +197,7 @@ fn scaling_down_removes_the_newest_and_to_zero_removes_everything() {
     let zero = ServiceState {
         generation: 1,
         desired: 0,
+        parallelism: 1,
         replicas: old,
     };
     assert_eq!(reconcile(&zero).len(), 4);
@@ -179,6 +212,7 @@ fn replicas_on_a_leaving_node_move_before_they_go_and_dead_ones_go_at_once() {
     let service = ServiceState {
         generation: 1,
         desired: 3,
+        parallelism: 1,
         replicas: vec![leaving, dead, replica(3, 1, true)],
     };
     assert_eq!(
@@ -197,6 +231,7 @@ fn replicas_on_a_lost_node_are_replaced_at_once_and_removed_once_the_replacement
         service: ServiceState {
             generation: 1,
             desired: 3,
+            parallelism: 1,
             replicas: vec![lost(1), lost(2), replica(3, 1, true)],
         },
         next: 3,
@@ -229,6 +264,7 @@ fn a_lost_node_that_comes_back_first_leaves_no_surplus_and_no_gap() {
         service: ServiceState {
             generation: 1,
             desired: 2,
+            parallelism: 1,
             replicas: vec![
                 Replica {
                     lost: true,
@@ -263,6 +299,7 @@ fn a_restarted_control_plane_keeps_old_replicas_whose_health_it_does_not_know_ye
         service: ServiceState {
             generation: 2,
             desired: 1,
+            parallelism: 1,
             replicas: vec![unknown(1, 1), unknown(2, 2)],
         },
         next: 2,
@@ -319,15 +356,16 @@ proptest! {
     /// the current generation, all healthy; on the way the reconciler never
     /// removes a healthy replica while that leaves fewer healthy replicas
     /// than the desired count, and while replicas that must go still serve
-    /// it places at most one replacement at a time.
+    /// it places at most `parallelism` replacements at a time.
     #[test]
     fn any_service_converges_without_dropping_what_serves(
         replicas in arbitrary_replicas(),
         desired in 0u32..5,
         generation in 1u64..3,
         back_at in proptest::option::of(0usize..10),
+        parallelism in 1u32..4,
     ) {
-        let mut sim = Sim { service: ServiceState { generation, desired, replicas }, next: 100 };
+        let mut sim = Sim { service: ServiceState { generation, desired, parallelism, replicas }, next: 100 };
         for round in 0..100 {
             if back_at == Some(round) {
                 sim.nodes_come_back();
@@ -354,7 +392,7 @@ proptest! {
             prop_assert!(after >= before.min(desired as usize), "{} -> {} healthy: {:?}", before, after, steps);
             if going_serving && placing > 0 {
                 let starting = sim.service.replicas.iter().filter(|r| !r.healthy && r.generation == generation && !r.leaving && !r.lost).count();
-                prop_assert!(starting <= 1, "surge over one: {:?}", sim.service);
+                prop_assert!(starting <= parallelism as usize, "surge over {}: {:?}", parallelism, sim.service);
             }
             if steps.is_empty() && !sim.one_turns_healthy() && !sim.nodes_report() && back_at.is_none_or(|b| b < round) {
                 break;

@@ -261,6 +261,7 @@ fn plan(
     let state = ServiceState {
         generation: service.generation,
         desired: service.spec.replicas,
+        parallelism: service.spec.update.parallelism,
         replicas: own
             .iter()
             .map(|r| Replica {

@@ -514,10 +514,18 @@ fn a_rolling_update_and_a_rollback_under_load_fail_no_request_and_history_says_s
             assert_eq!(body("site.example.test"), version, "every answer after it");
         }
     };
-    // A new generation: replaced replica by replica, each old one going
-    // once a new one is healthy.
+    // A new generation, both new replicas started at once
+    // (`--update-parallelism 2`), each old one going once a new one is
+    // healthy.
     lab.under_load("site.example.test", || {
-        deploy_version(&lab.cluster, "site", 2, "v2");
+        deploy_script_with(
+            &lab.cluster,
+            "site",
+            2,
+            &version_script("v2", 0),
+            true,
+            &["--update-parallelism", "2"],
+        );
     });
     every_answer("v2");
     let services: Value =

@@ -49,8 +49,8 @@ impl ClusterState {
     }
 
     /// The spec a rollback of `service` deploys: generation `to`'s (the one
-    /// before the current by default) at the current replica count, with
-    /// the note `warren history` shows.
+    /// before the current by default) at the current replica count and
+    /// update policy, with the note `warren history` shows.
     pub fn rollback_spec(
         &self,
         service: &str,
@@ -77,6 +77,7 @@ impl ClusterState {
             .ok_or_else(missing)?;
         let spec = ServiceSpec {
             replicas: current.spec.replicas,
+            update: current.spec.update,
             ..target.spec
         };
         if spec == current.spec {
@@ -247,7 +248,8 @@ impl ClusterState {
 }
 
 /// The fields of a spec that differ between `old` and `new` (the replica
-/// count aside: scaling makes no generation), by their JSON names.
+/// count and the update policy aside: changing them makes no generation),
+/// by their JSON names.
 pub fn spec_changes(old: &ServiceSpec, new: &ServiceSpec) -> Vec<String> {
     let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
         (serde_json::to_value(old), serde_json::to_value(new))
@@ -257,7 +259,9 @@ pub fn spec_changes(old: &ServiceSpec, new: &ServiceSpec) -> Vec<String> {
     let mut fields: Vec<String> = old
         .keys()
         .chain(new.keys())
-        .filter(|key| *key != "replicas" && old.get(*key) != new.get(*key))
+        .filter(|key| {
+            !["replicas", "update"].contains(&key.as_str()) && old.get(*key) != new.get(*key)
+        })
         .cloned()
         .collect();
     fields.sort();

@@ -118,6 +118,7 @@ fn deadline(command: &str, auto: bool) -> ServiceSpec {
         update: warren_proto::UpdatePolicy {
             healthy_deadline_secs: 5,
             auto_rollback: auto,
+            parallelism: 1,
         },
         ..version(command)
     }

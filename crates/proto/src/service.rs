@@ -102,6 +102,9 @@ pub struct UpdatePolicy {
     /// Whether a generation that misses its deadline is rolled back to the
     /// last one that completed.
     pub auto_rollback: bool,
+    /// How many new replicas start at once beside the old ones that still
+    /// serve (each old one goes when a new one is healthy).
+    pub parallelism: u32,
 }
 
 impl Default for UpdatePolicy {
@@ -109,6 +112,7 @@ impl Default for UpdatePolicy {
         UpdatePolicy {
             healthy_deadline_secs: 60,
             auto_rollback: true,
+            parallelism: 1,
         }
     }
 }
@@ -200,6 +204,9 @@ impl ServiceSpec {
         }
         if !(1..=MAX_HEALTHY_DEADLINE_SECS).contains(&self.update.healthy_deadline_secs) {
             return Err(SpecError::HealthyDeadline);
+        }
+        if !(1..=MAX_REPLICAS).contains(&self.update.parallelism) {
+            return Err(SpecError::Parallelism(self.update.parallelism));
         }
         Ok(())
     }
@@ -472,6 +479,9 @@ pub enum SpecError {
     /// A healthy deadline out of range.
     #[error("--healthy-deadline must be between 1s and 24h")]
     HealthyDeadline,
+    /// An update parallelism out of range.
+    #[error("--update-parallelism {0}: must be between 1 and {MAX_REPLICAS}")]
+    Parallelism(u32),
     /// Not `always`, `on-failure` or `never`.
     #[error("invalid restart policy {0:?}: always, on-failure or never")]
     Restart(String),

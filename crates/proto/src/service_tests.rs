@@ -48,6 +48,26 @@ fn every_broken_rule_is_refused_with_its_own_line() {
         ),
         (
             ServiceSpec {
+                update: crate::UpdatePolicy {
+                    parallelism: 0,
+                    ..Default::default()
+                },
+                ..spec()
+            },
+            "--update-parallelism 0",
+        ),
+        (
+            ServiceSpec {
+                update: crate::UpdatePolicy {
+                    healthy_deadline_secs: 0,
+                    ..Default::default()
+                },
+                ..spec()
+            },
+            "--healthy-deadline",
+        ),
+        (
+            ServiceSpec {
                 name: String::new(),
                 ..spec()
             },

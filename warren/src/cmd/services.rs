@@ -126,6 +126,10 @@ pub struct DeployArgs {
     /// (see `warren history`).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     healthy_deadline: Duration,
+    /// How many new replicas a rollout starts at once beside the old ones
+    /// that still serve (each old one goes when a new one is healthy).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    update_parallelism: u32,
     /// Do not roll a generation back when it misses its healthy deadline:
     /// its rollout is marked failed and stops where it is (the older
     /// replicas that still serve keep serving).
@@ -287,6 +291,7 @@ fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
             healthy_deadline_secs: u32::try_from(args.healthy_deadline.as_secs())
                 .unwrap_or(u32::MAX),
             auto_rollback: !args.no_auto_rollback,
+            parallelism: args.update_parallelism,
         },
     };
     spec.validate()?;
