@@ -169,20 +169,28 @@ pub(super) async fn rollback(
             RollbackError::Store(_) => ApiError::internal(error),
             _ => ApiError(StatusCode::CONFLICT, error.to_string()),
         })?;
+    let logged = note.clone();
+    let replicas = deploy_checked(&state, spec, Some(note)).await?;
+    tracing::info!(service = %name, note = %logged, "service rolled back");
+    Ok(Json(deployed(&name, replicas)))
+}
+
+/// Deploys `spec` (with `note` for `warren history`) once the nodes it
+/// would place replicas on said they can run its image.
+async fn deploy_checked(
+    state: &ApiState,
+    spec: ServiceSpec,
+    note: Option<String>,
+) -> Result<Vec<ReplicaRecord>, ApiError> {
     let now = warren_os::unix_now();
     let planned = spec.clone();
-    let targets = with(&state, move |cluster| cluster.deploy_targets(planned, now))
+    let targets = with(state, move |cluster| cluster.deploy_targets(planned, now))
         .await?
         .map_err(refused)?;
     check_image(&state.links, &targets, &spec.image).await?;
-    let logged = note.clone();
-    let replicas = with(&state, move |cluster| {
-        cluster.deploy_noted(spec, Some(note), now)
-    })
-    .await?
-    .map_err(refused)?;
-    tracing::info!(service = %name, note = %logged, "service rolled back");
-    Ok(Json(deployed(&name, replicas)))
+    with(state, move |cluster| cluster.deploy_noted(spec, note, now))
+        .await?
+        .map_err(refused)
 }
 
 pub(super) async fn deploy(
@@ -192,15 +200,7 @@ pub(super) async fn deploy(
 ) -> Result<Json<Deployed>, ApiError> {
     authorize(&state, &headers)?;
     let name = spec.name.clone();
-    let now = warren_os::unix_now();
-    let planned = spec.clone();
-    let targets = with(&state, move |cluster| cluster.deploy_targets(planned, now))
-        .await?
-        .map_err(refused)?;
-    check_image(&state.links, &targets, &spec.image).await?;
-    let replicas = with(&state, move |cluster| cluster.deploy(spec, now))
-        .await?
-        .map_err(refused)?;
+    let replicas = deploy_checked(&state, spec, None).await?;
     tracing::info!(service = %name, replicas = replicas.len(), "service deployed");
     Ok(Json(deployed(&name, replicas)))
 }

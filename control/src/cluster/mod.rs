@@ -38,7 +38,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use warren_proto::assignment::{NodeReport, ReplicaId};
+use warren_proto::assignment::NodeReport;
 use warren_proto::{ControlMessage, Hello, Mode, Peer, RefusalCode, Report, Welcome};
 use warren_relay::Revoker;
 use warren_relay_proto::SigningKey;
@@ -358,15 +358,7 @@ impl ClusterState {
                 self.liveness_changed(&change);
             }
             self.node_changed(name);
-            // Its replicas' health is unknown until it reports again.
-            let on_node: Vec<ReplicaId> = self
-                .workloads
-                .replicas_on(name)
-                .map(|r| r.id.clone())
-                .collect();
-            for id in &on_node {
-                self.workloads.forget_health(id);
-            }
+            self.workloads.forget_health_on(name);
         }
     }
 

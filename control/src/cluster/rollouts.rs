@@ -11,6 +11,10 @@ use crate::events::What;
 use crate::store::{GenerationRecord, Outcome, StoreError};
 use warren_proto::ServiceSpec;
 
+/// How `warren history` notes a generation made by an automatic rollback
+/// (which is not rolled back again when it misses its own deadline).
+const AUTOMATIC_ROLLBACK: &str = "automatic rollback";
+
 /// Why a rollback changed nothing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,9 +62,7 @@ impl ClusterState {
     ) -> Result<(ServiceSpec, String), RollbackError> {
         let current = self
             .workloads
-            .services()
-            .iter()
-            .find(|s| s.spec.name == service)
+            .service(service)
             .ok_or_else(|| RollbackError::Unknown(service.to_owned()))?;
         let generation = to.unwrap_or(current.generation.saturating_sub(1));
         let missing = || RollbackError::NoGeneration {
@@ -75,11 +77,7 @@ impl ClusterState {
             .into_iter()
             .find(|g| g.generation == generation)
             .ok_or_else(missing)?;
-        let spec = ServiceSpec {
-            replicas: current.spec.replicas,
-            update: current.spec.update,
-            ..target.spec
-        };
+        let spec = again(&current.spec, target.spec);
         if spec == current.spec {
             return Err(RollbackError::Same {
                 service: service.to_owned(),
@@ -143,13 +141,9 @@ impl ClusterState {
             .rolling_out
             .iter()
             .filter(|(service, (_, started))| {
-                self.workloads
-                    .services()
-                    .iter()
-                    .find(|s| &s.spec.name == *service)
-                    .is_some_and(|s| {
-                        now >= started + u64::from(s.spec.update.healthy_deadline_secs)
-                    })
+                self.workloads.service(service).is_some_and(|s| {
+                    now >= started + u64::from(s.spec.update.healthy_deadline_secs)
+                })
             })
             .map(|(service, (generation, _))| (service.clone(), *generation))
             .collect();
@@ -168,13 +162,7 @@ impl ClusterState {
         generation: u64,
         now: u64,
     ) -> Result<(), StoreError> {
-        let Some(current) = self
-            .workloads
-            .services()
-            .iter()
-            .find(|s| s.spec.name == service)
-            .cloned()
-        else {
+        let Some(current) = self.workloads.service(service).cloned() else {
             return Ok(());
         };
         let history = self.history(service)?;
@@ -182,7 +170,7 @@ impl ClusterState {
             .iter()
             .find(|g| g.generation == generation)
             .and_then(|g| g.note.as_deref())
-            .is_some_and(|note| note.starts_with("automatic rollback"));
+            .is_some_and(|note| note.starts_with(AUTOMATIC_ROLLBACK));
         let target = history
             .iter()
             .rev()
@@ -213,13 +201,8 @@ impl ClusterState {
             generation,
             to,
         }]);
-        let spec = warren_proto::ServiceSpec {
-            replicas: current.spec.replicas,
-            update: current.spec.update,
-            ..spec
-        };
-        let note = format!("automatic rollback of {generation} to {to}");
-        if let Err(error) = self.deploy_noted(spec, Some(note), now) {
+        let note = format!("{AUTOMATIC_ROLLBACK} of {generation} to {to}");
+        if let Err(error) = self.deploy_noted(again(&current.spec, spec), Some(note), now) {
             tracing::error!(%error, %service, "the automatic rollback could not be deployed");
             self.config
                 .store
@@ -233,9 +216,8 @@ impl ClusterState {
     fn rolled_out(&self, service: &str, generation: u64) -> bool {
         let Some(record) = self
             .workloads
-            .services()
-            .iter()
-            .find(|s| s.spec.name == service && s.generation == generation)
+            .service(service)
+            .filter(|s| s.generation == generation)
         else {
             return false;
         };
@@ -244,6 +226,16 @@ impl ClusterState {
         replicas.iter().all(|r| r.generation == generation)
             && replicas.len() == record.spec.replicas as usize
             && healthy == replicas.len()
+    }
+}
+
+/// `earlier`'s containers at `current`'s scale and update policy: what a
+/// rollback deploys.
+fn again(current: &ServiceSpec, earlier: ServiceSpec) -> ServiceSpec {
+    ServiceSpec {
+        replicas: current.replicas,
+        update: current.update,
+        ..earlier
     }
 }
 

@@ -49,6 +49,11 @@ impl Workloads {
         &self.services
     }
 
+    /// The service called `name`.
+    pub(super) fn service(&self, name: &str) -> Option<&ServiceRecord> {
+        self.services.iter().find(|s| s.spec.name == name)
+    }
+
     /// Every replica of `service`.
     pub(super) fn replicas_of<'a>(&'a self, service: &str) -> &'a [ReplicaRecord] {
         self.views.replicas_of(service)
@@ -110,24 +115,19 @@ impl Workloads {
         count(self.views.replicas_on(node))
     }
 
-    /// The replicas placed on `node`.
-    pub(super) fn replicas_on<'a>(
-        &'a self,
-        node: &'a str,
-    ) -> impl Iterator<Item = &'a ReplicaRecord> + 'a {
-        self.views.replicas_on(node)
-    }
-
     /// What `name` last reported of its machine.
     pub(super) fn report(&self, name: &str) -> Option<&NodeReport> {
         self.reports.get(name)
     }
 
-    /// Forgets what replica `id`'s node said of it: the node is offline,
-    /// and says again when it is back.
-    pub(super) fn forget_health(&mut self, id: &ReplicaId) {
-        self.views.set_health(id, None);
-        self.statuses.remove(id);
+    /// Forgets what `node` said of its replicas: it is offline, and says
+    /// again when it is back.
+    pub(super) fn forget_health_on(&mut self, node: &str) {
+        let on_node: Vec<ReplicaId> = self.views.replicas_on(node).map(|r| r.id.clone()).collect();
+        for id in &on_node {
+            self.views.set_health(id, None);
+            self.statuses.remove(id);
+        }
     }
 
     /// Drops what is known of a removed node (its replicas stay, to be
@@ -574,9 +574,7 @@ impl ClusterState {
             .iter()
             .filter(|new| {
                 self.workloads
-                    .services
-                    .iter()
-                    .find(|s| s.spec.name == new.spec.name)
+                    .service(&new.spec.name)
                     .is_none_or(|old| old.generation < new.generation)
             })
             .map(|s| (s.spec.name.clone(), s.generation, s.updated))

@@ -2,7 +2,7 @@
 //! where it came from and when it expires; and the ACME account of each
 //! directory.
 
-use super::{to_sql_time, Store, StoreError};
+use super::{to_sql_int, Store, StoreError};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -92,8 +92,8 @@ impl Store {
                 cert.cert_pem,
                 cert.key_pem,
                 cert.source.as_str(),
-                to_sql_time(cert.not_after),
-                to_sql_time(cert.updated),
+                to_sql_int(cert.not_after),
+                to_sql_int(cert.updated),
             ],
         )?;
         Ok(())

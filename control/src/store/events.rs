@@ -1,7 +1,7 @@
 //! The cluster's last events in the store: appended in batches, the oldest
 //! beyond [`KEPT`] dropped in the same transaction.
 
-use super::{Store, StoreError};
+use super::{to_sql_int, Store, StoreError};
 use crate::events::{Event, What, KEPT};
 use rusqlite::{params, TransactionBehavior};
 
@@ -17,7 +17,7 @@ impl Store {
             let body = serde_json::to_string(&what).map_err(|_| StoreError::Corrupt("event"))?;
             tx.execute(
                 "INSERT INTO events (at_ms, body) VALUES (?1, ?2)",
-                params![sql_int(at_ms), body],
+                params![to_sql_int(at_ms), body],
             )?;
             let id =
                 u64::try_from(tx.last_insert_rowid()).map_err(|_| StoreError::Corrupt("event"))?;
@@ -26,7 +26,7 @@ impl Store {
         if let Some(last) = events.last() {
             tx.execute(
                 "DELETE FROM events WHERE id <= ?1",
-                params![sql_int(last.id.saturating_sub(KEPT))],
+                params![to_sql_int(last.id.saturating_sub(KEPT))],
             )?;
         }
         tx.commit()?;
@@ -68,7 +68,7 @@ impl Store {
         match after {
             Some(after) => rows(
                 "SELECT id, at_ms, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-                sql_int(after),
+                to_sql_int(after),
             ),
             None => {
                 let mut last = rows(
@@ -80,11 +80,6 @@ impl Store {
             }
         }
     }
-}
-
-/// `n` as SQLite's integer (which is signed).
-fn sql_int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

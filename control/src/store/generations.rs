@@ -3,7 +3,7 @@
 //! rollout ended.
 
 use super::workloads::ServiceRecord;
-use super::{to_sql_time, Store, StoreError};
+use super::{to_sql_int, Store, StoreError};
 use rusqlite::{params, Transaction};
 use serde::{Deserialize, Serialize};
 use warren_proto::ServiceSpec;
@@ -80,9 +80,9 @@ pub(super) fn record(
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             service.spec.name,
-            to_sql_time(service.generation),
+            to_sql_int(service.generation),
             spec,
-            to_sql_time(service.updated),
+            to_sql_int(service.updated),
             note
         ],
     )?;
@@ -92,9 +92,9 @@ pub(super) fn record(
              WHERE service = ?1 AND generation < ?2 AND outcome = ?5",
             params![
                 service.spec.name,
-                to_sql_time(service.generation),
+                to_sql_int(service.generation),
                 Outcome::Superseded.text(),
-                to_sql_time(service.updated),
+                to_sql_int(service.updated),
                 Outcome::RollingOut.text()
             ],
         )?;
@@ -175,9 +175,9 @@ impl Store {
              WHERE service = ?1 AND generation = ?2 AND outcome = ?5",
             params![
                 service,
-                to_sql_time(generation),
+                to_sql_int(generation),
                 outcome.text(),
-                to_sql_time(now),
+                to_sql_int(now),
                 Outcome::RollingOut.text()
             ],
         )?;

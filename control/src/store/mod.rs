@@ -233,8 +233,8 @@ impl Store {
             params![
                 token.id.as_slice(),
                 token.secret_sha256.as_slice(),
-                to_sql_time(token.created),
-                to_sql_time(token.expires),
+                to_sql_int(token.created),
+                to_sql_int(token.expires),
                 token.uses,
                 token.used,
                 token.revoked
@@ -399,7 +399,7 @@ fn insert_node(conn: &Connection, node: &NodeRecord) -> rusqlite::Result<()> {
             node.private_address.map(|a| a.to_string()),
             node.wg_port,
             node.credential_sha256.as_slice(),
-            to_sql_time(node.joined)
+            to_sql_int(node.joined)
         ],
     )?;
     Ok(())
@@ -436,9 +436,10 @@ fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord,
     Ok(parsed.ok_or(StoreError::Corrupt("node")))
 }
 
-/// Unix seconds as SQLite's signed integer (far-future times saturate).
-fn to_sql_time(secs: u64) -> i64 {
-    i64::try_from(secs).unwrap_or(i64::MAX)
+/// A count, id or unix time as SQLite's signed integer (beyond its range,
+/// saturated).
+fn to_sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreError>> {

@@ -2,7 +2,7 @@
 //! scheduler and the reconciler work from, committed in one transaction per
 //! change before anything is acknowledged or assigned.
 
-use super::{to_sql_time, Store, StoreError};
+use super::{to_sql_int, Store, StoreError};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use warren_proto::assignment::ReplicaId;
 use warren_proto::ServiceSpec;
@@ -151,11 +151,11 @@ impl Store {
                      next_replica = ?4, updated = ?6",
                 params![
                     service.spec.name,
-                    to_sql_time(service.generation),
+                    to_sql_int(service.generation),
                     spec,
-                    to_sql_time(service.next_replica),
-                    to_sql_time(service.created),
-                    to_sql_time(service.updated)
+                    to_sql_int(service.next_replica),
+                    to_sql_int(service.created),
+                    to_sql_int(service.updated)
                 ],
             )?;
             super::generations::record(&tx, service, &spec, change.note.as_deref())?;
@@ -172,10 +172,10 @@ impl Store {
                 params![
                     replica.id.0,
                     replica.service,
-                    to_sql_time(replica.generation),
+                    to_sql_int(replica.generation),
                     replica.node,
                     ports,
-                    to_sql_time(replica.placed)
+                    to_sql_int(replica.placed)
                 ],
             )?;
         }
