@@ -59,18 +59,8 @@ pub fn run(
         Length::Requests(n) => command.arg("-n").arg(n.to_string()),
     };
     command.arg(format!("https://{host}:{}/", addr.port()));
-    let out = command
-        .output()
-        .with_context(|| format!("cannot run h2load against {addr}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "h2load against {addr} failed ({}): {}{}",
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let stdout = warren_netns_tests::cmd::run(&mut command)
+        .with_context(|| format!("h2load against {addr}"))?;
     let log_text =
         std::fs::read_to_string(log).with_context(|| format!("h2load's log {}", log.display()))?;
     parse(&stdout, &log_text).with_context(|| format!("h2load against {addr} printed:\n{stdout}"))

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use warren_netns_tests::Netns;
 
 /// The first word of the line [`SCRIPT`] prints.
@@ -102,18 +102,8 @@ pub fn run(
         command.arg("-H").arg(format!("Host: {host}"));
     }
     command.arg(format!("http://{addr}/"));
-    let out = command
-        .output()
-        .with_context(|| format!("cannot run wrk against {addr}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "wrk against {addr} failed ({}): {}{}",
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let stdout = warren_netns_tests::cmd::run(&mut command)
+        .with_context(|| format!("wrk against {addr}"))?;
     parse(&stdout).with_context(|| format!("wrk against {addr} printed:\n{stdout}"))
 }
 

@@ -57,7 +57,7 @@ pub async fn deliver(url: Uri, outbound: Outbound, mut events: broadcast::Receiv
             }
             Err(_) => {
                 if !failing {
-                    tracing::warn!(%url, id = event.id, "webhook did not answer within 5 s");
+                    tracing::warn!(%url, id = event.id, timeout = ?TIMEOUT, "webhook did not answer in time");
                     failing = true;
                 }
             }

@@ -143,9 +143,8 @@ impl CertTable {
     /// The certificate for a client asking for `name`: its own, else its
     /// parent's wildcard.
     pub fn find(&self, name: &str) -> Option<&Arc<CertifiedKey>> {
-        let name = name.to_ascii_lowercase();
-        let name = name.strip_suffix('.').unwrap_or(&name);
-        self.by_host.get(name).or_else(|| {
+        let name = super::routes::normalize_host(name)?;
+        self.by_host.get(&name).or_else(|| {
             let (_, parent) = name.split_once('.')?;
             self.by_host.get(&format!("*.{parent}"))
         })

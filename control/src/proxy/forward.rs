@@ -158,10 +158,7 @@ impl Proxy {
             return Outcome::page(StatusCode::SERVICE_UNAVAILABLE, Some(&route.service));
         }
         match self.prepare(request, route, client, proto, host) {
-            Ok(prepared) => {
-                self.send_to_replicas(prepared, Arc::clone(&table), worker)
-                    .await
-            }
+            Ok(prepared) => self.send_to_replicas(prepared, route, worker).await,
             Err(status) => Outcome::page(status, Some(&route.service)),
         }
     }
@@ -240,11 +237,12 @@ impl Proxy {
     }
 
     /// Sends the request to the service's replicas, one after another as
-    /// the retry rules allow, from the latest table at each attempt.
+    /// the retry rules allow: first to `first`'s, the route the request was
+    /// prepared for; each attempt after it from the latest table.
     async fn send_to_replicas(
         &self,
         mut prepared: Prepared,
-        mut table: Arc<RouteTable>,
+        first: &Route,
         worker: usize,
     ) -> Outcome {
         let Some(upstreams) = self.upstreams.get(worker) else {
@@ -254,14 +252,19 @@ impl Proxy {
         let mut attempts = 0;
         let mut failure = StatusCode::BAD_GATEWAY;
         while attempts < MAX_ATTEMPTS {
-            if attempts > 0 {
-                table = Arc::clone(&self.routes.borrow());
-            }
-            let Some(route) = table
-                .find(&prepared.host, prepared.parts.uri.path())
-                .filter(|r| r.service == prepared.service)
-            else {
-                break;
+            let latest: Arc<RouteTable>;
+            let route = match attempts {
+                0 => first,
+                _ => {
+                    latest = Arc::clone(&self.routes.borrow());
+                    match latest
+                        .find(&prepared.host, prepared.parts.uri.path())
+                        .filter(|r| r.service == prepared.service)
+                    {
+                        Some(route) => route,
+                        None => break,
+                    }
+                }
             };
             let now = Instant::now();
             let states: Vec<Arc<UpstreamState>> = route
@@ -336,6 +339,11 @@ impl Proxy {
         now: Instant,
     ) -> Attempt {
         let lease = state.lease();
+        // A failed attempt counts against the replica and in the metrics.
+        let failed = |kind: Failure| {
+            state.failed(now);
+            self.metrics.upstream_error(&route.service, kind);
+        };
         let h2 = prepared.h2_uri.is_some();
         // The node going offline cuts short the wait for a connection as
         // well as the wait for an answer.
@@ -346,8 +354,7 @@ impl Proxy {
             connected = state.connect(self.limits.connect_timeout, h2) => connected,
             () = &mut offline => {
                 tracing::debug!(addr = %upstream.addr, "replica's node went offline while connecting");
-                state.failed(now);
-                self.metrics.upstream_error(&route.service, Failure::Offline);
+                failed(Failure::Offline);
                 return Attempt::Unreachable;
             }
         };
@@ -355,9 +362,7 @@ impl Proxy {
             Ok(connected) => connected,
             Err(error) => {
                 tracing::debug!(addr = %upstream.addr, %error, "replica unreachable");
-                state.failed(now);
-                self.metrics
-                    .upstream_error(&route.service, Failure::Connect);
+                failed(Failure::Connect);
                 return Attempt::Unreachable;
             }
         };
@@ -386,8 +391,7 @@ impl Proxy {
             sent = tokio::time::timeout(self.limits.response_timeout, connection.send(outgoing)) => sent,
             () = &mut offline => {
                 tracing::debug!(addr = %upstream.addr, "replica's node went offline while answering");
-                state.failed(now);
-                self.metrics.upstream_error(&route.service, Failure::Offline);
+                failed(Failure::Offline);
                 return Attempt::Failed(StatusCode::BAD_GATEWAY);
             }
         };
@@ -414,14 +418,11 @@ impl Proxy {
                     return Attempt::TooLarge;
                 }
                 tracing::debug!(addr = %upstream.addr, %error, "replica closed before answering");
-                state.failed(now);
-                self.metrics.upstream_error(&route.service, Failure::Closed);
+                failed(Failure::Closed);
                 Attempt::Failed(StatusCode::BAD_GATEWAY)
             }
             Err(_) => {
-                state.failed(now);
-                self.metrics
-                    .upstream_error(&route.service, Failure::Timeout);
+                failed(Failure::Timeout);
                 Attempt::Failed(StatusCode::GATEWAY_TIMEOUT)
             }
         }

@@ -194,9 +194,10 @@ impl Listeners {
         &self.https
     }
 
-    /// Stops the workers (connections still open are closed).
+    /// Stops the workers (connections still open are closed), as dropping
+    /// it does.
     pub fn stop(self) {
-        let _ = self.stop.send(true);
+        drop(self);
     }
 }
 

@@ -61,7 +61,7 @@ struct Tally {
     requests: u64,
     /// 1xx, 2xx, 3xx, 4xx, 5xx.
     classes: [u64; 5],
-    failures: [u64; 4],
+    failures: [u64; Failure::ALL.len()],
     retries: u64,
     latency: [u32; BUCKETS],
 }
@@ -71,7 +71,7 @@ impl Default for Tally {
         Tally {
             requests: 0,
             classes: [0; 5],
-            failures: [0; 4],
+            failures: [0; Failure::ALL.len()],
             retries: 0,
             latency: [0; BUCKETS],
         }
@@ -120,10 +120,10 @@ impl Tally {
             status_3xx: self.classes[2],
             status_4xx: self.classes[3],
             status_5xx: self.classes[4],
-            connect_errors: self.failures[0],
-            closed_errors: self.failures[1],
-            timeouts: self.failures[2],
-            offline_errors: self.failures[3],
+            connect_errors: self.failures[Failure::Connect as usize],
+            closed_errors: self.failures[Failure::Closed as usize],
+            timeouts: self.failures[Failure::Timeout as usize],
+            offline_errors: self.failures[Failure::Offline as usize],
             retries: self.retries,
             p50_ms: self.percentile_ms(0.5),
             p99_ms: self.percentile_ms(0.99),
@@ -230,7 +230,7 @@ impl Stats {
 
     /// Each service's failed attempts by kind (in [`Failure::ALL`]'s order)
     /// and retries since start.
-    pub fn totals(&self) -> impl Iterator<Item = (&str, [u64; 4], u64)> {
+    pub fn totals(&self) -> impl Iterator<Item = (&str, [u64; Failure::ALL.len()], u64)> {
         self.services
             .iter()
             .map(|(service, stats)| (service.as_str(), stats.total.failures, stats.total.retries))

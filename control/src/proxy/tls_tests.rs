@@ -2,7 +2,7 @@
 //! HTTP/1.1 by ALPN, and plain HTTP redirected for hosts with a certificate.
 
 use super::certs::{self, CertTable};
-use super::tests::{echo_replica, get, route, upstream};
+use super::tests::{echo_replica, get, loopback, route, upstream};
 use super::*;
 use http::HeaderValue;
 use http_body_util::{BodyExt, Empty};
@@ -42,13 +42,7 @@ async fn start_https_with(routes: Vec<Route>) -> Https {
         loaded.key,
     )])));
     let (routes_sender, routes) = watch::channel(Arc::new(RouteTable::new(routes)));
-    let https = bind(
-        &["127.0.0.1:0".parse().unwrap()],
-        false,
-        "--https-listen",
-        workers(),
-    )
-    .unwrap();
+    let https = loopback("--https-listen", workers());
     let https_port = https[0].addr().port();
     let proxy = Proxy::new(
         routes,
@@ -61,13 +55,7 @@ async fn start_https_with(routes: Vec<Route>) -> Https {
     );
     let listeners = Listeners::start(
         &proxy,
-        bind(
-            &["127.0.0.1:0".parse().unwrap()],
-            false,
-            "--http-listen",
-            workers(),
-        )
-        .unwrap(),
+        loopback("--http-listen", workers()),
         https,
         Some(Arc::new(tls_config(cert_table).unwrap())),
     );

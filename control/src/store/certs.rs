@@ -17,7 +17,8 @@ pub enum CertSource {
 }
 
 impl CertSource {
-    fn as_str(self) -> &'static str {
+    /// `manual` or `acme`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             CertSource::Manual => "manual",
             CertSource::Acme => "acme",

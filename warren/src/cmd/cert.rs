@@ -126,10 +126,7 @@ fn table(certs: &[CertView]) -> String {
         ("SET", Left),
     ]);
     for cert in certs {
-        let source = match cert.source {
-            warren_control::store::CertSource::Manual => "manual",
-            warren_control::store::CertSource::Acme => "acme",
-        };
+        let source = cert.source.as_str();
         table.row([
             &cert.host,
             &cert.names.join(","),
