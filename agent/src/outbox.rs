@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
 
-/// The kinds of message, in the order a waiting batch is written.
+/// The kinds of message, in the order a waiting batch is written (their
+/// declaration order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// What the node offers.
@@ -18,13 +19,9 @@ pub enum Kind {
     Report,
 }
 
-impl Kind {
-    const ALL: [Kind; 3] = [Kind::Node, Kind::Replicas, Kind::Report];
-}
-
 #[derive(Debug, Default)]
 struct Shared {
-    /// The unwritten frame of each kind, by [`Kind::ALL`]'s order.
+    /// The unwritten frame of each kind, indexed by [`Kind`].
     waiting: Mutex<[Option<Vec<u8>>; 3]>,
     ready: Notify,
 }
@@ -51,8 +48,8 @@ impl Outbox {
         replaced
     }
 
-    /// Waits until something is waiting and takes all of it, in
-    /// [`Kind::ALL`]'s order.
+    /// Waits until something is waiting and takes all of it, in [`Kind`]'s
+    /// order.
     pub async fn take(&self) -> Vec<Vec<u8>> {
         loop {
             let taken: Vec<Vec<u8>> = {
@@ -61,10 +58,7 @@ impl Outbox {
                     .waiting
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                Kind::ALL
-                    .iter()
-                    .filter_map(|kind| waiting[*kind as usize].take())
-                    .collect()
+                waiting.iter_mut().filter_map(Option::take).collect()
             };
             if !taken.is_empty() {
                 return taken;

@@ -165,6 +165,8 @@ impl Session {
         let kind = match message {
             AgentMessage::Node(_) => Kind::Node,
             AgentMessage::Replicas { .. } => Kind::Replicas,
+            AgentMessage::Report(_) => Kind::Report,
+            // A kind a newer build knows: as often as reports, at most.
             _ => Kind::Report,
         };
         self.send_frame(kind, frame::encode(message));

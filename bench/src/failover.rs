@@ -291,11 +291,11 @@ impl Rig<'_> {
         deploy(cluster, solo, 1)?;
         let mut spread = vec![STABLE.to_owned(), victim.name.clone()];
         spread.sort();
-        let on = healthy_on(cluster, web)?;
+        let on = cluster.healthy_on(web)?;
         if on != spread {
             bail!("{web}'s 2 replicas are healthy on {on:?}, not one on each of {spread:?}");
         }
-        let on = healthy_on(cluster, solo)?;
+        let on = cluster.healthy_on(solo)?;
         if on != [victim.name.as_str()] {
             bail!(
                 "{solo}'s replica is healthy on {on:?}, not on {} (the least loaded of the \
@@ -363,7 +363,7 @@ impl Rig<'_> {
         loop {
             check_interrupt()?;
             if load.back.load(Ordering::Relaxed) {
-                let on = healthy_on(self.cluster, web)?;
+                let on = self.cluster.healthy_on(web)?;
                 if on.iter().filter(|node| *node == STABLE).count() == 2 {
                     return Ok((killed, killed_at));
                 }
@@ -374,7 +374,7 @@ impl Rig<'_> {
                      healthy on {:?}",
                     RECOVERY.as_secs(),
                     load.back.load(Ordering::Relaxed),
-                    healthy_on(self.cluster, web)?
+                    self.cluster.healthy_on(web)?
                 );
             }
             std::thread::sleep(POLL);
@@ -472,21 +472,6 @@ fn deploy(cluster: &Cluster, name: &str, replicas: u32) -> Result<()> {
     extra.extend(FLAGS);
     cluster.admin(&deploy_httpd_args(name, replicas, &extra))?;
     Ok(())
-}
-
-/// The nodes `service`'s healthy replicas are on, sorted.
-fn healthy_on(cluster: &Cluster, service: &str) -> Result<Vec<String>> {
-    let mut nodes = Vec::new();
-    for replica in cluster.replicas()? {
-        if replica["service"] == service && replica["health"] == "healthy" {
-            let node = replica["node"]
-                .as_str()
-                .with_context(|| format!("a replica without a node: {replica}"))?;
-            nodes.push(node.to_owned());
-        }
-    }
-    nodes.sort();
-    Ok(nodes)
 }
 
 /// When the control plane's `log` first says `what` of node `node` at or

@@ -193,6 +193,21 @@ impl Cluster {
             .cloned()
             .with_context(|| format!("warren ps --json has no replicas list: {text}"))
     }
+
+    /// The nodes the healthy replicas of `service` are on, sorted.
+    pub fn healthy_on(&self, service: &str) -> Result<Vec<String>> {
+        let mut nodes = Vec::new();
+        for replica in self.replicas()? {
+            if replica["service"] == service && replica["health"] == "healthy" {
+                let node = replica["node"]
+                    .as_str()
+                    .with_context(|| format!("a replica without a node: {replica}"))?;
+                nodes.push(node.to_owned());
+            }
+        }
+        nodes.sort();
+        Ok(nodes)
+    }
 }
 
 /// `warren serve`'s `WARREN_LOG` in the lab unless told otherwise.

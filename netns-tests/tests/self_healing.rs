@@ -85,13 +85,13 @@ fn deploy_version(cluster: &Cluster, name: &str, replicas: u32, version: &str) {
     deploy_script(cluster, name, replicas, &version_script(version, 0), true);
 }
 
-/// Deploys `name` running `script`, routed; waits for it if `wait`; with
-/// `extra` flags besides (which replace `--health-http /` if they have
-/// one).
+/// Deploys `name` running `script`, routed; waits for it if `wait`.
 fn deploy_script(cluster: &Cluster, name: &str, replicas: u32, script: &str, wait: bool) {
     deploy_script_with(cluster, name, replicas, script, wait, &[]);
 }
 
+/// [`deploy_script`] with `extra` flags besides (which replace
+/// `--health-http /` if they have one).
 fn deploy_script_with(
     cluster: &Cluster,
     name: &str,
@@ -101,6 +101,7 @@ fn deploy_script_with(
     extra: &[&str],
 ) {
     let replicas = replicas.to_string();
+    let host = format!("{name}.example.test");
     let mut args = vec![
         "deploy",
         name,
@@ -109,35 +110,23 @@ fn deploy_script_with(
         "--replicas",
         &replicas,
     ];
-    args.extend(["--port", "8080"]);
-    let flags = routed(name);
-    let own_health = extra.contains(&"--health-http");
-    let mut flags = flags.iter().map(String::as_str).peekable();
-    while let Some(flag) = flags.next() {
-        match flag {
-            "--wait" if !wait => {}
-            "--health-http" if own_health => {
-                flags.next();
-            }
-            flag => args.push(flag),
-        }
+    args.extend([
+        "--port",
+        "8080",
+        "--host",
+        &host,
+        "--health-interval",
+        "500ms",
+    ]);
+    if !extra.contains(&"--health-http") {
+        args.extend(["--health-http", "/"]);
+    }
+    if wait {
+        args.push("--wait");
     }
     args.extend(extra);
     args.extend(["--", "sh", "-c", script]);
     warren(cluster, &args);
-}
-
-/// The nodes the healthy replicas of `service` are on, sorted.
-fn healthy_on(cluster: &Cluster, service: &str) -> Vec<String> {
-    let mut nodes: Vec<String> = cluster
-        .replicas()
-        .unwrap()
-        .iter()
-        .filter(|r| r["service"] == service && r["health"] == "healthy")
-        .map(|r| r["node"].as_str().unwrap().to_owned())
-        .collect();
-    nodes.sort();
-    nodes
 }
 
 /// Requests back to back for one host through the proxy, on a thread of
@@ -285,8 +274,8 @@ impl TwoWorkers {
         let proxy = SocketAddr::from((cluster.control.ip, 80));
         deploy(&cluster, "web", 2);
         deploy(&cluster, "solo", 1);
-        assert_eq!(healthy_on(&cluster, "web"), ["pi", "vm"]);
-        assert_eq!(healthy_on(&cluster, "solo"), ["vm"]);
+        assert_eq!(cluster.healthy_on("web").unwrap(), ["pi", "vm"]);
+        assert_eq!(cluster.healthy_on("solo").unwrap(), ["vm"]);
         TwoWorkers {
             cluster,
             vm,
@@ -308,7 +297,7 @@ impl TwoWorkers {
         wait_for(
             "web's replicas to be healthy on pi",
             Duration::from_secs(30),
-            || healthy_on(&self.cluster, "web") == ["pi", "pi"],
+            || self.cluster.healthy_on("web").unwrap() == ["pi", "pi"],
         )
         .unwrap_or_else(|e| panic!("{e:#}\n{}", log()));
         solo_back
@@ -351,8 +340,7 @@ fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
     let followed = BufReader::new(follower.stdout.take().unwrap());
     let load = LoadLoop::start(&lab.client.ns, lab.proxy, "web.example.test");
     std::thread::sleep(Duration::from_millis(500));
-    let killed = Instant::now();
-    lab.vm.kill_machine().unwrap();
+    let killed = lab.vm.kill_machine().unwrap();
     // solo's only replica died with vm: it serves again once its
     // replacement on pi is healthy.
     let solo_back = lab.replaced_on_pi(killed);
@@ -366,8 +354,14 @@ fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
         log.contains("node lost"),
         "and that it replaced vm's replicas"
     );
-    let nodes = warren(&lab.cluster, &["nodes"]);
-    assert!(nodes.contains("vm"), "vm stays a node, offline: {nodes}");
+    let nodes: Value = serde_json::from_str(&warren(&lab.cluster, &["nodes", "--json"])).unwrap();
+    let vm = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "vm")
+        .unwrap_or_else(|| panic!("vm stays a node: {nodes}"));
+    assert_eq!(vm["online"], false, "vm is offline: {vm}");
 
     // `warren events --follow` saw it happen: vm offline, then lost, and
     // solo placed again on pi.
@@ -432,8 +426,8 @@ fn a_cut_off_worker_is_replaced_and_leaves_no_surplus_when_it_returns() {
         Duration::from_secs(30),
         || {
             assert!(
-                healthy_on(&lab.cluster, "web").len() >= 2
-                    && healthy_on(&lab.cluster, "solo").len() == 1,
+                lab.cluster.healthy_on("web").unwrap().len() >= 2
+                    && lab.cluster.healthy_on("solo").unwrap().len() == 1,
                 "a dip while vm came back: {:?}",
                 lab.cluster.replicas().unwrap()
             );
@@ -459,7 +453,6 @@ fn a_cut_off_worker_is_replaced_and_leaves_no_surplus_when_it_returns() {
         .find(|n| n["name"] == "vm")
         .unwrap();
     assert_eq!(vm["online"], true, "vm is online again: {vm}");
-    drop(lab.pi);
 }
 
 #[test]
@@ -469,7 +462,11 @@ fn draining_the_relayed_worker_under_load_fails_no_request_and_activate_undoes_i
     let load = LoadLoop::start(&lab.client.ns, lab.proxy, "web.example.test");
     std::thread::sleep(Duration::from_millis(500));
     let said = warren(&lab.cluster, &["node", "drain", "pi", "--wait"]);
-    assert_eq!(healthy_on(&lab.cluster, "web"), ["vm", "vm"], "{said}");
+    assert_eq!(
+        lab.cluster.healthy_on("web").unwrap(),
+        ["vm", "vm"],
+        "{said}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     lab.assert_no_failures(load.stop());
     wait_for(
@@ -481,15 +478,16 @@ fn draining_the_relayed_worker_under_load_fails_no_request_and_activate_undoes_i
     let nodes = warren(&lab.cluster, &["nodes"]);
     assert!(nodes.contains("yes (drained)"), "{nodes}");
 
-    // Nothing new goes to a drained node; once active again, it does.
-    let args = deploy_httpd_args("more", 1, &["--wait"]);
+    // Nothing new goes to a drained node (two replicas would spread over
+    // both nodes otherwise); once active again, it does.
+    let args = deploy_httpd_args("more", 2, &["--wait"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     warren(&lab.cluster, &args);
-    assert_eq!(healthy_on(&lab.cluster, "more"), ["vm"]);
+    assert_eq!(lab.cluster.healthy_on("more").unwrap(), ["vm", "vm"]);
     warren(&lab.cluster, &["node", "activate", "pi"]);
-    warren(&lab.cluster, &["scale", "more", "2"]);
+    warren(&lab.cluster, &["scale", "more", "3"]);
     wait_for("a replica of more on pi", Duration::from_secs(30), || {
-        healthy_on(&lab.cluster, "more") == ["pi", "vm"]
+        lab.cluster.healthy_on("more").unwrap() == ["pi", "vm", "vm"]
     })
     .unwrap();
 }
