@@ -48,6 +48,18 @@ fn warren(cluster: &Cluster, args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("warren {args:?}: {e:#}"))
 }
 
+/// The node `name` as `warren nodes --json` lists it.
+fn node(cluster: &Cluster, name: &str) -> Value {
+    let nodes: Value = serde_json::from_str(&warren(cluster, &["nodes", "--json"])).unwrap();
+    nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no node {name}: {nodes}"))
+}
+
 /// The flags every service here is deployed with: routed by the proxy as
 /// `NAME.example.test`, health-checked every 500 ms, waited for.
 fn routed(name: &str) -> Vec<String> {
@@ -354,14 +366,8 @@ fn a_dead_workers_replicas_come_back_on_the_other_and_no_request_fails() {
         log.contains("node lost"),
         "and that it replaced vm's replicas"
     );
-    let nodes: Value = serde_json::from_str(&warren(&lab.cluster, &["nodes", "--json"])).unwrap();
-    let vm = nodes["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "vm")
-        .unwrap_or_else(|| panic!("vm stays a node: {nodes}"));
-    assert_eq!(vm["online"], false, "vm is offline: {vm}");
+    let vm = node(&lab.cluster, "vm");
+    assert_eq!(vm["online"], false, "vm stays a node, offline: {vm}");
 
     // `warren events --follow` saw it happen: vm offline, then lost, and
     // solo placed again on pi.
@@ -445,13 +451,7 @@ fn a_cut_off_worker_is_replaced_and_leaves_no_surplus_when_it_returns() {
             "no surplus: {service}"
         );
     }
-    let nodes: Value = serde_json::from_str(&warren(&lab.cluster, &["nodes", "--json"])).unwrap();
-    let vm = nodes["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "vm")
-        .unwrap();
+    let vm = node(&lab.cluster, "vm");
     assert_eq!(vm["online"], true, "vm is online again: {vm}");
 }
 
