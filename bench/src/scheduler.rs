@@ -17,8 +17,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use warren_control::draining::Draining;
 use warren_control::scheduler::{Reach, Resources};
 use warren_control::store::{ServiceRecord, WorkloadChange};
+use warren_control::update_delay::UpdateDelays;
 use warren_control::workloads::{self, NodeFacts, Snapshot, Views, DEFAULT_HOST_PORTS};
 use warren_proto::{RestartPolicy, ServiceSpec};
 
@@ -125,6 +127,7 @@ fn spec(index: usize) -> ServiceSpec {
         constraints: Vec::new(),
         restart: RestartPolicy::Always,
         update: Default::default(),
+        stop_grace_ms: warren_proto::service::DEFAULT_STOP_GRACE_MS,
     }
 }
 
@@ -138,11 +141,14 @@ fn deploy_all(nodes: usize) -> Result<(Duration, usize, usize)> {
     let heap_before = alloc::in_use();
     let mut services: Vec<ServiceRecord> = Vec::new();
     let mut deciding = Duration::ZERO;
+    let (draining, delays) = (Draining::default(), UpdateDelays::default());
     for index in 0..SERVICES {
         let snapshot = Snapshot {
             services: &services,
             views: &views,
             port_range: &DEFAULT_HOST_PORTS,
+            draining: &draining,
+            delays: &delays,
             now: 1_800_000_000,
         };
         let started = Instant::now();

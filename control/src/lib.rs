@@ -15,6 +15,7 @@ pub mod api;
 pub mod cluster;
 mod control_device;
 pub mod control_node;
+pub mod draining;
 pub mod events;
 mod host_checks;
 pub mod identity;
@@ -32,6 +33,7 @@ pub mod store;
 #[cfg(test)]
 mod test_hello;
 pub mod tokens;
+pub mod update_delay;
 pub mod webhooks;
 pub mod workloads;
 

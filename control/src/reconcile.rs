@@ -17,6 +17,19 @@
 //! first, then the newest; replicas that must go and are not healthy go at
 //! once, as do all of them when the service is scaled to zero.
 //!
+//! With **stop-first** order (`warren deploy --update-order stop-first`)
+//! a replica that must go and serves is removed *before* its replacement
+//! is placed, `parallelism` at a time: the service dips by at most that
+//! many healthy replicas below the desired count, and never runs more
+//! replicas than asked (replicas still stopping count), for services that
+//! cannot run two at once.
+//!
+//! While a rollout is **paused** (`--update-delay` after a batch of new
+//! replicas turned healthy; the control plane times it), no new batch
+//! begins: start-first places no replacement while old replicas serve,
+//! stop-first removes no old replica that serves. What a batch has begun
+//! goes on.
+//!
 //! A replica whose health is **not known** (its node has not reported since
 //! it, or the control plane, reconnected: a control plane that has just
 //! restarted knows no replica's health) is not taken for dead: one that
@@ -30,6 +43,7 @@
 //! that leaves is removed like any other (unhealthy ones first).
 
 use warren_proto::assignment::ReplicaId;
+use warren_proto::UpdateOrder;
 
 /// One replica as the control plane knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +76,18 @@ pub struct ServiceState {
     pub generation: u64,
     /// How many replicas of it should run.
     pub desired: u32,
-    /// How many new replicas may start at once beside the old ones that
-    /// still serve (`warren deploy --update-parallelism`, at least 1).
+    /// How many replicas are replaced at once (`warren deploy
+    /// --update-parallelism`, at least 1).
     pub parallelism: u32,
-    /// Its replicas, of every generation.
+    /// Whether a replacement starts before the replica it replaces goes.
+    pub order: UpdateOrder,
+    /// Whether the rollout waits between batches now (`--update-delay`).
+    pub paused: bool,
+    /// Its replicas, of every generation, but those already stopping.
     pub replicas: Vec<Replica>,
+    /// How many of its replicas are stopping (removed, their requests in
+    /// flight finishing): they still run.
+    pub stopping: u32,
 }
 
 /// One step towards the desired state.
@@ -103,9 +124,17 @@ pub fn reconcile(service: &ServiceState) -> Vec<Step> {
     let mut serving_going = serving_going;
     serving_going.sort_by_key(|r| (r.placed, r.id.clone()));
     let serving_staying = staying.iter().filter(|r| r.healthy).count();
+    let surge = service.parallelism.max(1) as usize;
+    let stop_first = service.order == UpdateOrder::StopFirst;
+    // Start-first keeps the desired count serving; stop-first may dip by
+    // one batch, unless paused between batches.
+    let must_serve = match stop_first && !service.paused {
+        true => desired.saturating_sub(surge),
+        false => desired,
+    };
     let mut remaining = serving_going.len();
     for replica in &serving_going {
-        if serving_staying + remaining - 1 < desired {
+        if serving_staying + remaining - 1 < must_serve {
             break;
         }
         remaining -= 1;
@@ -121,12 +150,19 @@ pub fn reconcile(service: &ServiceState) -> Vec<Step> {
         );
     }
     // New replicas: all that are missing, but while replicas that must go
-    // still serve, `parallelism` at a time (the surge).
+    // still serve, `parallelism` at a time (the surge), and none while
+    // paused; stop-first places only into the room that replicas which
+    // have gone left.
     let missing = desired.saturating_sub(staying.len());
     let in_flight = staying.len() - serving_staying;
-    let surge = service.parallelism.max(1) as usize;
-    let to_place = if remaining == 0 {
+    let to_place = if stop_first {
+        // Those removed now, and those stopping, run until they are gone.
+        let running = staying.len() + serving_going.len() + service.stopping as usize;
+        missing.min(desired.saturating_sub(running))
+    } else if remaining == 0 {
         missing
+    } else if service.paused {
+        0
     } else {
         missing.min(surge.saturating_sub(in_flight))
     };

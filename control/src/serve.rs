@@ -439,7 +439,7 @@ pub async fn serve(
         events,
         device_handle,
     ));
-    let liveness_task = tokio::spawn(give_up_on_lost_nodes(cluster.clone()));
+    let liveness_task = tokio::spawn(tell_the_time(cluster.clone(), proxy.clone()));
     let agents_task = tokio::spawn(agent_endpoint::serve(endpoint.clone(), cluster, links));
     let api =
         axum::serve(api_listener, api::router(api_state)).with_graceful_shutdown(stopped(stop_rx));
@@ -477,24 +477,30 @@ pub async fn serve(
     Ok(())
 }
 
-/// The longest the control plane goes without asking whether a node
-/// offline long enough is lost (a disconnection starts a new wait).
-const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+/// The longest the control plane goes without telling the cluster the
+/// time: how often it asks whether a node offline long enough is lost (a
+/// disconnection starts a new wait) and whether draining replicas are done.
+const TICK: Duration = Duration::from_millis(250);
 
-/// Tells the cluster the time, so that nodes offline for the
-/// replace-after time are given up on and their replicas placed again.
-async fn give_up_on_lost_nodes(cluster: Cluster) {
+/// Tells the cluster the time and which replicas the proxy has requests
+/// in flight to: nodes offline for the replace-after time are given up on
+/// and their replicas placed again, draining replicas stop once idle, and
+/// update delays end.
+async fn tell_the_time(cluster: Cluster, proxy: Option<Arc<Proxy>>) {
     loop {
         let now = Instant::now();
+        let busy = proxy
+            .as_ref()
+            .map(|p| p.busy_upstreams())
+            .unwrap_or_default();
         let Ok(next) = cluster
-            .with(move |state| state.tick(now, warren_os::unix_now()))
+            .with(move |state| state.tick(now, warren_os::unix_now(), &busy))
             .await
         else {
             return;
         };
-        let wait = next.map_or(LIVENESS_CHECK, |at| {
-            at.saturating_duration_since(Instant::now())
-                .min(LIVENESS_CHECK)
+        let wait = next.map_or(TICK, |at| {
+            at.saturating_duration_since(Instant::now()).min(TICK)
         });
         tokio::time::sleep(wait).await;
     }

@@ -18,9 +18,11 @@
 //! [`reconcile`]: crate::reconcile
 //! [`scheduler`]: crate::scheduler
 
+use crate::draining::Draining;
 use crate::reconcile::{self, Replica, ServiceState, Step};
 use crate::scheduler::{Pass, Reach, Request, Resources, Unplaceable};
 use crate::store::{ReplicaRecord, ServiceRecord, WorkloadChange};
+use crate::update_delay::UpdateDelays;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use warren_proto::assignment::ReplicaId;
@@ -64,8 +66,19 @@ pub struct Snapshot<'a> {
     pub views: &'a Views,
     /// The host ports replicas may publish on.
     pub port_range: &'a RangeInclusive<u16>,
+    /// The replicas removed but still draining: they run (and keep their
+    /// resources and ports) but count for nothing else.
+    pub draining: &'a Draining,
+    /// The rollouts paused between batches.
+    pub delays: &'a UpdateDelays,
     /// Now, unix seconds.
     pub now: u64,
+}
+
+/// Whether a replica of `spec` that goes is drained first: the proxy
+/// routes to it, so requests may be in flight ([`crate::draining`]).
+pub fn drains_before_stopping(spec: &ServiceSpec) -> bool {
+    !spec.hosts.is_empty()
 }
 
 /// Why a command changes nothing.
@@ -262,8 +275,12 @@ fn plan(
         generation: service.generation,
         desired: service.spec.replicas,
         parallelism: service.spec.update.parallelism,
+        order: service.spec.update.order,
+        paused: snapshot.delays.is_paused(&name),
+        stopping: snapshot.draining.count_of(&name),
         replicas: own
             .iter()
+            .filter(|r| !snapshot.draining.contains(&r.id))
             .map(|r| Replica {
                 id: r.id.clone(),
                 generation: r.generation,
@@ -281,8 +298,11 @@ fn plan(
     for step in reconcile::reconcile(&state) {
         match step {
             Step::Remove(id) => {
+                // A replica that drains first keeps its room until it has.
                 if let Some(replica) = own.iter().find(|r| r.id == id) {
-                    placer.remove(replica);
+                    if !drains_before_stopping(&service.spec) {
+                        placer.remove(replica);
+                    }
                 }
                 change.removed.push(id);
             }

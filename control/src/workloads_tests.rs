@@ -35,6 +35,8 @@ fn spec(replicas: u32) -> ServiceSpec {
 struct World {
     services: Vec<ServiceRecord>,
     views: Views,
+    draining: Draining,
+    delays: UpdateDelays,
 }
 
 impl World {
@@ -43,6 +45,8 @@ impl World {
         World {
             services: Vec::new(),
             views: Views::new(nodes, &[], Vec::new(), BTreeMap::new()),
+            draining: Draining::default(),
+            delays: UpdateDelays::default(),
         }
     }
 
@@ -51,6 +55,8 @@ impl World {
             services: &self.services,
             views: &self.views,
             port_range: &DEFAULT_HOST_PORTS,
+            draining: &self.draining,
+            delays: &self.delays,
             now: 1000,
         }
     }

@@ -151,6 +151,7 @@ fn replica(service: &str, replica: u32, command: &[&str]) -> ReplicaSpec {
         ports: Vec::new(),
         cpu_millis: None,
         memory: None,
+        stop_grace: Duration::from_secs(1),
     }
 }
 
@@ -318,7 +319,7 @@ async fn scenario(net: &TwoHosts, dockerd: &Dockerd) {
     assert_eq!(listed.labels, web.labels());
     assert_eq!(listed.status, ContainerStatus::Running);
     for stranger in ["stranger", "lookalike"] {
-        let stop = runtime.stop(stranger, Duration::from_secs(1)).await;
+        let stop = runtime.stop(stranger).await;
         assert!(matches!(stop, Err(RuntimeError::NotOurs(_))), "{stop:?}");
         let remove = runtime.remove(stranger).await;
         assert!(
@@ -432,11 +433,15 @@ async fn scenario(net: &TwoHosts, dockerd: &Dockerd) {
     let usage = runtime.container_stats(&ticker_id).await.expect("stats");
     assert!(usage.memory_bytes.is_some_and(|m| m > 0), "{usage:?}");
 
-    // Stop: busybox as PID 1 ignores SIGTERM, so SIGKILL after the grace.
-    runtime
-        .stop(&ticker_id, Duration::from_secs(1))
-        .await
-        .expect("stop");
+    // Stop: busybox as PID 1 ignores SIGTERM, so SIGKILL after the grace
+    // the container was created with (1 s, not the daemon's 10 s).
+    let stopping = std::time::Instant::now();
+    runtime.stop(&ticker_id).await.expect("stop");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(8),
+        "killed after {:?}: not the replica's own grace",
+        stopping.elapsed()
+    );
     // The follow stream ends with the container.
     let rest = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>())
         .await
@@ -450,10 +455,7 @@ async fn scenario(net: &TwoHosts, dockerd: &Dockerd) {
     let after = all_lines(&runtime, &ticker_id, LogOptions::default()).await;
     assert!(after.len() >= 3 && after.first().map(String::as_str) == Some("tick 0"));
     // Stopping it again is fine.
-    runtime
-        .stop(&ticker_id, Duration::from_secs(1))
-        .await
-        .expect("stop again");
+    runtime.stop(&ticker_id).await.expect("stop again");
 
     // A replica that crashes: its exit code and last output.
     let crasher = replica("crasher", 0, &["sh", "-c", "echo dying; exit 7"]);
@@ -535,10 +537,7 @@ async fn scenario(net: &TwoHosts, dockerd: &Dockerd) {
         .expect("the node's own image");
     unpullable(runtime.image_obtainable("127.0.0.1:9/nope:1").await);
 
-    runtime
-        .stop(&web_id, Duration::from_secs(1))
-        .await
-        .expect("stop web");
+    runtime.stop(&web_id).await.expect("stop web");
     runtime.remove(&web_id).await.expect("remove web");
 
     // On the wire: the probe unversioned, everything else pinned.

@@ -364,6 +364,7 @@ mod tests {
             mode: None,
             addresses: Vec::new(),
             state,
+            draining: false,
             health: Health::Starting,
             restarts: 0,
             cpu_millis: None,

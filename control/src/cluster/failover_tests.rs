@@ -41,10 +41,17 @@ fn a_lost_nodes_replicas_are_placed_elsewhere_and_removed_once_replacements_serv
     let (mut fixture, t0) = two_nodes_serving("failover-lost");
     b_goes_away(&mut fixture, t0);
     assert_eq!(healthy_web(&fixture.state), 1, "b's replica is not counted");
-    let next = fixture.state.tick(t0 + REPLACE_AFTER / 2, NOW);
+    let next = fixture
+        .state
+        .tick(t0 + REPLACE_AFTER / 2, NOW, &Default::default());
     assert_eq!(next, Some(t0 + REPLACE_AFTER), "the next tick is due then");
     assert_eq!(placed_on(&fixture.state), ["a", "b"], "offline, not lost");
-    assert_eq!(fixture.state.tick(t0 + REPLACE_AFTER, NOW), None);
+    assert_eq!(
+        fixture
+            .state
+            .tick(t0 + REPLACE_AFTER, NOW, &Default::default()),
+        None
+    );
     assert_eq!(
         placed_on(&fixture.state),
         ["a", "a", "b"],
@@ -81,7 +88,9 @@ fn a_lost_nodes_replicas_are_placed_elsewhere_and_removed_once_replacements_serv
 fn a_lost_node_that_comes_back_before_its_replacement_serves_leaves_no_surplus() {
     let (mut fixture, t0) = two_nodes_serving("failover-back");
     b_goes_away(&mut fixture, t0);
-    fixture.state.tick(t0 + REPLACE_AFTER, NOW);
+    fixture
+        .state
+        .tick(t0 + REPLACE_AFTER, NOW, &Default::default());
     assert_eq!(placed_on(&fixture.state), ["a", "a", "b"]);
     let rejoin = Auth::Credential {
         secret: Secret([2; 32]),
@@ -107,6 +116,8 @@ fn a_restarted_control_plane_gives_up_on_no_one_within_its_grace() {
     let (mut fixture, _) = two_nodes_serving("failover-grace");
     let started = Instant::now();
     b_goes_away(&mut fixture, started);
-    fixture.state.tick(started + REPLACE_AFTER, NOW);
+    fixture
+        .state
+        .tick(started + REPLACE_AFTER, NOW, &Default::default());
     assert_eq!(placed_on(&fixture.state), ["a", "b"], "within the grace");
 }

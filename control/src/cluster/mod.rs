@@ -33,7 +33,7 @@ use crate::proxy::RouteTable;
 use crate::scheduler::Reach;
 use crate::store::{NodeSettings, RedeemError, Store, StoreError};
 use ip_network::Ipv4Network;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -364,10 +364,18 @@ impl ClusterState {
 
     /// Ends the rollouts past their healthy deadline at `unix_now` (unix
     /// seconds), gives up on nodes offline for the replace-after time by
-    /// `now` and places their replicas' replacements; returns when to call
-    /// it again at the latest for the nodes (rollouts are checked each
-    /// call).
-    pub fn tick(&mut self, now: Instant, unix_now: u64) -> Option<Instant> {
+    /// `now` and places their replicas' replacements, stops the draining
+    /// replicas that have no request in flight any more (`busy` holds the
+    /// replica addresses the proxy has requests in flight to) or whose
+    /// grace is over, and ends update delays that are over; returns when to
+    /// call it again at the latest for the nodes and the delays (rollouts
+    /// and draining replicas are checked each call).
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        busy: &HashSet<SocketAddr>,
+    ) -> Option<Instant> {
         self.check_deadlines(unix_now);
         let lost = self.liveness.poll(now);
         for change in &lost {
@@ -379,7 +387,11 @@ impl ClusterState {
         if !lost.is_empty() {
             self.converge_workloads(unix_now);
         }
-        self.liveness.poll_timeout()
+        self.drain_and_resume(now, busy, unix_now);
+        [self.liveness.poll_timeout(), self.next_resume()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Removes the node `name`: from the store first, then the registry
@@ -637,6 +649,8 @@ fn usable_candidates(candidates: &[SocketAddr]) -> Vec<SocketAddr> {
 
 #[cfg(test)]
 mod control_node_tests;
+#[cfg(test)]
+mod draining_tests;
 #[cfg(test)]
 mod failover_tests;
 #[cfg(test)]

@@ -222,7 +222,7 @@ impl ClusterState {
             return false;
         };
         let replicas = self.workloads.replicas_of(service);
-        let healthy = self.workloads.healthy_replicas_of(service).count();
+        let healthy = self.workloads.routable_replicas_of(service).count();
         replicas.iter().all(|r| r.generation == generation)
             && replicas.len() == record.spec.replicas as usize
             && healthy == replicas.len()

@@ -118,7 +118,7 @@ fn deadline(command: &str, auto: bool) -> ServiceSpec {
         update: warren_proto::UpdatePolicy {
             healthy_deadline_secs: 5,
             auto_rollback: auto,
-            parallelism: 1,
+            ..Default::default()
         },
         ..version(command)
     }
@@ -134,13 +134,13 @@ fn a_generation_not_healthy_by_its_deadline_is_rolled_back_and_a_failed_rollback
     settle(state);
     // v2 never turns healthy: nothing reports it.
     state.deploy(deadline("v2", true), NOW + 10).unwrap();
-    state.tick(at, NOW + 14);
+    state.tick(at, NOW + 14, &Default::default());
     assert_eq!(
         state.history("web").unwrap().len(),
         2,
         "before the deadline"
     );
-    state.tick(at, NOW + 15);
+    state.tick(at, NOW + 15, &Default::default());
     let history = state.history("web").unwrap();
     assert_eq!(history[1].outcome, Outcome::RolledBack);
     assert_eq!(
@@ -158,7 +158,7 @@ fn a_generation_not_healthy_by_its_deadline_is_rolled_back_and_a_failed_rollback
 
     // Without auto-rollback: failed, and it stays where it is.
     state.deploy(deadline("v4", false), NOW + 20).unwrap();
-    state.tick(at, NOW + 25);
+    state.tick(at, NOW + 25, &Default::default());
     let history = state.history("web").unwrap();
     assert_eq!(history[3].outcome, Outcome::Failed);
     assert_eq!(history.len(), 4, "no rollback made");

@@ -24,7 +24,7 @@ impl ClusterState {
                 let spec = &service.spec;
                 let upstreams: Vec<Upstream> = self
                     .workloads
-                    .healthy_replicas_of(&spec.name)
+                    .routable_replicas_of(&spec.name)
                     .filter(|replica| self.is_online(&replica.node))
                     .filter_map(|replica| {
                         let (mode, addr) = self.proxied_at(replica)?;
@@ -64,7 +64,7 @@ impl ClusterState {
 
     /// How `replica`'s node joined, and where the proxy sends to it: its
     /// node's mesh address and the host port of the service's first port.
-    fn proxied_at(&self, replica: &ReplicaRecord) -> Option<(Mode, SocketAddr)> {
+    pub(super) fn proxied_at(&self, replica: &ReplicaRecord) -> Option<(Mode, SocketAddr)> {
         let (mode, mesh_ip) = self.member(&replica.node)?;
         let port = *replica.host_ports.first()?;
         Some((mode, SocketAddr::new(IpAddr::V4(mesh_ip), port)))
@@ -88,7 +88,7 @@ impl ClusterState {
     }
 
     /// Whether `node`'s agent is connected (the control plane's host always is).
-    fn is_online(&self, node: &str) -> bool {
+    pub(super) fn is_online(&self, node: &str) -> bool {
         self.online.contains_key(node) || self.is_control_node(node)
     }
 }

@@ -5,14 +5,18 @@
 //! every connected agent gets its new set of assignments.
 
 use super::{ClusterState, PeerEvent};
+use crate::draining::Draining;
 use crate::events::What;
 use crate::nodes::{NodeRecord, CONTROL_NAME};
 use crate::scheduler::{Reach, Resources};
 use crate::store::{NodeSettings, ReplicaRecord, ServiceRecord, Store, StoreError, WorkloadChange};
-use crate::workloads::{self, NodeFacts, Snapshot, Views, WorkloadError};
+use crate::update_delay::UpdateDelays;
+use crate::workloads::{self, drains_before_stopping, NodeFacts, Snapshot, Views, WorkloadError};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
 use warren_proto::assignment::{
     Assignment, Health, NodeReport, ReplicaId, ReplicaState, ReplicaStatus,
 };
@@ -40,6 +44,11 @@ pub struct Workloads {
     /// The spec of each older generation that replicas still run, by
     /// service and generation: they keep running it until replaced.
     older_specs: HashMap<(String, u64), ServiceSpec>,
+    /// The replicas removed from the routes whose requests in flight are
+    /// finishing: their removal is stored once they have.
+    draining: Draining,
+    /// The rollouts waiting between batches.
+    delays: UpdateDelays,
     port_range: RangeInclusive<u16>,
 }
 
@@ -59,15 +68,18 @@ impl Workloads {
         self.views.replicas_of(service)
     }
 
-    /// The replicas of `service` whose node last reported them healthy.
-    pub(super) fn healthy_replicas_of<'a>(
+    /// The replicas of `service` whose node last reported them healthy,
+    /// but those draining: what the proxy may send to.
+    pub(super) fn routable_replicas_of<'a>(
         &'a self,
         service: &str,
     ) -> impl Iterator<Item = &'a ReplicaRecord> + 'a {
         self.views.replicas_of(service).iter().filter(|replica| {
-            self.statuses
-                .get(&replica.id)
-                .is_some_and(|status| status.health == Health::Healthy)
+            !self.draining.contains(&replica.id)
+                && self
+                    .statuses
+                    .get(&replica.id)
+                    .is_some_and(|status| status.health == Health::Healthy)
         })
     }
 
@@ -93,6 +105,8 @@ impl Workloads {
         }
         Ok(Workloads {
             older_specs,
+            draining: Draining::default(),
+            delays: UpdateDelays::default(),
             views: Views::new(Vec::new(), &services, replicas, BTreeMap::new()),
             services,
             reports: HashMap::new(),
@@ -128,6 +142,34 @@ impl Workloads {
             self.views.set_health(id, None);
             self.statuses.remove(id);
         }
+    }
+
+    /// Pauses the rollout of `replica`'s service for its update delay if
+    /// `replica`, of the generation rolling out, just turned healthy while
+    /// replicas of an older one still serve: a batch is done.
+    fn pause_after(&mut self, replica: &ReplicaId) {
+        let Some(record) = self.views.replica(replica) else {
+            return;
+        };
+        let Some(service) = self.service(&record.service) else {
+            return;
+        };
+        let older_serve = self.views.replicas_of(&record.service).iter().any(|r| {
+            r.generation != service.generation
+                && !self.draining.contains(&r.id)
+                && self.views.is_healthy(&r.id)
+        });
+        if record.generation == service.generation && older_serve {
+            let delay = Duration::from_millis(service.spec.update.delay_ms);
+            let name = service.spec.name.clone();
+            self.delays.batch_done(&name, delay);
+        }
+    }
+
+    /// Whether replica `id` is draining: removed from the routes, still
+    /// running until its requests in flight finish.
+    pub(super) fn is_draining(&self, id: &ReplicaId) -> bool {
+        self.draining.contains(id)
     }
 
     /// Drops what is known of a removed node (its replicas stay, to be
@@ -187,6 +229,10 @@ pub struct ReplicaView {
     /// Where its container is (`pending` until its node reports it).
     #[serde(flatten)]
     pub state: ReplicaState,
+    /// Whether it is draining: out of the proxy's routes, running until
+    /// its requests in flight finish, then stopped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
     /// What its health checks say.
     pub health: Health,
     /// How many times its agent restarted it.
@@ -277,6 +323,7 @@ impl ClusterState {
             .collect();
         let mut health_changed = false;
         let mut happened = Vec::new();
+        let mut turned_healthy = Vec::new();
         for status in replicas.into_iter().filter(|s| ours.contains(&s.replica)) {
             let before = self.workloads.statuses.get(&status.replica);
             let was_running = before.is_some_and(|s| s.state == ReplicaState::Running);
@@ -296,6 +343,9 @@ impl ClusterState {
                     });
                 }
                 if before != Some(status.health) {
+                    if status.health == Health::Healthy {
+                        turned_healthy.push(replica.clone());
+                    }
                     match status.health {
                         Health::Healthy => happened.push(What::ReplicaHealthy {
                             service,
@@ -319,6 +369,9 @@ impl ClusterState {
                 .insert(status.replica.clone(), status);
         }
         self.emit(happened);
+        for replica in &turned_healthy {
+            self.workloads.pause_after(replica);
+        }
         if health_changed {
             self.converge_workloads(now);
         }
@@ -327,12 +380,17 @@ impl ClusterState {
     /// Commits what the services need with no command behind it (placing
     /// what now fits, rolling out, moving off leaving nodes).
     pub fn converge_workloads(&mut self, now: u64) {
-        let Ok(change) = self.with_snapshot(now, |snapshot| {
-            Ok::<_, WorkloadError>(workloads::converge(snapshot))
-        }) else {
-            return;
-        };
-        if change != WorkloadChange::default() {
+        // One change can make room for the next: a stop-first replacement
+        // is placed once the replica it replaces is gone.
+        for _ in 0..CONVERGE_PASSES {
+            let Ok(change) = self.with_snapshot(now, |snapshot| {
+                Ok::<_, WorkloadError>(workloads::converge(snapshot))
+            }) else {
+                return;
+            };
+            if change == WorkloadChange::default() {
+                break;
+            }
             if let Err(error) = self.commit(change) {
                 tracing::error!(%error, "storing a workload change");
                 return;
@@ -340,6 +398,58 @@ impl ClusterState {
         }
         self.check_rollouts(now);
         self.finish_leaving();
+    }
+
+    /// Stops the draining replicas whose requests in flight have finished
+    /// (`busy` holds the replica addresses the proxy has requests in
+    /// flight to) or whose stop grace is over at `now`, and ends the update
+    /// delays that are over; converges if either happened.
+    pub(super) fn drain_and_resume(
+        &mut self,
+        now: Instant,
+        busy: &HashSet<SocketAddr>,
+        unix_now: u64,
+    ) {
+        let busy_now: BTreeSet<ReplicaId> = self
+            .workloads
+            .draining
+            .ids()
+            .filter(|id| {
+                self.workloads
+                    .views
+                    .replica(id)
+                    .and_then(|replica| self.proxied_at(replica))
+                    .is_some_and(|(_, addr)| busy.contains(&addr))
+            })
+            .cloned()
+            .collect();
+        let drained: Vec<ReplicaId> = self
+            .workloads
+            .draining
+            .poll(now, |id| busy_now.contains(id))
+            .into_iter()
+            .filter(|id| self.workloads.views.replica(id).is_some())
+            .collect();
+        let resumed = self.workloads.delays.poll(now);
+        let any_drained = !drained.is_empty();
+        if any_drained {
+            let change = WorkloadChange {
+                removed: drained,
+                ..WorkloadChange::default()
+            };
+            if let Err(error) = self.store_change(change) {
+                tracing::error!(%error, "storing the removal of drained replicas");
+                return;
+            }
+        }
+        if any_drained || !resumed.is_empty() {
+            self.converge_workloads(unix_now);
+        }
+    }
+
+    /// When the next update delay ends, if one is timed.
+    pub(super) fn next_resume(&self) -> Option<Instant> {
+        self.workloads.delays.poll_timeout()
     }
 
     /// The replicas `node` should run, with the revision of the set.
@@ -427,6 +537,7 @@ impl ClusterState {
                         })
                         .unwrap_or_default(),
                     state: status.map_or(ReplicaState::Pending, |s| s.state.clone()),
+                    draining: self.workloads.is_draining(&replica.id),
                     health: status.map_or(Health::Starting, |s| s.health),
                     restarts: status.map_or(0, |s| s.restarts),
                     cpu_millis: status.and_then(|s| s.cpu_millis),
@@ -456,6 +567,8 @@ impl ClusterState {
             services: &self.workloads.services,
             views: &self.workloads.views,
             port_range: &self.workloads.port_range,
+            draining: &self.workloads.draining,
+            delays: &self.workloads.delays,
             now,
         })
     }
@@ -553,9 +666,37 @@ impl ClusterState {
         })
     }
 
+    /// Stores `change` as [`ClusterState::store_change`] does, but for the
+    /// removal of replicas the proxy routes to: those drain first
+    /// ([`crate::draining`]), and their removal is stored once they have.
+    fn commit(&mut self, mut change: WorkloadChange) -> Result<(), StoreError> {
+        if change.removed_service.is_none() {
+            let to_drain: Vec<(ReplicaId, String, Duration)> = change
+                .removed
+                .iter()
+                .filter_map(|id| {
+                    let replica = self.workloads.views.replica(id)?;
+                    let service = self.workloads.service(&replica.service)?;
+                    let drains =
+                        drains_before_stopping(&service.spec) && self.is_online(&replica.node);
+                    let grace = Duration::from_millis(service.spec.stop_grace_ms);
+                    drains.then(|| (id.clone(), replica.service.clone(), grace))
+                })
+                .collect();
+            for (id, service, grace) in to_drain {
+                change.removed.retain(|removed| *removed != id);
+                self.workloads.draining.start(id, &service, grace);
+            }
+            if change == WorkloadChange::default() {
+                return Ok(());
+            }
+        }
+        self.store_change(change)
+    }
+
     /// Stores `change`, then applies it here, tells the agents and records
     /// the replicas placed and removed.
-    fn commit(&mut self, change: WorkloadChange) -> Result<(), StoreError> {
+    fn store_change(&mut self, change: WorkloadChange) -> Result<(), StoreError> {
         let revision = self.config.store.commit_workloads(&change)?;
         let mut happened: Vec<What> = change
             .removed
@@ -590,6 +731,8 @@ impl ClusterState {
         if let Some(name) = &change.removed_service {
             workloads.services.retain(|s| &s.spec.name != name);
             workloads.rolling_out.remove(name);
+            workloads.draining.forget_service(name);
+            workloads.delays.forget(name);
         }
         for service in change.services {
             match workloads
@@ -630,6 +773,9 @@ impl ClusterState {
         Ok(())
     }
 }
+
+/// The most changes one convergence commits in a row.
+const CONVERGE_PASSES: usize = 3;
 
 fn count<T>(items: impl Iterator<Item = T>) -> u32 {
     u32::try_from(items.count()).unwrap_or(u32::MAX)

@@ -178,6 +178,17 @@ impl Proxy {
         self.metrics.render(&self.pools())
     }
 
+    /// The replicas it has requests in flight to, by address: a draining
+    /// replica is stopped once it is not among them.
+    pub fn busy_upstreams(&self) -> std::collections::HashSet<std::net::SocketAddr> {
+        self.upstreams
+            .iter()
+            .flat_map(Upstreams::pools)
+            .filter(|(_, _, outstanding)| *outstanding > 0)
+            .map(|(addr, _, _)| addr)
+            .collect()
+    }
+
     /// How many worker threads serve it.
     pub fn workers(&self) -> usize {
         self.upstreams.len()

@@ -322,12 +322,14 @@ impl Upstreams {
             .cloned()
     }
 
-    /// Forgets the replicas no route has any more (their pools close).
+    /// Forgets the replicas no route has any more (their pools close),
+    /// but those with requests still in flight: a draining replica is
+    /// stopped only once they have finished, and that is counted here.
     pub fn retain(&self, live: &HashSet<SocketAddr>) {
         self.by_addr
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|addr, _| live.contains(addr));
+            .retain(|addr, state| live.contains(addr) || state.outstanding() > 0);
     }
 
     /// Each replica's address with its idle and outstanding counts.

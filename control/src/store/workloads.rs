@@ -216,6 +216,7 @@ mod tests {
             constraints: Vec::new(),
             restart: RestartPolicy::OnFailure,
             update: Default::default(),
+            stop_grace_ms: 7000,
         }
     }
 

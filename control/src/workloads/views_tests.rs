@@ -123,6 +123,8 @@ struct Cluster {
     nodes: BTreeMap<String, NodeFacts>,
     health: BTreeMap<ReplicaId, bool>,
     views: Views,
+    draining: crate::draining::Draining,
+    delays: crate::update_delay::UpdateDelays,
 }
 
 impl Cluster {
@@ -131,6 +133,8 @@ impl Cluster {
             services: &self.services,
             views: &self.views,
             port_range: &DEFAULT_HOST_PORTS,
+            draining: &self.draining,
+            delays: &self.delays,
             now: 1000,
         }
     }
@@ -224,6 +228,8 @@ proptest! {
             nodes: start.iter().map(|f| (f.name.clone(), f.clone())).collect(),
             health: BTreeMap::new(),
             views: Views::new(start.to_vec(), &[], Vec::new(), BTreeMap::new()),
+            draining: Default::default(),
+            delays: Default::default(),
         };
         for event in events {
             let fresh = cluster.afresh();

@@ -46,7 +46,8 @@ pub use replica_stream::{
 };
 pub use secret::{BearerParseError, Secret, TokenId};
 pub use service::{
-    Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, SpecError, TlsMode, UpdatePolicy,
+    Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, SpecError, TlsMode, UpdateOrder,
+    UpdatePolicy,
 };
 pub use status::{PeerStatus, Status, StatusOf, STATUS_FILE};
 pub use stream::{read_frame, write_frame, StreamError};

@@ -84,14 +84,31 @@ pub struct ServiceSpec {
     /// How a new generation replaces the one before.
     #[serde(default)]
     pub update: UpdatePolicy,
+    /// How long a replica's container has to exit after SIGTERM before it
+    /// is killed, milliseconds; also how long the proxy waits for requests
+    /// in flight to a replica that goes before it is stopped.
+    #[serde(default = "default_stop_grace_ms")]
+    pub stop_grace_ms: u64,
+}
+
+/// A replica's stop grace when the spec sets none (`--stop-grace`): 10 s.
+pub const DEFAULT_STOP_GRACE_MS: u64 = 10_000;
+
+/// The longest `--stop-grace`, `--update-delay` and `--min-healthy-time`,
+/// milliseconds (an hour).
+pub const MAX_UPDATE_WAIT_MS: u64 = 3600 * 1000;
+
+fn default_stop_grace_ms() -> u64 {
+    DEFAULT_STOP_GRACE_MS
 }
 
 /// The longest `--healthy-deadline`, seconds (a day).
 pub const MAX_HEALTHY_DEADLINE_SECS: u32 = 24 * 3600;
 
 /// How a new generation of a service replaces the one before (`warren
-/// deploy --healthy-deadline --no-auto-rollback`). Changing it alone makes
-/// no new generation.
+/// deploy --update-parallelism --update-delay --update-order
+/// --min-healthy-time --healthy-deadline --no-auto-rollback`). Changing it
+/// alone makes no new generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UpdatePolicy {
@@ -102,9 +119,19 @@ pub struct UpdatePolicy {
     /// Whether a generation that misses its deadline is rolled back to the
     /// last one that completed.
     pub auto_rollback: bool,
-    /// How many new replicas start at once beside the old ones that still
-    /// serve (each old one goes when a new one is healthy).
+    /// How many replicas are replaced at once: new ones started beside the
+    /// old ones that still serve (`start-first`), or old ones stopped
+    /// before their replacements start (`stop-first`).
     pub parallelism: u32,
+    /// How long to wait after one batch of replicas is replaced before the
+    /// next begins, milliseconds.
+    pub delay_ms: u64,
+    /// Whether a replacement starts before the replica it replaces stops.
+    pub order: UpdateOrder,
+    /// How long a new replica's health checks must pass before it counts
+    /// as healthy (and takes traffic), milliseconds: a replica that passes
+    /// once and then crashes does not move a rollout on.
+    pub min_healthy_ms: u64,
 }
 
 impl Default for UpdatePolicy {
@@ -113,6 +140,47 @@ impl Default for UpdatePolicy {
             healthy_deadline_secs: 60,
             auto_rollback: true,
             parallelism: 1,
+            delay_ms: 0,
+            order: UpdateOrder::StartFirst,
+            min_healthy_ms: 2000,
+        }
+    }
+}
+
+/// Whether a rolling update starts a replacement before it stops the
+/// replica it replaces (`warren deploy --update-order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Start the new replica, wait until it is healthy, then stop an old
+    /// one: the service never has fewer healthy replicas than asked, and
+    /// briefly needs room for one batch more.
+    #[default]
+    StartFirst,
+    /// Stop an old replica, then start its replacement: for services that
+    /// cannot run two at once (one holding a volume or a lock), at the cost
+    /// of a batch fewer serving meanwhile.
+    StopFirst,
+}
+
+impl UpdateOrder {
+    /// The name `--update-order` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StartFirst => "start-first",
+            UpdateOrder::StopFirst => "stop-first",
+        }
+    }
+}
+
+impl FromStr for UpdateOrder {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<UpdateOrder, SpecError> {
+        match s {
+            "start-first" => Ok(UpdateOrder::StartFirst),
+            "stop-first" => Ok(UpdateOrder::StopFirst),
+            _ => Err(SpecError::UpdateOrder(s.to_owned())),
         }
     }
 }
@@ -153,6 +221,7 @@ impl ServiceSpec {
             constraints: Vec::new(),
             restart: RestartPolicy::default(),
             update: UpdatePolicy::default(),
+            stop_grace_ms: DEFAULT_STOP_GRACE_MS,
         }
     }
 
@@ -207,6 +276,15 @@ impl ServiceSpec {
         }
         if !(1..=MAX_REPLICAS).contains(&self.update.parallelism) {
             return Err(SpecError::Parallelism(self.update.parallelism));
+        }
+        for (flag, ms) in [
+            ("--update-delay", self.update.delay_ms),
+            ("--min-healthy-time", self.update.min_healthy_ms),
+            ("--stop-grace", self.stop_grace_ms),
+        ] {
+            if ms > MAX_UPDATE_WAIT_MS {
+                return Err(SpecError::TooLong(flag));
+            }
         }
         Ok(())
     }
@@ -482,6 +560,12 @@ pub enum SpecError {
     /// An update parallelism out of range.
     #[error("--update-parallelism {0}: must be between 1 and {MAX_REPLICAS}")]
     Parallelism(u32),
+    /// A wait longer than [`MAX_UPDATE_WAIT_MS`].
+    #[error("{0} must be at most 1h")]
+    TooLong(&'static str),
+    /// Not `start-first` or `stop-first`.
+    #[error("invalid update order {0:?}: start-first or stop-first")]
+    UpdateOrder(String),
     /// Not `always`, `on-failure` or `never`.
     #[error("invalid restart policy {0:?}: always, on-failure or never")]
     Restart(String),

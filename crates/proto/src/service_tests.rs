@@ -25,6 +25,7 @@ fn spec() -> ServiceSpec {
         constraints: vec!["arch==x86_64".parse().unwrap()],
         restart: RestartPolicy::Always,
         update: Default::default(),
+        stop_grace_ms: 5000,
     }
 }
 
@@ -34,6 +35,27 @@ fn a_good_spec_passes_and_round_trips_through_json() {
     let json = serde_json::to_string(&spec()).unwrap();
     assert_eq!(serde_json::from_str::<ServiceSpec>(&json).unwrap(), spec());
     assert!(json.contains(r#""restart":"always""#), "{json}");
+}
+
+#[test]
+fn a_spec_stored_before_the_update_controls_reads_with_their_defaults() {
+    let stored = r#"{"name":"web","image":"web:1","replicas":2,
+        "update":{"healthy_deadline_secs":30,"auto_rollback":false,"parallelism":2}}"#;
+    let spec: ServiceSpec = serde_json::from_str(stored).unwrap();
+    assert_eq!(spec.stop_grace_ms, DEFAULT_STOP_GRACE_MS);
+    assert_eq!(
+        spec.update,
+        UpdatePolicy {
+            healthy_deadline_secs: 30,
+            auto_rollback: false,
+            parallelism: 2,
+            ..UpdatePolicy::default()
+        }
+    );
+    assert_eq!(spec.update.order, UpdateOrder::StartFirst);
+    assert_eq!(spec.update.min_healthy_ms, 2000);
+    assert_eq!("stop-first".parse(), Ok(UpdateOrder::StopFirst));
+    assert!("stop-last".parse::<UpdateOrder>().is_err());
 }
 
 #[test]
@@ -65,6 +87,23 @@ fn every_broken_rule_is_refused_with_its_own_line() {
                 ..spec()
             },
             "--healthy-deadline",
+        ),
+        (
+            ServiceSpec {
+                update: crate::UpdatePolicy {
+                    delay_ms: 2 * 3600 * 1000,
+                    ..Default::default()
+                },
+                ..spec()
+            },
+            "--update-delay must be at most 1h",
+        ),
+        (
+            ServiceSpec {
+                stop_grace_ms: 3600 * 1000 + 1,
+                ..spec()
+            },
+            "--stop-grace must be at most 1h",
         ),
         (
             ServiceSpec {

@@ -27,9 +27,6 @@ use warren_proto::RestartPolicy;
 /// container killed by hand is noticed within this.
 const POLL: Duration = Duration::from_secs(1);
 
-/// How long a stopped container gets before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
 /// The first wait before a replica that could not be started is tried
 /// again; it doubles up to [`MAX_START_RETRY`].
 const FIRST_START_RETRY: Duration = Duration::from_secs(1);
@@ -206,7 +203,7 @@ impl Runner {
         let runtime = &self.runtime;
         let stops = containers.iter().map(|container| async move {
             let id = &container.id;
-            if let Err(error) = runtime.stop(id, STOP_GRACE).await {
+            if let Err(error) = runtime.stop(id).await {
                 tracing::warn!(container = %id, %error, "stopping a replica");
             }
             if let Err(error) = runtime.remove(id).await {
@@ -388,6 +385,7 @@ impl Runner {
                 .collect(),
             cpu_millis: spec.cpu_millis,
             memory: spec.memory,
+            stop_grace: Duration::from_millis(spec.stop_grace_ms),
         };
         let started = match self.runtime.image_present(&spec.image).await {
             Ok(true) => self.runtime.run_replica(&replica).await,
@@ -408,8 +406,9 @@ impl Runner {
                     "replica started"
                 );
                 self.failures.remove(&assignment.replica);
+                let min_healthy = Duration::from_millis(spec.update.min_healthy_ms);
                 self.health
-                    .insert(id, HealthState::new(spec.health.clone(), now));
+                    .insert(id, HealthState::new(spec.health.clone(), now, min_healthy));
             }
             Err(error) => self.failed(&assignment.replica, &error, now),
         }
@@ -441,7 +440,7 @@ impl Runner {
         tracing::info!(container = %shorten_id(&container), "stopping a replica's container");
         let (runtime, done) = (self.runtime.clone(), self.finished.clone());
         tokio::spawn(async move {
-            if let Err(error) = runtime.stop(&container, STOP_GRACE).await {
+            if let Err(error) = runtime.stop(&container).await {
                 tracing::warn!(%container, %error, "stopping a replica");
             }
             let _ = done.send(Finished::Stop(container));
@@ -503,7 +502,9 @@ impl Runner {
                 .health
                 .entry(container.id.clone())
                 // A container adopted after an agent restart.
-                .or_insert_with(|| HealthState::new(assignment.spec.health.clone(), now));
+                .or_insert_with(|| {
+                    HealthState::new(assignment.spec.health.clone(), now, Duration::ZERO)
+                });
             if state.next_probe().is_none_or(|at| at > now) {
                 continue;
             }

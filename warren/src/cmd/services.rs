@@ -15,7 +15,7 @@ use warren_control::cluster::{ReplicaView, ServiceView};
 use warren_proto::assignment::{Health, ReplicaState};
 use warren_proto::service::{parse_cpu, parse_size};
 use warren_proto::{
-    Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, TlsMode, UpdatePolicy,
+    Constraint, HealthCheck, Probe, RestartPolicy, ServiceSpec, TlsMode, UpdateOrder, UpdatePolicy,
 };
 
 /// Arguments of `warren deploy`.
@@ -126,15 +126,40 @@ pub struct DeployArgs {
     /// (see `warren history`).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     healthy_deadline: Duration,
-    /// How many new replicas a rollout starts at once beside the old ones
-    /// that still serve (each old one goes when a new one is healthy).
+    /// How many replicas a rollout replaces at once (with start-first, new
+    /// ones start beside the old ones that still serve; each old one goes
+    /// when a new one is healthy).
     #[arg(long, value_name = "N", default_value_t = 1)]
     update_parallelism: u32,
+    /// How long a rollout waits after replacing one batch of replicas
+    /// before it starts the next.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    update_delay: Duration,
+    /// start-first: a new replica starts and turns healthy before an old
+    /// one stops (the service never drops below its replica count, and
+    /// needs room for one batch more); stop-first: an old replica stops
+    /// before its replacement starts (for services that cannot run twice
+    /// at once).
+    #[arg(long, value_name = "ORDER", default_value = "start-first")]
+    update_order: UpdateOrder,
+    /// How long a new replica's health checks must pass before it counts
+    /// as healthy, takes traffic and lets the rollout go on.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    min_healthy_time: Duration,
+    /// How long a replica that goes has: the proxy first lets the requests
+    /// in flight to it finish (for up to this long), then its container
+    /// gets SIGTERM and, this long after, SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    stop_grace: Duration,
     /// Do not roll a generation back when it misses its healthy deadline:
     /// its rollout is marked failed and stops where it is (the older
     /// replicas that still serve keep serving).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "auto_rollback")]
     no_auto_rollback: bool,
+    /// Roll a generation that misses its healthy deadline back to the last
+    /// one that completed (the default; for scripts that say so).
+    #[arg(long)]
+    auto_rollback: bool,
     /// Wait until every replica is healthy (exit 5 with the reason if one fails).
     #[arg(long)]
     wait: bool,
@@ -292,7 +317,11 @@ fn spec_of(args: &DeployArgs) -> Result<ServiceSpec> {
                 .unwrap_or(u32::MAX),
             auto_rollback: !args.no_auto_rollback,
             parallelism: args.update_parallelism,
+            delay_ms: millis(args.update_delay),
+            order: args.update_order,
+            min_healthy_ms: millis(args.min_healthy_time),
         },
+        stop_grace_ms: millis(args.stop_grace),
     };
     spec.validate()?;
     Ok(spec)
@@ -439,6 +468,7 @@ pub fn ps(args: PsArgs) -> Result<()> {
     ]);
     for r in &replicas {
         let state = match &r.state {
+            ReplicaState::Running if r.draining => "draining".to_owned(),
             ReplicaState::Pending => "pending".to_owned(),
             ReplicaState::Pulling => "pulling".to_owned(),
             ReplicaState::Running => "running".to_owned(),

@@ -7,12 +7,12 @@
 //! container it did not make.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bollard::models::{ContainerInspectResponse, ContainerState};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptions,
 };
 use futures::StreamExt;
 
@@ -217,15 +217,14 @@ impl Runtime {
         Ok(info_from(full_id, labels, inspected.state))
     }
 
-    /// Stops one of warren's containers: SIGTERM, then SIGKILL after
-    /// `grace` (whole seconds, at least one). Stopping a stopped container
-    /// is not an error.
-    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+    /// Stops one of warren's containers: SIGTERM, then SIGKILL after its
+    /// stop grace (the `StopTimeout` it was created with, from
+    /// `--stop-grace`; the daemon's 10 s for a container without one).
+    /// Stopping a stopped container is not an error.
+    pub async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
         self.inspect_ours(id).await?;
-        let secs = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
-        let options = StopContainerOptionsBuilder::new().t(secs).build();
         self.docker
-            .stop_container(id, Some(options))
+            .stop_container(id, None::<StopContainerOptions>)
             .await
             .map_err(|e| RuntimeError::from_docker_for("stop container", id, e))
     }
@@ -315,7 +314,8 @@ mod tests {
     #[test]
     fn docker_times() {
         let t = parse_docker_time("2026-12-01T12:00:00.123456789Z");
-        let expected = SystemTime::UNIX_EPOCH + Duration::new(1_796_126_400, 123_456_789);
+        let expected =
+            SystemTime::UNIX_EPOCH + std::time::Duration::new(1_796_126_400, 123_456_789);
         assert_eq!(t, Some(expected));
         assert_eq!(parse_docker_time("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_docker_time(""), None);

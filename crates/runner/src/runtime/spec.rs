@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
@@ -60,6 +61,10 @@ pub struct ReplicaSpec {
     pub cpu_millis: Option<u32>,
     /// Memory limit, bytes (`None`: no limit).
     pub memory: Option<u64>,
+    /// How long the container has to exit after SIGTERM before the daemon
+    /// kills it (`warren deploy --stop-grace`): the container keeps it, so
+    /// a stop needs no assignment to know it.
+    pub stop_grace: Duration,
 }
 
 /// The warren labels of a container, parsed: which replica it is.
@@ -210,6 +215,10 @@ impl ReplicaSpec {
             labels: Some(self.labels().to_map()),
             exposed_ports: Some(self.ports.iter().map(key).collect()),
             host_config: Some(host_config),
+            // Docker counts whole seconds; a grace is never cut short.
+            stop_timeout: Some(
+                i64::try_from(self.stop_grace.as_millis().div_ceil(1000)).unwrap_or(i64::MAX),
+            ),
             ..Default::default()
         }
     }
@@ -244,6 +253,7 @@ mod tests {
             }],
             cpu_millis: Some(250),
             memory: Some(64 << 20),
+            stop_grace: Duration::from_millis(2500),
         }
     }
 
@@ -258,6 +268,7 @@ mod tests {
         assert_eq!(json["Labels"]["warren.replica"], "web-2");
         assert_eq!(json["Labels"]["warren.generation"], "7");
         assert_eq!(json["Labels"]["warren.attempt"], "1");
+        assert_eq!(json["StopTimeout"], 3, "2.5 s rounded up");
         assert_eq!(json["Cmd"], serde_json::json!(["httpd", "-f"]));
         assert_eq!(json["Env"], serde_json::json!(["A=1=2"]));
         assert_eq!(json["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
