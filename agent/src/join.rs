@@ -312,6 +312,20 @@ pub async fn run(
             }
         };
     send_workload_state(&session, &node_report, &last_replicas);
+    // `warren leave` on this node asks through a local socket.
+    let (leave_requests, mut leave_asked) = tokio::sync::mpsc::channel(1);
+    let (replica_count, counted) = tokio::sync::watch::channel(None);
+    let leave_socket = match crate::leave::bind(&options.data_dir) {
+        Ok(listener) => Some(tokio::spawn(crate::leave::serve(
+            listener,
+            leave_requests,
+            counted,
+        ))),
+        Err(error) => {
+            tracing::warn!(%error, "no socket for `warren leave`");
+            None
+        }
+    };
     let mut reports = tokio::time::interval(REPORT_INTERVAL);
     let mut facts_tick = tokio::time::interval(NODE_FACTS_INTERVAL);
     facts_tick.reset();
@@ -343,7 +357,16 @@ pub async fn run(
             },
             Some(replicas) = replica_reports.recv() => {
                 session.send(&AgentMessage::Replicas { replicas: replicas.clone() });
+                replica_count.send_replace(Some(replicas.len()));
                 last_replicas = Some(replicas);
+            },
+            Some(reply) = leave_asked.recv() => {
+                let connected = session.connection().is_some();
+                if connected {
+                    tracing::info!("asked to leave the cluster: the control plane drains and removes this node");
+                    session.send(&AgentMessage::Leave);
+                }
+                let _ = reply.send(connected);
             },
             event = session.next(&target) => match event {
                 SessionEvent::Message(message) => {
@@ -384,6 +407,11 @@ pub async fn run(
         }
     }
     echo.abort();
+    if let Some(task) = leave_socket {
+        task.abort();
+        let _ = std::fs::remove_file(crate::leave::socket_path(&options.data_dir));
+    }
+    drop(replica_count);
     if let Err(error) = device.stop().await {
         tracing::warn!(%error, "the mesh device stopped with an error");
     }

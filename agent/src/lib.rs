@@ -15,6 +15,7 @@
 
 pub mod core;
 pub mod join;
+pub mod leave;
 mod outbox;
 pub mod pinned;
 pub mod session;

@@ -17,12 +17,14 @@ pub enum Kind {
     Replicas,
     /// Its paths and candidates.
     Report,
+    /// Its request to leave the cluster.
+    Leave,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     /// The unwritten frame of each kind, indexed by [`Kind`].
-    waiting: Mutex<[Option<Vec<u8>>; 3]>,
+    waiting: Mutex<[Option<Vec<u8>>; 4]>,
     ready: Notify,
 }
 

@@ -166,6 +166,7 @@ impl Session {
             AgentMessage::Node(_) => Kind::Node,
             AgentMessage::Replicas { .. } => Kind::Replicas,
             AgentMessage::Report(_) => Kind::Report,
+            AgentMessage::Leave => Kind::Leave,
             // A kind a newer build knows: as often as reports, at most.
             _ => Kind::Report,
         };

@@ -283,6 +283,15 @@ async fn read_reports(mut recv: quinn::RecvStream, cluster: Cluster, agent: Agen
                     .with(move |state| state.record_replicas(&name, replicas, now))
                     .await
             }
+            Ok(AgentMessage::Leave) => {
+                let now = warren_os::unix_now();
+                cluster
+                    .with(move |state| match state.remove_node(&name, false, now) {
+                        Ok(removal) => tracing::info!(%name, ?removal, "the node asked to leave"),
+                        Err(error) => tracing::warn!(%name, %error, "the node asked to leave"),
+                    })
+                    .await
+            }
             Ok(_) => {
                 tracing::debug!(%name, "ignoring an agent message of a kind this control plane does not know");
                 Ok(())

@@ -141,6 +141,14 @@ fn deploy_script_with(
     warren(cluster, &args);
 }
 
+/// The cluster's last 1000 events, oldest first.
+fn events(cluster: &Cluster) -> Vec<Value> {
+    warren(cluster, &["events", "--json", "--limit", "1000"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// Requests back to back for one host through the proxy, on a thread of
 /// their own, counting the answered ones and keeping what went wrong.
 struct LoadLoop {
@@ -490,6 +498,70 @@ fn draining_the_relayed_worker_under_load_fails_no_request_and_activate_undoes_i
         lab.cluster.healthy_on("more").unwrap() == ["pi", "vm", "vm"]
     })
     .unwrap();
+
+    // --force stops what is on the node at once: more's replica on pi goes
+    // without waiting for its replacement, which then starts on vm.
+    let said = warren(&lab.cluster, &["node", "drain", "pi", "--force", "--wait"]);
+    assert!(said.is_empty(), "progress goes to stderr: {said}");
+    wait_for(
+        "pi to stop more's container",
+        Duration::from_secs(30),
+        || lab.pi.running().is_ok_and(|ids| ids.is_empty()),
+    )
+    .unwrap();
+    wait_for(
+        "more to be whole again on vm",
+        Duration::from_secs(30),
+        || lab.cluster.healthy_on("more").unwrap() == ["vm", "vm", "vm"],
+    )
+    .unwrap();
+
+    // `warren leave`, run on pi under load: web's replica there moves to
+    // vm, then pi is removed and its agent exits; no request fails.
+    warren(&lab.cluster, &["node", "activate", "pi"]);
+    warren(&lab.cluster, &["scale", "web", "3"]);
+    wait_for("a replica of web on pi", Duration::from_secs(30), || {
+        lab.cluster.healthy_on("web").unwrap() == ["pi", "vm", "vm"]
+    })
+    .unwrap();
+    let bin = warren_netns_tests::wg::warren_bin().unwrap();
+    let dir = lab.pi.worker.dir.display().to_string();
+    lab.under_load("web.example.test", || {
+        let said = lab
+            .pi
+            .worker
+            .host
+            .ns
+            .exec([
+                bin.as_os_str(),
+                "leave".as_ref(),
+                "--data-dir".as_ref(),
+                dir.as_ref(),
+            ])
+            .unwrap_or_else(|e| panic!("warren leave: {e:#}\n{}", lab.pi.agent_log_tail(30)));
+        assert!(said.is_empty(), "progress goes to stderr: {said}");
+    });
+    assert_eq!(lab.cluster.healthy_on("web").unwrap(), ["vm", "vm", "vm"]);
+    assert!(
+        node_gone(&lab.cluster, "pi"),
+        "{}",
+        warren(&lab.cluster, &["nodes"])
+    );
+    lab.pi
+        .agent()
+        .unwrap()
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("pi's agent runs on: {e:#}"));
+}
+
+/// Whether `warren nodes` no longer lists `name`.
+fn node_gone(cluster: &Cluster, name: &str) -> bool {
+    let nodes: Value = serde_json::from_str(&warren(cluster, &["nodes", "--json"])).unwrap();
+    nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["name"] != name)
 }
 
 #[test]
@@ -526,17 +598,26 @@ fn a_rolling_update_and_a_rollback_under_load_fail_no_request_and_history_says_s
         );
     });
     every_answer("v2");
-    let services: Value =
-        serde_json::from_str(&warren(&lab.cluster, &["services", "--json"])).unwrap();
-    let site = services["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "site")
-        .unwrap();
-    assert_eq!(site["generation"], 2, "{site}");
-    assert_eq!(site["healthy"], 2, "{site}");
-    assert_eq!(site["running"], 2, "the old replicas are gone: {site}");
+    let site = || {
+        let services: Value =
+            serde_json::from_str(&warren(&lab.cluster, &["services", "--json"])).unwrap();
+        services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "site")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(site()["generation"], 2, "{}", site());
+    assert_eq!(site()["healthy"], 2, "{}", site());
+    // The last old replica may still be draining its requests in flight.
+    wait_for(
+        "the old replicas to be gone",
+        Duration::from_secs(15),
+        || site()["running"] == 2,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}: {}", site()));
 
     // Rolled back under load the same way: generation 3 runs v1's spec.
     lab.under_load("site.example.test", || {
@@ -578,7 +659,7 @@ fn a_rolling_update_and_a_rollback_under_load_fail_no_request_and_history_says_s
             2,
             &version_script("v3", 0),
             false,
-            &["--health-http", "/missing", "--healthy-deadline", "5s"],
+            &["--health-http", "/missing", "--healthy-deadline", "15s"],
         );
         wait_for("v3 to be rolled back", Duration::from_secs(60), || {
             let history: Value =
@@ -586,7 +667,14 @@ fn a_rolling_update_and_a_rollback_under_load_fail_no_request_and_history_says_s
                     .unwrap();
             history["generations"][4]["outcome"] == "completed"
         })
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.cluster.serve.log_tail(30)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e:#}\n{}\n{}\n{}",
+                warren(&lab.cluster, &["history", "site"]),
+                warren(&lab.cluster, &["ps", "site"]),
+                lab.cluster.serve.log_tail(30)
+            )
+        });
     });
     every_answer("v1");
     let history: Value =
@@ -648,10 +736,7 @@ fn a_control_plane_killed_mid_rollout_finishes_it_after_restart_and_stops_nothin
 
     // Nothing that served was stopped early: the restarted control plane
     // removed each v1 replica only once a v2 one was healthy.
-    let events: Vec<Value> = warren(&lab.cluster, &["events", "--json", "--limit", "1000"])
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let events = events(&lab.cluster);
     let generation_of = |replica: &Value| -> u64 {
         events
             .iter()
@@ -681,5 +766,133 @@ fn a_control_plane_killed_mid_rollout_finishes_it_after_restart_and_stops_nothin
     assert!(
         v1_stopped >= 1,
         "v1 replicas went after the restart: {events:#?}"
+    );
+}
+
+/// The script of an httpd whose page says `version` and whose
+/// `/cgi-bin/slow` answers `version-slow` after `secs`.
+fn slow_script(version: &str, secs: u32) -> String {
+    format!(
+        "mkdir -p /www/cgi-bin && echo {version} > /www/index.html && \
+         printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nsleep {secs}\\necho {version}-slow\\n' \
+         > /www/cgi-bin/slow && chmod +x /www/cgi-bin/slow && exec httpd -f -p 8080 -h /www"
+    )
+}
+
+#[test]
+fn a_request_in_flight_finishes_before_its_replica_stops_and_a_stop_first_rollout_keeps_its_pace() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = TwoWorkers::new("draining");
+    let pinned = ["--constraint", "node==vm", "--stop-grace", "40s"];
+    deploy_script_with(
+        &lab.cluster,
+        "slow",
+        1,
+        &slow_script("v1", 12),
+        true,
+        &pinned,
+    );
+    let (ns, proxy) = (lab.client.ns.clone(), lab.proxy);
+    let in_flight = std::thread::spawn(move || {
+        http_get_host_within(
+            &ns,
+            proxy,
+            "slow.example.test",
+            "/cgi-bin/slow",
+            Duration::from_secs(60),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    // v2 serves within a few seconds; v1's replica leaves the routes then,
+    // but stops only once the slow request to it has been answered.
+    deploy_script_with(
+        &lab.cluster,
+        "slow",
+        1,
+        &slow_script("v2", 12),
+        true,
+        &pinned,
+    );
+    let replicas: Value =
+        serde_json::from_str(&warren(&lab.cluster, &["ps", "slow", "--json"])).unwrap();
+    let old = replicas["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["generation"] == 1)
+        .unwrap_or_else(|| panic!("v1's replica stopped with a request in flight: {replicas}"))
+        .clone();
+    assert_eq!(old["draining"], true, "{replicas}");
+    assert!(warren(&lab.cluster, &["ps", "slow"]).contains("draining"));
+    let answer = in_flight.join().unwrap().unwrap();
+    let answered = Instant::now();
+    // busybox's CGI answers HTTP/1.0, and the proxy passes that on.
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(answer.trim_end().ends_with("v1-slow"), "{answer}");
+    wait_for("v1's replica to stop", Duration::from_secs(30), || {
+        let replicas: Value =
+            serde_json::from_str(&warren(&lab.cluster, &["ps", "slow", "--json"])).unwrap();
+        replicas["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != old["id"])
+    })
+    .unwrap();
+    assert!(
+        answered.elapsed() < Duration::from_secs(20),
+        "stopped {:?} after its last request, not once idle",
+        answered.elapsed()
+    );
+
+    // Stop-first with a delay, under load: each old replica stops before
+    // its replacement is placed, and the second batch starts no sooner
+    // than 3 s after the first turned healthy.
+    deploy_version(&lab.cluster, "paced", 3, "v1");
+    let since = events(&lab.cluster)
+        .last()
+        .map_or(0, |e| e["id"].as_u64().unwrap());
+    lab.under_load("paced.example.test", || {
+        deploy_script_with(
+            &lab.cluster,
+            "paced",
+            3,
+            &version_script("v2", 0),
+            true,
+            &["--update-order", "stop-first", "--update-delay", "3s"],
+        );
+    });
+    let steps: Vec<(String, u64)> = events(&lab.cluster)
+        .into_iter()
+        .filter(|e| e["id"].as_u64().unwrap() > since && e["service"] == "paced")
+        .filter_map(|e| {
+            let kind = e["kind"].as_str()?;
+            matches!(
+                kind,
+                "replica_placed" | "replica_healthy" | "replica_stopped"
+            )
+            .then(|| (kind.to_owned(), e["at_ms"].as_u64().unwrap()))
+        })
+        .collect();
+    let kinds: Vec<&str> = steps.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().position(|k| *k == "replica_stopped"),
+        Some(0),
+        "an old replica stopped first: {steps:?}"
+    );
+    let placed: Vec<u64> = steps
+        .iter()
+        .filter(|(kind, _)| kind == "replica_placed")
+        .map(|(_, at)| *at)
+        .collect();
+    let healthy: Vec<u64> = steps
+        .iter()
+        .filter(|(kind, _)| kind == "replica_healthy")
+        .map(|(_, at)| *at)
+        .collect();
+    assert_eq!((placed.len(), healthy.len()), (3, 3), "{steps:?}");
+    assert!(
+        placed[1] >= healthy[0] + 3000,
+        "the second batch waited the delay: {steps:?}"
     );
 }

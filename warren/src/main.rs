@@ -49,6 +49,7 @@ enum Command {
     /// Manage one node: drain it for maintenance, activate it again, set
     /// its labels, or remove it (`warren node drain|activate|label|rm`).
     Node(cmd::nodes::NodeArgs),
+    Leave(cmd::leave::LeaveArgs),
     Events(cmd::events::EventsArgs),
     Deploy(Box<cmd::services::DeployArgs>),
     /// List the services: desired, running and healthy replicas.
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         Command::Mesh(args) => cmd::mesh::run(args),
         Command::Ping(args) => cmd::mesh::ping(args),
         Command::Node(args) => cmd::nodes::node(args),
+        Command::Leave(args) => cmd::leave::run(args),
         Command::Events(args) => cmd::events::run(args),
         Command::Deploy(args) => cmd::services::deploy(*args),
         Command::Services(args) => cmd::services::services(args),

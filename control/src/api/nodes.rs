@@ -6,7 +6,7 @@
 //! | GET | `/v1/nodes` | | 200 `{"nodes":[NodeInfo]}` |
 //! | DELETE | `/v1/nodes/{name}?force=true` | | 200 `{"name","removed","leaving","replicas"}`, 404, 409 (`control`) |
 //! | POST | `/v1/nodes/{name}/labels` | `{"set"?:["K=V"],"unset"?:["K"]}` | 200 `{"name","labels"}`, 400, 404, 409 (`control`) |
-//! | POST | `/v1/nodes/{name}/drain` | | 200 `{"name","drained":true,"replicas"}`, 404, 409 (`control`) |
+//! | POST | `/v1/nodes/{name}/drain[?force=true]` | | 200 `{"name","drained":true,"replicas","stopped"}`, 404, 409 (`control`) |
 //! | POST | `/v1/nodes/{name}/activate` | | 200 `{"name","drained":false,"replicas"}`, 404, 409 (`control`) |
 //!
 //! A drain answers at once, with the replicas still on the node: they move
@@ -112,7 +112,8 @@ pub(super) async fn list(
     Ok(Json(json!({ "nodes": nodes })))
 }
 
-/// The query of `DELETE /v1/nodes/{name}`.
+/// The query of `DELETE /v1/nodes/{name}` and `POST
+/// /v1/nodes/{name}/drain`: remove (or stop its replicas) now.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RemoveQuery {
@@ -195,13 +196,15 @@ pub(super) async fn label(
     }
 }
 
-/// `POST /v1/nodes/{name}/drain`.
+/// `POST /v1/nodes/{name}/drain`: with `force`, the replicas left on the
+/// node are stopped at once too (`stopped` says how many).
 pub(super) async fn drain(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(query): Query<RemoveQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    set_drained(state, headers, name, true).await
+    set_drained(state, headers, name, true, query.force).await
 }
 
 /// `POST /v1/nodes/{name}/activate`.
@@ -210,7 +213,7 @@ pub(super) async fn activate(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    set_drained(state, headers, name, false).await
+    set_drained(state, headers, name, false, false).await
 }
 
 async fn set_drained(
@@ -218,17 +221,23 @@ async fn set_drained(
     headers: HeaderMap,
     name: String,
     drained: bool,
+    force: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers)?;
     let node = name.clone();
     let now = warren_os::unix_now();
     let answer = with(&state, move |cluster| {
-        cluster.drain_node(&node, drained, now)
+        let replicas = cluster.drain_node(&node, drained, now)?;
+        let stopped = match force {
+            true => cluster.stop_replicas_on(&node, now)?,
+            false => 0,
+        };
+        Ok::<_, NodeCommandError>((replicas, stopped))
     })
     .await?;
     match answer {
-        Ok(replicas) => Ok(Json(
-            json!({ "name": name, "drained": drained, "replicas": replicas }),
+        Ok((replicas, stopped)) => Ok(Json(
+            json!({ "name": name, "drained": drained, "replicas": replicas, "stopped": stopped }),
         )),
         Err(error @ NodeCommandError::Unknown(_)) => {
             Err(ApiError(StatusCode::NOT_FOUND, error.to_string()))

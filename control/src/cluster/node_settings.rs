@@ -34,6 +34,11 @@ pub enum NodeCommandError {
     /// The control plane's own host is not drained.
     #[error("{CONTROL_NAME} is the control plane's own host and is not drained: restart `warren serve` without --docker-host to move its replicas off it")]
     ControlPlaneDrain,
+    /// `--force` stops the replicas of a drained node only.
+    #[error(
+        "{0} is not drained: `warren node drain {0} --force` drains it and stops what is left"
+    )]
+    NotDrained(String),
     /// The store failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),

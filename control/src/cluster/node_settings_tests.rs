@@ -290,3 +290,45 @@ fn a_drained_node_hands_its_replicas_over_takes_no_new_ones_and_activate_undoes_
     state.scale("api", 2, NOW).unwrap();
     assert_eq!(placed_on(state), ["a", "a", "a", "b"]);
 }
+
+#[test]
+fn a_forced_drain_stops_what_cannot_move_and_places_again_what_can() {
+    let mut fixture = fixture("drain-force", 2);
+    join(&mut fixture, "a", 1);
+    join(&mut fixture, "b", 2);
+    let state = &mut fixture.state;
+    let pinned = ServiceSpec {
+        constraints: vec!["node==b".parse().unwrap()],
+        ..ServiceSpec::new("pinned", "local/busybox:1")
+    };
+    state.deploy(pinned, NOW).unwrap();
+    state
+        .deploy(
+            ServiceSpec {
+                constraints: vec!["node==b".parse().unwrap()],
+                ..ServiceSpec::new("web", "local/busybox:1")
+            },
+            NOW,
+        )
+        .unwrap();
+    all_healthy(state, "b");
+    assert!(matches!(
+        state.stop_replicas_on("b", NOW),
+        Err(NodeCommandError::NotDrained(_))
+    ));
+    // Only b may run pinned: a plain drain leaves it there.
+    assert_eq!(state.drain_node("b", true, NOW).unwrap(), 2);
+    assert_eq!(placed_on(state), ["b", "b"]);
+    // web may go anywhere once its constraint is gone.
+    state
+        .deploy(ServiceSpec::new("web", "local/busybox:1"), NOW)
+        .unwrap();
+    assert_eq!(placed_on(state), ["a", "b", "b"]);
+    assert_eq!(state.stop_replicas_on("b", NOW).unwrap(), 2);
+    assert_eq!(
+        placed_on(state),
+        ["a"],
+        "web's new replica stays, pinned waits"
+    );
+    assert_eq!(state.stop_replicas_on("b", NOW).unwrap(), 0);
+}

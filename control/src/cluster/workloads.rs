@@ -4,6 +4,7 @@
 //! store, applied here, and announced ([`PeerEvent::Assignments`]) so that
 //! every connected agent gets its new set of assignments.
 
+use super::NodeCommandError;
 use super::{ClusterState, PeerEvent};
 use crate::draining::Draining;
 use crate::events::What;
@@ -302,6 +303,32 @@ impl ClusterState {
         let change = self.with_snapshot(now, |snapshot| workloads::remove(snapshot, name))?;
         self.commit(change)?;
         Ok(())
+    }
+
+    /// Stops every replica still on the drained `node` now, without waiting
+    /// for replacements (`warren node drain --force`): those that fit
+    /// elsewhere are placed again there, the others wait for room. Returns
+    /// how many it stopped.
+    pub fn stop_replicas_on(&mut self, node: &str, now: u64) -> Result<u32, NodeCommandError> {
+        if !self.workloads.settings.get(node).is_some_and(|s| s.drained) {
+            return Err(NodeCommandError::NotDrained(node.to_owned()));
+        }
+        let removed: Vec<ReplicaId> = self
+            .workloads
+            .views
+            .replicas_on(node)
+            .map(|replica| replica.id.clone())
+            .collect();
+        let count = u32::try_from(removed.len()).unwrap_or(u32::MAX);
+        if count > 0 {
+            tracing::info!(%node, replicas = count, "stopping the replicas left on a drained node");
+            self.commit(WorkloadChange {
+                removed,
+                ..WorkloadChange::default()
+            })?;
+            self.converge_workloads(now);
+        }
+        Ok(count)
     }
 
     /// Takes what a node offers, as its agent reports it, and places what

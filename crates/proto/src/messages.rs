@@ -308,6 +308,9 @@ pub enum AgentMessage {
         /// The replicas.
         replicas: Vec<ReplicaStatus>,
     },
+    /// The node asks to leave the cluster (`warren leave`, run on it): it
+    /// is drained and then removed, as `warren node rm` does.
+    Leave,
     /// A kind this build does not know (from a newer agent): ignored.
     #[serde(other)]
     Unknown,

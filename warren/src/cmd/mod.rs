@@ -8,6 +8,7 @@ mod fmt;
 pub mod history;
 pub mod join;
 pub mod keys;
+pub mod leave;
 pub mod logs;
 pub mod mesh;
 pub mod nodes;

@@ -67,7 +67,7 @@ enum NodeCommand {
     /// routes to it; nothing new is placed on the node until `warren node
     /// activate`. The node stays in the cluster, its agent connected.
     #[command(
-        after_help = "Examples:\n  warren node drain pi --wait    # then patch and reboot pi\n  warren node activate pi"
+        after_help = "Examples:\n  warren node drain pi --wait    # then patch and reboot pi\n  warren node drain pi --force   # now: what cannot move stops too\n  warren node activate pi"
     )]
     Drain {
         /// The node's name, as `warren nodes` shows it.
@@ -75,6 +75,13 @@ enum NodeCommand {
         /// Wait until no replica is left on it (progress on stderr).
         #[arg(long)]
         wait: bool,
+        /// Stop the node's replicas now, without waiting for replacements
+        /// to be healthy (requests in flight still finish, within each
+        /// replica's stop grace): replicas that fit elsewhere are placed
+        /// there, and those that cannot move (pinned to the node by a
+        /// constraint, or with no room elsewhere) stop and wait for room.
+        #[arg(long)]
+        force: bool,
         /// How long --wait waits for its replicas to move.
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, requires = "wait")]
         timeout: Duration,
@@ -148,9 +155,17 @@ pub fn node(args: NodeArgs) -> Result<()> {
         NodeCommand::Drain {
             name,
             wait,
+            force,
             timeout,
         } => {
-            let answer: Value = client.call("POST", &format!("/v1/nodes/{name}/drain"), None)?;
+            let path = match force {
+                true => format!("/v1/nodes/{name}/drain?force=true"),
+                false => format!("/v1/nodes/{name}/drain"),
+            };
+            let answer: Value = client.call("POST", &path, None)?;
+            if let Some(stopped @ 1..) = answer["stopped"].as_u64() {
+                eprintln!("stopping the {stopped} replica(s) on node {name} now");
+            }
             match answer["replicas"].as_u64() {
                 Some(0) => eprintln!("drained node {name}: no replica on it"),
                 _ if wait => {
