@@ -53,7 +53,8 @@ pub struct RollbackArgs {
     /// The generation whose spec to deploy (default: the one before the current).
     #[arg(long, value_name = "GENERATION")]
     to: Option<u64>,
-    /// Wait until every replica of the new generation is healthy.
+    /// Wait until every replica of the new generation is healthy and the
+    /// older ones are gone.
     #[arg(long)]
     wait: bool,
     /// How long --wait waits.

@@ -208,7 +208,9 @@ fn wait_gone(client: &Client, name: &str, timeout: Duration) -> Result<()> {
 /// Follows a drained node until no replica is left on it.
 fn wait_empty(client: &Client, name: &str, timeout: Duration) -> Result<()> {
     let done = |node: Option<&NodeInfo>| node.is_none_or(|n| n.replicas == 0);
-    let stuck = format!("the node stays drained (`warren node activate {name}` undoes it)");
+    let stuck = format!(
+        "the node stays drained (`warren node drain {name} --force` stops them, `warren node activate {name}` undoes it)"
+    );
     follow_moves(client, name, "draining", timeout, &stuck, done)
 }
 

@@ -160,7 +160,8 @@ pub struct DeployArgs {
     /// one that completed (the default; for scripts that say so).
     #[arg(long)]
     auto_rollback: bool,
-    /// Wait until every replica is healthy (exit 5 with the reason if one fails).
+    /// Wait until every replica is healthy and those of older generations
+    /// are gone: the rollout is done (exit 5 with the reason if one fails).
     #[arg(long)]
     wait: bool,
     /// How long --wait waits.
@@ -334,7 +335,8 @@ fn pair(item: &str) -> Result<(String, String)> {
     }
 }
 
-/// Follows the service until every replica of its generation is healthy.
+/// Follows the service until every replica of its generation is healthy
+/// and none of an older one is left: its rollout is done.
 pub(super) fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
@@ -369,8 +371,18 @@ pub(super) fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Re
             0 => String::new(),
             n => format!(", pulling {n}"),
         };
+        // Replicas of older generations go once the new ones serve (and
+        // their requests in flight have finished).
+        let older = replicas
+            .iter()
+            .filter(|r| r.service == name && r.generation != service.generation)
+            .count();
+        let going = match older {
+            0 => String::new(),
+            n => format!(", {n} older still going"),
+        };
         let progress = format!(
-            "{}: placed {}{pulling}, running {}, healthy {}/{}",
+            "{}: placed {}{pulling}, running {}, healthy {}/{}{going}",
             name,
             mine.len(),
             count(ReplicaState::Running),
@@ -381,7 +393,8 @@ pub(super) fn wait_healthy(client: &Client, name: &str, timeout: Duration) -> Re
             eprintln!("{progress}");
             last = progress;
         }
-        if service.healthy >= service.desired && mine.len() as u32 >= service.desired {
+        if service.healthy >= service.desired && mine.len() as u32 >= service.desired && older == 0
+        {
             return Ok(());
         }
         if Instant::now() >= deadline {
