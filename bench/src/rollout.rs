@@ -617,7 +617,7 @@ pub fn document(r: &RolloutResults, about: &About, args: &str) -> String {
          workers `{DRAINED}` (`warren join --direct`, in a VPC behind a cone NAT) and `{OTHER}` \
          (`warren join --relay`, behind a symmetric NAT), each with its own Docker daemon \
          (bridge mode) holding `local/busybox:1`, and a public client host. The services run \
-         `sh -c '{}'` (the page says the version; the shell, the container's PID 1, exits at \
+         `sh -c \"{}\"` (the page says the version; the shell, the container's PID 1, exits at \
          SIGTERM, so a replica stops when told rather than after the stop grace), deployed \
          with `--host NAME.example.test {}` and the default update policy.\n\n\
          **Method:** {} trials one after the other, each of two parts, under a thread on the \
