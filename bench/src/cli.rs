@@ -173,7 +173,7 @@ OPTIONS
                      (default 20)
     --rollout-trials N
                      trials (a rolling update and a drain each) of the
-                     rollout section (default 5)
+                     rollout section (default 4)
     --write FILE     also write the results, as Markdown, between the
                      <!-- bench:start --> and <!-- bench:end --> markers of
                      FILE (created if missing; the rest of FILE is kept),
@@ -285,7 +285,7 @@ impl Default for Options {
             failover: true,
             failover_trials: 20,
             rollout: true,
-            rollout_trials: 5,
+            rollout_trials: 4,
             traversal_trials: 10,
             baseline: None,
             runs_raised_from: None,
@@ -525,7 +525,7 @@ mod tests {
         let o = run(&["--quick", "--only", "failover", "--failover-trials=5"])?;
         assert_eq!(o.failover_trials, 5);
         assert!(all.rollout && !o.rollout);
-        assert_eq!(all.rollout_trials, 5);
+        assert_eq!(all.rollout_trials, 4);
         let o = run(&["--only", "rollout", "--quick"])?;
         assert!(o.rollout && !o.main_part() && !o.failover, "{o:?}");
         assert_eq!(o.rollout_trials, 2);

@@ -661,8 +661,9 @@ const HOW_TO_READ: &str = "
 - A rolling update with the default policy (`--update-parallelism 1`) places one new
   replica at a time beside the old ones, and removes an old one each time a new one turns
   healthy; a drain moves the node's replicas the same way. Each step waits for a container
-  start and a passing health check (every 500 ms here) reported by the agent, so the
-  durations grow with the replica count.
+  start and a passing health check (every 500 ms here) reported by the agent, and for
+  whatever more the default policy asks of a new replica before it counts as healthy, so
+  the durations grow with the replica count.
 - \"Rolled out\" is the control plane's view (the old replicas removed and their nodes told
   to stop them); the last old container is gone somewhat later, once its agent has stopped
   it. `warren node drain --wait` returns on the control plane's view too (it polls `warren
