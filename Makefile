@@ -7,7 +7,8 @@
 #   make bench   every benchmark: data plane against wireguard-go and boringtun-cli,
 #                relay and traversal, scheduler, deploy to healthy, agent footprint,
 #                the ingress proxy against nginx, haproxy and caddy (--only proxy),
-#                failover: a worker killed under load (--only failover)
+#                failover: a worker killed under load (--only failover),
+#                rolling updates and drains under load (--only rollout)
 #   make bench-baseline BASE=REV [BENCH_ARGS=...]
 #                the same, with warren at git revision REV measured beside this
 #                tree's warren, interleaved run by run (warren-bench --baseline)

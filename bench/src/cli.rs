@@ -15,7 +15,8 @@ NAME
 SYNOPSIS
     warren-bench [--runs N] [--seconds S] [--probes N] [--quick]
                  [--only PATH[,PATH...]] [--traversal-trials N] [--write FILE]
-                 [--proxy-seconds S] [--failover-trials N] [--baseline WARREN]
+                 [--proxy-seconds S] [--failover-trials N] [--rollout-trials N]
+                 [--baseline WARREN]
 
 DESCRIPTION
     Builds one pair of network namespaces joined by a veth link per path, and
@@ -110,6 +111,22 @@ DESCRIPTION
     services and vmN (`warren node rm --force`) are removed before the next
     trial.
 
+    A rollout section (\"rollout\" in --only) builds one lab cluster (a
+    --direct worker vm in a VPC, a --relay worker pi behind a symmetric NAT,
+    a public client host) and runs --rollout-trials trials on it, each
+    under a thread on the client that sends GETs through the control
+    plane's proxy back to back. A rolling update: a fresh service siteN of
+    3 httpd replicas (on both workers) whose page says v1 gets `warren
+    deploy` of v2 (the default update policy); timed from the command to
+    the control plane's rollout_completed event and to the last v1
+    container gone; the requests that did not get a 2xx, and the answers
+    not saying v2 once the rollout completed. A drain: a fresh service
+    poolN of 5 replicas, all on vm (deployed while pi is drained, which is
+    then activated), and `warren node drain vm --wait`, timed to its exit
+    and to vm's last container gone, with the requests that did not get a
+    2xx; then `warren node activate vm`. Median and max over the trials,
+    failed requests against the target (0); no reference peer.
+
     With --baseline WARREN (another warren binary, typically built from an
     older commit: see make bench-baseline below), a path warren-baseline
     joins the paths: the same warren <-> warren setup run by that binary,
@@ -134,15 +151,17 @@ OPTIONS
     --seconds S      length of each iperf3 run in seconds (default 5)
     --probes N       round-trip probes per latency measurement (default 2000)
     --quick          1 run of 2 s, 300 probes, 3 traversal trials, 3 deploys,
-                     5 s agent windows, 2 s proxy runs and 3 failover trials,
-                     for development (flags given after --quick still apply)
+                     5 s agent windows, 2 s proxy runs, 3 failover trials and
+                     2 rollout trials, for development (flags given after
+                     --quick still apply)
     --only LIST      comma-separated subset of: warren, wireguard-go,
                      boringtun-cli, veth, relay, scheduler, deploy, agent,
-                     proxy, failover (default: all ten; relay is the relay
-                     and NAT traversal section, scheduler the placement
-                     section, deploy and agent the workload sections, proxy
-                     the ingress proxies, failover a worker killed under
-                     load)
+                     proxy, failover, rollout (default: all eleven; relay is
+                     the relay and NAT traversal section, scheduler the
+                     placement section, deploy and agent the workload
+                     sections, proxy the ingress proxies, failover a worker
+                     killed under load, rollout rolling updates and drains
+                     under load)
     --proxy-seconds S
                      length of each wrk run of the proxy section (default 5;
                      the one-connection runs take half as long, at least 1 s;
@@ -152,13 +171,16 @@ OPTIONS
     --failover-trials N
                      workers killed, one per trial, in the failover section
                      (default 20)
+    --rollout-trials N
+                     trials (a rolling update and a drain each) of the
+                     rollout section (default 4)
     --write FILE     also write the results, as Markdown, between the
                      <!-- bench:start --> and <!-- bench:end --> markers of
                      FILE (created if missing; the rest of FILE is kept),
                      with the comparison tables when --baseline is given.
                      The data-plane paths and relay are one part of it,
                      replaced whole when any of them runs; scheduler, deploy,
-                     agent, proxy and failover are parts of their own, each
+                     agent, proxy, failover and rollout are parts of their own, each
                      replaced only when it runs, so `--only deploy --write
                      FILE` leaves the other parts as they were
     --baseline WARREN
@@ -185,6 +207,7 @@ EXAMPLES
     cargo run --release -p warren-bench -- --only deploy,agent --write docs/benchmarks.md
     cargo run --release -p warren-bench -- --only proxy --write docs/benchmarks.md
     cargo run --release -p warren-bench -- --only failover --failover-trials 3
+    cargo run --release -p warren-bench -- --only rollout --rollout-trials 3 --write docs/benchmarks.md
     make bench-baseline BASE=main~1 BENCH_ARGS=\"--quick --only warren\"
         builds warren at main~1 in a temporary git worktree (kept in
         target/baseline/COMMIT for the next time) and runs this benchmark
@@ -226,6 +249,10 @@ pub struct Options {
     pub failover: bool,
     /// Trials (workers killed) of the failover section.
     pub failover_trials: usize,
+    /// Whether to run the rollout section.
+    pub rollout: bool,
+    /// Trials (a rolling update and a drain each) of the rollout section.
+    pub rollout_trials: usize,
     /// Trials per NAT pairing in the traversal part.
     pub traversal_trials: usize,
     /// The warren binary to compare warren with (`--baseline`).
@@ -257,6 +284,8 @@ impl Default for Options {
             proxy_seconds: 5,
             failover: true,
             failover_trials: 20,
+            rollout: true,
+            rollout_trials: 4,
             traversal_trials: 10,
             baseline: None,
             runs_raised_from: None,
@@ -269,6 +298,12 @@ impl Options {
     /// relay) runs.
     pub fn main_part(&self) -> bool {
         !self.paths.is_empty() || self.relay
+    }
+
+    /// Whether any section on a lab cluster with Docker workers (deploy,
+    /// agent, proxy, failover, rollout) runs.
+    pub fn lab_workers(&self) -> bool {
+        self.deploy || self.agent || self.proxy || self.failover || self.rollout
     }
 
     /// The longest a latency-under-load measurement may take, in seconds.
@@ -317,10 +352,12 @@ pub fn parse(
                 o.agent_window = 5;
                 o.proxy_seconds = 2;
                 o.failover_trials = 3;
+                o.rollout_trials = 2;
             }
             "--proxy-seconds" => o.proxy_seconds = positive(&flag, &value()?)?,
             "--traversal-trials" => o.traversal_trials = positive(&flag, &value()?)?,
             "--failover-trials" => o.failover_trials = positive(&flag, &value()?)?,
+            "--rollout-trials" => o.rollout_trials = positive(&flag, &value()?)?,
             "--runs" => o.runs = positive(&flag, &value()?)?,
             "--seconds" => o.seconds = positive(&flag, &value()?)?,
             "--probes" => o.probes = positive(&flag, &value()?)?,
@@ -371,8 +408,15 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) ->
 /// Sets the paths and sections `--only` names in `o`, clearing the others.
 fn only(list: &str, o: &mut Options) -> Result<()> {
     let mut wanted = Vec::new();
-    (o.relay, o.scheduler, o.deploy, o.agent, o.proxy, o.failover) =
-        (false, false, false, false, false, false);
+    (
+        o.relay,
+        o.scheduler,
+        o.deploy,
+        o.agent,
+        o.proxy,
+        o.failover,
+        o.rollout,
+    ) = (false, false, false, false, false, false, false);
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match name {
             "relay" => o.relay = true,
@@ -381,13 +425,14 @@ fn only(list: &str, o: &mut Options) -> Result<()> {
             "agent" => o.agent = true,
             "proxy" => o.proxy = true,
             "failover" => o.failover = true,
+            "rollout" => o.rollout = true,
             _ if name == PathKind::WarrenBaseline.name() => {
                 bail!("warren-baseline is not a path for --only: --baseline WARREN adds it")
             }
             _ => wanted.push(PathKind::from_name(name).with_context(|| {
                 format!(
                     "unknown path {name:?} in --only: use warren, wireguard-go, boringtun-cli, \
-                     veth, relay, scheduler, deploy, agent, proxy, failover"
+                     veth, relay, scheduler, deploy, agent, proxy, failover, rollout"
                 )
             })?),
         }
@@ -396,7 +441,14 @@ fn only(list: &str, o: &mut Options) -> Result<()> {
         .into_iter()
         .filter(|k| wanted.contains(k))
         .collect();
-    if !o.main_part() && !o.scheduler && !o.deploy && !o.agent && !o.proxy && !o.failover {
+    if !o.main_part()
+        && !o.scheduler
+        && !o.deploy
+        && !o.agent
+        && !o.proxy
+        && !o.failover
+        && !o.rollout
+    {
         bail!("--only needs at least one path or section");
     }
     Ok(())
@@ -472,6 +524,13 @@ mod tests {
         assert_eq!(o.failover_trials, 3);
         let o = run(&["--quick", "--only", "failover", "--failover-trials=5"])?;
         assert_eq!(o.failover_trials, 5);
+        assert!(all.rollout && !o.rollout);
+        assert_eq!(all.rollout_trials, 4);
+        let o = run(&["--only", "rollout", "--quick"])?;
+        assert!(o.rollout && !o.main_part() && !o.failover, "{o:?}");
+        assert_eq!(o.rollout_trials, 2);
+        let o = run(&["--only", "rollout", "--rollout-trials", "3"])?;
+        assert_eq!(o.rollout_trials, 3);
         Ok(())
     }
 
@@ -484,6 +543,7 @@ mod tests {
             &["--only", "kernel"],
             &["--only", "warren-baseline"],
             &["--failover-trials", "0"],
+            &["--rollout-trials", "0"],
             &["--frobnicate"],
             &["--baseline"],
             &["--baseline="],

@@ -25,14 +25,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 use warren_control::liveness::STARTUP_GRACE;
 use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode};
-use warren_netns_tests::tcp::http_get_host_within;
+use warren_netns_tests::tcp::http_get_ok;
 use warren_netns_tests::{wait_for_value, Nat, Netns};
 
 use crate::about::About;
 use crate::check_interrupt;
-use crate::report::{num, Table};
-use crate::stats::median;
-use crate::workload::{provenance, verdict, Circumstances};
+use crate::report::{count_row, num, timing_row, Table};
+use crate::workload::{first_failures, host_of, provenance, verdict, Circumstances, Trials};
 
 /// `warren serve --node-timeout` of the section's cluster (the default:
 /// the lab's own is 15 s, so that a loaded machine fires no failover).
@@ -100,7 +99,7 @@ struct Request {
     service: Service,
     started: Instant,
     ended: Instant,
-    /// `None` for a 200; else the status line or the error.
+    /// `None` for a 2xx; else the status line or the error.
     failure: Option<String>,
 }
 
@@ -109,7 +108,7 @@ struct Request {
 pub struct Served {
     /// Requests made.
     pub requests: usize,
-    /// Those that did not get a 200.
+    /// Those that did not get a 2xx.
     pub failed: usize,
     /// When the first and the last failed request got their answer (or
     /// error), from the kill (an answer before it counts as 0).
@@ -172,20 +171,11 @@ pub struct Trial {
 }
 
 /// What the section measured.
-#[derive(Clone, Debug)]
-pub struct FailoverResults {
-    /// When, and how loaded the machine was.
-    pub circumstances: Circumstances,
-    /// Every trial, in order.
-    pub trials: Vec<Trial>,
-    /// How long the whole section took, cluster and clean-ups included.
-    pub took: Duration,
-}
+pub type FailoverResults = Trials<Trial>;
 
 /// Builds the cluster and runs `trials` trials on it.
 pub fn run(trials: usize) -> Result<FailoverResults> {
-    let started = Instant::now();
-    let circumstances = Circumstances::now();
+    let start = (Instant::now(), Circumstances::now());
     eprintln!("failover: building the cluster (control plane, {STABLE}, client)");
     let cluster = Cluster::with("bench-failover", |_, _, _| {
         Ok(["--node-timeout", NODE_TIMEOUT].map(str::to_owned).to_vec())
@@ -205,19 +195,17 @@ pub fn run(trials: usize) -> Result<FailoverResults> {
         client: &client.ns,
         proxy: SocketAddr::from((cluster.control.ip, 80)),
     };
-    let mut done = Vec::new();
-    for n in 1..=trials {
-        check_interrupt()?;
+    let trial = |n| {
         while Instant::now() < grace_over {
             check_interrupt()?;
             std::thread::sleep(POLL);
         }
-        let trial = rig
-            .trial(n)
-            .with_context(|| format!("failover trial {n} of {trials}"))?;
-        eprintln!(
-            "failover {n}/{trials}: {} offline after {:.2} s, lost after {:.2} s; solo{n} \
-             answered again after {:.2} s ({} of {} failed over {} s); web{n}: {} of {} failed{}",
+        rig.trial(n)
+    };
+    Trials::run("failover", trials, start, trial, |n, trial: &Trial| {
+        format!(
+            "{} offline after {:.2} s, lost after {:.2} s; solo{n} answered again after {:.2} s \
+             ({} of {} failed over {} s); web{n}: {} of {} failed{}",
             trial.victim,
             trial.offline.as_secs_f64(),
             trial.lost.as_secs_f64(),
@@ -227,23 +215,11 @@ pub fn run(trials: usize) -> Result<FailoverResults> {
             num(trial.solo.failure_span().map(|d| d.as_secs_f64()), 2),
             trial.web.failed,
             trial.web.requests,
-            [&trial.solo, &trial.web]
-                .iter()
-                .zip(["solo", "web"])
-                .filter_map(|(served, which)| Some(format!(
-                    "; {which}'s first failure: {}",
-                    served.first_error.as_ref()?
-                )))
-                .collect::<String>(),
-        );
-        done.push(trial);
-    }
-    let took = started.elapsed();
-    eprintln!("failover section done in {:.0} s", took.as_secs_f64());
-    Ok(FailoverResults {
-        circumstances: circumstances.ended(),
-        trials: done,
-        took,
+            first_failures([
+                ("solo", trial.solo.first_error.as_ref()),
+                ("web", trial.web.first_error.as_ref()),
+            ]),
+        )
     })
 }
 
@@ -440,28 +416,11 @@ impl Load<'_> {
         *self.requests.lock().unwrap_or_else(PoisonError::into_inner) = made;
     }
 
-    /// A GET of `/` for `host`: `Ok` for a 200, else the status line or
+    /// A GET of `/` for `host`: `Ok` for a 2xx, else the status line or
     /// the error.
     fn get(&self, host: &str) -> Result<(), String> {
-        match http_get_host_within(self.client, self.proxy, host, "/", CLIENT_TIMEOUT) {
-            Ok(answer)
-                if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") =>
-            {
-                Ok(())
-            }
-            Ok(answer) => Err(answer
-                .lines()
-                .next()
-                .unwrap_or("an empty answer")
-                .to_owned()),
-            Err(error) => Err(error.to_string()),
-        }
+        http_get_ok(self.client, self.proxy, host, "/", CLIENT_TIMEOUT).map(drop)
     }
-}
-
-/// The `--host` of service `name`.
-fn host_of(name: &str) -> String {
-    format!("{name}.example.test")
 }
 
 /// `warren deploy NAME ... --replicas REPLICAS --host NAME.example.test`
@@ -491,14 +450,6 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// The median and the max of `values`, as table cells with `decimals`.
-fn median_max(values: &[f64], decimals: usize) -> [String; 2] {
-    [
-        num(median(values), decimals),
-        num(values.iter().copied().reduce(f64::max), decimals),
-    ]
-}
-
 /// The section's tables: times from the kill, request counts, each trial,
 /// and the targets.
 pub fn failover_tables(r: &FailoverResults) -> String {
@@ -507,29 +458,25 @@ pub fn failover_tables(r: &FailoverResults) -> String {
     };
     let detection = times(&|t| Some(t.offline));
     let solo_back = times(&|t| Some(t.solo_back));
-    let timing = |what: &str, values: &[f64], target: &str| {
-        let [median, max] = median_max(values, 2);
-        vec![what.to_owned(), median, max, target.to_owned()]
-    };
     let timings = Table {
         header: vec!["from the kill to", "median s", "max s", "target"],
         rows: vec![
-            timing(
+            timing_row(
                 "**the control plane logs `node offline`** (detection)",
                 &detection,
                 &format!("≤ {} s", DETECTION_TARGET.as_secs()),
             ),
-            timing(
+            timing_row(
                 "it logs `node lost` (replacements placed)",
                 &times(&|t| Some(t.lost)),
                 "—",
             ),
-            timing(
+            timing_row(
                 "**solo answers 200 again** (its only replica died)",
                 &solo_back,
                 &format!("≤ {} s", SERVE_AGAIN_TARGET.as_secs()),
             ),
-            timing(
+            timing_row(
                 "solo's failed requests, first to last answer",
                 &times(&|t| t.solo.failure_span()),
                 "—",
@@ -537,17 +484,7 @@ pub fn failover_tables(r: &FailoverResults) -> String {
         ],
     };
     let count = |what: &str, f: &dyn Fn(&Trial) -> usize, target: &str| {
-        let values: Vec<usize> = r.trials.iter().map(f).collect();
-        let as_f64: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-        let [median, max] = median_max(&as_f64, 0);
-        let total: usize = values.iter().sum();
-        vec![
-            what.to_owned(),
-            median,
-            max,
-            total.to_string(),
-            target.to_owned(),
-        ]
+        count_row(what, &r.trials.iter().map(f).collect::<Vec<_>>(), target)
     };
     let web_failed: usize = r.trials.iter().map(|t| t.web.failed).sum();
     let counts = Table {
@@ -634,7 +571,7 @@ pub fn document(r: &FailoverResults, about: &About, args: &str) -> String {
          `vmN`'s 2, is the more loaded once each has a replica of `webN`). A thread on the \
          client then sends GETs of `/` through the control plane's proxy (port 80, HTTP/1.0, \
          a new connection each, `Host:` alternately `webN` and `soloN`, one at a time, back \
-         to back, a 20 s client timeout); a request fails unless it gets a 200. After {} ms \
+         to back, a 20 s client timeout); a request fails unless it gets a 2xx. After {} ms \
          `vmN` dies (`DockerNode::kill_machine`: SIGKILL for its agent, its Docker daemon, \
          the containers and every other process in its namespace); times count from the \
          instant its first SIGKILL, the agent's, went out (it returns that instant, once the \

@@ -8,9 +8,9 @@
 //! measured beside the first and compared with it. Further sections measure
 //! the relay and NAT traversal, the scheduler in process, and, on a lab
 //! cluster with Docker workers, deploy-to-healthy times, the agent's
-//! footprint, the ingress proxy against nginx, HAProxy and Caddy, and
-//! failover (a worker killed under load). See `--help` (the [`cli::HELP`]
-//! text) for details.
+//! footprint, the ingress proxy against nginx, HAProxy and Caddy,
+//! failover (a worker killed under load), and rolling updates and drains
+//! under load. See `--help` (the [`cli::HELP`] text) for details.
 
 mod about;
 mod agent;
@@ -28,6 +28,7 @@ mod proxy_conf;
 mod proxy_report;
 mod relay;
 mod report;
+mod rollout;
 mod scheduler;
 mod sections;
 mod stats;
@@ -123,7 +124,7 @@ fn run() -> Result<()> {
     catch_signals();
     let started = Instant::now();
     let mut versioned = opts.paths.clone();
-    let lab_cluster = opts.relay || opts.deploy || opts.agent || opts.proxy || opts.failover;
+    let lab_cluster = opts.relay || opts.lab_workers();
     if lab_cluster && !versioned.contains(&PathKind::Warren) {
         versioned.insert(0, PathKind::Warren);
     }
@@ -194,6 +195,13 @@ fn run() -> Result<()> {
     } else {
         None
     };
+    let rollout = if opts.rollout {
+        let r = rollout::run(opts.rollout_trials)?;
+        println!("{}", rollout::rollout_tables(&r));
+        Some(r)
+    } else {
+        None
+    };
     if let Some(file) = &opts.write {
         let args = args.join(" ");
         let mut written = sections::Written {
@@ -227,6 +235,11 @@ fn run() -> Result<()> {
                 .parts
                 .push(("failover", failover::document(f, &about, &args)));
         }
+        if let Some(r) = &rollout {
+            written
+                .parts
+                .push(("rollout", rollout::document(r, &about, &args)));
+        }
         write_report(file, &written)?;
         eprintln!("wrote {}", file.display());
     }
@@ -246,7 +259,7 @@ fn preflight(opts: &Options) -> Result<WarrenBins> {
     if opts.relay {
         warren_netns_tests::require_bin("wg")?;
     }
-    if opts.deploy || opts.agent || opts.proxy || opts.failover {
+    if opts.lab_workers() {
         workload::preflight()?;
     }
     if opts.proxy {
@@ -255,7 +268,7 @@ fn preflight(opts: &Options) -> Result<WarrenBins> {
                 .context("the proxy section needs it: run scripts/setup")?;
         }
     }
-    if opts.relay || opts.deploy || opts.agent || opts.proxy || opts.failover {
+    if opts.relay || opts.lab_workers() {
         let bin = warren_netns_tests::cmd::locate_target_bin("WARREN_BIN", "warren").context(
             "no warren binary for the lab clusters: run `cargo build --release -p warren`",
         )?;

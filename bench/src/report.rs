@@ -150,6 +150,36 @@ pub(crate) fn num(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "—".to_owned(), |x| format!("{x:.decimals$}"))
 }
 
+/// The median and the max of `values`, as table cells with `decimals`.
+pub(crate) fn median_max(values: &[f64], decimals: usize) -> [String; 2] {
+    [
+        num(median(values), decimals),
+        num(values.iter().copied().reduce(f64::max), decimals),
+    ]
+}
+
+/// A row of a timings table: `what`, the median and max of `values`
+/// (seconds, two decimals) and `target`.
+pub(crate) fn timing_row(what: &str, values: &[f64], target: &str) -> Vec<String> {
+    let [median, max] = median_max(values, 2);
+    vec![what.to_owned(), median, max, target.to_owned()]
+}
+
+/// A row of a counts table: `what`, the median, max and total of `values`
+/// (one per trial) and `target`.
+pub(crate) fn count_row(what: &str, values: &[usize], target: &str) -> Vec<String> {
+    let as_f64: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+    let [median, max] = median_max(&as_f64, 0);
+    let total: usize = values.iter().sum();
+    vec![
+        what.to_owned(),
+        median,
+        max,
+        total.to_string(),
+        target.to_owned(),
+    ]
+}
+
 /// `x / base` as "1.23×"; "—" if either is missing or the base is zero.
 pub(crate) fn ratio(x: Option<f64>, base: Option<f64>) -> String {
     match (x, base) {

@@ -1,17 +1,18 @@
 //! What the sections on a lab cluster with Docker workers (deploy, agent,
-//! proxy, failover) share: the tools they need, the circumstances of their
-//! measurement, and the opening of their part of the report.
+//! proxy, failover, rollout) share: the tools they need, the circumstances
+//! of their measurement, and the opening of their part of the report.
 //!
 //! Each of them is a part of the report of its own (see [`crate::sections`]),
 //! written by a run that may have measured nothing else, so each says when
 //! and by what command it was measured, and how loaded the machine was.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use warren_netns_tests::require_bin;
 
 use crate::about::{first_line, loadavg, now_utc, About};
+use crate::check_interrupt;
 
 /// How long a replica's containers get to be gone after `warren rm`: a
 /// busybox httpd as PID 1 ignores SIGTERM, so each one waits out the
@@ -47,6 +48,62 @@ impl Circumstances {
         self.load_after = loadavg();
         self
     }
+}
+
+/// What a section of trials on one cluster (failover, rollout) measured.
+#[derive(Clone, Debug)]
+pub struct Trials<T> {
+    /// When, and how loaded the machine was.
+    pub circumstances: Circumstances,
+    /// Every trial, in order.
+    pub trials: Vec<T>,
+    /// How long the whole section took, cluster and clean-ups included.
+    pub took: Duration,
+}
+
+impl<T> Trials<T> {
+    /// Runs `count` trials of `section` (its `--only` name) one after the
+    /// other: `trial(n)` for n from 1, each followed by its progress line
+    /// `describe(n, &trial)` on stderr. `started` and `circumstances` are
+    /// the section's start, before its cluster was built.
+    pub fn run(
+        section: &str,
+        count: usize,
+        (started, circumstances): (Instant, Circumstances),
+        mut trial: impl FnMut(usize) -> Result<T>,
+        describe: impl Fn(usize, &T) -> String,
+    ) -> Result<Trials<T>> {
+        let mut trials = Vec::new();
+        for n in 1..=count {
+            check_interrupt()?;
+            let done = trial(n).with_context(|| format!("{section} trial {n} of {count}"))?;
+            eprintln!("{section} {n}/{count}: {}", describe(n, &done));
+            trials.push(done);
+        }
+        let took = started.elapsed();
+        eprintln!("{section} section done in {:.0} s", took.as_secs_f64());
+        Ok(Trials {
+            circumstances: circumstances.ended(),
+            trials,
+            took,
+        })
+    }
+}
+
+/// `; WHAT's first failure: ERROR` for each `(what, first error)` that has
+/// an error: the end of a trial's progress line.
+pub fn first_failures<'a>(
+    errors: impl IntoIterator<Item = (&'a str, Option<&'a String>)>,
+) -> String {
+    errors
+        .into_iter()
+        .filter_map(|(what, error)| Some(format!("; {what}'s first failure: {}", error?)))
+        .collect()
+}
+
+/// The `--host` the sections route service `name` by.
+pub fn host_of(name: &str) -> String {
+    format!("{name}.example.test")
 }
 
 /// Fails, saying what to install, without what the lab clusters need.

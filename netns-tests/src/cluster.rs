@@ -44,14 +44,29 @@ pub const HTTPD: &str = "echo $HOSTNAME > /www/index.html && exec httpd -f -p 80
 /// The arguments of `warren deploy NAME --image BUSYBOX_IMAGE --replicas N
 /// --port 8080 EXTRA... -- sh -c HTTPD`: [`HTTPD`] as service `name`.
 pub fn deploy_httpd_args(name: &str, replicas: u32, extra: &[&str]) -> Vec<String> {
+    deploy_script_args(name, replicas, extra, HTTPD)
+}
+
+/// [`deploy_httpd_args`] with `script` (run by `sh -c`, an httpd on port
+/// 8080) in place of [`HTTPD`].
+pub fn deploy_script_args(name: &str, replicas: u32, extra: &[&str], script: &str) -> Vec<String> {
     let mut args: Vec<String> = ["deploy", name, "--image", BUSYBOX_IMAGE, "--replicas"]
         .map(str::to_owned)
         .to_vec();
     args.push(replicas.to_string());
     args.extend(["--port", "8080"].map(str::to_owned));
     args.extend(extra.iter().map(|a| (*a).to_owned()));
-    args.extend(["--", "sh", "-c", HTTPD].map(str::to_owned));
+    args.extend(["--", "sh", "-c", script].map(str::to_owned));
     args
+}
+
+/// The script of an httpd on port 8080 whose page says `version` and that
+/// stops at SIGTERM, as a service built to be stopped does (a busybox httpd
+/// run as the container's PID 1, as [`HTTPD`] runs it, ignores SIGTERM and
+/// is killed only after the agent's stop grace): the shell stays PID 1 and
+/// exits on SIGTERM, which ends the container's httpd with it.
+pub fn versioned_httpd(version: &str) -> String {
+    format!("echo {version} > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait")
 }
 
 /// A control plane on the public segment with its embedded relay.
@@ -443,9 +458,22 @@ impl DockerNode {
 
     /// Ids of the warren containers the daemon runs.
     pub fn running(&self) -> Result<Vec<String>> {
-        let out = self
-            .dockerd
-            .docker(&["ps", "-q", "--filter", "label=warren.service"])?;
+        self.running_labelled(&[])
+    }
+
+    /// Ids of the warren containers the daemon runs that also have each of
+    /// `labels` (`KEY=VALUE` or `KEY`, as `docker ps --filter label=` takes
+    /// them: `warren.service=web`, `warren.generation=1`).
+    pub fn running_labelled(&self, labels: &[&str]) -> Result<Vec<String>> {
+        let filters: Vec<String> = std::iter::once("warren.service")
+            .chain(labels.iter().copied())
+            .map(|label| format!("label={label}"))
+            .collect();
+        let mut args = vec!["ps", "-q"];
+        for filter in &filters {
+            args.extend(["--filter", filter]);
+        }
+        let out = self.dockerd.docker(&args)?;
         Ok(out.split_whitespace().map(str::to_owned).collect())
     }
 

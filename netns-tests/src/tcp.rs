@@ -138,3 +138,58 @@ pub fn http_get_host_within(
     })
     .map_err(std::io::Error::other)?
 }
+
+/// A GET of `path` with `Host: host` from `ns` to `addr` (see
+/// [`http_get_host_within`]) that must be answered 2xx: `Ok` with the whole
+/// answer, else `Err` with the status line or the error (a request the
+/// load loops of the tests and the benchmark count as failed).
+pub fn http_get_ok(
+    ns: &Netns,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    match http_get_host_within(ns, addr, host, path, timeout) {
+        Ok(answer) if is_2xx(&answer) => Ok(answer),
+        Ok(answer) => Err(answer
+            .lines()
+            .next()
+            .filter(|line| !line.is_empty())
+            .unwrap_or("an empty answer")
+            .to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Whether an HTTP/1.x answer's status line says 2xx.
+fn is_2xx(answer: &str) -> bool {
+    let mut words = answer.split_whitespace();
+    words.next().is_some_and(|v| v.starts_with("HTTP/1."))
+        && words
+            .next()
+            .is_some_and(|code| code.len() == 3 && code.starts_with('2'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_2xx_status_line_is_ok() {
+        for ok in [
+            "HTTP/1.1 200 OK\r\n\r\nv1",
+            "HTTP/1.0 204 No Content\r\n\r\n",
+        ] {
+            assert!(is_2xx(ok), "{ok:?}");
+        }
+        for failed in [
+            "HTTP/1.1 502 Bad Gateway\r\n\r\n",
+            "HTTP/1.1 2000 Odd\r\n",
+            "SSH-2.0 200\r\n",
+            "",
+        ] {
+            assert!(!is_2xx(failed), "{failed:?}");
+        }
+    }
+}

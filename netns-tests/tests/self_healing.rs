@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use warren_netns_tests::cluster::{deploy_httpd_args, Cluster, DockerNode, BUSYBOX_IMAGE};
 use warren_netns_tests::impair::cut_off;
-use warren_netns_tests::tcp::http_get_host_within;
+use warren_netns_tests::tcp::http_get_ok;
 use warren_netns_tests::{wait_for, Host, Nat, Netns};
 
 /// One failover test at a time: each kills or cuts off a node on purpose.
@@ -30,16 +30,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// on another replica may take a node timeout and a connect timeout.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A GET of `/` for `host` through the proxy: `Ok` for a 200, or what went
+/// A GET of `/` for `host` through the proxy: `Ok` for a 2xx, or what went
 /// wrong.
 fn get(ns: &Netns, proxy: SocketAddr, host: &str) -> Result<String, String> {
-    match http_get_host_within(ns, proxy, host, "/", CLIENT_TIMEOUT) {
-        Ok(answer) if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") => {
-            Ok(answer)
-        }
-        Ok(answer) => Err(answer.lines().next().unwrap_or_default().to_owned()),
-        Err(error) => Err(error.to_string()),
-    }
+    http_get_ok(ns, proxy, host, "/", CLIENT_TIMEOUT)
 }
 
 fn warren(cluster: &Cluster, args: &[&str]) -> String {
