@@ -788,7 +788,7 @@ fn a_request_in_flight_finishes_before_its_replica_stops_and_a_stop_first_rollou
     );
     let (ns, proxy) = (lab.client.ns.clone(), lab.proxy);
     let in_flight = std::thread::spawn(move || {
-        http_get_host_within(
+        warren_netns_tests::tcp::http_get_host_within(
             &ns,
             proxy,
             "slow.example.test",
