@@ -353,20 +353,28 @@ fn reservation(spec: &ServiceSpec) -> Resources {
     }
 }
 
-/// Refuses a replica larger than every node's whole capacity.
+/// Refuses a replica larger than the whole capacity of every node that has
+/// said what it offers. A node that has not (a control plane that has just
+/// restarted has heard from none yet) offers nothing to placement, but is
+/// not taken to be that small.
 fn check_size(snapshot: &Snapshot<'_>, spec: &ServiceSpec) -> Result<(), WorkloadError> {
     let wanted = reservation(spec);
-    let nodes = snapshot.views.nodes();
-    if nodes.is_empty()
-        || nodes.iter().any(|n| {
-            wanted.cpu_millis <= n.capacity.cpu_millis && wanted.memory <= n.capacity.memory
-        })
+    let known: Vec<Resources> = snapshot
+        .views
+        .nodes()
+        .iter()
+        .map(|n| n.capacity)
+        .filter(|capacity| *capacity != Resources::default())
+        .collect();
+    if known.is_empty()
+        || known
+            .iter()
+            .any(|c| wanted.cpu_millis <= c.cpu_millis && wanted.memory <= c.memory)
     {
         return Ok(());
     }
-    let largest = nodes
-        .iter()
-        .map(|n| n.capacity)
+    let largest = known
+        .into_iter()
         .max_by_key(|c| (c.memory, c.cpu_millis))
         .unwrap_or_default();
     Err(WorkloadError::TooLarge {

@@ -3,11 +3,11 @@
 //! nothing is left over and nothing served fewer than asked.
 
 use super::node_settings_tests::{all_healthy, join, placed_on};
-use super::tests::{fixture, hello, key, offers, remote, Fixture, NOW, REPLACE_AFTER};
+use super::tests::{fixture, rejoin, Fixture, NOW, REPLACE_AFTER};
 use super::*;
 use crate::events::What;
 use crate::liveness::STARTUP_GRACE;
-use warren_proto::{Auth, Secret, ServiceSpec};
+use warren_proto::ServiceSpec;
 
 /// Two nodes, `a` and `b`, with a replica of `web` healthy on each; and
 /// a moment after the control plane's startup grace.
@@ -92,14 +92,7 @@ fn a_lost_node_that_comes_back_before_its_replacement_serves_leaves_no_surplus()
         .state
         .tick(t0 + REPLACE_AFTER, NOW, &Default::default());
     assert_eq!(placed_on(&fixture.state), ["a", "a", "b"]);
-    let rejoin = Auth::Credential {
-        secret: Secret([2; 32]),
-    };
-    let back = Hello {
-        machine: Some(offers()),
-        ..hello(rejoin, "b", key(2))
-    };
-    fixture.state.admit(&back, remote(), NOW, [9; 32]).unwrap();
+    rejoin(&mut fixture.state, "b", 2, NOW);
     // b is back (its agent says what it offers, as agents do), its replica
     // not yet reported: one of the two starting replicas goes at once, and
     // a's first replica served all along.

@@ -648,6 +648,8 @@ fn usable_candidates(candidates: &[SocketAddr]) -> Vec<SocketAddr> {
 }
 
 #[cfg(test)]
+mod chaos_tests;
+#[cfg(test)]
 mod control_node_tests;
 #[cfg(test)]
 mod draining_tests;

@@ -2,7 +2,7 @@
 //! have moved, and both (with the workloads' revision) survive a restart.
 
 use super::tests::{
-    admit_with_token, fixture, hello, key, offers, remote, state_over, Fixture, NOW,
+    admit_with_token, fixture, hello, key, offers, rejoin, remote, state_over, Fixture, NOW,
 };
 use super::*;
 use std::collections::BTreeMap;
@@ -88,22 +88,36 @@ pub(super) fn placed_on(state: &ClusterState) -> Vec<String> {
 /// The agent of `node` reports every replica placed there running and
 /// healthy.
 pub(super) fn all_healthy(state: &mut ClusterState, node: &str) {
-    let statuses = state
+    report(state, node, |_| Health::Healthy, NOW);
+}
+
+/// The agent of `node` reports at `now` every replica placed there running,
+/// the `n`th of them (in the order `warren ps` lists them) with health
+/// `health(n)`; returns what it reported.
+pub(super) fn report(
+    state: &mut ClusterState,
+    node: &str,
+    health: impl Fn(usize) -> Health,
+    now: u64,
+) -> Vec<ReplicaStatus> {
+    let statuses: Vec<ReplicaStatus> = state
         .replicas_view()
         .into_iter()
         .filter(|r| r.node == node)
-        .map(|r| ReplicaStatus {
+        .enumerate()
+        .map(|(n, r)| ReplicaStatus {
             replica: r.id,
             generation: r.generation,
             state: ReplicaState::Running,
-            health: Health::Healthy,
+            health: health(n),
             restarts: 0,
             cpu_millis: None,
             memory: None,
             started: Some(NOW),
         })
         .collect();
-    state.record_replicas(node, statuses, NOW);
+    state.record_replicas(node, statuses.clone(), now);
+    statuses
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -276,14 +290,7 @@ fn a_drained_node_hands_its_replicas_over_takes_no_new_ones_and_activate_undoes_
     // Activated, it takes replicas again; the ones that moved stay.
     let state = &mut fixture.state;
     for (name, seed) in [("a", 1), ("b", 2)] {
-        let auth = Auth::Credential {
-            secret: warren_proto::Secret([seed; 32]),
-        };
-        let hello = Hello {
-            machine: Some(offers()),
-            ..hello(auth, name, key(seed))
-        };
-        state.admit(&hello, remote(), NOW, [9; 32]).unwrap();
+        rejoin(state, name, seed, NOW);
     }
     assert_eq!(state.drain_node("b", false, NOW).unwrap(), 0);
     assert!(!state.node_settings("b").drained);

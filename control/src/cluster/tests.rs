@@ -58,6 +58,16 @@ pub(super) fn state_over(dir: &std::path::Path) -> ClusterState {
 /// [`state_over`], with the control plane's host running replicas or not
 /// (`warren serve --docker-host`).
 pub(super) fn state_with(dir: &std::path::Path, control_node: bool) -> ClusterState {
+    state_started(dir, control_node, Instant::now())
+}
+
+/// [`state_with`], for a control plane that started at `started` (its
+/// startup grace counts from then).
+pub(super) fn state_started(
+    dir: &std::path::Path,
+    control_node: bool,
+    started: Instant,
+) -> ClusterState {
     let store = Store::open(&dir.join("state.db")).unwrap();
     let mesh: Ipv4Network = "100.96.0.0/24".parse().unwrap();
     let mut registry = Registry::new(Allocator::new(mesh).unwrap());
@@ -81,7 +91,7 @@ pub(super) fn state_with(dir: &std::path::Path, control_node: bool) -> ClusterSt
         host_ports: 20000..=29999,
         control_node,
         replace_after: REPLACE_AFTER,
-        started: Instant::now(),
+        started,
     })
     .unwrap()
 }
@@ -96,6 +106,20 @@ pub(super) fn admit_with_token(fixture: &mut Fixture, name: &str, seed: u8) -> A
         .state
         .admit(&hello(auth, name, key(seed)), remote(), NOW, [seed; 32])
         .unwrap()
+}
+
+/// The agent of `name` (key `key(seed)`, joined with [`admit_with_token`])
+/// connects again at `now` with its credential, saying what it
+/// [`offers`].
+pub(super) fn rejoin(state: &mut ClusterState, name: &str, seed: u8, now: u64) -> Admitted {
+    let auth = Auth::Credential {
+        secret: Secret([seed; 32]),
+    };
+    let hello = Hello {
+        machine: Some(offers()),
+        ..hello(auth, name, key(seed))
+    };
+    state.admit(&hello, remote(), now, [9; 32]).unwrap()
 }
 
 /// What a node offers: 2 cores, 4 GiB.

@@ -49,7 +49,7 @@ pub struct Workloads {
     /// finishing: their removal is stored once they have.
     draining: Draining,
     /// The rollouts waiting between batches.
-    delays: UpdateDelays,
+    pub(super) delays: UpdateDelays,
     port_range: RangeInclusive<u16>,
 }
 
@@ -268,7 +268,7 @@ impl ClusterState {
         let name = spec.name.clone();
         let mut change = self.with_snapshot(now, |snapshot| workloads::deploy(snapshot, spec))?;
         change.note = note;
-        self.commit(change)?;
+        self.commit_command(change, now)?;
         Ok(self.replicas_of(&name))
     }
 
@@ -294,14 +294,14 @@ impl ClusterState {
     ) -> Result<Vec<ReplicaRecord>, WorkloadCommandError> {
         let change =
             self.with_snapshot(now, |snapshot| workloads::scale(snapshot, name, replicas))?;
-        self.commit(change)?;
+        self.commit_command(change, now)?;
         Ok(self.replicas_of(name))
     }
 
     /// Removes the service `name` and its replicas.
     pub fn remove_service(&mut self, name: &str, now: u64) -> Result<(), WorkloadCommandError> {
         let change = self.with_snapshot(now, |snapshot| workloads::remove(snapshot, name))?;
-        self.commit(change)?;
+        self.commit_command(change, now)?;
         Ok(())
     }
 
@@ -322,11 +322,11 @@ impl ClusterState {
         let count = u32::try_from(removed.len()).unwrap_or(u32::MAX);
         if count > 0 {
             tracing::info!(%node, replicas = count, "stopping the replicas left on a drained node");
-            self.commit(WorkloadChange {
+            let change = WorkloadChange {
                 removed,
                 ..WorkloadChange::default()
-            })?;
-            self.converge_workloads(now);
+            };
+            self.commit_command(change, now)?;
         }
         Ok(count)
     }
@@ -691,6 +691,16 @@ impl ClusterState {
             }),
             reach,
         })
+    }
+
+    /// Stores the change a command decided at `now`, then converges: one
+    /// change can make room for the next (a stop-first replacement is
+    /// placed once the replica it replaces is gone, a leaving node goes once
+    /// its last replica has).
+    fn commit_command(&mut self, change: WorkloadChange, now: u64) -> Result<(), StoreError> {
+        self.commit(change)?;
+        self.converge_workloads(now);
+        Ok(())
     }
 
     /// Stores `change` as [`ClusterState::store_change`] does, but for the
