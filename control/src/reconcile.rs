@@ -156,8 +156,10 @@ pub fn reconcile(service: &ServiceState) -> Vec<Step> {
     let missing = desired.saturating_sub(staying.len());
     let in_flight = staying.len() - serving_staying;
     let to_place = if stop_first {
-        // Those removed now, and those stopping, run until they are gone.
-        let running = staying.len() + serving_going.len() + service.stopping as usize;
+        // Those removed now, those stopping and those whose health is not
+        // known (they may well run) count until they are gone.
+        let running =
+            staying.len() + serving_going.len() + unknown_going.len() + service.stopping as usize;
         missing.min(desired.saturating_sub(running))
     } else if remaining == 0 {
         missing

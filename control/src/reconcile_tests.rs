@@ -272,6 +272,20 @@ fn a_paused_rollout_finishes_its_batch_and_begins_no_other() {
     );
 }
 
+#[test]
+fn stop_first_places_no_replacement_beside_a_replica_of_unknown_health() {
+    let unknown = Replica {
+        known: false,
+        ..replica(1, 1, false)
+    };
+    let service = ServiceState {
+        desired: 1,
+        order: UpdateOrder::StopFirst,
+        ..rolling_out(vec![unknown])
+    };
+    assert_eq!(reconcile(&service), vec![], "it may still run");
+}
+
 /// Generation 2 of a service of 3, over `replicas`.
 fn rolling_out(replicas: Vec<Replica>) -> ServiceState {
     ServiceState {
@@ -535,7 +549,7 @@ proptest! {
                 prop_assert!(!sim.service.paused || stop_first, "a batch begun while paused: {:?}", steps);
             }
             if stop_first && placing > 0 {
-                let running = sim.service.replicas.iter().filter(|r| !r.lost && (current(r) || r.healthy)).count();
+                let running = sim.service.replicas.iter().filter(|r| !r.lost && (current(r) || r.healthy || !r.known)).count();
                 prop_assert!(running <= desired as usize, "stop-first ran {} of {}: {:?}", running, desired, sim.service);
             }
             let waiting = back_at.is_some_and(|b| b >= round) || round < paused_until;

@@ -177,10 +177,19 @@ impl ClusterState {
             .find(|g| g.generation < generation && g.outcome == Outcome::Completed);
         let rollback = match target {
             Some(target) if current.spec.update.auto_rollback && !was_rollback => {
-                Some((target.generation, target.spec.clone()))
+                Some((target.generation, again(&current.spec, target.spec.clone())))
             }
             _ => None,
         };
+        // A rollback that cannot be placed now (nodes offline, say) is not
+        // one: the rollout failed.
+        let rollback = rollback.filter(|(_, spec)| match self.deploy_targets(spec.clone(), now) {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::error!(%error, %service, "the automatic rollback cannot be placed");
+                false
+            }
+        });
         let Some((to, spec)) = rollback else {
             tracing::warn!(%service, generation, "rollout missed its healthy deadline; not rolled back");
             self.config
@@ -202,7 +211,7 @@ impl ClusterState {
             to,
         }]);
         let note = format!("{AUTOMATIC_ROLLBACK} of {generation} to {to}");
-        if let Err(error) = self.deploy_noted(again(&current.spec, spec), Some(note), now) {
+        if let Err(error) = self.deploy_noted(spec, Some(note), now) {
             tracing::error!(%error, %service, "the automatic rollback could not be deployed");
             self.config
                 .store

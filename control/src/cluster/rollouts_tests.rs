@@ -15,6 +15,17 @@ fn version(command: &str) -> ServiceSpec {
     }
 }
 
+/// The stored events that `wanted` picks, as `warren events` says them.
+fn described(state: &ClusterState, wanted: impl Fn(&What) -> bool) -> Vec<String> {
+    state
+        .events(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| wanted(&e.what))
+        .map(|e| e.what.describe())
+        .collect()
+}
+
 /// Turns every replica healthy until nothing more changes.
 fn settle(state: &mut ClusterState) {
     for _ in 0..6 {
@@ -85,18 +96,12 @@ fn generations_are_recorded_completed_superseded_and_rolled_back_to() {
         outcomes(state)[2..],
         [(3, Outcome::Superseded), (4, Outcome::Completed)]
     );
-    let rollouts: Vec<String> = state
-        .events(None, 1000)
-        .unwrap()
-        .into_iter()
-        .filter(|e| {
-            matches!(
-                e.what,
-                What::RolloutStarted { .. } | What::RolloutCompleted { .. }
-            )
-        })
-        .map(|e| e.what.describe())
-        .collect();
+    let rollouts = described(state, |what| {
+        matches!(
+            what,
+            What::RolloutStarted { .. } | What::RolloutCompleted { .. }
+        )
+    });
     assert_eq!(
         rollouts,
         [
@@ -162,4 +167,30 @@ fn a_generation_not_healthy_by_its_deadline_is_rolled_back_and_a_failed_rollback
     let history = state.history("web").unwrap();
     assert_eq!(history[3].outcome, Outcome::Failed);
     assert_eq!(history.len(), 4, "no rollback made");
+}
+
+#[test]
+fn a_rollback_that_cannot_be_placed_is_a_failed_rollout_not_a_rolled_back_one() {
+    let mut fixture = fixture("deadline-offline", 1);
+    join(&mut fixture, "a", 1);
+    let state = &mut fixture.state;
+    let at = std::time::Instant::now();
+    state.deploy(deadline("v1", true), NOW).unwrap();
+    settle(state);
+    state.deploy(deadline("v2", true), NOW + 10).unwrap();
+    // a goes away: at the deadline, no node can take the rollback.
+    let connection = state.online["a"].connection;
+    state.disconnected("a", connection, at);
+    state.tick(at, NOW + 15, &Default::default());
+    let history = state.history("web").unwrap();
+    assert_eq!(history.len(), 2, "no rollback made");
+    assert_eq!(history[1].outcome, Outcome::Failed);
+    let ends = described(state, |what| {
+        matches!(
+            what,
+            What::RolloutRolledBack { .. } | What::RolloutFailed { .. }
+        )
+    });
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert!(ends[0].ends_with("(no rollback)"), "{ends:?}");
 }
