@@ -798,25 +798,35 @@ fn a_request_in_flight_finishes_before_its_replica_stops_and_a_stop_first_rollou
     });
     std::thread::sleep(Duration::from_secs(1));
     // v2 serves within a few seconds; v1's replica leaves the routes then,
-    // but stops only once the slow request to it has been answered.
+    // but stops only once the slow request to it has been answered (which
+    // `deploy --wait` would wait for).
     deploy_script_with(
         &lab.cluster,
         "slow",
         1,
         &slow_script("v2", 12),
-        true,
+        false,
         &pinned,
     );
-    let replicas: Value =
-        serde_json::from_str(&warren(&lab.cluster, &["ps", "slow", "--json"])).unwrap();
-    let old = replicas["replicas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["generation"] == 1)
-        .unwrap_or_else(|| panic!("v1's replica stopped with a request in flight: {replicas}"))
-        .clone();
-    assert_eq!(old["draining"], true, "{replicas}");
+    let old = warren_netns_tests::wait_for_value(
+        "v1's replica to drain",
+        Duration::from_secs(30),
+        || {
+            let replicas: Value =
+                serde_json::from_str(&warren(&lab.cluster, &["ps", "slow", "--json"])).unwrap();
+            let old = replicas["replicas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["generation"] == 1)
+                .unwrap_or_else(|| {
+                    panic!("v1's replica stopped with a request in flight: {replicas}")
+                })
+                .clone();
+            (old["draining"] == true).then_some(old)
+        },
+    )
+    .unwrap();
     assert!(warren(&lab.cluster, &["ps", "slow"]).contains("draining"));
     let answer = in_flight.join().unwrap().unwrap();
     let answered = Instant::now();
