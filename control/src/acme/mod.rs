@@ -52,12 +52,14 @@ impl Challenges {
         self.lock().get(token).cloned()
     }
 
-    fn insert(&self, token: &str, key_authorization: &str) {
+    /// Opens the challenge `token`, answered with `key_authorization`.
+    pub(crate) fn insert(&self, token: &str, key_authorization: &str) {
         self.lock()
             .insert(token.to_owned(), key_authorization.to_owned());
     }
 
-    fn remove(&self, token: &str) {
+    /// Closes the challenge `token`.
+    pub(crate) fn remove(&self, token: &str) {
         self.lock().remove(token);
     }
 

@@ -15,6 +15,8 @@ struct Https {
     http: SocketAddr,
     https: SocketAddr,
     root: CertificateDer<'static>,
+    /// The ACME HTTP-01 answers its HTTP listener gives.
+    challenges: crate::acme::Challenges,
     _listeners: Listeners,
     _tables: (
         watch::Sender<Arc<CertTable>>,
@@ -44,6 +46,7 @@ async fn start_https_with(routes: Vec<Route>) -> Https {
     let (routes_sender, routes) = watch::channel(Arc::new(RouteTable::new(routes)));
     let https = loopback("--https-listen", workers());
     let https_port = https[0].addr().port();
+    let challenges = crate::acme::Challenges::default();
     let proxy = Proxy::new(
         routes,
         ProxyLimits::default(),
@@ -51,7 +54,7 @@ async fn start_https_with(routes: Vec<Route>) -> Https {
             certs: cert_table.clone(),
             port: https_port,
         }),
-        crate::acme::Challenges::default(),
+        challenges.clone(),
     );
     let listeners = Listeners::start(
         &proxy,
@@ -63,6 +66,7 @@ async fn start_https_with(routes: Vec<Route>) -> Https {
         http: listeners.http_addrs()[0],
         https: listeners.https_addrs()[0],
         root,
+        challenges,
         _listeners: listeners,
         _tables: (cert_sender, routes_sender),
     }
@@ -149,6 +153,17 @@ async fn plain_http_for_a_host_with_a_certificate_is_redirected_but_acme_challen
     assert!(raw.to_ascii_lowercase().contains(&location), "{raw}");
     let (status, body) = get(https.http, "web.test", "/.well-known/acme-challenge/token").await;
     assert_eq!(status, 200, "passed on: {body}");
+    assert!(!body.contains("token.thumbprint"), "{body}");
+    // An open challenge is answered by the proxy itself, for any host (a
+    // certificate is asked for before the host has one, or a route).
+    https.challenges.insert("token", "token.thumbprint");
+    for host in ["web.test", "nothing.test"] {
+        let (status, body) = get(https.http, host, "/.well-known/acme-challenge/token").await;
+        assert_eq!((status, body.as_str()), (200, "token.thumbprint"), "{host}");
+    }
+    https.challenges.remove("token");
+    let (_, body) = get(https.http, "web.test", "/.well-known/acme-challenge/token").await;
+    assert!(!body.contains("token.thumbprint"), "closed: {body}");
     let (status, _) = get(https.http, "nothing.test", "/").await;
     assert_eq!(status, 404);
 }
