@@ -812,17 +812,11 @@ fn a_request_in_flight_finishes_before_its_replica_stops_and_a_stop_first_rollou
         "v1's replica to drain",
         Duration::from_secs(30),
         || {
-            let replicas: Value =
-                serde_json::from_str(&warren(&lab.cluster, &["ps", "slow", "--json"])).unwrap();
-            let old = replicas["replicas"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["generation"] == 1)
-                .unwrap_or_else(|| {
-                    panic!("v1's replica stopped with a request in flight: {replicas}")
-                })
-                .clone();
+            let replicas = lab.cluster.replicas().unwrap();
+            let old = replicas
+                .into_iter()
+                .find(|r| r["service"] == "slow" && r["generation"] == 1)
+                .unwrap_or_else(|| panic!("v1's replica stopped with a request in flight"));
             (old["draining"] == true).then_some(old)
         },
     )
@@ -834,10 +828,8 @@ fn a_request_in_flight_finishes_before_its_replica_stops_and_a_stop_first_rollou
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     assert!(answer.trim_end().ends_with("v1-slow"), "{answer}");
     wait_for("v1's replica to stop", Duration::from_secs(30), || {
-        let replicas: Value =
-            serde_json::from_str(&warren(&lab.cluster, &["ps", "slow", "--json"])).unwrap();
-        replicas["replicas"]
-            .as_array()
+        lab.cluster
+            .replicas()
             .unwrap()
             .iter()
             .all(|r| r["id"] != old["id"])
@@ -878,22 +870,19 @@ fn a_request_in_flight_finishes_before_its_replica_stops_and_a_stop_first_rollou
             .then(|| (kind.to_owned(), e["at_ms"].as_u64().unwrap()))
         })
         .collect();
-    let kinds: Vec<&str> = steps.iter().map(|(kind, _)| kind.as_str()).collect();
     assert_eq!(
-        kinds.iter().position(|k| *k == "replica_stopped"),
-        Some(0),
+        steps.first().map(|(kind, _)| kind.as_str()),
+        Some("replica_stopped"),
         "an old replica stopped first: {steps:?}"
     );
-    let placed: Vec<u64> = steps
-        .iter()
-        .filter(|(kind, _)| kind == "replica_placed")
-        .map(|(_, at)| *at)
-        .collect();
-    let healthy: Vec<u64> = steps
-        .iter()
-        .filter(|(kind, _)| kind == "replica_healthy")
-        .map(|(_, at)| *at)
-        .collect();
+    let times_of = |wanted: &str| -> Vec<u64> {
+        steps
+            .iter()
+            .filter(|(kind, _)| kind == wanted)
+            .map(|(_, at)| *at)
+            .collect()
+    };
+    let (placed, healthy) = (times_of("replica_placed"), times_of("replica_healthy"));
     assert_eq!((placed.len(), healthy.len()), (3, 3), "{steps:?}");
     assert!(
         placed[1] >= healthy[0] + 3000,

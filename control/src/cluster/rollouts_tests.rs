@@ -129,16 +129,23 @@ fn deadline(command: &str, auto: bool) -> ServiceSpec {
     }
 }
 
-#[test]
-fn a_generation_not_healthy_by_its_deadline_is_rolled_back_and_a_failed_rollback_does_not_loop() {
-    let mut fixture = fixture("deadline", 1);
+/// Node `a` serving v1 (5 s deadline, auto-rollback), and v2 deployed at
+/// `NOW + 10`, which never turns healthy (nothing reports it); with the
+/// instant the ticks use.
+fn v2_pending(name: &str) -> (super::tests::Fixture, std::time::Instant) {
+    let mut fixture = fixture(name, 1);
     join(&mut fixture, "a", 1);
     let state = &mut fixture.state;
-    let at = std::time::Instant::now();
     state.deploy(deadline("v1", true), NOW).unwrap();
     settle(state);
-    // v2 never turns healthy: nothing reports it.
     state.deploy(deadline("v2", true), NOW + 10).unwrap();
+    (fixture, std::time::Instant::now())
+}
+
+#[test]
+fn a_generation_not_healthy_by_its_deadline_is_rolled_back_and_a_failed_rollback_does_not_loop() {
+    let (mut fixture, at) = v2_pending("deadline");
+    let state = &mut fixture.state;
     state.tick(at, NOW + 14, &Default::default());
     assert_eq!(
         state.history("web").unwrap().len(),
@@ -171,13 +178,8 @@ fn a_generation_not_healthy_by_its_deadline_is_rolled_back_and_a_failed_rollback
 
 #[test]
 fn a_rollback_that_cannot_be_placed_is_a_failed_rollout_not_a_rolled_back_one() {
-    let mut fixture = fixture("deadline-offline", 1);
-    join(&mut fixture, "a", 1);
+    let (mut fixture, at) = v2_pending("deadline-offline");
     let state = &mut fixture.state;
-    let at = std::time::Instant::now();
-    state.deploy(deadline("v1", true), NOW).unwrap();
-    settle(state);
-    state.deploy(deadline("v2", true), NOW + 10).unwrap();
     // a goes away: at the deadline, no node can take the rollback.
     let connection = state.online["a"].connection;
     state.disconnected("a", connection, at);

@@ -310,7 +310,7 @@ impl ClusterState {
     /// elsewhere are placed again there, the others wait for room. Returns
     /// how many it stopped.
     pub fn stop_replicas_on(&mut self, node: &str, now: u64) -> Result<u32, NodeCommandError> {
-        if !self.workloads.settings.get(node).is_some_and(|s| s.drained) {
+        if !self.node_settings(node).drained {
             return Err(NodeCommandError::NotDrained(node.to_owned()));
         }
         let removed: Vec<ReplicaId> = self

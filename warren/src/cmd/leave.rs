@@ -65,8 +65,15 @@ pub fn run(args: LeaveArgs) -> Result<()> {
             // The agent exits once the node is removed.
             Ok(0) => break,
             Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => continue,
+            // The read timed out: the deadline is checked again.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(error) => return Err(error).context("reading the agent"),
         }
         match Answer::parse(&line) {
